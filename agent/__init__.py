@@ -1,0 +1,1 @@
+"""The controller: LangGraph loop, model backends, prompts, answers and the CLI."""

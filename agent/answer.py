@@ -1,0 +1,67 @@
+"""The one final-answer format, shared by the agent loop, SFT data and GRPO rewards.
+
+The controller ends a turn with::
+
+    <answer>{"choice": "B", "answer": "red", "evidence": [[12.0, 18.5]]}</answer>
+
+``choice`` is an option letter (omitted or null for open questions), ``answer`` the text,
+``evidence`` a list of half-open ``[start_seconds, end_seconds)`` spans.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import BaseModel, Field
+
+ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+LETTERS = "ABCDEFGHIJ"
+
+
+class Answer(BaseModel):
+    """The controller's final answer."""
+
+    text: str = Field(default="", description="Free-text answer.")
+    choice: str | None = Field(default=None, description="Option letter, when the question had options.")
+    evidence: list[tuple[float, float]] = Field(default_factory=list, description="Evidence spans, seconds, half-open.")
+    valid: bool = Field(default=True, description="False when the model's output had no parseable answer.")
+
+
+def format_answer(answer: Answer) -> str:
+    """Render an Answer in the exact format `parse_answer` reads back."""
+    payload = {"choice": answer.choice, "answer": answer.text, "evidence": [[round(s, 2), round(e, 2)] for s, e in answer.evidence]}
+    return "<answer>" + json.dumps(payload) + "</answer>"
+
+
+def parse_answer(text: str, n_options: int = 0, duration_seconds: float | None = None) -> Answer | None:
+    """Parse the last ``<answer>`` block; None when there is none or it is not valid JSON.
+
+    Spans are clipped to ``[0, duration_seconds]``; spans that are empty after clipping, or not
+    pairs of numbers, are dropped. A choice outside the options is dropped (kept as text).
+    """
+    matches = ANSWER_RE.findall(text or "")
+    if not matches:
+        return None
+    try:
+        payload = json.loads(matches[-1].strip())
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    choice = payload.get("choice")
+    choice = choice.strip().upper()[:1] if isinstance(choice, str) and choice.strip() else None
+    if choice is not None and n_options and choice not in LETTERS[:n_options]:
+        choice = None
+    spans: list[tuple[float, float]] = []
+    for item in payload.get("evidence") or []:
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, (int, float)) for x in item)):
+            continue
+        start, end = float(item[0]), float(item[1])
+        start = max(0.0, start)
+        if duration_seconds is not None:
+            end = min(end, duration_seconds)
+        if end > start:
+            spans.append((start, end))
+    text_answer = payload.get("answer")
+    return Answer(text=str(text_answer) if text_answer is not None else (choice or ""), choice=choice, evidence=spans)

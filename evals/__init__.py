@@ -1,0 +1,1 @@
+"""Evaluation: the synthetic long-video world, benchmark adapters, metrics and reports."""

@@ -1,0 +1,1 @@
+"""Adapters from public benchmark annotation files to the Foveate manifest."""

@@ -1,0 +1,31 @@
+"""Shared fixtures. Fixture modules live in tests/fixtures/ and are imported here."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tests.fixtures.models import *  # noqa: E402,F401,F403
+from tests.fixtures.videos import *  # noqa: E402,F401,F403
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_logged_errors(caplog):
+    """A test that logs at ERROR has swallowed a failure somewhere: fail it."""
+    yield
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and not getattr(r, "expected", False)]
+    if errors:
+        pytest.fail("logged at ERROR: " + "; ".join(r.getMessage() for r in errors))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own FOVEATE_CACHE so tests never share or pollute ~/.cache."""
+    monkeypatch.setenv("FOVEATE_CACHE", str(tmp_path_factory.mktemp("cache")))

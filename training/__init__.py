@@ -1,0 +1,1 @@
+"""Training the controller (SFT, GRPO) and the embedder (contrastive fine-tuning)."""
