@@ -1,0 +1,1 @@
+"""Video memory: decoding, the compressed-stream overview, clip embeddings and their index."""

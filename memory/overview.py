@@ -1,0 +1,172 @@
+"""The overview: the controller's first, cheap view of a whole video."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from memory.blocks import ContentBlock, image_block, text_block
+from memory.config import IngestConfig
+from memory.motion import MotionTimeline
+from memory.probe import VideoInfo
+from memory.scan import scan
+from memory.segments import Segment, build_segments
+
+OVERVIEW_FILE = "overview.json"
+THUMBS_DIR = "thumbs"
+
+
+def format_time(seconds: float) -> str:
+    """``m:ss`` below an hour, ``h:mm:ss`` above."""
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder and rename, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Overview(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    duration_seconds: float = Field(gt=0)
+    width: int = Field(gt=0, description="Display width after rotation.")
+    height: int = Field(gt=0, description="Display height after rotation.")
+    motion_source: str = Field(description="'motion_vectors' (compressed stream) or 'frame_diff' (fallback).")
+    timeline: MotionTimeline
+    cuts_seconds: list[float] = Field(description="Detected scene cuts, seconds.")
+    keyframe_seconds: list[float] = Field(description="Times of the keyframe thumbnails thumbs/00000.jpg, ...")
+    segments: list[Segment]
+    _dir: Path | None = PrivateAttr(default=None)
+
+    # ---- persistence -------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(directory / OVERVIEW_FILE, self.model_dump_json().encode())
+        self._dir = directory
+
+    @classmethod
+    def load(cls, directory: Path) -> "Overview":
+        ov = cls.model_validate_json((directory / OVERVIEW_FILE).read_text())
+        ov._dir = directory
+        return ov
+
+    def thumbnail(self, index: int) -> Image.Image:
+        if self._dir is None:
+            raise RuntimeError("overview has no thumbnail folder (build or load it from a directory)")
+        with Image.open(self._dir / THUMBS_DIR / f"{index:05d}.jpg") as im:
+            return im.convert("RGB")
+
+    # ---- the controller's view ---------------------------------------------------------
+    def _rows(self, segments: list[Segment]) -> list[str]:
+        return [f"{i:>3} [{format_time(s.start_seconds)}-{format_time(s.end_seconds)}) "
+                f"{s.start_seconds:.1f}-{s.end_seconds:.1f}s {'cut; ' if s.starts_with_cut else ''}{s.describe_motion()}"
+                for i, s in enumerate(segments)]
+
+    def _coarsen(self, max_rows: int) -> list[Segment]:
+        """Merge neighbouring segments until at most ``max_rows`` remain."""
+        segs = list(self.segments)
+        while len(segs) > max(1, max_rows):
+            durations = [b.end_seconds - a.start_seconds for a, b in zip(segs, segs[1:])]
+            i = int(np.argmin(durations))
+            a, b = segs[i], segs[i + 1]
+            segs[i:i + 2] = [a.model_copy(update={"end_seconds": b.end_seconds,
+                                                  "objects": a.objects if a.objects == b.objects else "mixed motion"})]
+        return segs
+
+    def render(self, max_images: int = 16, max_chars: int = 4000) -> list[ContentBlock]:
+        """Text table of segments plus evenly spread keyframe thumbnails, within the budget.
+
+        The text grows linearly with the number of segments and is coarsened (neighbouring
+        segments merged) until it fits ``max_chars``; at most ``max_images`` thumbnails.
+        """
+        header = (f"Video overview: duration {format_time(self.duration_seconds)} ({self.duration_seconds:.1f}s), "
+                  f"{self.width}x{self.height}, {len(self.cuts_seconds)} scene cuts, motion from {self.motion_source}.\n"
+                  f"Segments (index [start-end) seconds, motion):")
+        segs = list(self.segments)
+        rows = self._rows(segs)
+        while len(header) + sum(len(r) + 1 for r in rows) > max_chars and len(segs) > 1:
+            segs = self._coarsen(len(segs) * 2 // 3)
+            rows = self._rows(segs)
+        text = header + "\n" + "\n".join(rows)
+        blocks: list[ContentBlock] = [text_block(text[:max_chars])]
+        if max_images <= 0 or not self.keyframe_seconds or self._dir is None:
+            return blocks
+        picks = self._pick_keyframes(max_images)
+        blocks.append(text_block("Keyframes:"))
+        for k in picks:
+            blocks.append(text_block(f"t={format_time(self.keyframe_seconds[k])} ({self.keyframe_seconds[k]:.1f}s)"))
+            blocks.append(image_block(self.thumbnail(k)))
+        return blocks
+
+    def _pick_keyframes(self, max_images: int) -> list[int]:
+        reps = [s.keyframe for s in self.segments if s.keyframe is not None]
+        reps = sorted(set(reps)) or list(range(len(self.keyframe_seconds)))
+        if len(reps) > max_images:
+            reps = [reps[int(i)] for i in np.linspace(0, len(reps) - 1, max_images).round()]
+        return sorted(set(reps))
+
+    def plot(self, png_path: str | Path, max_thumbs: int = 12) -> None:
+        """Motion timeline (camera vs objects), cuts, and a keyframe strip, as a PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        tl = self.timeline
+        t = np.arange(tl.n_bins) * tl.bin_seconds
+        fig, (ax, strip) = plt.subplots(2, 1, figsize=(12, 4.5), gridspec_kw={"height_ratios": [3, 1.3]})
+        ax.plot(t, tl.camera_magnitude(), label="camera motion", lw=1)
+        ax.plot(t, tl.local_magnitude(), label="object motion", lw=1)
+        for c in self.cuts_seconds:
+            ax.axvline(c, color="red", lw=0.8, ls="--")
+        for s in self.segments:
+            ax.axvspan(s.start_seconds, s.end_seconds, color="grey", alpha=0.06 if s.keyframe is None or s.keyframe % 2 else 0.12)
+        ax.set_xlim(0, self.duration_seconds)
+        ax.set_ylabel("displacement / diagonal per frame")
+        ax.set_title(f"{len(self.segments)} segments, {len(self.cuts_seconds)} cuts (red), source: {self.motion_source}")
+        ax.legend(loc="upper right", fontsize=8)
+        strip.axis("off")
+        picks = self._pick_keyframes(max_thumbs) if self._dir else []
+        for j, k in enumerate(picks):
+            sub = strip.inset_axes([j / max(len(picks), 1), 0, 1 / max(len(picks), 1) * 0.95, 1])
+            sub.imshow(self.thumbnail(k))
+            sub.set_title(format_time(self.keyframe_seconds[k]), fontsize=7)
+            sub.axis("off")
+        fig.tight_layout()
+        fig.savefig(png_path, dpi=100)
+        plt.close(fig)
+
+    def summary(self) -> dict:
+        return {"duration_s": self.duration_seconds, "motion_source": self.motion_source, "cuts": self.cuts_seconds,
+                "segments": [s.model_dump() for s in self.segments]}
+
+
+def build_overview(path: str | Path, info: VideoInfo, config: IngestConfig, out_dir: Path,
+                   progress: Callable[[float], None] | None = None) -> Overview:
+    """Scan the video once and save the overview (JSON + thumbnails) into ``out_dir``."""
+    result = scan(path, info, config, out_dir / THUMBS_DIR, progress)
+    segments = build_segments(result.timeline, result.cuts_seconds, result.keyframe_seconds, info.duration_seconds, config)
+    w, h = info.display_size
+    ov = Overview(duration_seconds=info.duration_seconds, width=w, height=h, motion_source=result.timeline.source,
+                  timeline=result.timeline, cuts_seconds=result.cuts_seconds, keyframe_seconds=result.keyframe_seconds,
+                  segments=segments)
+    ov.save(out_dir)
+    return ov

@@ -1,0 +1,105 @@
+"""Content-based segments: split at cuts and at changes in motion, merge short, split long."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from memory.config import IngestConfig
+from memory.motion import MotionTimeline, direction_label
+
+# Below these (fractions of the diagonal per frame) motion reads as "still".
+STILL_CAMERA = 0.0008
+STILL_OBJECTS = 0.0002
+
+
+class Segment(BaseModel):
+    """A stretch ``[start_seconds, end_seconds)`` of homogeneous content."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start_seconds: float = Field(ge=0)
+    end_seconds: float = Field(gt=0)
+    starts_with_cut: bool = Field(default=False, description="The segment begins at a detected scene cut.")
+    motion: float = Field(ge=0, description="Mean motion magnitude, fraction of the diagonal per frame.")
+    camera: str = Field(description="Camera motion: 'still' or 'pan <direction>'.")
+    objects: str = Field(description="Object motion relative to the camera: 'still' or 'moving <direction>'.")
+    keyframe: int | None = Field(default=None, description="Index of the representative keyframe thumbnail.")
+
+    def describe_motion(self) -> str:
+        parts = [p for p in (self.camera if self.camera != "still" else "", self.objects if self.objects != "still" else "") if p]
+        return ", ".join(parts) or "static"
+
+
+def _boundaries(timeline: MotionTimeline, cuts: list[float], duration: float, config: IngestConfig) -> list[tuple[float, bool]]:
+    bounds = {0.0: False}
+    for c in cuts:
+        if 0 < c < duration:
+            bounds[round(c, 3)] = True
+    activity = np.asarray(timeline.magnitude) + timeline.local_magnitude()
+    frac = np.sqrt(np.asarray(timeline.local_fraction))
+    flow = np.stack([np.asarray(timeline.local_dx) * frac, np.asarray(timeline.local_dy) * frac], axis=1)
+    k = max(1, int(round(2.0 / timeline.bin_seconds)))  # 2 s windows either side
+    floor = STILL_OBJECTS
+    for i in range(k, len(activity) - k + 1):
+        before, after = activity[i - k:i].mean() + floor, activity[i:i + k].mean() + floor
+        fb, fa = flow[i - k:i].mean(axis=0), flow[i:i + k].mean(axis=0)
+        turned = (min(np.hypot(*fb), np.hypot(*fa)) > STILL_OBJECTS
+                  and float(np.dot(fb, fa)) < 0.2 * np.hypot(*fb) * np.hypot(*fa))
+        if turned or max(before, after) / min(before, after) >= config.motion_change_ratio:
+            t = round(i * timeline.bin_seconds, 3)
+            if all(abs(t - b) >= config.min_segment_seconds for b in bounds):
+                bounds[t] = False
+    return sorted(bounds.items())
+
+
+def _summarise(timeline: MotionTimeline, start: float, end: float) -> tuple[float, str, str]:
+    b = timeline.bin_seconds
+    lo, hi = int(start / b), max(int(start / b) + 1, int(np.ceil(end / b)))
+    sl = slice(lo, min(hi, timeline.n_bins))
+    mag = float(np.mean(timeline.magnitude[sl])) if timeline.n_bins else 0.0
+    cdx, cdy = float(np.mean(timeline.camera_dx[sl] or [0])), float(np.mean(timeline.camera_dy[sl] or [0]))
+    frac = np.asarray(timeline.local_fraction[sl] or [0.0])
+    ldx = float(np.dot(frac, timeline.local_dx[sl] or [0]) / max(frac.sum(), 1e-9))
+    ldy = float(np.dot(frac, timeline.local_dy[sl] or [0]) / max(frac.sum(), 1e-9))
+    # Content moving left means the camera pans right.
+    camera = f"pan {direction_label(-cdx, -cdy)}" if np.hypot(cdx, cdy) > STILL_CAMERA else "still"
+    objects = f"moving {direction_label(ldx, ldy)}" if np.hypot(ldx, ldy) * frac.mean() ** 0.5 > STILL_OBJECTS else "still"
+    return mag, camera, objects
+
+
+def build_segments(timeline: MotionTimeline, cuts: list[float], keyframe_seconds: list[float],
+                   duration: float, config: IngestConfig) -> list[Segment]:
+    """Segments covering ``[0, duration)`` contiguously."""
+    bounds = _boundaries(timeline, cuts, duration, config)
+    spans = []
+    for i, (start, is_cut) in enumerate(bounds):
+        end = bounds[i + 1][0] if i + 1 < len(bounds) else duration
+        if end > start:
+            spans.append([start, end, is_cut])
+    merged: list[list] = []
+    for span in spans:  # short non-cut pieces join the previous segment
+        if merged and (span[1] - span[0] < config.min_segment_seconds and not span[2]
+                       or merged[-1][1] - merged[-1][0] < config.min_segment_seconds and not span[2]):
+            merged[-1][1] = span[1]
+        else:
+            merged.append(span)
+    final: list[tuple[float, float, bool]] = []
+    for start, end, is_cut in merged:
+        n = int(np.ceil((end - start) / config.max_segment_seconds - 1e-9))
+        edges = np.linspace(start, end, n + 1)
+        for j in range(n):
+            final.append((float(edges[j]), float(edges[j + 1]), is_cut and j == 0))
+    kf = np.asarray(keyframe_seconds) if keyframe_seconds else None
+    segments = []
+    for start, end, is_cut in final:
+        mag, camera, objects = _summarise(timeline, start, end)
+        key = None
+        if kf is not None:
+            inside = np.flatnonzero((kf >= start) & (kf < end))
+            mid = (start + end) / 2
+            pool = inside if len(inside) else np.arange(len(kf))
+            key = int(pool[np.argmin(np.abs(kf[pool] - mid))])
+        segments.append(Segment(start_seconds=round(start, 3), end_seconds=round(end, 3), starts_with_cut=is_cut,
+                                motion=round(mag, 6), camera=camera, objects=objects, keyframe=key))
+    return segments
