@@ -1,7 +1,25 @@
-"""Video memory: decoding, the compressed-stream overview, clip embeddings and their index."""
+"""Video memory: decoding, the compressed-stream overview, clip embeddings and their index.
 
-from memory.config import IngestConfig
-from memory.embedder import DEFAULT_EMBEDDER, ClipEmbedder, load_embedder
-from memory.video_memory import ClipHit, VideoMemory, ingest
+Names are imported lazily so that overview-only users never import torch.
+"""
 
-__all__ = ["ClipEmbedder", "ClipHit", "DEFAULT_EMBEDDER", "IngestConfig", "VideoMemory", "ingest", "load_embedder"]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "IngestConfig": "memory.config",
+    "ClipEmbedder": "memory.embedder",
+    "DEFAULT_EMBEDDER": "memory.embedder",
+    "load_embedder": "memory.embedder",
+    "ClipHit": "memory.video_memory",
+    "VideoMemory": "memory.video_memory",
+    "ingest": "memory.video_memory",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'memory' has no attribute {name!r}")

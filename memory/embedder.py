@@ -14,8 +14,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
+
 from PIL import Image
+
+import torch  # noqa: E402  (the embedder is the one memory module that needs torch)
 
 from memory.errors import EmbedderError
 
