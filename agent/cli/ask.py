@@ -2,8 +2,84 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from agent.cli.common import console, err_console, fail, print_json, setup_logging
+from agent.cli.index import EMBEDDER_HELP
+
+
+def _show_step(step) -> None:
+    for turn in step.tool_turns:
+        args = ", ".join(f"{k}={v}" for k, v in (turn.arguments or {}).items())
+        status = f"[red]{turn.error}[/]" if turn.error else f"{turn.frames_spent} frames"
+        err_console.print(f"  [cyan]{turn.name}[/]({args}) -> {status}", highlight=False)
+        if not turn.error:
+            for line in turn.summary.splitlines()[1:4]:
+                if line.strip() and not line.startswith("["):
+                    err_console.print(f"      {line}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to `app`."""
+    @app.command("ask")
+    def ask(
+        video: Path = typer.Argument(..., help="Video file."),
+        question: Optional[str] = typer.Argument(None, help="The question; omit it for an interactive session."),
+        option: list[str] = typer.Option([], "--option", help="A multiple-choice option (repeat, in order: A, B, ...)."),
+        controller: Optional[str] = typer.Option(None, "--controller", help="HF model id, local model directory, or openai:MODEL@URL."),
+        embedder: Optional[str] = typer.Option(None, "--embedder", help=EMBEDDER_HELP),
+        max_steps: int = typer.Option(6, "--max-steps", help="Controller turns before a final answer is forced."),
+        max_frames: int = typer.Option(48, "--max-frames", help="Frames the tools may spend per question."),
+        cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache root."),
+        json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+        trace: Optional[Path] = typer.Option(None, "--trace", help="Append the trajectory (JSONL) here."),
+    ) -> None:
+        """Answer a question about a video, citing time spans as evidence."""
+        from agent.backends import DEFAULT_CONTROLLER, load_controller
+        from agent.config import AgentConfig
+        from agent.graph import answer_question
+        from agent.trajectory import write_trajectories
+        from agent.cli.index import ingest_with_progress
+        from memory.errors import FoveateError
+
+        setup_logging()
+        try:
+            config = AgentConfig(max_steps=max_steps, max_frames=max_frames)
+            mem = ingest_with_progress(video, cache_dir, embedder)
+            ctl = load_controller(controller or DEFAULT_CONTROLLER)
+        except FoveateError as exc:
+            fail(str(exc))
+        except ValueError as exc:
+            fail(str(exc).splitlines()[0], 2)
+
+        def run(q: str, opts: list[str] | None) -> None:
+            traj = answer_question(mem, q, opts, ctl, config, on_step=None if json_out else _show_step)
+            if trace:
+                write_trajectories(trace, [traj])
+            ans = traj.answer
+            if json_out:
+                print_json({"answer": ans.text, "choice": ans.choice, "evidence": [list(s) for s in ans.evidence],
+                            "frames_used": traj.frames_used, "tool_calls": traj.tool_calls, "steps": len(traj.steps),
+                            "latency_s": round(traj.latency_s, 3), "valid": ans.valid})
+            else:
+                from memory.overview import format_time
+
+                spans = ", ".join(f"{format_time(s)}-{format_time(e)}" for s, e in ans.evidence) or "none"
+                choice = f"({ans.choice}) " if ans.choice else ""
+                console.print(f"[bold]Answer:[/] {choice}{ans.text}" + ("" if ans.valid else " [yellow](no valid answer format)[/]"), highlight=False)
+                console.print(f"Evidence: {spans}   [dim]{traj.frames_used} frames, {traj.tool_calls} tool calls, {traj.latency_s:.1f}s[/]")
+
+        if question is not None:
+            run(question, option or None)
+            return
+        console.print(f"[bold]{video.name}[/] ({mem.duration_seconds:.0f}s) — ask questions; empty line or 'quit' ends.")
+        while True:
+            try:
+                q = console.input("[bold green]? [/]").strip()
+            except EOFError:
+                break
+            if not q or q.lower() in ("quit", "exit"):
+                break
+            run(q, None)

@@ -1,0 +1,127 @@
+"""A tiny Qwen2.5-VL-architecture controller built offline: random weights, a locally trained
+byte-level BPE tokenizer and a chat template with tool support, saved with ``save_pretrained`` so
+``--controller DIR`` exercises the same loading path as a real model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                  "<|image_pad|>", "<|video_pad|>"]
+# Added as ordinary (non-special) tokens so decoding keeps them, as Qwen's tokenizers do.
+TAG_TOKENS = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<answer>", "</answer>"]
+
+# Qwen3-style template: tools in the system turn, tool results as user turns in <tool_response>.
+CHAT_TEMPLATE = """{%- macro render(content) -%}
+{%- if content is string -%}{{ content }}{%- else -%}
+{%- for part in content -%}
+{%- if part.type == 'image' or 'image' in part -%}<|vision_start|><|image_pad|><|vision_end|>
+{%- elif part.type == 'text' -%}{{ part.text }}{%- endif -%}
+{%- endfor -%}{%- endif -%}
+{%- endmacro -%}
+{%- if tools -%}<|im_start|>system
+{% if messages[0].role == 'system' %}{{ render(messages[0].content) }}
+
+{% endif %}# Tools
+
+You may call one or more functions to assist with the user query.
+
+You are provided with function signatures within <tools></tools> XML tags:
+<tools>
+{% for tool in tools %}{{ tool | tojson }}
+{% endfor %}</tools>
+
+For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:
+<tool_call>
+{"name": <function-name>, "arguments": <args-json-object>}
+</tool_call><|im_end|>
+{% elif messages[0].role == 'system' -%}<|im_start|>system
+{{ render(messages[0].content) }}<|im_end|>
+{% endif -%}
+{%- for message in messages -%}
+{%- if message.role == 'system' -%}
+{%- elif message.role == 'tool' -%}
+{%- if loop.first or messages[loop.index0 - 1].role != 'tool' %}<|im_start|>user
+{% endif %}<tool_response>
+{{ render(message.content) }}
+</tool_response>
+{%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}<|im_end|>
+{% else %}
+{% endif -%}
+{%- elif message.role == 'assistant' -%}<|im_start|>assistant
+{% generation %}{{ render(message.content) }}
+{%- if message.tool_calls -%}{%- for call in message.tool_calls -%}
+<tool_call>
+{"name": "{{ call.function.name }}", "arguments": {{ call.function.arguments | tojson }}}
+</tool_call>{%- endfor -%}{%- endif -%}<|im_end|>{% endgeneration %}
+{% else -%}<|im_start|>{{ message.role }}
+{{ render(message.content) }}<|im_end|>
+{% endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt %}<|im_start|>assistant
+{% endif -%}"""
+
+
+def _corpus() -> list[str]:
+    from agent.prompts import SYSTEM_PROMPT
+
+    words = ("red green blue yellow magenta cyan white star circle square triangle cross moving left right up down "
+             "video question answer evidence seconds segment cut camera pan static keyframe clip zoom retrieve "
+             "dense_sample start end fps num_frames query choice options duration overview frames budget").split()
+    lines = [SYSTEM_PROMPT, CHAT_TEMPLATE]
+    lines += [f'{{"name": "zoom", "arguments": {{"start": {i}.0, "end": {i + 8}.5, "num_frames": 4}}}}' for i in range(0, 600, 7)]
+    lines += [f'{{"choice": "{c}", "answer": "{w}", "evidence": [[{i}.0, {i + 4}.0]]}}' for i, (c, w) in enumerate(zip("ABCDE" * 20, words * 3))]
+    lines += [" ".join(words[i:] + words[:i]) for i in range(len(words))]
+    lines += [f"{m}:{s:02d} {m * 60 + s}.0-{m * 60 + s + 4}.5s" for m in range(60) for s in range(0, 60, 13)]
+    return lines
+
+
+def build_tiny_tokenizer(vocab_size: int = 1024):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS + TAG_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   additional_special_tokens=SPECIAL_TOKENS[1:])
+    fast.add_tokens(TAG_TOKENS)
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_tiny_controller(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Path:
+    """Write a tiny Qwen2.5-VL model + processor to ``out_dir``; loadable with ``--controller out_dir``."""
+    import torch
+    from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
+                              Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
+
+    out_dir = Path(out_dir)
+    tokenizer = build_tiny_tokenizer()
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    heads = max(2, hidden_size // 32)
+    half = hidden_size // heads // 2  # mrope sections (temporal, height, width) must sum to head_dim / 2
+    hw = 3 * half // 8
+    config = Qwen2_5_VLConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": hidden_size, "intermediate_size": hidden_size * 2,
+                     "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": max(1, heads // 2),
+                     "max_position_embeddings": 8192, "rope_parameters": {"rope_type": "default", "mrope_section": [half - 2 * hw, hw, hw], "rope_theta": 10000.0},
+                     "tie_word_embeddings": True, "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]},
+        vision_config={"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": hidden_size,
+                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "fullatt_block_indexes": [0], "window_size": 112},
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
+    processor = Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                                    video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT_TEMPLATE)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir
