@@ -2,8 +2,61 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from agent.cli.common import err_console, fail, setup_logging
+from agent.cli.index import EMBEDDER_HELP
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to `app`."""
+    @app.command("batch")
+    def batch(
+        manifest: Path = typer.Argument(..., help="Manifest JSONL: {id, video, question, options?, answer?, evidence?, task?}."),
+        out: Path = typer.Option(..., "--out", help="Predictions JSONL (appended; rerun to resume)."),
+        workers: int = typer.Option(1, "--workers", help="Questions answered in parallel per video."),
+        controller: Optional[str] = typer.Option(None, "--controller", help="HF model id, local model directory, or openai:MODEL@URL."),
+        embedder: Optional[str] = typer.Option(None, "--embedder", help=EMBEDDER_HELP),
+        policy: str = typer.Option("agent", "--policy", help="agent (tools), uniform (N even frames) or retrieval (top-N clips' frames)."),
+        frames: int = typer.Option(16, "--frames", help="Frame budget of the uniform and retrieval baselines."),
+        max_steps: int = typer.Option(6, "--max-steps", help="Agent: controller turns before a final answer is forced."),
+        max_frames: int = typer.Option(48, "--max-frames", help="Agent: frames the tools may spend per question."),
+        cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache root."),
+        trace: Optional[Path] = typer.Option(None, "--trace", help="Append every trajectory (JSONL) here."),
+    ) -> None:
+        """Answer every question of a manifest; finished ids are skipped, so a rerun resumes."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from agent.backends import DEFAULT_CONTROLLER, load_controller
+        from agent.batch import POLICIES, run_batch
+        from agent.config import AgentConfig
+        from agent.records import read_manifest
+        from memory import DEFAULT_EMBEDDER, ingest
+        from memory.errors import FoveateError
+
+        setup_logging()
+        if policy not in POLICIES:
+            fail(f"--policy {policy!r}: valid policies are {', '.join(POLICIES)}", 2)
+        try:
+            rows = read_manifest(manifest)
+            ctl = load_controller(controller or DEFAULT_CONTROLLER)
+        except (FoveateError, ValueError, OSError) as exc:
+            fail(str(exc).splitlines()[0])
+        load = lambda video: ingest(video, cache_root_dir=cache_dir, embedder=embedder or DEFAULT_EMBEDDER)  # noqa: E731
+        failed = 0
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console) as bar:
+            task = bar.add_task(f"{policy}", total=len(rows))
+            from agent.records import iter_predictions
+
+            bar.update(task, completed=len({p.id for p in iter_predictions(out)} & {r.id for r in rows}))
+
+            def on_row(pred) -> None:
+                nonlocal failed
+                failed += pred.error is not None
+                bar.advance(task)
+
+            n = run_batch(rows, out, ctl, load, policy, AgentConfig(max_steps=max_steps, max_frames=max_frames), frames,
+                          workers, trace, on_row)
+        err_console.print(f"answered {n} questions ({failed} failed) -> {out}")

@@ -1,0 +1,47 @@
+"""Tool-free baselines at a fixed frame budget, with the same backend and answer format.
+
+``uniform``: N evenly spaced frames. ``retrieval``: the frames of the top-N clips retrieved
+for the question text.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from agent.answer import parse_answer
+from agent.backends.base import Controller
+from agent.graph import _fallback_answer
+from agent.prompts import SYSTEM_PROMPT, question_text
+from agent.trajectory import Step, Trajectory
+from memory.blocks import image_block, text_block
+from memory.video_memory import VideoMemory
+
+BASELINE_INSTRUCTION = "Tools are not available for this question: answer from these frames, in the <answer> format."
+
+
+def baseline_times(memory: VideoMemory, policy: str, question: str, n_frames: int) -> np.ndarray:
+    duration = memory.duration_seconds
+    if policy == "uniform":
+        return (np.arange(n_frames) + 0.5) * duration / n_frames
+    if policy == "retrieval":
+        hits = memory.search(question, n_frames)
+        return np.asarray(sorted((h.start_seconds + h.end_seconds) / 2 for h in hits)) if hits else (np.arange(n_frames) + 0.5) * duration / n_frames
+    raise ValueError(f"unknown baseline policy {policy!r}; valid: uniform, retrieval")
+
+
+def run_baseline(memory: VideoMemory, question: str, options: list[str] | None, controller: Controller,
+                 policy: str, n_frames: int, qid: str = "") -> Trajectory:
+    start = time.perf_counter()
+    times = baseline_times(memory, policy, question, n_frames)
+    frames = memory.frames_at(times, max_side=448)
+    content = [text_block(question_text(question, options, memory.duration_seconds)), text_block(BASELINE_INSTRUCTION)]
+    for t, f in zip(times, frames):
+        content += [text_block(f"t={t:.1f}s"), image_block(f)]
+    messages = [{"role": "system", "content": [text_block(SYSTEM_PROMPT)]}, {"role": "user", "content": content}]
+    gen = controller.generate(messages, None)
+    answer = parse_answer(gen.text, len(options or []), memory.duration_seconds) or _fallback_answer(gen.text, len(options or []))
+    step = Step(text=gen.text, tokens_in=gen.tokens_in, tokens_out=gen.tokens_out, seconds=time.perf_counter() - start, forced_final=True)
+    return Trajectory(id=qid, video=memory.info.path, question=question, options=options, duration_s=memory.duration_seconds,
+                      steps=[step], answer=answer, frames_used=len(times), tool_calls=0, latency_s=time.perf_counter() - start)
