@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-DIRECTIONS = ("right", "up-right", "up", "up-left", "left", "down-left", "down", "down-right")
-
-
 def direction_label(dx: float, dy: float) -> str:
-    """Compass word for an image-space displacement (y down)."""
-    angle = math.degrees(math.atan2(-dy, dx)) % 360
-    return DIRECTIONS[int(((angle + 22.5) % 360) // 45)]
+    """The dominant of right/up/left/down for an image-space displacement (y down).
+
+    Four words, not eight: block-matching vectors of a small object carry enough noise across
+    the other axis that diagonal labels would flicker.
+    """
+    if abs(dx) >= abs(dy):
+        return "right" if dx >= 0 else "left"
+    return "up" if dy < 0 else "down"
 
 
 @dataclass

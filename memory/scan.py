@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 MV_CODECS = frozenset({"h264", "mpeg4", "mpeg2video", "mpeg1video", "h263", "msmpeg4v3", "flv1"})
 THUMB_MAX_GAP_SECONDS = 10.0
 THUMB_MIN_GAP_SECONDS = 1.0
-SIGNATURE_SIDE = 32
+SIGNATURE_SIDE = 64
 
 
 @dataclass
@@ -62,8 +62,8 @@ class _CutDetector:
     def update(self, t: float, change: float, intra: float, is_key: bool) -> bool:
         baseline = float(np.median(self.recent)) if self.recent else 0.0
         self.recent.append(change)
-        jump = change > 0.06 and change > 4.0 * baseline + 0.02
-        cut = jump and (is_key or intra >= self.config.cut_threshold or change > 0.15)
+        jump = change > 0.05 and change > 4.0 * baseline + 0.02
+        cut = jump and (is_key or intra >= self.config.cut_threshold or change > 0.1)
         if cut and (not self.cuts or t - self.cuts[-1] >= self.config.min_cut_gap_seconds) and t > 0:
             self.cuts.append(round(t, 3))
             return True
