@@ -51,6 +51,18 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="gray")
 
 
+def _shift_compensated_change(prev: np.ndarray, cur: np.ndarray, max_shift: int = 2) -> float:
+    """Smallest mean absolute luma difference over small global shifts, in [0, 1]."""
+    h, w = cur.shape
+    best = np.inf
+    for sy in range(-max_shift, max_shift + 1):
+        for sx in range(-max_shift, max_shift + 1):
+            a = cur[max(0, sy): h + min(0, sy), max(0, sx): w + min(0, sx)]
+            b = prev[max(0, -sy): h + min(0, -sy), max(0, -sx): w + min(0, -sx)]
+            best = min(best, float(np.abs(a - b).mean()))
+    return best / 255.0
+
+
 class _CutDetector:
     """A frame starts a new shot when its luma signature jumps far above the recent level."""
 
@@ -132,6 +144,8 @@ def scan(path: str | Path, info: VideoInfo, config: IngestConfig, thumbs_dir: Pa
                 else:
                     fm = FrameMotion(time_seconds=t, intra_fraction=1.0)
                 change = float(np.abs(sig - prev_sig).mean() / 255.0) if prev_sig is not None else 0.0
+                if change > 0.05:  # a cut candidate: discount what a camera shift explains
+                    change = _shift_compensated_change(prev_sig, sig)
                 prev_sig = sig
                 prev_t = t
                 if decoded > 1:
