@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import ask, batch, bench, evaluate, index, overview, synth, train
+from agent.cli import ask, batch, bench, evaluate, index, overview, synth
 
 app = typer.Typer(
     name="foveate",
@@ -19,7 +19,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 synth_app = typer.Typer(help="Generate the synthetic long-video world and tiny local models.", no_args_is_help=True)
-train_app = typer.Typer(help="Train the controller (SFT, GRPO) or the embedder (CLIP).", no_args_is_help=True)
 bench_app = typer.Typer(help="Speed and memory benchmarks.", no_args_is_help=True)
 
 index.register(app)
@@ -28,11 +27,9 @@ ask.register(app)
 batch.register(app)
 evaluate.register(app)
 synth.register(synth_app)
-train.register(train_app)
 bench.register(bench_app)
 
 app.add_typer(synth_app, name="synth")
-app.add_typer(train_app, name="train")
 app.add_typer(bench_app, name="bench")
 
 
