@@ -1,0 +1,61 @@
+"""Loading a controller for training and saving one that ``--controller DIR`` loads.
+
+A saved controller is a plain ``save_pretrained`` directory: merged weights (LoRA folded in),
+the processor, the tokenizer and the chat template the agent renders with (the model's own, never
+the marker-patched training variant).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from training.config import ModelSection
+
+logger = logging.getLogger(__name__)
+VISION_RE = re.compile(r"(^|\.)(visual|vision_tower|vision_model)\.")
+
+
+def torch_dtype(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return getattr(torch, name)
+
+
+def load_for_training(path: str, section: ModelSection):
+    """(model, processor) from a hub id or directory; float32 on CPU, bfloat16 on CUDA unless set."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    kwargs = {"dtype": torch_dtype(section.dtype)}
+    if section.attn_implementation:
+        kwargs["attn_implementation"] = section.attn_implementation
+    processor = AutoProcessor.from_pretrained(path)
+    model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+    if not section.train_vision:
+        for name, param in model.named_parameters():
+            if VISION_RE.search(name):
+                param.requires_grad_(False)
+    return model, processor
+
+
+def save_controller(model, processor, out_dir: Path) -> Path:
+    """Merge any LoRA adapter and write model + processor to ``out_dir`` (atomically: temp folder, then rename)."""
+    import shutil
+
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    model.eval()
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    logger.info("controller saved to %s", out_dir)
+    return out_dir

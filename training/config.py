@@ -1,0 +1,223 @@
+"""Run configurations for ``foveate train sft|grpo|clip``, loaded from YAML.
+
+Why a pydantic top level with a ``trl:`` mapping, rather than subclassing TRL's configs: TRL's
+``SFTConfig``/``GRPOConfig`` are dataclasses of ~200 fields parsed by ``HfArgumentParser``; a
+pydantic model cannot subclass them, and mirroring their fields here would be a second copy that
+drifts with every TRL release. So our own settings (world, model, LoRA, rewards, ...) are frozen
+pydantic models with ``extra="forbid"``, and everything the trainer itself reads goes, verbatim,
+into ``trl:``, which is validated by constructing TRL's own config when the YAML is loaded (a typo
+there fails at load time with TRL's message, not hours into a run).
+
+Relative paths in a YAML file resolve against the folder of that file, so the packaged example
+configs work from any working directory. Outputs go to ``--output-dir`` (or ``output_dir:``, or
+``runs/<config name>`` under the working directory).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from typing_extensions import Annotated
+
+from agent.config import AgentConfig
+from memory.config import IngestConfig
+from memory.errors import FoveateError
+from training.oracle import OracleConfig
+
+TINY = "tiny"  # model / embedder keyword: build the tiny local model into the output folder
+
+
+class ConfigError(FoveateError):
+    """A training config file cannot be read or is invalid."""
+
+
+def _base(info: ValidationInfo) -> Path:
+    return Path((info.context or {}).get("base_dir", "."))
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    return value if value.is_absolute() else (_base(info) / value).resolve()
+
+
+def _resolve_spec(value: str, info: ValidationInfo) -> str:
+    """A model spec that names an existing relative folder becomes absolute; hub ids and ``tiny`` stay."""
+    prefix = "openclip:" if value.startswith("openclip:") else ""
+    rest = value[len(prefix):]
+    if rest == TINY or Path(rest).is_absolute():
+        return value
+    candidate = _base(info) / rest
+    if candidate.exists() or rest.startswith((".", "~")):
+        return prefix + str(candidate.resolve())
+    return value
+
+
+RelPath = Annotated[Path, AfterValidator(_resolve_path)]
+ModelSpec = Annotated[str, AfterValidator(_resolve_spec)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WorldSection(Section):
+    dir: RelPath | None = Field(default=None, description="An existing synthetic world (manifest.jsonl, events/, videos/); None generates one into OUTPUT/world.")
+    videos: int = Field(default=4, ge=1, description="Videos to generate when dir is None.")
+    minutes: float = Field(default=1.0, gt=0, le=120, description="Length of each generated video, minutes.")
+    seed: int = Field(default=0, description="Seed offset inside the split's seed range.")
+    split: Literal["train", "val", "test"] = Field(default="train", description="Split of the generated world (disjoint seeds).")
+    questions_per_video: int = Field(default=6, ge=1, description="Questions per generated video.")
+    fps: int = Field(default=10, ge=1, le=60, description="Frame rate of generated videos.")
+    width: int = Field(default=320, ge=32, description="Width of generated videos, pixels.")
+    height: int = Field(default=240, ge=32, description="Height of generated videos, pixels.")
+    max_questions: int | None = Field(default=None, ge=1, description="Use at most this many questions (in manifest order).")
+
+
+class ModelSection(Section):
+    path: ModelSpec = Field(description="Controller to start from: a Hugging Face id, a local directory, or 'tiny' (built into OUTPUT/models/controller).")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(default="auto", description="Weights dtype; auto is bfloat16 on CUDA, float32 on CPU.")
+    attn_implementation: str | None = Field(default=None, description="transformers attention implementation (e.g. 'sdpa', 'flash_attention_2'); None keeps the default.")
+    train_vision: bool = Field(default=False, description="Also train the vision tower (frozen otherwise, with or without LoRA).")
+
+
+class LoraSection(Section):
+    enabled: bool = Field(default=True, description="Train a LoRA adapter (merged into the weights when saving); False fine-tunes all weights.")
+    r: int = Field(default=16, ge=1, description="LoRA rank.")
+    alpha: int = Field(default=32, ge=1, description="LoRA alpha.")
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: list[str] | str = Field(default="all-linear", description="Modules to adapt: a list of names, or 'all-linear'.")
+
+    def peft_config(self, train_vision: bool = False):
+        from peft import LoraConfig
+
+        # 'all-linear' would also wrap the vision tower; keep it frozen unless asked: the controller learns where to look.
+        exclude = None if train_vision else r".*(visual|vision_tower|vision_model).*"
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=self.target_modules,
+                          exclude_modules=exclude, task_type="CAUSAL_LM")
+
+
+class RunConfig(Section):
+    """Fields every controller-training run shares."""
+
+    output_dir: RelPath | None = Field(default=None, description="Where checkpoints, data and logs go; --output-dir overrides it.")
+    seed: int = Field(default=0, description="Seed for data sampling and training.")
+    world: WorldSection = Field(default_factory=WorldSection, description="The synthetic world to train on.")
+    model: ModelSection = Field(description="The controller to start from.")
+    lora: LoraSection = Field(default_factory=LoraSection, description="LoRA adapter settings.")
+    embedder: ModelSpec = Field(default="openclip:ViT-B-32/laion2b_s34b_b79k", description="Clip embedder used to index the videos (the retrieve tool): openclip:SPEC or 'tiny'.")
+    agent: AgentConfig = Field(default_factory=AgentConfig, description="Agent budgets and overview size: the same settings `foveate ask` uses.")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="Video ingest settings.")
+    trl: dict[str, Any] = Field(default_factory=dict, description="Passed verbatim to TRL's SFTConfig/GRPOConfig (validated by TRL).")
+
+
+class SFTDataSection(Section):
+    oracle_paths_per_question: int = Field(default=1, ge=0, description="Oracle trajectories per question (different seeded paths).")
+    trajectories: list[RelPath] = Field(default_factory=list, description="Recorded trajectory JSONL files (foveate batch --trace) to filter by correctness.")
+    max_examples: int | None = Field(default=None, ge=1, description="Keep at most this many examples.")
+    oracle: OracleConfig = Field(default_factory=OracleConfig, description="How varied the oracle's paths are.")
+
+
+class SFTRunConfig(RunConfig):
+    data: SFTDataSection = Field(default_factory=SFTDataSection, description="Where SFT examples come from.")
+
+    @model_validator(mode="after")
+    def _check_trl(self) -> "SFTRunConfig":
+        validate_trl("sft", self.trl)
+        return self
+
+
+class RewardWeights(Section):
+    correct: float = Field(default=1.0, description="Weight of answer correctness (1 when the chosen option or text is right).")
+    format: float = Field(default=0.2, description="Weight of format validity (a parseable final answer, no malformed tool calls).")
+    evidence_iou: float = Field(default=0.5, description="Weight of the temporal IoU between cited and true evidence spans.")
+    frame_penalty: float = Field(default=0.2, description="Weight of the frame-budget penalty (minus the fraction of the budget spent).")
+
+
+class GRPORunConfig(RunConfig):
+    rewards: RewardWeights = Field(default_factory=RewardWeights, description="Reward components and their weights.")
+    stop_after_steps_without_tool_calls: int = Field(default=5, ge=1, description="Fail when no tool call has parsed for this many consecutive generation rounds.")
+    generation: Literal["auto", "vllm", "transformers"] = Field(default="auto", description="Rollout engine: auto uses vLLM when CUDA and vllm are available.")
+    warm_start_sft: RelPath | None = Field(default=None, description="An SFT config to run first (into OUTPUT/sft); its checkpoint replaces model.path.")
+
+    @model_validator(mode="after")
+    def _check_trl(self) -> "GRPORunConfig":
+        validate_trl("grpo", self.trl)
+        return self
+
+
+class ClipRunConfig(Section):
+    output_dir: RelPath | None = Field(default=None, description="Where the tuned embedder and metrics go; --output-dir overrides it.")
+    seed: int = Field(default=0, description="Seed for pair sampling and training.")
+    embedder: ModelSpec = Field(default="openclip:ViT-B-32/laion2b_s34b_b79k", description="Embedder to start from: openclip:SPEC or 'tiny'.")
+    world: WorldSection = Field(default_factory=WorldSection, description="Training world.")
+    eval_world: WorldSection = Field(default_factory=lambda: WorldSection(split="val", videos=1), description="Held-out world for R@1.")
+    frames_per_event: int = Field(default=3, ge=1, le=16, description="Frames sampled inside each captioned event.")
+    frame_max_side: int = Field(default=224, ge=32, description="Longer side of decoded frames, pixels.")
+    epochs: int = Field(default=5, ge=1, description="Passes over the training pairs.")
+    batch_size: int = Field(default=32, ge=2, description="Pairs per contrastive batch (the negatives).")
+    learning_rate: float = Field(default=1e-5, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(default=0.1, ge=0, description="AdamW weight decay.")
+    train_logit_scale: bool = Field(default=True, description="Learn the temperature (CLIP's logit_scale).")
+
+
+CONFIGS: dict[str, type[Section]] = {"sft": SFTRunConfig, "grpo": GRPORunConfig, "clip": ClipRunConfig}
+
+
+def trl_config(kind: str, values: dict[str, Any], output_dir: Path, **ours: Any):
+    """Build TRL's SFTConfig/GRPOConfig from the ``trl:`` mapping plus the fields we set ourselves."""
+    import trl
+
+    cls = {"sft": trl.SFTConfig, "grpo": trl.GRPOConfig}[kind]
+    clash = sorted(set(values) & ({"output_dir"} | set(ours)))
+    if clash:
+        raise ValueError(f"trl: {', '.join(clash)} is set by foveate itself; remove it from the trl: section")
+    try:
+        return cls(output_dir=str(output_dir), **{**values, **ours})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"trl: {str(exc).splitlines()[0]}") from None
+
+
+def validate_trl(kind: str, values: dict[str, Any]) -> None:
+    """TRL checks the values; as if on CPU, so a GPU config validates on any machine (devices are checked at run time)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trl_config(kind, {**values, "use_cpu": True}, Path(tmp))
+
+
+def load_config(path: str | Path, kind: str) -> Section:
+    """Read and validate a YAML config of ``kind`` (sft, grpo or clip); errors name the file."""
+    path = Path(path)
+    if kind not in CONFIGS:
+        raise ConfigError(f"unknown training kind {kind!r}; valid: {', '.join(CONFIGS)}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return CONFIGS[kind].model_validate(data, context={"base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        raise ConfigError(f"{path}: {where}: {err['msg']}") from None
+
+
+def output_dir_for(config: Section, config_path: str | Path, override: str | Path | None) -> Path:
+    """``--output-dir``, else the config's ``output_dir``, else ``runs/<config name>`` in the working directory."""
+    if override is not None:
+        return Path(override).resolve()
+    if getattr(config, "output_dir", None) is not None:
+        return Path(config.output_dir)
+    return (Path("runs") / Path(config_path).stem).resolve()
+
+
+def packaged_configs() -> dict[str, Path]:
+    """The example configs shipped in training/configs/, by name."""
+    folder = Path(__file__).parent / "configs"
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}

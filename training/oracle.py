@@ -1,0 +1,137 @@
+"""An oracle controller for SFT data: it reads the world's event log and the question's evidence.
+
+It writes what a good controller would write (``retrieve`` with a query naming the thing asked
+about, then ``zoom`` or ``dense_sample`` on the right window, then the final answer with the true
+evidence), with varied paths drawn from a seeded RNG: sometimes a wrong first window and a
+correction, sometimes retrieval alone, sometimes no retrieval, dense sampling for motion and
+counting. Its outputs are only text; :func:`training.episodes.run_scripted` executes them in the
+agent's own loop on the real toolbox and VideoMemory, so the images and tool results in the SFT
+data are exactly what the agent sees.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.answer import LETTERS, Answer, format_answer
+from agent.config import AgentConfig
+from agent.records import ManifestRow
+
+Span = tuple[float, float]
+
+
+class OracleConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    p_skip_retrieve: float = Field(default=0.2, ge=0, le=1, description="Probability of looking without retrieving first.")
+    p_wrong_window: float = Field(default=0.2, ge=0, le=1, description="Probability of a wrong first window, then a correction.")
+    p_retrieve_only: float = Field(default=0.15, ge=0, le=1, description="Probability of answering from retrieval alone (single-event questions).")
+    p_dense: float = Field(default=0.15, ge=0, le=1, description="Probability of dense_sample instead of zoom where zoom would do.")
+    p_thought: float = Field(default=0.5, ge=0, le=1, description="Probability of a short sentence before each tool call.")
+    max_pad_seconds: float = Field(default=1.5, ge=0, description="Windows extend the evidence by up to this much on each side.")
+
+
+def tool_call(name: str, **arguments) -> str:
+    """One tool call in the agent's format (agent/prompts.py)."""
+    import json
+
+    return "<tool_call>" + json.dumps({"name": name, "arguments": arguments}) + "</tool_call>"
+
+
+def _subject(row: ManifestRow, log, span: Span) -> str:
+    """What the question is about, as a retrieval query would name it."""
+    sprite = next((s for s in log.sprites if abs(s.start_seconds - span[0]) < 1e-6 and abs(s.end_seconds - span[1]) < 1e-6), None)
+    if row.task == "text":
+        return "a text card with a word"
+    if row.task == "counting":
+        colour = next((c for c in ("red", "green", "blue", "yellow", "magenta", "cyan", "white") if c in row.question), "")
+        return f"{colour} shapes".strip()
+    if sprite is not None:
+        return f"a {sprite.shape}" if row.task == "needle" else f"a {sprite.colour} {sprite.shape}"
+    return row.question.rstrip("?")
+
+
+def _wrong_window(rng: np.random.Generator, spans: list[Span], length: float, duration: float) -> Span | None:
+    for _ in range(50):
+        start = float(rng.uniform(0, max(0.0, duration - length)))
+        if all(start + length < s - 5 or start > e + 5 for s, e in spans):
+            return round(start, 1), round(min(duration, start + length), 1)
+    return None
+
+
+class OraclePolicy:
+    """Scripted controller outputs for one question, from the world's ground truth."""
+
+    def __init__(self, config: OracleConfig = OracleConfig(), agent: AgentConfig = AgentConfig()) -> None:
+        self.config, self.agent = config, agent
+
+    def outputs(self, row: ManifestRow, log, duration_seconds: float, rng: np.random.Generator) -> list[str]:
+        """The controller texts of one episode: tool calls, each its own turn, then the answer."""
+        if not row.evidence or row.answer is None:
+            raise ValueError(f"{row.id}: the oracle needs a ground-truth answer and evidence")
+        spans = [tuple(s) for s in row.evidence]
+        calls = self._plan(row, log, spans, duration_seconds, rng)
+        return [self._say(text, rng) + call for text, call in calls] + [self._answer(row, spans)]
+
+    def _plan(self, row: ManifestRow, log, spans: list[Span], duration: float, rng: np.random.Generator) -> list[tuple[str, str]]:
+        c = self.config
+        subject = _subject(row, log, spans[0])
+        plan: list[tuple[str, str, int]] = []  # (thought, call, frames it spends)
+        if rng.random() >= c.p_skip_retrieve:
+            k = int(rng.choice([3, 5]))
+            query = str(rng.choice([subject, f"{subject} crossing the screen", f"the {subject.removeprefix('a ')}"]))
+            plan.append((f"Let me find {subject}.", tool_call("retrieve", query=query, k=k), k))
+            if len(spans) == 1 and row.task in ("needle", "grounding", "text") and rng.random() < c.p_retrieve_only:
+                return [(t, call) for t, call, _ in plan]
+        if rng.random() < c.p_wrong_window:
+            length = spans[0][1] - spans[0][0]
+            wrong = _wrong_window(rng, spans, length, duration)
+            if wrong is not None:
+                plan.append(("Checking this window first.", tool_call("zoom", start=wrong[0], end=wrong[1], num_frames=2), 2))
+        plan += self._looks(row, spans, subject, duration, rng)
+        return self._fit(plan)
+
+    def _window(self, span: Span, duration: float, rng: np.random.Generator) -> Span:
+        pad = self.config.max_pad_seconds
+        start = max(0.0, span[0] - float(rng.uniform(0, pad)))
+        end = min(duration, span[1] + float(rng.uniform(0, pad)))
+        return round(start, 1), round(end, 1)
+
+    def _looks(self, row: ManifestRow, spans: list[Span], subject: str, duration: float, rng: np.random.Generator) -> list[tuple[str, str, int]]:
+        if row.task == "counting":
+            looks = []
+            for span in spans[:3]:
+                s, e = self._window(span, duration, rng)
+                looks.append((f"Looking at {s:.0f}-{e:.0f}s.", tool_call("zoom", start=s, end=e, num_frames=2), 2))
+            return looks
+        s, e = self._window(spans[0], duration, rng)
+        if row.task == "direction" or rng.random() < self.config.p_dense:
+            fps = float(rng.choice([2.0, 3.0]))
+            n = min(32, math.ceil((e - s) * fps))
+            return [(f"Following the motion of {subject}.", tool_call("dense_sample", start=s, end=e, fps=fps), n)]
+        n = int(rng.choice([2, 3, 4]))
+        return [(f"{subject[0].upper()}{subject[1:]} should be around {s:.0f}-{e:.0f}s; looking closer.",
+                 tool_call("zoom", start=s, end=e, num_frames=n), n)]
+
+    def _fit(self, plan: list[tuple[str, str, int]]) -> list[tuple[str, str]]:
+        """Drop detours until the plan leaves budget for the answer turn (the agent would force it otherwise)."""
+        max_calls = max(0, self.agent.max_steps - 2)
+        while plan and (len(plan) > max_calls or (self.agent.max_frames and sum(f for *_, f in plan) >= self.agent.max_frames)):
+            detour = next((i for i, (t, *_ ) in enumerate(plan) if t.startswith("Checking")), None)
+            plan.pop(detour if detour is not None else 0)
+        return [(t, call) for t, call, _ in plan]
+
+    def _say(self, thought: str, rng: np.random.Generator) -> str:
+        return thought + "\n" if rng.random() < self.config.p_thought else ""
+
+    @staticmethod
+    def _answer(row: ManifestRow, spans: list[Span]) -> str:
+        if row.options:
+            choice = row.answer.strip().upper()[:1]
+            text = row.options[LETTERS.index(choice)]
+        else:
+            choice, text = None, row.answer
+        return format_answer(Answer(text=text, choice=choice, evidence=spans))
