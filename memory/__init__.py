@@ -1,6 +1,6 @@
 """Video memory: decoding, the compressed-stream overview, clip embeddings and their index.
 
-Names are imported lazily so that overview-only users never import torch.
+Names are imported lazily so that overview-only users never import torch or faiss.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ _EXPORTS = {
     "ClipEmbedder": "memory.embedder",
     "DEFAULT_EMBEDDER": "memory.embedder",
     "load_embedder": "memory.embedder",
+    "Clip": "memory.video_memory",
     "ClipHit": "memory.video_memory",
     "VideoMemory": "memory.video_memory",
     "ingest": "memory.video_memory",

@@ -1,8 +1,15 @@
-"""On-disk cache: ``$FOVEATE_CACHE/<fingerprint>/<part>-<key hash>/``, built under a lock.
+"""On-disk cache: ``<root>/<fingerprint>/<kind>-<key hash>/``, each part built once under a lock.
 
-Each part (overview, clip index, transcript) is built into a temporary folder and renamed into
-place, so a reader never sees half a part; an exclusive ``flock`` per video makes a second
-process that indexes the same video wait and then reuse the first one's result.
+The root is ``$FOVEATE_CACHE``, else ``~/.cache/foveate``. A video's entry holds independent
+parts: the overview (``overview-*``), one clip index per embedder and clip parameters
+(``clips-*``) and the transcript (``transcript-*``), so a new embedder rebuilds only its clip
+index. A part's name hashes everything it depends on (its config fields, the embedder, the
+Foveate and library versions); its ``meta.json`` spells that out and is written last, so a part
+is complete exactly when its ``meta.json`` matches.
+
+Safety with several processes: a part is built in a temporary folder beside it and renamed into
+place (readers never see half a part), and an exclusive ``flock`` on ``.<part>.lock`` makes a
+second process that wants the same part wait, then find it built and reuse it.
 """
 
 from __future__ import annotations
@@ -11,30 +18,73 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
-CACHE_VERSION = 1
+logger = logging.getLogger(__name__)
+
+# Bump when the layout or meaning of cached files changes.
+CACHE_FORMAT = 2
+META_FILE = "meta.json"
+_DISTRIBUTIONS = {"foveate": "foveate", "av": "av", "numpy": "numpy", "pillow": "pillow", "faiss": "faiss-cpu",
+                  "open_clip": "open_clip_torch", "torch": "torch"}
 
 
 def cache_root(override: str | Path | None = None) -> Path:
+    """``override``, else ``$FOVEATE_CACHE``, else ``~/.cache/foveate`` (created if missing)."""
     root = Path(override or os.environ.get("FOVEATE_CACHE") or Path.home() / ".cache" / "foveate").expanduser()
     root.mkdir(parents=True, exist_ok=True)
     return root
 
 
-def key_hash(obj) -> str:
-    payload = json.dumps({"cache_version": CACHE_VERSION, "key": obj}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """Versions of Foveate and of the libraries whose output ends up in the cache."""
+    versions = {}
+    for name, dist in _DISTRIBUTIONS.items():
+        try:
+            versions[name] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    if versions["faiss"] == "absent":  # GPU builds ship under other distribution names
+        with contextlib.suppress(ImportError):
+            import faiss
+
+            versions["faiss"] = faiss.__version__
+    return versions
+
+
+def part_meta(kind: str, key: dict[str, Any]) -> dict[str, Any]:
+    """The full description of a part: what its name hashes and its ``meta.json`` records."""
+    return {"kind": kind, "cache_format": CACHE_FORMAT, "versions": library_versions(), "key": key}
+
+
+def part_name(meta: dict[str, Any]) -> str:
+    payload = json.dumps(meta, sort_keys=True, default=str)
+    return f"{meta['kind']}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder and ``os.replace``: readers see old or new, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
-def locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a+") as fh:
+def locked(lock_path: Path) -> Iterator[None]:
+    """Exclusive ``flock`` on ``lock_path`` (released when the process dies, so never stale)."""
+    with open(lock_path, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -42,22 +92,38 @@ def locked(directory: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def build_part(video_dir: Path, name: str, build: Callable[[Path], None]) -> tuple[Path, bool]:
-    """Return ``(folder, built_now)`` for part ``name``, calling ``build(tmp_folder)`` if missing."""
-    final = video_dir / name
-    if (final / ".complete").exists():
+def _is_complete(folder: Path, meta: dict[str, Any]) -> bool:
+    try:
+        return json.loads((folder / META_FILE).read_text()) == json.loads(json.dumps(meta, default=str))
+    except (OSError, ValueError):
+        return False
+
+
+def build_part(video_dir: Path, kind: str, key: dict[str, Any], build: Callable[[Path], None]) -> tuple[Path, bool]:
+    """Return ``(folder, built_now)`` for the part ``kind`` keyed by ``key``, calling ``build(tmp)`` if needed.
+
+    ``build`` writes its files into the empty folder ``tmp``; on success the folder gets its
+    ``meta.json`` and is renamed into place. If ``build`` raises, nothing is left behind.
+    """
+    video_dir.mkdir(parents=True, exist_ok=True)
+    meta = part_meta(kind, key)
+    final = video_dir / part_name(meta)
+    if _is_complete(final, meta):
         return final, False
-    with locked(video_dir):
-        if (final / ".complete").exists():  # another process built it while we waited
+    with locked(video_dir / f".{final.name}.lock"):
+        if _is_complete(final, meta):  # another process built it while this one waited
             return final, False
-        tmp = Path(tempfile.mkdtemp(dir=video_dir, prefix=f".tmp-{name}-"))
+        tmp = Path(tempfile.mkdtemp(dir=video_dir, prefix=f".tmp-{final.name}-"))
         try:
             build(tmp)
-            (tmp / ".complete").write_text("ok")
-            if final.exists():
-                shutil.rmtree(final)
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+            if final.exists():  # a damaged leftover (no or stale meta.json): move it aside, then drop it
+                stale = Path(tempfile.mkdtemp(dir=video_dir, prefix=f".stale-{final.name}-"))
+                os.replace(final, stale / "old")
+                shutil.rmtree(stale, ignore_errors=True)
             os.replace(tmp, final)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+    logger.debug("built cache part %s", final)
     return final, True

@@ -1,120 +1,225 @@
-"""OpenCLIP clip embedder: images and texts into one L2-normalised space.
+"""OpenCLIP clip embedder: frames and texts into one L2-normalised space.
 
-Specs: ``openclip:ARCH/PRETRAINED`` (open_clip's pretrained tags, downloaded on first use) or
-``openclip:DIR`` (a directory with ``open_clip_config.json`` and ``open_clip_model.safetensors``,
-open_clip's ``local-dir:`` layout, as written by :meth:`ClipEmbedder.save`).
+Specs: ``openclip:ARCH/PRETRAINED`` (an open_clip architecture and pretrained tag, downloaded
+on first use) or ``openclip:DIR`` (a directory holding ``open_clip_config.json`` with
+``{"model_cfg": ..., "preprocess_cfg": ...}`` and ``open_clip_model.safetensors``: open_clip's
+hf-hub layout, loaded through its ``local-dir:`` schema and written by :meth:`ClipEmbedder.save`).
+
+torch and open_clip are imported on first use, so reading ``DEFAULT_EMBEDDER`` or a spec's
+cache key stays cheap.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
+import tempfile
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-
 from PIL import Image
-
-import torch  # noqa: E402  (the embedder is the one memory module that needs torch)
 
 from memory.errors import EmbedderError
 
 logger = logging.getLogger(__name__)
 
+PREFIX = "openclip:"
 DEFAULT_EMBEDDER = "openclip:ViT-B-32/laion2b_s34b_b79k"
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
-OFFLINE_HINT = ("point --embedder at a local model directory (openclip:DIR with open_clip_config.json and "
-                "open_clip_model.safetensors), e.g. one written by `foveate synth models OUT` or `foveate train clip`")
+OFFLINE_HINT = ("point at a local model with --embedder openclip:DIR (a folder with open_clip_config.json and "
+                "open_clip_model.safetensors), e.g. one written by `foveate synth models OUT` (OUT/embedder)")
+
+_LOADED: dict[tuple, "ClipEmbedder"] = {}
+_LOAD_LOCK = threading.Lock()
 
 
-def _device() -> torch.device:
+def _device():
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class ClipEmbedder:
-    """Wraps an open_clip model, its preprocessing and tokenizer."""
+    """An open_clip model with its image preprocessing and tokenizer.
 
-    def __init__(self, spec: str, model: torch.nn.Module, preprocess, tokenizer, model_cfg: dict | None = None,
+    ``.model``, ``.preprocess`` and ``.tokenizer`` are exposed for fine-tuning; ``.save(dir)``
+    writes an ``openclip:DIR`` directory.
+    """
+
+    def __init__(self, spec: str, model: Any, preprocess: Any, tokenizer: Any, model_cfg: dict | None = None,
                  preprocess_cfg: dict | None = None) -> None:
+        from open_clip import get_model_preprocess_cfg
+
         self.spec = spec
         self.model = model.eval()
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.model_cfg = model_cfg
-        self.preprocess_cfg = preprocess_cfg or {}
+        self.preprocess_cfg = dict(preprocess_cfg or get_model_preprocess_cfg(model) or {})
         self.device = next(model.parameters()).device
-        self.dim = int(model_cfg["embed_dim"]) if model_cfg else int(self.embed_texts(["x"]).shape[1])
+        self.dim = int(model_cfg["embed_dim"]) if model_cfg and "embed_dim" in model_cfg else int(self.embed_texts(["x"]).shape[1])
 
     def __repr__(self) -> str:
         return f"ClipEmbedder(spec={self.spec!r}, dim={self.dim}, device={self.device})"
 
-    @torch.inference_mode()
     def embed_images(self, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """``(N, H, W, 3) uint8`` -> ``(N, D) float32``, L2-normalised."""
-        out = []
-        for i in range(0, len(frames), batch_size):
-            batch = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[i:i + batch_size]]).to(self.device)
-            out.append(torch.nn.functional.normalize(self.model.encode_image(batch).float(), dim=-1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        """``(N, H, W, 3) uint8`` RGB frames -> ``(N, D) float32``, L2-normalised."""
+        import torch
 
-    @torch.inference_mode()
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"embed_images expects (N, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(frames), batch_size):
+                batch = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[i:i + batch_size]]).to(self.device)
+                feats = self.model.encode_image(batch).float()
+                out.append(torch.nn.functional.normalize(feats, dim=-1).cpu().numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+
+    def embed_texts(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
         """``N`` strings -> ``(N, D) float32``, L2-normalised."""
-        tokens = self.tokenizer(list(texts)).to(self.device)
-        return torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1).cpu().numpy()
+        import torch
+
+        texts = [str(t) for t in texts]
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                tokens = self.tokenizer(texts[i:i + batch_size]).to(self.device)
+                out.append(torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1).cpu().numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, getattr(self, "dim", 0)), np.float32)
 
     def save(self, directory: str | Path) -> Path:
-        """Write an ``openclip:DIR`` directory that :func:`load_embedder` reads back."""
+        """Write an ``openclip:DIR`` directory (config JSON + safetensors) that :func:`load_embedder` reads."""
         from safetensors.torch import save_file
 
         if self.model_cfg is None:
             raise EmbedderError(f"{self.spec}: model config unknown, cannot save")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_FILE).write_text(json.dumps({"model_cfg": self.model_cfg, "preprocess_cfg": self.preprocess_cfg}, indent=2))
+        config = {"model_cfg": self.model_cfg, "preprocess_cfg": _jsonable(self.preprocess_cfg)}
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_FILE))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{WEIGHTS_FILE}.")
+        os.close(fd)
+        try:
+            save_file(state, tmp)
+            os.replace(tmp, directory / WEIGHTS_FILE)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        _write_text_atomic(directory / CONFIG_FILE, json.dumps(config, indent=2))
         return directory
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def parse_spec(spec: str) -> tuple[str, Any]:
+    """``("dir", Path)`` or ``("pretrained", (arch, tag))``; raises EmbedderError on a malformed spec."""
+    if not isinstance(spec, str) or not spec.startswith(PREFIX) or len(spec) == len(PREFIX):
+        raise EmbedderError(f"{spec}: unknown embedder spec; use openclip:ARCH/PRETRAINED or openclip:DIR")
+    rest = spec[len(PREFIX):]
+    path = Path(rest).expanduser()
+    if path.is_dir():
+        return "dir", path.resolve()
+    looks_like_path = rest.startswith((".", "/", "~")) or rest.count("/") != 1
+    if looks_like_path:
+        raise EmbedderError(f"{spec}: no such model directory {path}; {OFFLINE_HINT}")
+    arch, tag = rest.split("/")
+    return "pretrained", (arch, tag)
+
+
+def embedder_cache_key(spec: str) -> dict:
+    """What the clip index depends on: the spec and, for a directory, its weights' size and mtime.
+
+    A model re-saved into the same directory (fine-tuning) therefore invalidates cached indexes.
+    """
+    kind, value = parse_spec(spec)
+    if kind == "dir":
+        st = (value / WEIGHTS_FILE).stat() if (value / WEIGHTS_FILE).exists() else None
+        return {"spec": f"{PREFIX}{value}", "weights": [st.st_size, st.st_mtime_ns] if st else None}
+    return {"spec": spec}
+
+
+def _offline() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except ImportError:
+        return False
+
+
+def _cached_on_hub(hf_hub: str) -> bool:
+    """Whether open_clip's hub weights for this tag are already in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    model_id, filename = os.path.split(hf_hub)
+    names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    if filename.endswith(".bin"):
+        names.insert(0, filename[:-4] + ".safetensors")
+    return any(isinstance(try_to_load_from_cache(model_id, n), str) for n in names)
 
 
 def _from_dir(spec: str, directory: Path) -> ClipEmbedder:
     import open_clip
 
-    if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
-        raise EmbedderError(f"{spec}: {directory} must hold {CONFIG_FILE} and {WEIGHTS_FILE}")
-    cfg = json.loads((directory / CONFIG_FILE).read_text())
-    name = f"local-dir:{directory}"
-    model, _, preprocess = open_clip.create_model_and_transforms(name, device=_device())
-    return ClipEmbedder(spec, model, preprocess, open_clip.get_tokenizer(name), cfg.get("model_cfg", cfg), cfg.get("preprocess_cfg"))
+    missing = [n for n in (CONFIG_FILE, WEIGHTS_FILE) if not (directory / n).is_file()]
+    if missing:
+        raise EmbedderError(f"{spec}: {directory} lacks {' and '.join(missing)} (not an openclip:DIR model folder)")
+    try:
+        cfg = json.loads((directory / CONFIG_FILE).read_text())
+        name = f"local-dir:{directory}"
+        model, _, preprocess = open_clip.create_model_and_transforms(name, device=_device())
+        tokenizer = open_clip.get_tokenizer(name)
+    except Exception as exc:  # malformed JSON, missing keys, mismatched weights all surface differently
+        raise EmbedderError(f"{spec}: cannot load the model in {directory} ({exc.__class__.__name__}: "
+                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+    return ClipEmbedder(spec, model, preprocess, tokenizer, cfg.get("model_cfg"), cfg.get("preprocess_cfg"))
 
 
 def _from_pretrained(spec: str, arch: str, tag: str) -> ClipEmbedder:
     import open_clip
 
     if arch not in open_clip.list_models():
-        raise EmbedderError(f"{spec}: unknown OpenCLIP architecture {arch!r}")
+        raise EmbedderError(f"{spec}: unknown OpenCLIP architecture {arch!r} (see open_clip.list_models())")
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if tag not in tags:
+        raise EmbedderError(f"{spec}: unknown pretrained tag {tag!r} for {arch}; valid: {', '.join(tags) or 'none'}")
+    hub = open_clip.get_pretrained_cfg(arch, tag).get("hf_hub", "")
+    if _offline() and hub and not _cached_on_hub(hub):
+        raise EmbedderError(f"{spec}: weights are not cached and HF_HUB_OFFLINE is set; {OFFLINE_HINT}")
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=tag, device=_device())
-    except Exception as exc:  # download/offline/checksum failures surface as many types
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        why = "offline (HF_HUB_OFFLINE=1) and the weights are not cached" if offline else f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"
+    except Exception as exc:  # download, offline and checksum failures surface as many types
+        why = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
         raise EmbedderError(f"{spec}: cannot load the weights ({why}); {OFFLINE_HINT}") from None
     return ClipEmbedder(spec, model, preprocess, open_clip.get_tokenizer(arch), open_clip.get_model_config(arch))
 
 
-@functools.lru_cache(maxsize=4)
 def load_embedder(spec: str = DEFAULT_EMBEDDER) -> ClipEmbedder:
-    """Load (once per process) the embedder named by ``spec``."""
-    if not spec.startswith("openclip:"):
-        raise EmbedderError(f"{spec}: unknown embedder spec; use openclip:ARCH/PRETRAINED or openclip:DIR")
-    rest = spec[len("openclip:"):]
-    path = Path(rest).expanduser()
-    if path.is_dir():
-        return _from_dir(spec, path.resolve())
-    if "/" in rest and not rest.startswith((".", "/", "~")) and rest.count("/") == 1:
-        arch, tag = rest.split("/")
-        return _from_pretrained(spec, arch, tag)
-    raise EmbedderError(f"{spec}: no such directory {path}; {OFFLINE_HINT}")
+    """Load the embedder named by ``spec``, once per process (a directory re-saved since is reloaded)."""
+    key = json.dumps(embedder_cache_key(spec), sort_keys=True)
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            kind, value = parse_spec(spec)
+            logger.info("loading embedder %s", spec)
+            _LOADED[key] = _from_dir(spec, value) if kind == "dir" else _from_pretrained(spec, *value)
+        return _LOADED[key]

@@ -1,7 +1,13 @@
-"""VideoMemory: the overview, the clip index and frame access for one video, cached on disk."""
+"""VideoMemory: the overview, the clip index, the transcript and frame access for one video.
+
+``ingest`` builds (or finds in the cache) three independent parts: the overview (compressed-stream
+scan), the clip index (OpenCLIP embeddings of ``clip_seconds`` windows, sampled in one sequential
+decoding pass) and the transcript (sidecar or subtitle stream). See :mod:`memory.cache`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -12,117 +18,161 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory.cache import build_part, cache_root, key_hash
+from memory import frames as _frames
+from memory.cache import build_part, cache_root as _cache_root, write_atomic
 from memory.clip_index import ClipIndex
 from memory.config import IngestConfig
-from memory.embedder import DEFAULT_EMBEDDER, ClipEmbedder, load_embedder
-from memory.errors import CorruptVideoError
-from memory.frames import frames_at, frames_window
-from memory.overview import Overview, build_overview, write_atomic
+from memory.embedder import DEFAULT_EMBEDDER, ClipEmbedder, embedder_cache_key, load_embedder
+from memory.errors import CorruptVideoError, EmbedderError
+from memory.overview import Overview, build_overview
 from memory.probe import VideoInfo, probe
-from memory.transcript import Cue, load_transcript
+from memory.transcript import Transcript, load_cues, sidecar_path
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str, float], None]  # (stage, fraction done)
-THUMB_SIDE = 96
+Progress = Callable[[str, float], None]  # (stage, fraction done in [0, 1])
+CLIP_FIELDS = ("clip_seconds", "frames_per_clip", "embed_max_side", "ivf_threshold")
+CLIP_THUMB_SIDE = 96  # retrieval previews; zoom gives the detail
+NOT_OVERVIEW_FIELDS = {"clip_seconds", "frames_per_clip", "embed_max_side", "ivf_threshold", "embed"}
+EMBED_BATCH = 64
+CLIPS_FILE, EMBEDDINGS_FILE, INDEX_FILE, THUMBS_DIR = "clips.json", "embeddings.npy", "index.faiss", "clip_thumbs"
 
 
 class Clip(BaseModel):
+    """One window ``[start_seconds, end_seconds)`` of the clip index."""
+
     model_config = ConfigDict(frozen=True)
-    clip_id: int
-    start_seconds: float
-    end_seconds: float
+    clip_id: int = Field(ge=0, description="Row of the clip in the index, 0-based in time order.")
+    start_seconds: float = Field(ge=0, description="Window start, seconds.")
+    end_seconds: float = Field(description="Window end (exclusive), seconds.")
 
 
 class ClipHit(BaseModel):
     """A retrieved span ``[start_seconds, end_seconds)`` with its similarity score."""
 
     model_config = ConfigDict(frozen=True)
-    clip_id: int
+    clip_id: int = Field(description="Clip id (source 'clip') or transcript cue number (source 'transcript').")
     start_seconds: float
     end_seconds: float
-    score: float
+    score: float = Field(description="Cosine similarity (plus word overlap for transcript hits); higher is better.")
     source: str = Field(default="clip", description="'clip' (visual index) or 'transcript'.")
-    text: str | None = None
+    text: str | None = Field(default=None, description="The cue text for transcript hits.")
 
 
-def _clip_windows(duration: float, clip_seconds: float) -> list[Clip]:
-    n = max(1, int(np.ceil(duration / clip_seconds - 1e-9)))
-    return [Clip(clip_id=i, start_seconds=round(i * clip_seconds, 3), end_seconds=round(min(duration, (i + 1) * clip_seconds), 3)) for i in range(n)]
+def clip_windows(duration_seconds: float, clip_seconds: float) -> list[Clip]:
+    """Consecutive windows of ``clip_seconds`` covering ``[0, duration_seconds)``; the last may be shorter."""
+    n = max(1, int(np.ceil(duration_seconds / clip_seconds - 1e-9)))
+    return [Clip(clip_id=i, start_seconds=round(i * clip_seconds, 3),
+                 end_seconds=round(min(duration_seconds, (i + 1) * clip_seconds), 3)) for i in range(n)]
 
 
 def _sample_times(clips: list[Clip], per_clip: int) -> np.ndarray:
-    return np.asarray([c.start_seconds + (j + 0.5) * (c.end_seconds - c.start_seconds) / per_clip for c in clips for j in range(per_clip)])
+    """``per_clip`` times evenly inside each clip (centres of equal sub-windows), in time order."""
+    return np.asarray([c.start_seconds + (j + 0.5) * (c.end_seconds - c.start_seconds) / per_clip
+                       for c in clips for j in range(per_clip)], np.float64)
 
 
-def _embed_clips(info: VideoInfo, clips: list[Clip], embedder: ClipEmbedder, config: IngestConfig,
-                 progress: Callable[[float], None] | None) -> tuple[np.ndarray, np.ndarray]:
-    """One sequential decoding pass; returns (clip embeddings (C, D) float32, thumbnails (C, h, w, 3) uint8)."""
-    per = config.frames_per_clip
-    times = _sample_times(clips, per)
-    sums = np.zeros((len(clips), embedder.dim), np.float32)
-    thumbs: list[np.ndarray | None] = [None] * len(clips)
-    batch, batch_slots = [], []
+class _ClipAccumulator:
+    """Collects sampled frames, embeds them in batches and sums them per clip (bounded memory)."""
+
+    def __init__(self, n_clips: int, per_clip: int, embedder: ClipEmbedder, thumbs_dir: Path, thumb_side: int) -> None:
+        self.per, self.embedder = per_clip, embedder
+        self.sums = np.zeros((n_clips, embedder.dim), np.float32)
+        self.counts = np.zeros(n_clips, np.int64)
+        self.batch: list[np.ndarray] = []
+        self.slots: list[int] = []
+        self.thumbs_dir, self.thumb_side = thumbs_dir, thumb_side
+        thumbs_dir.mkdir(parents=True, exist_ok=True)
+
+    def add(self, slot: int, frame: np.ndarray) -> None:
+        clip = slot // self.per
+        if self.counts[clip] == 0 and not any(s // self.per == clip for s in self.slots):
+            im = Image.fromarray(frame)
+            im.thumbnail((self.thumb_side, self.thumb_side))
+            im.save(self.thumbs_dir / f"{clip:06d}.jpg", quality=85)
+        self.batch.append(frame)
+        self.slots.append(slot)
+        if len(self.batch) >= EMBED_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        vecs = self.embedder.embed_images(np.stack(self.batch))
+        for slot, vec in zip(self.slots, vecs):
+            self.sums[slot // self.per] += vec
+            self.counts[slot // self.per] += 1
+        self.batch.clear()
+        self.slots.clear()
+
+    def vectors(self) -> np.ndarray:
+        """Per-clip mean, L2-normalised; clips past a truncated end reuse the last embedded clip."""
+        filled = np.flatnonzero(self.counts)
+        vecs = self.sums.copy()
+        for i in np.flatnonzero(self.counts == 0):
+            vecs[i] = self.sums[filled[filled < i].max() if (filled < i).any() else filled.min()]
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
+        return vecs.astype(np.float32)
+
+
+def _embed_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    scale = min(1.0, max_side / max(width, height))
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def embed_clips(info: VideoInfo, clips: list[Clip], embedder: ClipEmbedder, config: IngestConfig, thumbs_dir: Path,
+                progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """Clip embeddings ``(C, D) float32`` from ONE sequential decoding pass (no per-clip seeks).
+
+    Frames are decoded in order with frame threading (no motion vectors are needed here),
+    non-reference frames skipped, and only the frames nearest the sample times are converted to
+    small RGB arrays; they go to the embedder in batches and are averaged per clip.
+    """
+    times = _sample_times(clips, config.frames_per_clip)
+    acc = _ClipAccumulator(len(clips), config.frames_per_clip, embedder, thumbs_dir, CLIP_THUMB_SIDE)
+    half_frame = 0.5 / max(info.fps, 1e-3)
     nxt = 0
-
-    def flush() -> None:
-        if batch:
-            vecs = embedder.embed_images(np.stack(batch))
-            for slot, v in zip(batch_slots, vecs):
-                sums[slot // per] += v
-            batch.clear()
-            batch_slots.clear()
-
     with av.open(info.path, metadata_errors="ignore") as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        stream.codec_context.skip_frame = "NONREF"  # the nearest reference frame is close enough
-        w, h = stream.codec_context.width, stream.codec_context.height
-        s = config.embed_max_side / max(w, h)
-        size = (max(2, int(w * s) // 2 * 2), max(2, int(h * s) // 2 * 2))
+        stream.codec_context.skip_frame = "NONREF"  # a reference frame within a frame or two is close enough
+        size = _embed_size(stream.codec_context.width, stream.codec_context.height, config.embed_max_side)
         try:
             for frame in container.decode(stream):
-                if frame.time is None or nxt >= len(times) or frame.time + 0.5 / info.fps < times[nxt]:
+                if frame.time is None or frame.time + half_frame < times[nxt]:
                     continue
                 arr = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
                 if info.rotation_degrees:
-                    arr = np.ascontiguousarray(np.rot90(arr, k=info.rotation_degrees // 90))
-                while nxt < len(times) and frame.time + 0.5 / info.fps >= times[nxt]:
-                    batch.append(arr)
-                    batch_slots.append(nxt)
-                    if thumbs[nxt // per] is None:
-                        thumbs[nxt // per] = np.asarray(Image.fromarray(arr).resize((THUMB_SIDE, max(2, THUMB_SIDE * arr.shape[0] // arr.shape[1]))))
+                    arr = np.ascontiguousarray(np.rot90(arr, k=(info.rotation_degrees // 90) % 4))
+                while nxt < len(times) and frame.time + half_frame >= times[nxt]:
+                    acc.add(nxt, arr)
                     nxt += 1
-                if len(batch) >= 64:
-                    flush()
-                    if progress:
-                        progress(nxt / len(times))
-        except av.FFmpegError as exc:
-            logger.warning("%s: decoding stopped early while embedding (%s)", info.path, exc)
-    flush()
-    if nxt == 0:
-        raise CorruptVideoError(info.path, "no frame could be decoded for embedding")
-    filled = [t for t in thumbs if t is not None]
-    thumbs = [t if t is not None else filled[-1] for t in thumbs]  # clips past a truncated end
-    counts = np.bincount(np.arange(nxt) // per, minlength=len(clips)).astype(np.float32)[:, None]
-    vecs = np.where(counts > 0, sums / np.maximum(counts, 1), sums[max(0, (nxt - 1) // per)])
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
-    return vecs.astype(np.float32), np.stack(thumbs)
+                if progress is not None:
+                    progress(nxt / len(times))
+                if nxt >= len(times):
+                    break
+        except av.FFmpegError as exc:  # truncated or damaged tail: keep what was decoded
+            logger.warning("%s: decoding stopped at %.1fs while embedding (%s)", info.path, times[min(nxt, len(times) - 1)], exc)
+    acc.flush()
+    if not acc.counts.any():
+        raise CorruptVideoError(info.path, "no frame could be decoded for the clip index")
+    return acc.vectors()
 
 
 class VideoMemory:
-    """Everything the tools need about one video."""
+    """Everything the tools need about one video: see :func:`ingest`."""
 
-    def __init__(self, info: VideoInfo, overview: Overview, cache_dir: Path, clips: list[Clip],
-                 index: ClipIndex | None, embedder: ClipEmbedder | None, clip_thumbs: np.ndarray | None,
-                 cues: list[Cue], cue_index: ClipIndex | None) -> None:
+    def __init__(self, info: VideoInfo, overview: Overview, cache_dir: Path, clips: list[Clip], index: ClipIndex | None,
+                 embedder: ClipEmbedder | None, clips_dir: Path | None, transcript: Transcript | None,
+                 built_parts: tuple[str, ...] = ()) -> None:
         self.info, self.overview, self.cache_dir, self.clips = info, overview, cache_dir, clips
-        self._index, self._embedder, self._thumbs = index, embedder, clip_thumbs
-        self._cues, self._cue_index = cues, cue_index
+        self._index, self._embedder, self._clips_dir = index, embedder, clips_dir
+        self._transcript = transcript
+        self.built_parts = built_parts  # cache parts built by this ingest (empty on a full cache hit)
 
     def __repr__(self) -> str:
-        return f"VideoMemory({Path(self.info.path).name!r}, {self.duration_seconds:.1f}s, {len(self.clips)} clips)"
+        return (f"VideoMemory({Path(self.info.path).name!r}, {self.duration_seconds:.1f}s, {len(self.clips)} clips, "
+                f"index={'yes' if self._index is not None else 'no'}, transcript={len(self._transcript or [])} cues)")
 
     @property
     def duration_seconds(self) -> float:
@@ -134,73 +184,144 @@ class VideoMemory:
 
     @property
     def has_transcript(self) -> bool:
-        return bool(self._cues)
+        return self._transcript is not None and len(self._transcript) > 0
+
+    @property
+    def clip_embeddings(self) -> np.ndarray | None:
+        """``(C, D) float32`` clip embeddings (memory-mapped), or None without a clip index."""
+        if self._clips_dir is None:
+            return None
+        return np.load(self._clips_dir / EMBEDDINGS_FILE, allow_pickle=False, mmap_mode="r")
 
     def search(self, query: str, k: int = 5) -> list[ClipHit]:
-        """Clips most similar to ``query`` text, best first."""
+        """The ``k`` clips most similar to the text ``query``, best first (empty without a clip index)."""
         if self._index is None or self._embedder is None:
             return []
         ids, scores = self._index.search(self._embedder.embed_texts([query])[0], k)
-        return [ClipHit(clip_id=int(i), start_seconds=self.clips[i].start_seconds, end_seconds=self.clips[i].end_seconds,
+        hits = [ClipHit(clip_id=int(i), start_seconds=self.clips[i].start_seconds, end_seconds=self.clips[i].end_seconds,
                         score=float(s)) for i, s in zip(ids, scores)]
+        return sorted(hits, key=lambda h: -h.score)
 
     def search_transcript(self, query: str, k: int = 5) -> list[ClipHit]:
-        """Transcript cues matching ``query``: embedding similarity plus word overlap, best first."""
-        if not self._cues:
+        """Transcript cues matching ``query`` (embedding similarity plus word overlap), best first."""
+        if not self.has_transcript:
             return []
-        words = set(query.lower().split())
-        lexical = np.asarray([len(words & set(c.text.lower().split())) / max(1, len(words)) for c in self._cues], np.float32)
-        scores = lexical.copy()
-        if self._cue_index is not None and self._embedder is not None:
-            ids, sims = self._cue_index.search(self._embedder.embed_texts([query])[0], len(self._cues))
-            scores[ids] += sims
-        order = np.argsort(-scores)[:k]
-        return [ClipHit(clip_id=int(i), start_seconds=self._cues[i].start_seconds, end_seconds=self._cues[i].end_seconds,
-                        score=float(scores[i]), source="transcript", text=self._cues[i].text) for i in order]
+        cues = self._transcript.cues
+        return [ClipHit(clip_id=i, start_seconds=cues[i].start_seconds, end_seconds=cues[i].end_seconds, score=s,
+                        source="transcript", text=cues[i].text) for i, s in self._transcript.search(query, k, self._embedder)]
 
     def clip_thumbnail(self, clip_id: int) -> Image.Image:
-        if self._thumbs is None:
-            return self.overview.thumbnail(0)
-        return Image.fromarray(np.asarray(self._thumbs[clip_id]))
+        """A small frame from clip ``clip_id`` (from the clip index, else the nearest earlier keyframe)."""
+        if not 0 <= clip_id < len(self.clips):
+            raise IndexError(f"clip_id {clip_id} outside [0, {len(self.clips)})")
+        if self._clips_dir is not None:
+            for i in range(clip_id, -1, -1):  # clips past a truncated end have no frame: use the last one
+                path = self._clips_dir / THUMBS_DIR / f"{i:06d}.jpg"
+                if path.exists():
+                    with Image.open(path) as im:
+                        return im.convert("RGB")
+        start = self.clips[clip_id].start_seconds
+        keyframes = [i for i, t in enumerate(self.overview.keyframe_seconds) if t <= start + 1e-6] or [0]
+        return self.overview.thumbnail(keyframes[-1])
 
     def frames_at(self, times_seconds: Sequence[float], max_side: int = 448) -> np.ndarray:
-        """``(N, H, W, 3) uint8`` frames at the given times."""
-        return frames_at(self.info.path, times_seconds, max_side, self.duration_seconds, self.info.rotation_degrees)
+        """``(N, H, W, 3) uint8`` frames shown at the given times (rotation applied)."""
+        return _frames.frames_at(self.info.path, times_seconds, max_side, **self._frame_kwargs(_frames.frames_at))
 
-    def frames_window(self, start_seconds: float, end_seconds: float, fps: float, max_side: int = 224) -> tuple[np.ndarray, np.ndarray]:
-        """Frames at ``fps`` in ``[start_seconds, end_seconds)``: ``(times (N,), frames (N, H, W, 3) uint8)``."""
-        return frames_window(self.info.path, start_seconds, end_seconds, fps, max_side, self.duration_seconds, self.info.rotation_degrees)
+    def frames_window(self, start_seconds: float, end_seconds: float, fps: float,
+                      max_side: int = 224) -> tuple[np.ndarray, np.ndarray]:
+        """Frames at ``fps`` in ``[start_seconds, end_seconds)``: ``(times (N,) float64, frames (N, H, W, 3) uint8)``."""
+        return _frames.frames_window(self.info.path, start_seconds, end_seconds, fps, max_side,
+                                     **self._frame_kwargs(_frames.frames_window))
+
+    def _frame_kwargs(self, fn: Callable) -> dict:
+        """Duration and rotation for frame readers that take them (saves them probing again)."""
+        import inspect
+
+        params = inspect.signature(fn).parameters
+        known = {"duration_seconds": self.duration_seconds, "rotation_degrees": self.info.rotation_degrees}
+        return {k: v for k, v in known.items() if k in params}
 
 
-def ingest(path: str | Path, *, cache_root_dir: str | Path | None = None, embedder: str | ClipEmbedder | None = DEFAULT_EMBEDDER,
-           config: IngestConfig = IngestConfig(), progress: Progress | None = None) -> VideoMemory:
-    """Probe, scan and (optionally) embed ``path``, reusing the cache where it is still valid."""
+def _embedder_key(embedder: ClipEmbedder) -> dict:
+    try:
+        return embedder_cache_key(embedder.spec)
+    except EmbedderError:  # an in-memory model (e.g. mid fine-tuning): its spec must name it uniquely
+        return {"spec": embedder.spec}
+
+
+def _build_clip_part(tmp: Path, info: VideoInfo, clips: list[Clip], embedder: ClipEmbedder, config: IngestConfig,
+                     progress: Callable[[float], None] | None) -> None:
+    vecs = embed_clips(info, clips, embedder, config, tmp / THUMBS_DIR, progress)
+    ClipIndex.build(vecs, np.arange(len(clips)), config.ivf_threshold).save(tmp / INDEX_FILE)
+    np.save(tmp / EMBEDDINGS_FILE, vecs, allow_pickle=False)
+    (tmp / CLIPS_FILE).write_text(json.dumps({"embedder": embedder.spec, "dim": embedder.dim,
+                                              "clips": [c.model_dump() for c in clips]}))
+
+
+def _transcript(video_dir: Path, info: VideoInfo, embedder: ClipEmbedder | None, built: list[str]) -> Transcript | None:
+    """The transcript part, keyed by the sidecar's content (or the container's stream) and the embedder."""
+    side = sidecar_path(info.path)
+    if side is None and not info.subtitle_streams:
+        return None
+    try:
+        source = {"sidecar": hashlib.sha256(side.read_bytes()).hexdigest()} if side else {"stream": info.fingerprint}
+    except OSError as exc:
+        logger.warning("%s: cannot read subtitles (%s)", side, exc)
+        return None
+    key = {**source, "embedder": _embedder_key(embedder) if embedder is not None else None}
+    folder, now = build_part(video_dir, "transcript", key, lambda tmp: Transcript.build(load_cues(info.path), embedder).save(tmp))
+    if now:
+        built.append(folder.name)
+    return Transcript.load(folder)
+
+
+def ingest(path: str | Path, *, cache_root: str | Path | None = None, embedder: str | ClipEmbedder | None = DEFAULT_EMBEDDER,
+           config: IngestConfig = IngestConfig(), progress: Progress | None = None,
+           cache_root_dir: str | Path | None = None) -> VideoMemory:
+    """Probe, scan and (with an embedder) index ``path``, reusing every cached part still valid.
+
+    Args:
+        path: the video file.
+        cache_root: cache root (default ``$FOVEATE_CACHE``, else ``~/.cache/foveate``);
+            ``cache_root_dir`` is an alias kept for older callers.
+        embedder: an embedder spec, a loaded :class:`ClipEmbedder`, or None for the overview only.
+        config: ingest parameters; only the parts whose fields changed are rebuilt.
+        progress: called as ``progress(stage, fraction)`` with stage ``"overview"`` or ``"embed"``.
+
+    Raises:
+        VideoError subclasses (one-line ``"path: reason"``) for unreadable videos;
+        EmbedderError when the embedder cannot be loaded.
+    """
     info = probe(path)
-    root = cache_root(cache_root_dir) / info.fingerprint
+    video_dir = _cache_root(cache_root or cache_root_dir) / info.fingerprint
     stage = (lambda name: (lambda f: progress(name, f))) if progress else (lambda name: None)
-    ov_dir, _ = build_part(root, f"overview-{key_hash(config.overview_key())}",
-                           lambda tmp: build_overview(info.path, info, config, tmp, stage("overview")))
+    built: list[str] = []
+    ov_dir, now = build_part(video_dir, "overview", config.model_dump(exclude=NOT_OVERVIEW_FIELDS),
+                             lambda tmp: build_overview(info.path, info, config, tmp, stage("overview")))
+    built += [ov_dir.name] if now else []
     overview = Overview.load(ov_dir)
-    write_atomic(root / "meta.json", json.dumps({"info": info.model_dump(), "config": config.model_dump()}, indent=2).encode())
-    clips = _clip_windows(info.duration_seconds, config.clip_seconds)
-    index = thumbs = cue_index = None
-    emb = None
+    clips = clip_windows(info.duration_seconds, config.clip_seconds)
+    emb = index = clips_dir = None
     if config.embed and embedder is not None:
         emb = load_embedder(embedder) if isinstance(embedder, str) else embedder
-        clips_dir, _ = build_part(root, f"clips-{key_hash([emb.spec, config.clips_key()])}",
-                                  lambda tmp: _build_clip_part(tmp, info, clips, emb, config, stage("embed")))
-        index = ClipIndex.load(clips_dir / "index.faiss")
-        thumbs = np.load(clips_dir / "thumbs.npy", allow_pickle=False, mmap_mode="r")
-    cues = load_transcript(info.path)
-    if cues and emb is not None:
-        cue_index = ClipIndex.build(emb.embed_texts([c.text for c in cues]), np.arange(len(cues)))
-    return VideoMemory(info, overview, root, clips, index, emb, thumbs, cues, cue_index)
+        dump = config.model_dump()
+        key = {"embedder": _embedder_key(emb), **{f: dump.get(f) for f in CLIP_FIELDS}}
+        clips_dir, now = build_part(video_dir, "clips", key,
+                                    lambda tmp: _build_clip_part(tmp, info, clips, emb, config, stage("embed")))
+        built += [clips_dir.name] if now else []
+        index = ClipIndex.load(clips_dir / INDEX_FILE)
+    transcript = _transcript(video_dir, info, emb, built)
+    if built or not (video_dir / "meta.json").exists():
+        _write_meta(video_dir, info, config, emb, ov_dir, clips_dir)
+    return VideoMemory(info, overview, video_dir, clips, index, emb, clips_dir, transcript, tuple(built))
 
 
-def _build_clip_part(tmp: Path, info: VideoInfo, clips: list[Clip], emb: ClipEmbedder, config: IngestConfig,
-                     progress: Callable[[float], None] | None) -> None:
-    vecs, thumbs = _embed_clips(info, clips, emb, config, progress)
-    ClipIndex.build(vecs, np.arange(len(clips)), config.ivf_threshold).save(tmp / "index.faiss")
-    np.save(tmp / "embeddings.npy", vecs)
-    np.save(tmp / "thumbs.npy", thumbs)
-    (tmp / "clips.json").write_text(json.dumps({"embedder": emb.spec, "clips": [c.model_dump() for c in clips]}))
+def _write_meta(video_dir: Path, info: VideoInfo, config: IngestConfig, emb: ClipEmbedder | None,
+                ov_dir: Path, clips_dir: Path | None) -> None:
+    """A human-readable summary of the entry; each part's own meta.json is what validates it."""
+    from memory.cache import library_versions
+
+    meta = {"video": info.model_dump(), "config": config.model_dump(), "embedder": emb.spec if emb else None,
+            "versions": library_versions(), "overview_part": ov_dir.name, "clips_part": clips_dir.name if clips_dir else None}
+    write_atomic(video_dir / "meta.json", json.dumps(meta, indent=2, default=str).encode())
