@@ -1,85 +1,214 @@
-"""Multiple-choice questions (5 options) with evidence spans, derived from an event log."""
+"""Multiple-choice questions (five options) with evidence spans, derived from an event log.
+
+Task families (the ``task`` field of a manifest row):
+
+- ``needle``: "What colour was the star?" -- only about a shape that appears once (or a shape
+  and direction that single out one sprite);
+- ``direction``: "In which direction did the red triangle move?";
+- ``counting``: "How many times did a blue circle appear?" / "How many blue shapes appeared?";
+- ``order``: "Which appeared first: the red triangle, ... or the cyan square?";
+- ``grounding``: "When did the green cross appear?" with time-span options like "12:30-12:45";
+- ``text``: "What word appeared on the first text card after the red star?".
+
+A question about "the red triangle" is only asked when exactly one red triangle appears, so
+every answer is unique; :mod:`evals.synthetic.checks` re-derives each answer from the log and
+the question text alone. Evidence spans are the spans of the events the answer depends on.
+"""
 
 from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Callable
 
 import numpy as np
 
 from agent.records import ManifestRow
-from evals.synthetic.world import COLOURS, DIRECTIONS, EventLog, SpriteEvent
+from evals.synthetic.events import COLOURS, DIRECTIONS, WORDS, EventLog, SpriteEvent
+
+LETTERS = "ABCDE"
+NO_MOTION = "it did not move"
+TASKS = ("needle", "direction", "counting", "order", "grounding", "text")
 
 
-def _options(rng: np.random.Generator, answer: str, pool: list[str]) -> tuple[list[str], str]:
-    others = [p for p in pool if p != answer]
-    opts = list(rng.choice(others, size=min(4, len(others)), replace=False)) + [answer]
-    rng.shuffle(opts)
-    return [str(o) for o in opts], "ABCDE"[opts.index(answer)]
+def format_clock(seconds: float) -> str:
+    """``m:ss`` below an hour, ``h:mm:ss`` from an hour on."""
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
-def _span(e) -> list[float]:
-    return [e.start_seconds, e.end_seconds]
+def span_label(start: float, end: float) -> str:
+    """A grounding option: whole seconds around ``[start, end)``, e.g. '12:30-12:45'."""
+    return f"{format_clock(math.floor(start))}-{format_clock(math.ceil(end))}"
+
+
+def name(sprite: SpriteEvent) -> str:
+    return f"{sprite.colour} {sprite.shape}"
+
+
+def unique_sprites(log: EventLog) -> list[SpriteEvent]:
+    """Sprites whose colour+shape combination appears exactly once in the video."""
+    counts = Counter(name(s) for s in log.sprites)
+    return [s for s in log.sprites if counts[name(s)] == 1]
+
+
+class _Builder:
+    """Collects candidate questions of one log, grouped by task."""
+
+    def __init__(self, log: EventLog, rng: np.random.Generator) -> None:
+        self.log, self.rng = log, rng
+        self.candidates: dict[str, list[dict]] = {t: [] for t in TASKS}
+
+    def add(self, task: str, question: str, answer: str, distractors: list[str], evidence: list, ordered: bool = False) -> None:
+        """Five options: the answer and four distinct distractors, shuffled unless ``ordered``."""
+        pool = list(dict.fromkeys(d for d in distractors if d != answer))
+        if len(pool) < 4:
+            return
+        options = pool[:4] + [answer]
+        if ordered:
+            options.sort(key=int)
+        else:
+            options = [options[i] for i in self.rng.permutation(5)]
+        spans = sorted((float(s.start_seconds), float(s.end_seconds)) for s in evidence)
+        self.candidates[task].append({"question": question, "options": options, "answer": LETTERS[options.index(answer)],
+                                      "evidence": [list(s) for s in spans]})
+
+    def pick(self, choices: list[str], k: int) -> list[str]:
+        return [choices[i] for i in self.rng.permutation(len(choices))[:k]]
+
+
+def _needle(b: _Builder) -> None:
+    log = b.log
+    shapes = Counter(s.shape for s in log.sprites)
+    shape_dir = Counter((s.shape, s.direction) for s in log.sprites)
+    for s in log.sprites:
+        same_shape = [o.colour for o in log.sprites if o.shape == s.shape and o.colour != s.colour]
+        others = list(dict.fromkeys(same_shape + b.pick([c for c in COLOURS if c != s.colour], 6)))
+        if shapes[s.shape] == 1:
+            b.add("needle", f"What colour was the {s.shape}?", s.colour, others, [s])
+        elif shape_dir[(s.shape, s.direction)] == 1:
+            b.add("needle", f"What colour was the {s.shape} that moved {s.direction}?", s.colour, others, [s])
+
+
+def _direction(b: _Builder) -> None:
+    for s in unique_sprites(b.log):
+        b.add("direction", f"In which direction did the {name(s)} move?", s.direction,
+              [d for d in DIRECTIONS if d != s.direction] + [NO_MOTION], [s])
+
+
+def _counting(b: _Builder) -> None:
+    log = b.log
+    by_name: dict[str, list[SpriteEvent]] = {}
+    by_colour: dict[str, list[SpriteEvent]] = {}
+    for s in log.sprites:
+        by_name.setdefault(name(s), []).append(s)
+        by_colour.setdefault(s.colour, []).append(s)
+
+    def add(question: str, events: list[SpriteEvent]) -> None:
+        n = len(events)
+        low = max(0, n - int(b.rng.integers(0, 5)))
+        b.add("counting", question, str(n), [str(k) for k in range(low, low + 5)], events, ordered=True)
+
+    for key in b.pick(sorted(by_name), 8):
+        colour, shape = key.split(" ")
+        add(f"How many times did a {colour} {shape} appear?", by_name[key])
+    for colour in sorted(by_colour):
+        add(f"How many {colour} shapes appeared?", by_colour[colour])
+
+
+def _order(b: _Builder) -> None:
+    uniques = unique_sprites(b.log)
+    if len(uniques) < 5:
+        return
+    for which in ("first", "last"):
+        for _ in range(3):
+            chosen = [uniques[i] for i in sorted(b.rng.permutation(len(uniques))[:5])]
+            target = chosen[0] if which == "first" else chosen[-1]
+            order = [chosen[i] for i in b.rng.permutation(5)]
+            listed = ", ".join(f"the {name(s)}" for s in order[:4]) + f" or the {name(order[4])}"
+            b.add("order", f"Which appeared {which}: {listed}?", f"the {name(target)}",
+                  [f"the {name(s)}" for s in order if s is not target], chosen, ordered=False)
+
+
+def _overlaps(a: tuple[float, float], c: tuple[float, float]) -> bool:
+    return a[0] < c[1] and c[0] < a[1]
+
+
+def _label_span(s: SpriteEvent) -> tuple[float, float]:
+    return float(math.floor(s.start_seconds)), float(math.ceil(s.end_seconds))
+
+
+def _grounding(b: _Builder) -> None:
+    log = b.log
+    for s in unique_sprites(log):
+        taken = [_label_span(s)]
+        others = [o for o in log.sprites if o is not s]
+        for o in [others[i] for i in b.rng.permutation(len(others))]:  # other events' times: plausible distractors
+            if len(taken) == 5:
+                break
+            if not any(_overlaps(_label_span(o), t) for t in taken):
+                taken.append(_label_span(o))
+        length = taken[0][1] - taken[0][0]
+        for _ in range(200):  # short videos: fill up with random windows
+            if len(taken) == 5 or log.duration_seconds <= length:
+                break
+            start = float(b.rng.integers(0, int(log.duration_seconds - length) + 1))
+            if not any(_overlaps((start, start + length), t) for t in taken):
+                taken.append((start, start + length))
+        labels = [span_label(a, c) for a, c in taken]
+        b.add("grounding", f"When did the {name(s)} appear?", labels[0], labels[1:], [s])
+
+
+def _text(b: _Builder) -> None:
+    log = b.log
+    if not log.cards:
+        return
+    card_words = [c.word for c in log.cards]
+
+    def distractors(word: str) -> list[str]:
+        return [w for w in card_words if w != word] + b.pick([w for w in WORDS if w != word], 8)
+
+    first, last = log.cards[0], log.cards[-1]
+    b.add("text", "What word appeared on the first text card?", first.word, distractors(first.word), [first])
+    if len(log.cards) > 1:
+        b.add("text", "What word appeared on the last text card?", last.word, distractors(last.word), [last])
+    for s in unique_sprites(log):
+        card = next((c for c in log.cards if c.start_seconds >= s.end_seconds), None)
+        if card is not None:
+            b.add("text", f"What word appeared on the first text card after the {name(s)}?", card.word,
+                  distractors(card.word), [s, card])
+
+
+BUILDERS: dict[str, Callable[[_Builder], None]] = {
+    "needle": _needle, "direction": _direction, "counting": _counting, "order": _order, "grounding": _grounding, "text": _text,
+}
 
 
 def make_questions(log: EventLog, video: str, vid: str, n: int, seed: int) -> list[ManifestRow]:
-    rng = np.random.default_rng(seed)
-    by_shape: dict[str, list[SpriteEvent]] = {}
-    for sp in log.sprites:
-        by_shape.setdefault(sp.shape, []).append(sp)
-    rows: list[ManifestRow] = []
-    uniques = [evs[0] for evs in by_shape.values() if len(evs) == 1]
-    for sp in uniques:  # needle: the only <shape> in the video
-        opts, ans = _options(rng, sp.colour, list(COLOURS))
-        rows.append(ManifestRow(id="", video=video, question=f"What colour was the {sp.shape}?", options=opts, answer=ans,
-                                evidence=[_span(sp)], task="needle", duration_s=log.duration_seconds))
-        opts, ans = _options(rng, sp.direction, list(DIRECTIONS) + ["it did not move"])
-        rows.append(ManifestRow(id="", video=video, question=f"In which direction did the {sp.colour} {sp.shape} move?",
-                                options=opts, answer=ans, evidence=[_span(sp)], task="direction", duration_s=log.duration_seconds))
-        m = int(log.duration_seconds)
-        wrong: list[int] = []
-        for _ in range(200):  # distractor spans far from the true one; short videos may have no room
-            s = int(rng.integers(0, max(1, m - 5)))
-            if abs(s - sp.start_seconds) > 8 and all(abs(s - w) > 3 for w in wrong):
-                wrong.append(s)
-            if len(wrong) == 4:
+    """Up to ``n`` questions about ``log``, spread over the task families (round robin, seeded).
+
+    ``video`` is the path written into the rows, ``vid`` the id prefix (ids are ``<vid>-q<j>``).
+    """
+    b = _Builder(log, np.random.default_rng(seed))
+    for task in TASKS:
+        BUILDERS[task](b)
+    pools = {t: [c[i] for i in b.rng.permutation(len(c))] for t, c in b.candidates.items() if c}
+    order = [t for t in TASKS if t in pools]
+    order = [order[i] for i in b.rng.permutation(len(order))]
+    picked: list[tuple[str, dict]] = []
+    seen: set[str] = set()
+    while len(picked) < n and any(pools.values()):
+        for task in order:
+            while pools.get(task):
+                cand = pools[task].pop()
+                if cand["question"] not in seen:
+                    seen.add(cand["question"])
+                    picked.append((task, cand))
+                    break
+            if len(picked) == n:
                 break
-        if len(wrong) < 4:
-            continue
-        spans = [f"{int(sp.start_seconds)}-{int(np.ceil(sp.end_seconds))}s"] + [f"{w}-{w + int(np.ceil(sp.end_seconds - sp.start_seconds))}s" for w in wrong]
-        opts, ans = _options(rng, spans[0], spans)
-        rows.append(ManifestRow(id="", video=video, question=f"When did the {sp.colour} {sp.shape} appear?", options=opts,
-                                answer=ans, evidence=[_span(sp)], task="grounding", duration_s=log.duration_seconds))
-    colours = sorted({sp.colour for sp in log.sprites})
-    for colour in colours[:2]:  # counting
-        evs = [sp for sp in log.sprites if sp.colour == colour]
-        count = str(len(evs))
-        pool = [str(k) for k in range(max(0, len(evs) - 2), len(evs) + 5)]
-        opts, ans = _options(rng, count, pool)
-        rows.append(ManifestRow(id="", video=video, question=f"How many {colour} shapes crossed the screen?", options=opts,
-                                answer=ans, evidence=[_span(e) for e in evs], task="counting", duration_s=log.duration_seconds))
-    for card in log.cards[:1]:
-        opts, ans = _options(rng, card.word, ["apple", "river", "candle", "orbit", "maple", "zebra", "copper", "violet"])
-        rows.append(ManifestRow(id="", video=video, question="Which word appeared on the text card?", options=opts,
-                                answer=ans, evidence=[_span(card)], task="text", duration_s=log.duration_seconds))
-    picks = rng.permutation(len(rows))[:n]
-    return [rows[i].model_copy(update={"id": f"{vid}-q{j}"}) for j, i in enumerate(sorted(picks))]
-
-
-def check_answer(row: ManifestRow, log: EventLog) -> bool:
-    """Re-derive the answer of ``row`` from the log: True when the stored letter is right."""
-    chosen = row.options["ABCDE".index(row.answer)]
-    q = row.question
-    if row.task == "needle":
-        shape = q.split("the ")[-1].rstrip("?")
-        return [sp.colour for sp in log.sprites if sp.shape == shape] == [chosen]
-    if row.task == "direction":
-        colour, shape = q.split("did the ")[1].split(" move")[0].split(" ")
-        return [sp.direction for sp in log.sprites if sp.shape == shape and sp.colour == colour] == [chosen]
-    if row.task == "counting":
-        colour = q.split("How many ")[1].split(" ")[0]
-        return sum(sp.colour == colour for sp in log.sprites) == int(chosen)
-    if row.task == "grounding":
-        colour, shape = q.split("did the ")[1].split(" appear")[0].split(" ")
-        sp = next(s for s in log.sprites if s.shape == shape and s.colour == colour)
-        return chosen == f"{int(sp.start_seconds)}-{int(np.ceil(sp.end_seconds))}s"
-    if row.task == "text":
-        return chosen in [c.word for c in log.cards]
-    return False
+    picked.sort(key=lambda tc: (tc[1]["evidence"][0][0], tc[0]))
+    return [ManifestRow(id=f"{vid}-q{j}", video=video, task=task, duration_s=log.duration_seconds, **cand)
+            for j, (task, cand) in enumerate(picked)]
