@@ -1,18 +1,34 @@
-"""Metrics: accuracy, temporal IoU of evidence, R@1 at IoU thresholds, cost; by task and duration; bootstrap CIs."""
+"""Metrics over a manifest and one policy's predictions.
+
+Per question: correctness (option letter for multiple choice, normalised exact match for open
+answers), temporal IoU of the predicted evidence (union of spans) with the true evidence (union),
+the IoU of the first predicted span alone (for R@1 at IoU 0.3/0.5/0.7), frames used, tool
+calls, tokens and latency. Aggregates: overall, by task and by duration bucket, with seeded
+bootstrap 95% confidence intervals. A question without a prediction counts as wrong (and as
+``missing``); a prediction with an ``error`` counts as wrong (and as an ``error``).
+"""
 
 from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
 
 import numpy as np
 
 from agent.records import ManifestRow, PredictionRow
 
 Span = tuple[float, float]
-DURATION_BUCKETS = ((0, 300, "<5min"), (300, 1200, "5-20min"), (1200, 3600, "20-60min"), (3600, float("inf"), ">60min"))
+LETTERS = "ABCDEFGHIJ"
+IOU_THRESHOLDS = (0.3, 0.5, 0.7)
+DURATION_BUCKETS = ((0.0, 300.0, "<5min"), (300.0, 1200.0, "5-20min"), (1200.0, 3600.0, "20-60min"), (3600.0, float("inf"), ">60min"))
+BUCKET_ORDER = [b[2] for b in DURATION_BUCKETS] + ["unknown"]
 
 
-def _union(spans: list[Span]) -> list[Span]:
+def union(spans: list[Span]) -> list[Span]:
+    """Sorted, merged half-open spans; empty and reversed spans are dropped."""
     out: list[list[float]] = []
-    for s, e in sorted((float(a), float(b)) for a, b in spans if b > a):
+    for s, e in sorted((float(a), float(b)) for a, b in spans if float(b) > float(a)):
         if out and s <= out[-1][1]:
             out[-1][1] = max(out[-1][1], e)
         else:
@@ -21,8 +37,8 @@ def _union(spans: list[Span]) -> list[Span]:
 
 
 def temporal_iou(pred: list[Span], gold: list[Span]) -> float:
-    """IoU of the unions of two span sets; 0 when either is empty."""
-    p, g = _union(pred), _union(gold)
+    """IoU of the unions of two span sets, in [0, 1]; 0 when either is empty."""
+    p, g = union(pred), union(gold)
     if not p or not g:
         return 0.0
     inter = sum(max(0.0, min(b, d) - max(a, c)) for a, b in p for c, d in g)
@@ -30,50 +46,114 @@ def temporal_iou(pred: list[Span], gold: list[Span]) -> float:
     return inter / total if total > 0 else 0.0
 
 
-def bootstrap_ci(values: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:
-    if len(values) == 0:
-        return (0.0, 0.0)
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(n, len(values)), replace=True).mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+def normalize_answer(text: str) -> str:
+    """Lower case, no punctuation, no articles, single spaces (SQuAD-style)."""
+    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
 
 
-def _bucket(d: float | None) -> str:
-    for lo, hi, name in DURATION_BUCKETS:
-        if d is not None and lo <= d < hi:
-            return name
+def predicted_letter(pred: PredictionRow, options: list[str]) -> str | None:
+    """The option a prediction picked: its ``choice``, else a bare letter or an option's text in ``answer``."""
+    letters = LETTERS[: len(options)]
+    if pred.choice and pred.choice.strip().upper()[:1] in letters:
+        return pred.choice.strip().upper()[:1]
+    text = pred.answer.strip()
+    m = re.fullmatch(r"\(?([A-J])[).:]?", text.upper())
+    if m and m[1] in letters:
+        return m[1]
+    norm = normalize_answer(text)
+    matches = [letters[i] for i, o in enumerate(options) if norm and normalize_answer(o) == norm]
+    return matches[0] if len(matches) == 1 else None
+
+
+def is_correct(row: ManifestRow, pred: PredictionRow | None) -> bool:
+    if pred is None or pred.error or row.answer is None:
+        return False
+    if row.options:
+        return predicted_letter(pred, row.options) == row.answer.strip().upper()[:1]
+    return normalize_answer(pred.answer) == normalize_answer(row.answer)
+
+
+def duration_bucket(seconds: float | None) -> str:
+    for lo, hi, label in DURATION_BUCKETS:
+        if seconds is not None and lo <= seconds < hi:
+            return label
     return "unknown"
 
 
-def score(rows: list[ManifestRow], preds: dict[str, PredictionRow]) -> dict:
-    """Per-row scores aggregated overall, by task and by duration bucket. Missing predictions count as wrong."""
-    per = []
-    for r in rows:
-        p = preds.get(r.id)
-        correct = bool(p and not p.error and r.answer is not None and (p.choice or p.answer.strip()).upper() == r.answer.upper()) if r.options \
-            else bool(p and r.answer and p.answer.strip().lower() == r.answer.strip().lower())
-        iou = temporal_iou(p.evidence if p else [], r.evidence or []) if r.evidence else None
-        r1 = temporal_iou(p.evidence[:1], r.evidence) if (p and p.evidence and r.evidence) else 0.0
-        per.append({"task": r.task or "all", "bucket": _bucket(r.duration_s), "correct": float(correct), "iou": iou, "r1": r1,
-                    "frames": p.frames_used if p else 0, "tools": p.tool_calls if p else 0, "tokens": (p.tokens_in + p.tokens_out) if p else 0,
-                    "latency": p.latency_s if p else 0.0, "error": bool(p is None or p.error)})
-    return {"overall": _aggregate(per), "by_task": _group(per, "task"), "by_duration": _group(per, "bucket")}
+@dataclass
+class RowScore:
+    """One question's scores; ``iou``/``iou_first`` are None when the question has no true evidence."""
+
+    id: str
+    task: str
+    bucket: str
+    correct: bool
+    iou: float | None
+    iou_first: float | None
+    missing: bool
+    error: bool
+    frames_used: int
+    tool_calls: int
+    tokens: int
+    latency_s: float
 
 
-def _group(per: list[dict], key: str) -> dict:
-    return {k: _aggregate([x for x in per if x[key] == k]) for k in sorted({x[key] for x in per})}
+def score_row(row: ManifestRow, pred: PredictionRow | None) -> RowScore:
+    gold = list(row.evidence or [])
+    spans = list(pred.evidence) if pred is not None and not pred.error else []
+    return RowScore(
+        id=row.id, task=row.task or "all", bucket=duration_bucket(row.duration_s), correct=is_correct(row, pred),
+        iou=temporal_iou(spans, gold) if gold else None, iou_first=temporal_iou(spans[:1], gold) if gold else None,
+        missing=pred is None, error=bool(pred is not None and pred.error),
+        frames_used=pred.frames_used if pred else 0, tool_calls=pred.tool_calls if pred else 0,
+        tokens=(pred.tokens_in + pred.tokens_out) if pred else 0, latency_s=pred.latency_s if pred else 0.0)
 
 
-def _aggregate(per: list[dict]) -> dict:
-    if not per:
+def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean; None for no values. Same seed, same interval."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def aggregate(scores: list[RowScore], seed: int = 0) -> dict:
+    """Accuracy (with CI), evidence IoU (with CI), R@1 at IoU thresholds, mean cost of answered rows, counts."""
+    if not scores:
         return {"n": 0}
-    acc = np.asarray([x["correct"] for x in per])
-    ious = np.asarray([x["iou"] for x in per if x["iou"] is not None])
-    r1 = np.asarray([x["r1"] for x in per if x["iou"] is not None])
-    lo, hi = bootstrap_ci(acc)
-    return {"n": len(per), "accuracy": float(acc.mean()), "accuracy_ci95": [lo, hi],
-            "evidence_iou": float(ious.mean()) if len(ious) else None,
-            **{f"r1@{t}": float((r1 >= t).mean()) if len(r1) else None for t in (0.3, 0.5, 0.7)},
-            "frames_used": float(np.mean([x["frames"] for x in per])), "tool_calls": float(np.mean([x["tools"] for x in per])),
-            "tokens": float(np.mean([x["tokens"] for x in per])), "latency_s": float(np.mean([x["latency"] for x in per])),
-            "errors": int(sum(x["error"] for x in per))}
+    acc = [float(s.correct) for s in scores]
+    ious = [s.iou for s in scores if s.iou is not None]
+    firsts = [s.iou_first for s in scores if s.iou_first is not None]
+    answered = [s for s in scores if not s.missing]
+    ci = bootstrap_ci(acc, seed=seed)
+    iou_ci = bootstrap_ci(ious, seed=seed)
+    return {
+        "n": len(scores), "accuracy": float(np.mean(acc)), "accuracy_ci95": list(ci) if ci else None,
+        "evidence_iou": _mean(ious), "evidence_iou_ci95": list(iou_ci) if iou_ci else None, "n_with_evidence": len(ious),
+        **{f"r1@{t}": _mean([float(v >= t) for v in firsts]) for t in IOU_THRESHOLDS},
+        "frames_used": _mean([s.frames_used for s in answered]), "tool_calls": _mean([s.tool_calls for s in answered]),
+        "tokens": _mean([s.tokens for s in answered]), "latency_s": _mean([s.latency_s for s in answered]),
+        "missing": sum(s.missing for s in scores), "errors": sum(s.error or s.missing for s in scores),
+        "error_rows": sum(s.error for s in scores),
+    }
+
+
+def _group(scores: list[RowScore], key: str, order: list[str] | None = None, seed: int = 0) -> dict:
+    keys = sorted({getattr(s, key) for s in scores}, key=lambda k: (order.index(k) if order and k in order else len(order or []), k))
+    return {k: aggregate([s for s in scores if getattr(s, key) == k], seed) for k in keys}
+
+
+def score(rows: list[ManifestRow], preds: dict[str, PredictionRow], seed: int = 0) -> dict:
+    """Overall, by task and by duration bucket. ``errors`` counts failed plus missing rows."""
+    scores = [score_row(r, preds.get(r.id)) for r in rows]
+    return {"overall": aggregate(scores, seed), "by_task": _group(scores, "task", seed=seed),
+            "by_duration": _group(scores, "bucket", BUCKET_ORDER, seed), "rows": scores}
