@@ -187,6 +187,11 @@ class VideoMemory:
         return self._transcript is not None and len(self._transcript) > 0
 
     @property
+    def transcript(self) -> Transcript | None:
+        """The timed text (sidecar or subtitle stream), or None."""
+        return self._transcript
+
+    @property
     def clip_embeddings(self) -> np.ndarray | None:
         """``(C, D) float32`` clip embeddings (memory-mapped), or None without a clip index."""
         if self._clips_dir is None:

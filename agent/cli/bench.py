@@ -1,36 +1,220 @@
-"""`foveate bench ...`."""
+"""`foveate bench ingest`: overview throughput against a full decode of the same file, and peak memory.
+
+Each phase runs in a fresh child process (multiprocessing ``spawn``), so the peak RSS it reports
+(``ru_maxrss`` of that child) is that phase's alone; both phases run in the same invocation on
+the same file, so the ratio compares like with like. The overview is built into a temporary
+folder: the cache plays no part.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from agent.cli.common import console, fail, print_json
+from agent.cli.common import EXIT_FAILED, EXIT_USAGE, console, err_console, fail, print_json, setup_logging
+
+
+def _rss_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MiB, from /proc and getrusage."""
+    import resource
+
+    current = 0.0
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                current = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _overview_phase(path: str, profile: bool) -> dict:
+    """Probe + one-pass scan (timeline, cuts, keyframe thumbnails) + segments; no embeddings."""
+    import tempfile
+
+    from memory.config import IngestConfig
+    from memory.overview import build_overview
+    from memory.probe import probe
+
+    rss_before, _ = _rss_mb()
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    start = time.perf_counter()
+    info = probe(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        ov = build_overview(info.path, info, IngestConfig(embed=False), Path(tmp))
+    seconds = time.perf_counter() - start
+    result = {"seconds": seconds, "rss_before_mb": rss_before, "peak_rss_mb": _rss_mb()[1], "duration_s": info.duration_seconds,
+              "fps": info.fps, "size": f"{info.width}x{info.height}", "codec": info.codec, "segments": len(ov.segments),
+              "cuts": len(ov.cuts_seconds), "keyframes": len(ov.keyframe_seconds), "motion_source": ov.motion_source}
+    if profiler is not None:
+        import io
+        import pstats
+
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
+        result["profile"] = out.getvalue()
+    return result
+
+
+def _full_decode_phase(path: str, profile: bool) -> dict:
+    """Decode every frame to an RGB ndarray (PyAV with frame threading): the naive alternative."""
+    import av
+
+    rss_before, _ = _rss_mb()
+    start = time.perf_counter()
+    frames = 0
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            frame.to_ndarray(format="rgb24")
+            frames += 1
+    return {"seconds": time.perf_counter() - start, "frames": frames, "rss_before_mb": rss_before, "peak_rss_mb": _rss_mb()[1]}
+
+
+def _child(target: str, path: str, profile: bool, conn) -> None:
+    try:
+        conn.send(("ok", globals()[target](path, profile)))
+    except BaseException as exc:  # noqa: BLE001  (reported to the parent as one line)
+        conn.send(("error", f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"))
+    finally:
+        conn.close()
+
+
+def run_phase(target: str, path: str, profile: bool = False) -> dict:
+    """Run ``target`` in a fresh spawned process; returns its result dict or raises RuntimeError."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(target, path, profile, child))
+    proc.start()
+    child.close()
+    try:
+        status, payload = parent.recv()  # EOFError if the child died without a word (killed, OOM)
+    except EOFError:
+        proc.join()
+        raise RuntimeError(f"{target} process died (exit code {proc.exitcode})") from None
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(payload)
+    return payload
+
+
+def bench_ingest(path: str | Path, profile: bool = False) -> dict:
+    """Overview seconds, times real time, full-decode seconds, their ratio, and each phase's peak RSS."""
+    path = str(Path(path).resolve())
+    ov = run_phase("_overview_phase", path, profile)
+    full = run_phase("_full_decode_phase", path)
+    result = {
+        "video": path, "codec": ov["codec"], "size": ov["size"], "fps": round(ov["fps"], 3), "duration_s": round(ov["duration_s"], 2),
+        "motion_source": ov["motion_source"], "overview_s": round(ov["seconds"], 2),
+        "overview_x_realtime": round(ov["duration_s"] / ov["seconds"], 1), "full_decode_s": round(full["seconds"], 2),
+        "full_decode_frames": full["frames"], "full_decode_fps": round(full["frames"] / full["seconds"], 1),
+        "speedup_vs_full_decode": round(full["seconds"] / ov["seconds"], 2),
+        "overview_peak_rss_mb": round(ov["peak_rss_mb"], 1), "overview_rss_after_imports_mb": round(ov["rss_before_mb"], 1),
+        "full_decode_peak_rss_mb": round(full["peak_rss_mb"], 1), "segments": ov["segments"], "cuts": ov["cuts"],
+        "keyframes": ov["keyframes"],
+    }
+    if profile:
+        result["overview_profile"] = ov["profile"]
+    return result
+
+
+def make_synthetic_video(path: str | Path, minutes: float = 10.0, width: int = 1280, height: int = 720, fps: int = 30,
+                         preset: str = "veryfast", seed: int = 0) -> Path:
+    """Write an H.264 test video with continuous camera motion.
+
+    A smooth random world (blobs plus fine texture) is panned at 2-6 px/frame, changing direction
+    every 5 s; every 60 s the camera jumps to a fresh world (a hard cut); a bright square moves
+    on its own. Frames are made one at a time, so memory stays flat for any length.
+    """
+    import av
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    world_h, world_w = height * 2, width * 2
+
+    def world(k: int) -> np.ndarray:
+        r = np.random.default_rng(seed * 1000 + k)
+        blobs = Image.fromarray((r.random((world_h // 48, world_w // 48, 3)) * 255).astype(np.uint8)).resize((world_w, world_h), Image.BICUBIC)
+        fine = (r.random((world_h // 4, world_w // 4, 1)) * 40).astype(np.int16).repeat(4, 0).repeat(4, 1)
+        return np.clip(np.asarray(blobs, np.int16) + fine - 20, 0, 255).astype(np.uint8)
+
+    n_frames = int(round(minutes * 60 * fps))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": preset, "crf": "23"}
+        x = y = 0.0
+        scene = world(0)
+        for i in range(n_frames):
+            t = i / fps
+            if i and i % (60 * fps) == 0:
+                scene, x, y = world(i // (60 * fps)), float(rng.integers(0, world_w - width)), float(rng.integers(0, world_h - height))
+            angle, speed = (int(t // 5) * 2.4) % (2 * np.pi), 2 + 4 * ((int(t // 5) * 7) % 5) / 4
+            x, y = (x + speed * np.cos(angle)) % (world_w - width), (y + speed * np.sin(angle)) % (world_h - height)
+            frame = scene[int(y):int(y) + height, int(x):int(x) + width].copy()
+            sx, sy = int((0.5 + 0.4 * np.sin(t / 3)) * (width - 80)), int((0.5 + 0.4 * np.cos(t / 4)) * (height - 80))
+            frame[sy:sy + 80, sx:sx + 80] = (250, 240, 30)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    return Path(path)
+
+
+def _print_table(result: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"ingest benchmark: {Path(result['video']).name}", show_header=False)
+    for key, value in result.items():
+        if key != "overview_profile":
+            table.add_row(key, str(value))
+    console.print(table)
+    if "overview_profile" in result:
+        console.print(result["overview_profile"], highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("ingest")
     def ingest_bench(
-        video: Optional[Path] = typer.Argument(None, help="Video to benchmark (omit with --make)."),
-        make: Optional[Path] = typer.Option(None, "--make", help="First write a synthetic camera-motion video here."),
-        minutes: float = typer.Option(10.0, help="With --make: length in minutes."),
-        size: str = typer.Option("1280x720", help="With --make: WIDTHxHEIGHT."),
-        fps: int = typer.Option(30, help="With --make: frames per second."),
-        json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+        video: Optional[Path] = typer.Argument(None, help="Video to benchmark (may be omitted with --make-synthetic)."),
+        make_synthetic: Optional[Path] = typer.Option(None, "--make-synthetic", "--make",
+                                                      help="First write a synthetic H.264 camera-motion video to this path, then benchmark it."),
+        minutes: float = typer.Option(10.0, "--minutes", min=0.01, help="With --make-synthetic: length in minutes."),
+        size: str = typer.Option("1280x720", "--size", help="With --make-synthetic: WIDTHxHEIGHT (even numbers)."),
+        fps: int = typer.Option(30, "--fps", min=1, max=240, help="With --make-synthetic: frames per second."),
+        preset: str = typer.Option("veryfast", "--preset", help="With --make-synthetic: x264 preset (ultrafast has no B-frames)."),
+        profile: bool = typer.Option(False, "--profile", help="Also print where the overview spends its time (cProfile, top 12)."),
+        json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
     ) -> None:
-        """Overview throughput vs a full decode of the same file (measured in this run), and peak RSS."""
-        from evals.bench import bench_ingest, make_pan_video
-
-        if make is not None:
-            w, h = (int(v) for v in size.lower().split("x"))
-            video = make_pan_video(make, minutes, w, h, fps)
-        if video is None or not video.exists():
-            fail(f"{video}: no such file (give a VIDEO or --make PATH)", 2)
-        result = bench_ingest(video)
+        """Overview throughput vs a full decode of the same file (measured in this run), and peak RSS per phase."""
+        setup_logging()
+        if make_synthetic is not None:
+            try:
+                w, h = (int(v) for v in size.lower().split("x"))
+            except ValueError:
+                fail(f"--size {size!r}: expected WIDTHxHEIGHT, e.g. 1280x720", EXIT_USAGE)
+            err_console.print(f"writing {make_synthetic} ({minutes:g} min, {w}x{h}, {fps} fps) ...", highlight=False)
+            video = make_synthetic_video(make_synthetic, minutes, w, h, fps, preset)
+        if video is None:
+            fail("give a VIDEO or --make-synthetic PATH", EXIT_USAGE)
+        if not video.is_file():
+            fail(f"{video}: no such file", EXIT_USAGE)
+        try:
+            result = bench_ingest(video, profile)
+        except RuntimeError as exc:
+            fail(f"{video}: {exc}", EXIT_FAILED)
         if json_out:
             print_json(result)
         else:
-            for k, v in result.items():
-                console.print(f"{k:>26}: {v}")
+            _print_table(result)

@@ -1,0 +1,93 @@
+"""The OpenCLIP embedder: loading specs, output shape and norm, save/load, offline errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from memory.embedder import DEFAULT_EMBEDDER, embedder_cache_key, load_embedder
+from memory.errors import EmbedderError
+
+
+def _frames(n, h=90, w=120, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+def test_tiny_embedder_gives_unit_vectors_of_its_dim(tiny_embedder_spec):
+    emb = load_embedder(tiny_embedder_spec)
+    assert emb.dim == 64
+    images = emb.embed_images(_frames(70))  # more than one batch of 64
+    texts = emb.embed_texts(["a red square", "a dog", ""])
+    assert images.shape == (70, 64) and images.dtype == np.float32
+    assert texts.shape == (3, 64) and texts.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(images[0], images[1])  # different frames, different vectors
+    assert emb.embed_images(np.zeros((0, 8, 8, 3), np.uint8)).shape == (0, 64)
+    with pytest.raises(ValueError, match="uint8"):
+        emb.embed_images(np.zeros((1, 8, 8, 3), np.float32))
+
+
+def test_loaded_once_per_process(tiny_embedder_spec):
+    assert load_embedder(tiny_embedder_spec) is load_embedder(tiny_embedder_spec)
+
+
+def test_save_and_load_round_trip_is_identical(tiny_embedder_spec, tmp_path):
+    emb = load_embedder(tiny_embedder_spec)
+    out = emb.save(tmp_path / "copy")
+    cfg = json.loads((out / "open_clip_config.json").read_text())
+    assert set(cfg) == {"model_cfg", "preprocess_cfg"} and cfg["model_cfg"]["embed_dim"] == 64
+    again = load_embedder(f"openclip:{out}")
+    assert again is not emb
+    frames = _frames(5, seed=3)
+    np.testing.assert_array_equal(again.embed_images(frames), emb.embed_images(frames))
+    np.testing.assert_array_equal(again.embed_texts(["a cat on a mat"]), emb.embed_texts(["a cat on a mat"]))
+
+
+def test_different_seed_gives_a_different_model(tiny_embedder_spec, tmp_path):
+    from evals.synthetic.tiny_embedder import build_tiny_embedder
+
+    other = load_embedder(f"openclip:{build_tiny_embedder(tmp_path / 'other', seed=1)}")
+    frames = _frames(2)
+    assert not np.allclose(other.embed_images(frames), load_embedder(tiny_embedder_spec).embed_images(frames))
+
+
+def test_resaved_directory_changes_the_cache_key(tiny_embedder_spec, tmp_path):
+    emb = load_embedder(tiny_embedder_spec)
+    out = emb.save(tmp_path / "m")
+    before = embedder_cache_key(f"openclip:{out}")
+    emb.save(out)  # same weights, new file: a fine-tuned model re-saved in place looks like this
+    assert embedder_cache_key(f"openclip:{out}") != before
+    assert embedder_cache_key(DEFAULT_EMBEDDER) == {"spec": DEFAULT_EMBEDDER}
+
+
+def test_default_spec_offline_is_a_one_line_error(monkeypatch):
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "open_clip_model.safetensors"), str):
+        pytest.skip("the default weights are cached on this machine")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EmbedderError) as err:
+        load_embedder(DEFAULT_EMBEDDER)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "--embedder openclip:DIR" in message and "foveate synth models OUT" in message
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("clip:ViT-B-32", "unknown embedder spec"),
+    ("openclip:", "unknown embedder spec"),
+    ("openclip:/no/such/model/dir", "no such model directory"),
+    ("openclip:NoSuchArch/some_tag", "unknown OpenCLIP architecture"),
+    ("openclip:ViT-B-32/no_such_tag", "unknown pretrained tag"),
+])
+def test_malformed_specs_are_one_line_errors(spec, fragment):
+    with pytest.raises(EmbedderError, match=fragment) as err:
+        load_embedder(spec)
+    assert "\n" not in str(err.value)
+
+
+def test_directory_without_weights_is_an_error(tiny_embedder_dir, tmp_path):
+    (tmp_path / "open_clip_config.json").write_text((tiny_embedder_dir / "open_clip_config.json").read_text())
+    with pytest.raises(EmbedderError, match="open_clip_model.safetensors"):
+        load_embedder(f"openclip:{tmp_path}")
