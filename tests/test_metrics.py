@@ -1,0 +1,88 @@
+import pytest
+
+from agent.records import ManifestRow, PredictionRow
+from evals.metrics import (bootstrap_ci, duration_bucket, normalize_answer, predicted_letter, score, temporal_iou,
+                           union)
+
+
+@pytest.mark.parametrize("pred, gold, iou", [
+    ([(0, 10)], [(0, 10)], 1.0),                 # identical
+    ([(0, 4)], [(6, 10)], 0.0),                  # disjoint
+    ([(0, 5)], [(5, 10)], 0.0),                  # touching: half-open spans share no time
+    ([(2, 4)], [(0, 10)], 0.2),                  # nested
+    ([(0, 10)], [(2, 4)], 0.2),                  # nested, other way
+    ([(0, 6)], [(4, 10)], 0.2),                  # partial overlap: 2 / 10
+    ([], [(0, 1)], 0.0),                         # empty prediction
+    ([(0, 1)], [], 0.0),                         # empty ground truth
+    ([(0, 2), (1, 3)], [(0, 3)], 1.0),           # overlapping predictions are merged first
+    ([(0, 2), (8, 10)], [(0, 10)], 0.4),         # union of two spans
+    ([(5, 5), (3, 1)], [(0, 10)], 0.0),          # empty and reversed spans are ignored
+])
+def test_temporal_iou(pred, gold, iou):
+    assert temporal_iou(pred, gold) == pytest.approx(iou)
+
+
+def test_union_merges_touching_and_overlapping():
+    assert union([(5, 6), (0, 2), (2, 3), (2.5, 4)]) == [(0.0, 4.0), (5.0, 6.0)]
+
+
+def test_answer_matching():
+    assert normalize_answer("  The Red, star! ") == "red star"
+    opts = ["red", "green", "blue"]
+    assert predicted_letter(PredictionRow(id="x", choice="b"), opts) == "B"
+    assert predicted_letter(PredictionRow(id="x", answer="(C)"), opts) == "C"
+    assert predicted_letter(PredictionRow(id="x", answer="Green."), opts) == "B"
+    assert predicted_letter(PredictionRow(id="x", choice="F"), opts) is None
+    assert predicted_letter(PredictionRow(id="x", answer="purple"), opts) is None
+
+
+def test_duration_buckets():
+    assert [duration_bucket(s) for s in (0, 299.9, 300, 1199, 1200, 3599, 3600, 7200, None)] == [
+        "<5min", "<5min", "5-20min", "5-20min", "20-60min", "20-60min", ">60min", ">60min", "unknown"]
+
+
+def test_bootstrap_is_seeded_and_brackets_the_mean():
+    values = [1, 0, 1, 1, 0, 1, 0, 1, 1, 1]
+    lo, hi = bootstrap_ci(values, seed=3)
+    assert (lo, hi) == bootstrap_ci(values, seed=3)
+    assert lo < 0.7 < hi and 0 <= lo and hi <= 1
+    assert bootstrap_ci([1, 1, 1]) == (1.0, 1.0)
+    assert bootstrap_ci([]) is None
+
+
+def _rows():
+    mc = dict(video="v", question="q", options=["x", "y", "z"])
+    return [ManifestRow(id="a", answer="A", evidence=[(0, 10)], task="needle", duration_s=60, **mc),
+            ManifestRow(id="b", answer="B", evidence=[(0, 10)], task="counting", duration_s=600, **mc),
+            ManifestRow(id="c", answer="C", evidence=[(10, 20)], task="counting", duration_s=600, **mc),
+            ManifestRow(id="d", answer="A", task="counting", duration_s=4000, **mc),
+            ManifestRow(id="e", video="v", question="open", answer="The red star", task="open")]
+
+
+def test_score_hand_computed():
+    preds = {"a": PredictionRow(id="a", choice="A", evidence=[(0, 5)], frames_used=4, tool_calls=1, tokens_in=10, tokens_out=2, latency_s=1.0),
+             "b": PredictionRow(id="b", choice="A", evidence=[(5, 15), (20, 30)], frames_used=8, tool_calls=3, latency_s=3.0),
+             "c": PredictionRow(id="c", choice="C", evidence=[(12, 20)], error="controller crashed", frames_used=0),
+             "e": PredictionRow(id="e", answer="red star.", frames_used=6, tool_calls=2, latency_s=2.0)}
+    m = score(_rows(), preds)
+    o = m["overall"]
+    # a right, b wrong, c errored (wrong even though the letter matches), d missing, e right (normalised match)
+    assert o["n"] == 5 and o["accuracy"] == pytest.approx(2 / 5)
+    # IoU over rows with gold evidence: a 0.5, b 5/25=0.2, c 0 (errored rows cite nothing); d has no gold evidence
+    assert o["n_with_evidence"] == 3 and o["evidence_iou"] == pytest.approx((0.5 + 0.2 + 0.0) / 3)
+    # first span only: a 0.5, b (5,15) vs (0,10) = 5/15, c 0
+    assert o["r1@0.3"] == pytest.approx(2 / 3) and o["r1@0.5"] == pytest.approx(1 / 3) and o["r1@0.7"] == 0.0
+    assert o["missing"] == 1 and o["error_rows"] == 1 and o["errors"] == 2
+    assert o["frames_used"] == pytest.approx((4 + 8 + 0 + 6) / 4) and o["tool_calls"] == pytest.approx(6 / 4)
+    assert o["tokens"] == pytest.approx(12 / 4) and o["latency_s"] == pytest.approx(6 / 4)
+    assert m["by_task"]["needle"]["accuracy"] == 1.0 and m["by_task"]["counting"]["accuracy"] == 0.0
+    assert m["by_task"]["open"]["accuracy"] == 1.0 and m["by_task"]["open"]["evidence_iou"] is None
+    assert list(m["by_duration"]) == ["<5min", "5-20min", ">60min", "unknown"]
+    assert m["by_duration"]["5-20min"]["n"] == 2 and m["by_duration"][">60min"]["missing"] == 1
+    lo, hi = o["accuracy_ci95"]
+    assert 0 <= lo <= 0.4 <= hi <= 1
+
+
+def test_no_predictions_scores_zero_not_crash():
+    m = score(_rows(), {})
+    assert m["overall"]["accuracy"] == 0 and m["overall"]["missing"] == 5 and m["overall"]["frames_used"] is None
