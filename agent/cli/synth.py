@@ -37,12 +37,16 @@ def register(app: typer.Typer) -> None:
         from pydantic import ValidationError
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        from evals.synthetic.world import generate_world
+        from evals.synthetic.world import WorldConfig, generate_world, video_seed
 
         w, h = _parse_size(size)
         started = time.perf_counter()
         columns = (TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
         try:
+            WorldConfig(minutes=minutes, fps=fps, width=w, height=h, pan=not no_pan)  # settle bad settings before the bar shows
+            if videos < 1:
+                raise ValueError(f"--videos must be >= 1, got {videos}")
+            video_seed(split, seed, videos - 1)
             with Progress(*columns, console=err_console, transient=json_out, disable=json_out) as bar:
                 task = bar.add_task("videos", total=videos)
                 manifest = generate_world(out, videos, minutes, seed, split, questions, fps, (w, h),
