@@ -4,20 +4,32 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# Fields the clip index depends on; every other field shapes the overview.
+_CLIP_FIELDS = frozenset({"clip_seconds", "frames_per_clip", "embed_max_side", "ivf_threshold"})
+
 
 class IngestConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    # ---- overview: motion timeline ----------------------------------------------------------
     bin_seconds: float = Field(default=0.5, gt=0, le=10, description="Width of one motion-timeline bin, seconds.")
-    moving_threshold: float = Field(default=0.002, ge=0, description="Block displacement (fraction of the frame diagonal per frame) above which a block counts as moving.")
-    cut_threshold: float = Field(default=0.6, gt=0, le=1, description="Intra-coded (or changed) fraction of a frame above which it is a scene-cut candidate.")
-    min_cut_gap_seconds: float = Field(default=1.0, ge=0, description="Cuts closer than this to the previous cut are merged.")
-    fallback_side: int = Field(default=64, ge=16, le=512, description="Longer side of frames decoded for the frame-difference fallback.")
-    fallback_fps: float = Field(default=4.0, gt=0, description="Frames per second sampled by the frame-difference fallback.")
+    moving_threshold: float = Field(default=0.002, ge=0, le=0.1, description="Displacement relative to the camera (fraction of the frame diagonal per frame) above which a block counts as moving.")
+    fallback_side: int = Field(default=64, ge=16, le=256, description="Longer side of the block-mean luma signature used for frame differences (fallback motion and cut detection).")
+    decode_threads: int = Field(default=2, ge=1, le=16, description="Decoder threads in the motion pass: 1 decodes with slice threading (vectors exactly as exported); more uses frame threading, where a few vectors per hundred frames may differ.")
+    skip_loop_filter: bool = Field(default=True, description="Skip the deblocking filter in the motion pass (it changes pixels, not vectors); thumbnails get slightly blockier.")
+    # ---- overview: scene cuts ----------------------------------------------------------------
+    cut_threshold: float = Field(default=0.3, gt=0, le=1, description="Intra-coded area fraction of a predicted frame above which it can be a scene cut (when also twice the recent median, or above 0.8).")
+    cut_min_change: float = Field(default=0.05, gt=0, le=1, description="Mean luma-signature change (0..1) a frame needs to be a scene-cut candidate.")
+    cut_jump_ratio: float = Field(default=4.0, gt=1, le=100, description="A cut's luma change must exceed this multiple of the recent median change.")
+    min_cut_gap_seconds: float = Field(default=1.0, ge=0, le=60, description="Cuts closer than this to the previous cut are dropped.")
+    # ---- overview: keyframes and segments ---------------------------------------------------
     thumbnail_max_side: int = Field(default=160, ge=32, le=1024, description="Longer side of keyframe thumbnails, pixels.")
-    min_segment_seconds: float = Field(default=2.0, gt=0, description="Segments shorter than this merge into a neighbour.")
-    max_segment_seconds: float = Field(default=60.0, gt=0, description="Segments longer than this are split evenly.")
-    motion_change_ratio: float = Field(default=3.0, gt=1, description="A segment boundary is placed where smoothed motion changes by this factor.")
+    thumbnail_min_gap_seconds: float = Field(default=1.0, ge=0, le=600, description="Keyframes closer than this to the previous thumbnail get none (cuts always get one).")
+    thumbnail_max_gap_seconds: float = Field(default=10.0, gt=0, le=3600, description="Without a keyframe for this long, the current frame becomes a thumbnail anyway.")
+    min_segment_seconds: float = Field(default=2.0, gt=0, le=3600, description="Segments shorter than this merge into a neighbour (cuts excepted).")
+    max_segment_seconds: float = Field(default=60.0, gt=0, le=36000, description="Segments longer than this are split evenly.")
+    motion_change_ratio: float = Field(default=3.0, gt=1, le=100, description="A segment boundary is placed where the 2 s mean motion before and after differ by this factor.")
+    # ---- clip index --------------------------------------------------------------------------
     clip_seconds: float = Field(default=4.0, gt=0, le=60, description="Length of one clip window of the clip index, seconds.")
     frames_per_clip: int = Field(default=2, ge=1, le=16, description="Frames embedded per clip (their embeddings are averaged).")
     embed_max_side: int = Field(default=224, ge=32, le=1024, description="Longer side of frames decoded for embedding, pixels.")
@@ -31,11 +43,16 @@ class IngestConfig(BaseModel):
                 f"max_segment_seconds ({self.max_segment_seconds}) must be >= min_segment_seconds "
                 f"({self.min_segment_seconds}); raise max_segment_seconds or lower min_segment_seconds"
             )
+        if self.thumbnail_max_gap_seconds < self.thumbnail_min_gap_seconds:
+            raise ValueError(
+                f"thumbnail_max_gap_seconds ({self.thumbnail_max_gap_seconds}) must be >= thumbnail_min_gap_seconds "
+                f"({self.thumbnail_min_gap_seconds}); raise the first or lower the second"
+            )
         return self
 
     def overview_key(self) -> dict:
         """The fields the overview depends on (the clip index depends on the rest)."""
-        return self.model_dump(exclude={"clip_seconds", "frames_per_clip", "embed_max_side", "ivf_threshold", "embed"})
+        return self.model_dump(exclude=set(_CLIP_FIELDS) | {"embed"})
 
     def clips_key(self) -> dict:
-        return self.model_dump(include={"clip_seconds", "frames_per_clip", "embed_max_side", "ivf_threshold"})
+        return self.model_dump(include=set(_CLIP_FIELDS))

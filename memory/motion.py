@@ -1,33 +1,58 @@
-"""Per-frame motion statistics and their aggregation into a fixed-bin timeline.
+"""Motion from the compressed stream: per-frame statistics, one streaming pass, a fixed-bin timeline.
 
-Two sources: H.264/MPEG-4/MPEG-2 motion vectors exported by the decoder (cheap: no pixels are
-converted), or, for codecs that export none (VP8/VP9/HEVC/AV1 ...), differences between
-low-resolution luma frames. Displacements are in pixels per decoded frame, normalised by the
-frame diagonal so numbers compare across resolutions. Image y points down: "up" is -y.
+Two sources. H.264 / MPEG-4 Part 2 / MPEG-2 decoders export their motion vectors
+(``flags2=+export_mvs``), so motion costs no pixel work at all. Codecs that export none
+(VP8/VP9/HEVC/AV1 ...) fall back to differences between block-mean luma signatures.
+Displacements are content displacements in pixels per frame divided by the frame diagonal, so
+numbers compare across resolutions. Image y points down: "up" is -y.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
 
+import av
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from memory.config import IngestConfig
+from memory.errors import CorruptVideoError
+from memory.probe import VideoInfo, ffmpeg_reason, open_video
+
+logger = logging.getLogger(__name__)
+
+# Decoders that export motion vectors with flags2=+export_mvs (libavcodec/mpegutils.c, h264).
+MV_CODECS = frozenset({"h264", "mpeg4", "mpeg2video", "mpeg1video", "h263", "h263p", "msmpeg4v2", "msmpeg4v3", "flv1"})
+# A vector codec whose first predicted frames carry no vectors at all gets the fallback.
+_FRAMES_WITHOUT_VECTORS = 12
+# Block-matching of 1000 vectors gives the same medians as 8000 at an eighth of the cost.
+_MAX_VECTORS = 1024
+
 
 def direction_label(dx: float, dy: float) -> str:
     """The dominant of right/up/left/down for an image-space displacement (y down).
 
     Four words, not eight: block-matching vectors of a small object carry enough noise across
-    the other axis that diagonal labels would flicker.
+    the other axis that diagonal labels would flicker. ``direction_degrees`` keeps the angle.
     """
     if abs(dx) >= abs(dy):
         return "right" if dx >= 0 else "left"
     return "up" if dy < 0 else "down"
 
 
+def direction_degrees(dx: float, dy: float) -> float:
+    """Compass angle of an image-space displacement: 0 right, 90 up, 180 left, 270 down."""
+    return round(math.degrees(math.atan2(-dy, dx)) % 360.0, 1)
+
+
 @dataclass
 class FrameMotion:
-    """Motion of one decoded frame. Displacements are fractions of the frame diagonal."""
+    """Motion of one decoded frame. Displacements are fractions of the frame diagonal per frame."""
 
     time_seconds: float
     camera_dx: float = 0.0
@@ -36,36 +61,35 @@ class FrameMotion:
     local_fraction: float = 0.0  # area fraction moving relative to the camera
     local_dx: float = 0.0  # mean residual displacement of the locally moving blocks
     local_dy: float = 0.0
-    intra_fraction: float = 0.0  # area not predicted from other frames (1 for I-frames)
 
-    def scale(self, factor: float) -> None:
-        """Rescale displacements (e.g. from per-reference-gap to per-frame)."""
-        self.camera_dx *= factor
-        self.camera_dy *= factor
-        self.magnitude *= factor
-        self.local_dx *= factor
-        self.local_dy *= factor
+
+def intra_fraction(mvs: np.ndarray, width: int, height: int) -> float:
+    """Frame area not predicted from a past frame (intra-coded), from an AVMotionVector array."""
+    past = mvs["source"] < 0
+    covered = float(np.dot(mvs["w"][past].astype(np.float32), mvs["h"][past]))
+    return min(1.0, max(0.0, 1.0 - covered / (width * height)))
 
 
 def motion_from_vectors(mvs: np.ndarray, width: int, height: int, moving_threshold: float, t: float) -> FrameMotion:
-    """FrameMotion from an AVMotionVector structured array (PyAV ``to_ndarray()``)."""
+    """FrameMotion from an AVMotionVector structured array (PyAV ``MotionVectors.to_ndarray()``).
+
+    FFmpeg defines ``src = dst + motion / motion_scale`` (libavutil/motion_vector.h): for a past
+    reference (source < 0) the block moved from src to dst, so the content displacement is
+    ``-motion / scale``; a future reference points the other way. Using motion_x rather than
+    dst_x - src_x keeps the quarter-pel precision that slow pans need.
+    """
+    if len(mvs) > _MAX_VECTORS:
+        mvs = mvs[:: len(mvs) // _MAX_VECTORS]
     diag = math.hypot(width, height)
-    src = mvs["source"]
-    past = src < 0
-    # For a past reference (source < 0) the block moved from src to dst; a future reference
-    # points the other way (FFmpeg libavutil/motion_vector.h).
-    sign = np.where(past, 1.0 / diag, -1.0 / diag).astype(np.float32)
-    dx = (mvs["dst_x"] - mvs["src_x"]) * sign
-    dy = (mvs["dst_y"] - mvs["src_y"]) * sign
+    sign = np.where(mvs["source"] < 0, -1.0 / diag, 1.0 / diag).astype(np.float32) / mvs["motion_scale"]
+    dx = mvs["motion_x"] * sign
+    dy = mvs["motion_y"] * sign
     area = mvs["w"].astype(np.float32) * mvs["h"]
     total = float(area.sum())
-    covered = float(area[past].sum()) if past.any() else total
-    intra = min(1.0, max(0.0, 1.0 - covered / (width * height)))
-    cam_dx, cam_dy = float(np.median(dx)), float(np.median(dy))
+    cam_dx, cam_dy = float(np.median(dx)), float(np.median(dy))  # robust global (camera) motion
     rx, ry = dx - cam_dx, dy - cam_dy
     moving = (rx * rx + ry * ry) > moving_threshold * moving_threshold
-    fm = FrameMotion(time_seconds=t, camera_dx=cam_dx, camera_dy=cam_dy,
-                     magnitude=float(np.dot(np.hypot(dx, dy), area) / total), intra_fraction=intra)
+    fm = FrameMotion(time_seconds=t, camera_dx=cam_dx, camera_dy=cam_dy, magnitude=float(np.dot(np.hypot(dx, dy), area) / total))
     if moving.any():
         w = area[moving]
         ws = float(w.sum())
@@ -75,40 +99,189 @@ def motion_from_vectors(mvs: np.ndarray, width: int, height: int, moving_thresho
     return fm
 
 
+def luma_plane(frame: av.VideoFrame) -> np.ndarray:
+    """The (H, W) uint8 luma plane: a view into the decoder's buffer for 8-bit YUV formats."""
+    fmt = frame.format.name
+    if fmt.startswith(("yuv", "yuvj", "nv12", "nv21", "gray")) and not any(b in fmt for b in ("10", "12", "16")):
+        plane = frame.planes[0]
+        buf = np.frombuffer(plane, dtype=np.uint8)
+        if buf.size >= plane.line_size * frame.height:
+            return buf[: plane.line_size * frame.height].reshape(frame.height, plane.line_size)[:, : frame.width]
+    return frame.to_ndarray(format="gray")
+
+
 def luma_signature(plane: np.ndarray, side: int) -> np.ndarray:
     """A (~side x ~side) float32 block-mean thumbnail of a luma plane (H, W) uint8."""
-    # Subsample before averaging: reading every pixel of a 1080p plane costs more than decoding.
-    sub = max(1, int(max(plane.shape) // (side * 4)))
-    plane = plane[::sub, ::sub]
     h, w = plane.shape
-    step = max(1, int(max(h, w) // side))
-    small = plane[: h - h % step, : w - w % step]
-    hh, ww = small.shape[0] // step, small.shape[1] // step
-    return small.reshape(hh, step, ww, step).mean(axis=(1, 3), dtype=np.float32)
+    step = max(1, max(h, w) // side)
+    # Average a 4x4 grid of samples per block, not every pixel: reading a whole 1080p plane
+    # costs more than decoding it, and 16 samples already suppress aliasing on textures.
+    sub = max(1, step // 4)
+    k = step // sub
+    small = plane[: h - h % step: sub, : w - w % step: sub]
+    hh, ww = small.shape[0] // k, small.shape[1] // k
+    return small[: hh * k, : ww * k].reshape(hh, k, ww, k).mean(axis=(1, 3), dtype=np.float32)
 
 
-def motion_from_luma(prev: np.ndarray, cur: np.ndarray, moving_threshold: float, t: float, max_shift: int = 2) -> FrameMotion:
-    """FrameMotion from two luma signatures: a brute-force global shift, then residual change."""
+def best_shift(prev: np.ndarray, cur: np.ndarray, max_shift: int = 2) -> tuple[int, int, float]:
+    """Global shift (sx, sy) of ``cur`` against ``prev`` with the smallest mean abs difference (0..1)."""
     h, w = cur.shape
-    diag = math.hypot(w, h)
-    best, best_err = (0, 0), np.inf
+    best = (0, 0, float(np.abs(cur - prev).mean()))
     for sy in range(-max_shift, max_shift + 1):
         for sx in range(-max_shift, max_shift + 1):
+            if sx == 0 and sy == 0:
+                continue
             a = cur[max(0, sy): h + min(0, sy), max(0, sx): w + min(0, sx)]
             b = prev[max(0, -sy): h + min(0, -sy), max(0, -sx): w + min(0, -sx)]
             err = float(np.abs(a - b).mean())
-            if err < best_err - 1e-6:
-                best, best_err = (sx, sy), err
-    diff = np.abs(cur - prev) / 255.0
-    changed = diff > 0.08
-    return FrameMotion(
-        time_seconds=t,
-        camera_dx=best[0] / diag,
-        camera_dy=best[1] / diag,
-        magnitude=float(diff.mean()),
-        local_fraction=float(changed.mean()) if best == (0, 0) else float((np.abs(cur[2:-2, 2:-2] - prev[2:-2, 2:-2]) / 255 > 0.08).mean()),
-        intra_fraction=float(changed.mean()),
-    )
+            if err < best[2] - 1e-6:
+                best = (sx, sy, err)
+    return best[0], best[1], best[2] / 255.0
+
+
+def motion_from_luma(prev: np.ndarray, cur: np.ndarray, moving_threshold: float, t: float) -> FrameMotion:
+    """FrameMotion from two luma signatures: a brute-force global shift, then the residual change."""
+    h, w = cur.shape
+    diag = math.hypot(w, h)
+    sx, sy, _ = best_shift(prev, cur)
+    a = cur[max(0, sy): h + min(0, sy), max(0, sx): w + min(0, sx)]
+    b = prev[max(0, -sy): h + min(0, -sy), max(0, -sx): w + min(0, -sx)]
+    residual = np.abs(a - b) / 255.0
+    changed = residual > max(0.04, 10 * moving_threshold)
+    return FrameMotion(time_seconds=t, camera_dx=sx / diag, camera_dy=sy / diag,
+                       magnitude=math.hypot(sx, sy) / diag + float(residual.mean()), local_fraction=float(changed.mean()))
+
+
+@dataclass
+class FrameSample:
+    """What the motion pass learnt about one decoded frame."""
+
+    time_seconds: float
+    is_key: bool
+    intra_fraction: float  # area not predicted from the past: 1 for I-frames
+    motion: FrameMotion | None  # None for frames not analysed (at most a few per bin are)
+    change: float | None  # luma-signature change from the previous frame (0..1), when computed
+    baseline_change: float | None  # the same for the previous pair of frames
+    frame: av.VideoFrame  # valid until the next sample; convert only what you keep
+
+
+@dataclass
+class MotionScanner:
+    """One streaming decoding pass yielding a FrameSample per frame; memory stays flat.
+
+    Frames are decoded (the decoder must run to export vectors) but never converted to RGB.
+    In vector mode the luma signature is computed only for cut candidates.
+    """
+
+    path: str | Path
+    info: VideoInfo
+    config: IngestConfig
+    samples_per_bin: int = 6
+    source: str = field(init=False)
+    decoded: int = field(init=False, default=0)
+    last_time_seconds: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self._recent_intra: deque[float] = deque(maxlen=15)
+        self.source = "motion_vectors" if self.info.codec in MV_CODECS else "frame_diff"
+
+    def __iter__(self) -> Iterator[FrameSample]:
+        with open_video(self.path) as container:
+            stream = container.streams.video[0]
+            self._configure(stream)
+            try:
+                yield from self._samples(container, stream)
+            except av.FFmpegError as exc:
+                if self.decoded == 0:
+                    raise CorruptVideoError(self.path, f"no frame could be decoded ({ffmpeg_reason(exc)})") from None
+                logger.warning("%s: decoding stopped at %.2fs (%s); using what was decoded", self.path,
+                               self.last_time_seconds, ffmpeg_reason(exc))
+        if self.decoded == 0:
+            raise CorruptVideoError(self.path, "no frame could be decoded")
+        if self.last_time_seconds < self.info.duration_seconds - max(1.0, 0.1 * self.info.duration_seconds):
+            logger.warning("%s: frames end at %.1fs of %.1fs; the file is probably truncated", self.path,
+                           self.last_time_seconds, self.info.duration_seconds)
+
+    def _intra_jump(self, intra: float) -> bool:
+        """Is this frame's intra-coded area a jump (a cut candidate) against the frames before it?"""
+        recent = self._recent_intra
+        jump = intra >= self.config.cut_threshold and (intra >= 0.8 or intra >= 2.0 * float(np.median(recent or [0.0])))
+        recent.append(intra)
+        return jump
+
+    def _configure(self, stream) -> None:
+        ctx = stream.codec_context
+        if self.config.decode_threads > 1:
+            # Frame threading exports the same vectors as slice threading on all but a few
+            # frames (checked in tests/test_motion.py) at close to N times the speed.
+            stream.thread_type = "FRAME"
+            ctx.thread_count = self.config.decode_threads
+        options = {"skip_loop_filter": "all"} if self.config.skip_loop_filter else {}
+        if self.source == "motion_vectors":
+            options["flags2"] = "+export_mvs"
+        ctx.options = options
+        # Non-reference frames (most B-frames) carry nothing the reference frames around them
+        # don't: skipping them halves decoding work on typical encodes.
+        ctx.skip_frame = "NONREF"
+
+    def _samples(self, container, stream) -> Iterator[FrameSample]:
+        side = self.config.fallback_side
+        start = self.info.start_seconds
+        analyse_every = self.config.bin_seconds / self.samples_per_bin
+        next_analysis = -math.inf
+        prev_frames: list[av.VideoFrame] = []  # the last two frames, for lazy cut signatures
+        prev_sig: np.ndarray | None = None
+        prev_change: float | None = None
+        prev_t: float | None = None
+        with_vectors = without_vectors = 0
+        for frame in container.decode(stream):
+            if frame.time is None:
+                continue
+            t = float(frame.time) - start
+            self.decoded += 1
+            self.last_time_seconds = t
+            is_key = bool(frame.key_frame)
+            motion, change, baseline = None, None, None
+            if self.source == "motion_vectors":
+                mvs = frame.side_data.get("MOTION_VECTORS")
+                arr = mvs.to_ndarray() if mvs is not None and len(mvs) else None
+                intra = 1.0 if arr is None else intra_fraction(arr, frame.width, frame.height)
+                with_vectors += arr is not None
+                without_vectors += arr is None and not is_key
+                if with_vectors == 0 and without_vectors >= _FRAMES_WITHOUT_VECTORS:
+                    logger.info("%s: no motion vectors came out; using frame differences", self.path)
+                    self.source = "frame_diff"
+                candidate = is_key or self._intra_jump(intra)
+                if arr is not None and t >= next_analysis and not candidate:
+                    next_analysis = t + analyse_every
+                    gap = max(1.0, round((t - prev_t) * self.info.fps)) if prev_t is not None else 1.0
+                    motion = motion_from_vectors(arr, frame.width, frame.height, self.config.moving_threshold * gap, t)
+                    _scale(motion, 1.0 / gap)  # vectors span the gap to the reference frame
+                if candidate and prev_frames:
+                    sigs = [luma_signature(luma_plane(f), side) for f in (*prev_frames, frame)]
+                    change = best_shift(sigs[-2], sigs[-1])[2]
+                    baseline = best_shift(sigs[0], sigs[1])[2] if len(sigs) == 3 else 0.0
+            else:
+                sig = luma_signature(luma_plane(frame), side)
+                intra = 1.0 if prev_sig is None else 0.0
+                if prev_sig is not None:
+                    motion = motion_from_luma(prev_sig, sig, self.config.moving_threshold, t)
+                    change = float(np.abs(sig - prev_sig).mean()) / 255.0
+                    if change > self.config.cut_min_change:  # discount what a camera shift explains
+                        change = best_shift(prev_sig, sig)[2]
+                    baseline, prev_change = prev_change, change
+                prev_sig = sig
+            yield FrameSample(t, is_key, intra, motion, change, baseline, frame)
+            prev_frames = [*prev_frames[-1:], frame]
+            prev_t = t
+
+
+def _scale(fm: FrameMotion, factor: float) -> None:
+    fm.camera_dx *= factor
+    fm.camera_dy *= factor
+    fm.magnitude *= factor
+    fm.local_dx *= factor
+    fm.local_dy *= factor
 
 
 class MotionTimeline(BaseModel):
@@ -119,28 +292,37 @@ class MotionTimeline(BaseModel):
     bin_seconds: float = Field(gt=0, description="Bin width, seconds.")
     source: str = Field(description="'motion_vectors' or 'frame_diff'.")
     magnitude: list[float] = Field(description="Mean displacement per frame, fraction of the diagonal.")
-    camera_dx: list[float] = Field(description="Camera (global) displacement per frame, x, fraction of the diagonal.")
-    camera_dy: list[float] = Field(description="Camera (global) displacement per frame, y (down), fraction of the diagonal.")
-    local_fraction: list[float] = Field(description="Area fraction moving relative to the camera.")
+    camera_dx: list[float] = Field(description="Camera (global) content displacement per frame, x, fraction of the diagonal.")
+    camera_dy: list[float] = Field(description="Camera (global) content displacement per frame, y (down), fraction of the diagonal.")
+    local_fraction: list[float] = Field(description="Area fraction moving relative to the camera (moving blocks).")
     local_dx: list[float] = Field(description="Mean displacement of locally moving blocks relative to the camera, x.")
     local_dy: list[float] = Field(description="Same, y (down).")
-    intra_fraction: list[float] = Field(description="Largest intra-coded / changed area fraction in the bin.")
+    intra_fraction: list[float] = Field(description="Largest intra-coded area fraction of a frame in the bin (1 at keyframes).")
 
     @property
     def n_bins(self) -> int:
         return len(self.magnitude)
 
     def camera_magnitude(self) -> np.ndarray:
+        """(n_bins,) float64 camera displacement per frame, fraction of the diagonal."""
         return np.hypot(self.camera_dx, self.camera_dy)
 
     def local_magnitude(self) -> np.ndarray:
+        """(n_bins,) float64 object displacement weighted by the square root of the moving area."""
         return np.hypot(self.local_dx, self.local_dy) * np.asarray(self.local_fraction) ** 0.5
 
     def object_direction(self, i: int) -> str:
         return direction_label(self.local_dx[i], self.local_dy[i])
 
+    def object_degrees(self, i: int) -> float:
+        return direction_degrees(self.local_dx[i], self.local_dy[i])
+
     def camera_direction(self, i: int) -> str:
-        return direction_label(self.camera_dx[i], self.camera_dy[i])
+        """Where the camera pans: opposite to the content's displacement."""
+        return direction_label(-self.camera_dx[i], -self.camera_dy[i])
+
+    def camera_degrees(self, i: int) -> float:
+        return direction_degrees(-self.camera_dx[i], -self.camera_dy[i])
 
 
 @dataclass
@@ -148,39 +330,41 @@ class TimelineBuilder:
     """Accumulates FrameMotion records into bins in O(bins) memory."""
 
     bin_seconds: float
-    source: str
     _sums: list[np.ndarray] = field(default_factory=list)
     _counts: list[int] = field(default_factory=list)
     _intra: list[float] = field(default_factory=list)
 
-    def add(self, fm: FrameMotion) -> None:
-        i = max(0, int(fm.time_seconds / self.bin_seconds))
+    def _bin(self, t: float) -> int:
+        i = max(0, int(t / self.bin_seconds))
         while len(self._sums) <= i:
             self._sums.append(np.zeros(6))
             self._counts.append(0)
             self._intra.append(0.0)
+        return i
+
+    def add_intra(self, t: float, intra: float) -> None:
+        i = self._bin(t)
+        self._intra[i] = max(self._intra[i], intra)
+
+    def add(self, fm: FrameMotion) -> None:
+        i = self._bin(fm.time_seconds)
         self._sums[i] += (fm.magnitude, fm.camera_dx, fm.camera_dy, fm.local_fraction,
                           fm.local_dx * fm.local_fraction, fm.local_dy * fm.local_fraction)
         self._counts[i] += 1
-        self._intra[i] = max(self._intra[i], fm.intra_fraction)
 
-    def build(self, duration_seconds: float) -> MotionTimeline:
+    def build(self, duration_seconds: float, source: str) -> MotionTimeline:
         n = max(1, math.ceil(duration_seconds / self.bin_seconds - 1e-9))
-        sums = np.zeros((n, 6))
-        counts = np.zeros(n)
-        intra = np.zeros(n)
+        sums, counts, intra = np.zeros((n, 6)), np.zeros(n), np.zeros(n)
         m = min(n, len(self._sums))
         if m:
-            sums[:m] = np.stack(self._sums[:m])
-            counts[:m] = self._counts[:m]
-            intra[:m] = self._intra[:m]
+            sums[:m], counts[:m], intra[:m] = np.stack(self._sums[:m]), self._counts[:m], self._intra[:m]
         mean = sums / np.maximum(counts, 1)[:, None]
         frac = mean[:, 3]
-        # Local direction: displacement-weighted by moving area, so a bin's direction is that
+        # Local direction: displacement weighted by moving area, so a bin's direction is that
         # of what moved, not diluted by the static frames in it.
         ldx = np.divide(mean[:, 4], frac, out=np.zeros(n), where=frac > 0)
         ldy = np.divide(mean[:, 5], frac, out=np.zeros(n), where=frac > 0)
         r = lambda a: [round(float(x), 6) for x in a]  # noqa: E731
-        return MotionTimeline(bin_seconds=self.bin_seconds, source=self.source, magnitude=r(mean[:, 0]),
+        return MotionTimeline(bin_seconds=self.bin_seconds, source=source, magnitude=r(mean[:, 0]),
                               camera_dx=r(mean[:, 1]), camera_dy=r(mean[:, 2]), local_fraction=r(frac),
                               local_dx=r(ldx), local_dy=r(ldy), intra_fraction=r(intra))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -14,11 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from memory.blocks import ContentBlock, image_block, text_block
 from memory.config import IngestConfig
-from memory.motion import MotionTimeline
+from memory.keyframes import THUMB_NAME, CutDetector, ThumbnailWriter
+from memory.motion import MotionScanner, MotionTimeline, TimelineBuilder
 from memory.probe import VideoInfo
-from memory.scan import scan
 from memory.segments import Segment, build_segments
 
+logger = logging.getLogger(__name__)
+
+_KEYFRAMES_TITLE = "Keyframes:"
 OVERVIEW_FILE = "overview.json"
 THUMBS_DIR = "thumbs"
 
@@ -44,6 +47,12 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 class Overview(BaseModel):
+    """The controller's first view: segments, motion timeline, cuts and keyframe thumbnails.
+
+    Times are seconds from the first frame; segments are half-open ``[start_seconds, end_seconds)``
+    and cover ``[0, duration_seconds)`` contiguously.
+    """
+
     model_config = ConfigDict(frozen=True)
 
     duration_seconds: float = Field(gt=0)
@@ -52,18 +61,25 @@ class Overview(BaseModel):
     motion_source: str = Field(description="'motion_vectors' (compressed stream) or 'frame_diff' (fallback).")
     timeline: MotionTimeline
     cuts_seconds: list[float] = Field(description="Detected scene cuts, seconds.")
-    keyframe_seconds: list[float] = Field(description="Times of the keyframe thumbnails thumbs/00000.jpg, ...")
+    keyframe_seconds: list[float] = Field(description="Times of the keyframe thumbnails thumbs/0000.jpg, thumbs/0001.jpg, ...")
     segments: list[Segment]
     _dir: Path | None = PrivateAttr(default=None)
 
     # ---- persistence -------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def save(self, directory: str | Path) -> None:
+        """Write ``overview.json`` (and copy the thumbnails when saving elsewhere), atomically."""
+        directory = Path(directory)
+        (directory / THUMBS_DIR).mkdir(parents=True, exist_ok=True)
+        if self._dir is not None and self._dir.resolve() != directory.resolve():
+            for i in range(len(self.keyframe_seconds)):
+                name = THUMB_NAME.format(i)
+                write_atomic(directory / THUMBS_DIR / name, (self._dir / THUMBS_DIR / name).read_bytes())
         write_atomic(directory / OVERVIEW_FILE, self.model_dump_json().encode())
         self._dir = directory
 
     @classmethod
-    def load(cls, directory: Path) -> "Overview":
+    def load(cls, directory: str | Path) -> "Overview":
+        directory = Path(directory)
         ov = cls.model_validate_json((directory / OVERVIEW_FILE).read_text())
         ov._dir = directory
         return ov
@@ -71,7 +87,7 @@ class Overview(BaseModel):
     def thumbnail(self, index: int) -> Image.Image:
         if self._dir is None:
             raise RuntimeError("overview has no thumbnail folder (build or load it from a directory)")
-        with Image.open(self._dir / THUMBS_DIR / f"{index:05d}.jpg") as im:
+        with Image.open(self._dir / THUMBS_DIR / THUMB_NAME.format(index)) as im:
             return im.convert("RGB")
 
     # ---- the controller's view ---------------------------------------------------------
@@ -95,25 +111,28 @@ class Overview(BaseModel):
         """Text table of segments plus evenly spread keyframe thumbnails, within the budget.
 
         The text grows linearly with the number of segments and is coarsened (neighbouring
-        segments merged) until it fits ``max_chars``; at most ``max_images`` thumbnails.
+        segments merged) until all text blocks together fit ``max_chars``; at most
+        ``max_images`` thumbnails, one per segment at most, spread evenly over the video.
         """
+        picks = self._pick_keyframes(max_images) if max_images > 0 and self._dir is not None else []
+        captions = [f"t={format_time(self.keyframe_seconds[k])} ({self.keyframe_seconds[k]:.1f}s)" for k in picks]
+        while picks and sum(map(len, captions)) + len(_KEYFRAMES_TITLE) > max_chars // 4:
+            picks, captions = picks[::2], captions[::2]  # captions may use a quarter of the text budget
+        budget = max_chars - (sum(map(len, captions)) + len(_KEYFRAMES_TITLE) if picks else 0)
         header = (f"Video overview: duration {format_time(self.duration_seconds)} ({self.duration_seconds:.1f}s), "
                   f"{self.width}x{self.height}, {len(self.cuts_seconds)} scene cuts, motion from {self.motion_source}.\n"
-                  f"Segments (index [start-end) seconds, motion):")
+                  f"Segments (index [start-end) m:ss, seconds, motion):")
         segs = list(self.segments)
         rows = self._rows(segs)
-        while len(header) + sum(len(r) + 1 for r in rows) > max_chars and len(segs) > 1:
+        while len(header) + sum(len(r) + 1 for r in rows) > budget and len(segs) > 1:
             segs = self._coarsen(len(segs) * 2 // 3)
             rows = self._rows(segs)
-        text = header + "\n" + "\n".join(rows)
-        blocks: list[ContentBlock] = [text_block(text[:max_chars])]
-        if max_images <= 0 or not self.keyframe_seconds or self._dir is None:
-            return blocks
-        picks = self._pick_keyframes(max_images)
-        blocks.append(text_block("Keyframes:"))
-        for k in picks:
-            blocks.append(text_block(f"t={format_time(self.keyframe_seconds[k])} ({self.keyframe_seconds[k]:.1f}s)"))
-            blocks.append(image_block(self.thumbnail(k)))
+        blocks: list[ContentBlock] = [text_block((header + "\n" + "\n".join(rows))[:max(0, budget)])]
+        if picks:
+            blocks.append(text_block(_KEYFRAMES_TITLE))
+            for k, caption in zip(picks, captions):
+                blocks.append(text_block(caption))
+                blocks.append(image_block(self.thumbnail(k)))
         return blocks
 
     def _pick_keyframes(self, max_images: int) -> list[int]:
@@ -159,14 +178,34 @@ class Overview(BaseModel):
                 "segments": [s.model_dump() for s in self.segments]}
 
 
-def build_overview(path: str | Path, info: VideoInfo, config: IngestConfig, out_dir: Path,
+def build_overview(path: str | Path, info: VideoInfo, config: IngestConfig, out_dir: str | Path,
                    progress: Callable[[float], None] | None = None) -> Overview:
-    """Scan the video once and save the overview (JSON + thumbnails) into ``out_dir``."""
-    result = scan(path, info, config, out_dir / THUMBS_DIR, progress)
-    segments = build_segments(result.timeline, result.cuts_seconds, result.keyframe_seconds, info.duration_seconds, config)
+    """Scan the video once and save the overview (``overview.json`` + ``thumbs/``) into ``out_dir``.
+
+    ``progress`` is called with the fraction done (0..1) about once per second of video.
+    """
+    out_dir = Path(out_dir)
+    scanner = MotionScanner(path, info, config)
+    builder = TimelineBuilder(config.bin_seconds)
+    cuts = CutDetector(config, min_time_seconds=0.5 / info.fps)
+    thumbs = ThumbnailWriter(out_dir / THUMBS_DIR, info, config)
+    reported = -1.0
+    for sample in scanner:
+        builder.add_intra(sample.time_seconds, sample.intra_fraction)
+        if sample.motion is not None:
+            builder.add(sample.motion)
+        thumbs.offer(sample, cuts.update(sample))
+        if progress is not None and sample.time_seconds - reported >= 1.0:
+            reported = sample.time_seconds
+            progress(min(1.0, max(0.0, sample.time_seconds / info.duration_seconds)))
+    timeline = builder.build(info.duration_seconds, scanner.source)
+    segments = build_segments(timeline, cuts.cuts_seconds, thumbs.times_seconds, info.duration_seconds, config)
     w, h = info.display_size
-    ov = Overview(duration_seconds=info.duration_seconds, width=w, height=h, motion_source=result.timeline.source,
-                  timeline=result.timeline, cuts_seconds=result.cuts_seconds, keyframe_seconds=result.keyframe_seconds,
+    ov = Overview(duration_seconds=info.duration_seconds, width=w, height=h, motion_source=scanner.source,
+                  timeline=timeline, cuts_seconds=cuts.cuts_seconds, keyframe_seconds=thumbs.times_seconds,
                   segments=segments)
     ov.save(out_dir)
+    logger.debug("%s: %d frames decoded, %d cuts, %d segments", path, scanner.decoded, len(ov.cuts_seconds), len(segments))
+    if progress is not None:
+        progress(1.0)
     return ov

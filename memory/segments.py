@@ -6,7 +6,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from memory.config import IngestConfig
-from memory.motion import MotionTimeline, direction_label
+from memory.motion import MotionTimeline, direction_degrees, direction_label
 
 # Below these (fractions of the diagonal per frame) motion reads as "still".
 STILL_CAMERA = 0.0008
@@ -22,8 +22,12 @@ class Segment(BaseModel):
     end_seconds: float = Field(gt=0)
     starts_with_cut: bool = Field(default=False, description="The segment begins at a detected scene cut.")
     motion: float = Field(ge=0, description="Mean motion magnitude, fraction of the diagonal per frame.")
+    camera_motion: float = Field(default=0.0, ge=0, description="Mean camera (global) displacement, fraction of the diagonal per frame.")
+    object_motion: float = Field(default=0.0, ge=0, description="Mean object displacement relative to the camera, weighted by sqrt(moving area).")
     camera: str = Field(description="Camera motion: 'still' or 'pan <direction>'.")
+    camera_degrees: float | None = Field(default=None, description="Pan direction, compass degrees (0 right, 90 up); None when still.")
     objects: str = Field(description="Object motion relative to the camera: 'still' or 'moving <direction>'.")
+    objects_degrees: float | None = Field(default=None, description="Object direction, compass degrees (0 right, 90 up); None when still.")
     keyframe: int | None = Field(default=None, description="Index of the representative keyframe thumbnail.")
 
     def describe_motion(self) -> str:
@@ -53,19 +57,29 @@ def _boundaries(timeline: MotionTimeline, cuts: list[float], duration: float, co
     return sorted(bounds.items())
 
 
-def _summarise(timeline: MotionTimeline, start: float, end: float) -> tuple[float, str, str]:
+def _summarise(timeline: MotionTimeline, start: float, end: float) -> dict:
     b = timeline.bin_seconds
-    lo, hi = int(start / b), max(int(start / b) + 1, int(np.ceil(end / b)))
-    sl = slice(lo, min(hi, timeline.n_bins))
-    mag = float(np.mean(timeline.magnitude[sl])) if timeline.n_bins else 0.0
-    cdx, cdy = float(np.mean(timeline.camera_dx[sl] or [0])), float(np.mean(timeline.camera_dy[sl] or [0]))
-    frac = np.asarray(timeline.local_fraction[sl] or [0.0])
-    ldx = float(np.dot(frac, timeline.local_dx[sl] or [0]) / max(frac.sum(), 1e-9))
-    ldy = float(np.dot(frac, timeline.local_dy[sl] or [0]) / max(frac.sum(), 1e-9))
-    # Content moving left means the camera pans right.
-    camera = f"pan {direction_label(-cdx, -cdy)}" if np.hypot(cdx, cdy) > STILL_CAMERA else "still"
-    objects = f"moving {direction_label(ldx, ldy)}" if np.hypot(ldx, ldy) * frac.mean() ** 0.5 > STILL_OBJECTS else "still"
-    return mag, camera, objects
+    lo = int(start / b)
+    sl = slice(lo, min(max(lo + 1, int(np.ceil(end / b))), timeline.n_bins))
+    if sl.start >= sl.stop:
+        return {"motion": 0.0, "camera": "still", "objects": "still"}
+    cdx, cdy = float(np.mean(timeline.camera_dx[sl])), float(np.mean(timeline.camera_dy[sl]))
+    frac = np.asarray(timeline.local_fraction[sl])
+    ldx = float(np.dot(frac, timeline.local_dx[sl]) / max(frac.sum(), 1e-9))
+    ldy = float(np.dot(frac, timeline.local_dy[sl]) / max(frac.sum(), 1e-9))
+    camera_motion, object_motion = float(np.hypot(cdx, cdy)), float(np.hypot(ldx, ldy) * frac.mean() ** 0.5)
+    out = {"motion": round(float(np.mean(timeline.magnitude[sl])), 6), "camera_motion": round(camera_motion, 6),
+           "object_motion": round(object_motion, 6), "camera": "still", "objects": "still"}
+    if camera_motion > STILL_CAMERA:  # content moving left means the camera pans right
+        out.update(camera=f"pan {direction_label(-cdx, -cdy)}", camera_degrees=direction_degrees(-cdx, -cdy))
+    if object_motion > STILL_OBJECTS:
+        out.update(objects=f"moving {direction_label(ldx, ldy)}", objects_degrees=direction_degrees(ldx, ldy))
+    return out
+
+
+def _is_static(timeline: MotionTimeline, start: float, end: float) -> bool:
+    s = _summarise(timeline, start, end)
+    return s["camera"] == "still" and s["objects"] == "still"
 
 
 def build_segments(timeline: MotionTimeline, cuts: list[float], keyframe_seconds: list[float],
@@ -78,9 +92,12 @@ def build_segments(timeline: MotionTimeline, cuts: list[float], keyframe_seconds
         if end > start:
             spans.append([start, end, is_cut])
     merged: list[list] = []
-    for span in spans:  # short non-cut pieces join the previous segment
-        if merged and (span[1] - span[0] < config.min_segment_seconds and not span[2]
-                       or merged[-1][1] - merged[-1][0] < config.min_segment_seconds and not span[2]):
+    for span in spans:
+        # Short non-cut pieces join the previous segment, and so do static stretches that
+        # follow a static segment: "nothing moves" twice in a row says nothing new.
+        short = span[1] - span[0] < config.min_segment_seconds or merged and merged[-1][1] - merged[-1][0] < config.min_segment_seconds
+        static = merged and _is_static(timeline, *merged[-1][:2]) and _is_static(timeline, *span[:2])
+        if merged and not span[2] and (short or static):
             merged[-1][1] = span[1]
         else:
             merged.append(span)
@@ -93,7 +110,7 @@ def build_segments(timeline: MotionTimeline, cuts: list[float], keyframe_seconds
     kf = np.asarray(keyframe_seconds) if keyframe_seconds else None
     segments = []
     for start, end, is_cut in final:
-        mag, camera, objects = _summarise(timeline, start, end)
+        summary = _summarise(timeline, start, end)
         key = None
         if kf is not None:
             inside = np.flatnonzero((kf >= start) & (kf < end))
@@ -101,5 +118,5 @@ def build_segments(timeline: MotionTimeline, cuts: list[float], keyframe_seconds
             pool = inside if len(inside) else np.arange(len(kf))
             key = int(pool[np.argmin(np.abs(kf[pool] - mid))])
         segments.append(Segment(start_seconds=round(start, 3), end_seconds=round(end, 3), starts_with_cut=is_cut,
-                                motion=round(mag, 6), camera=camera, objects=objects, keyframe=key))
+                                keyframe=key, **summary))
     return segments
