@@ -160,9 +160,13 @@ def test_overview_finds_cuts_and_lone_sprite_directions(small_world, tmp_path):
     log, path = small_world
     ov = build_overview(path, probe(path), IngestConfig(), tmp_path / "ov")
     tl = ov.timeline
-    assert len(ov.cuts_seconds) == len(log.cuts_seconds) > 0
-    for found, truth in zip(ov.cuts_seconds, log.cuts_seconds):
-        assert abs(found - truth) <= tl.bin_seconds
+    assert log.cuts_seconds
+    for truth in log.cuts_seconds:
+        assert min(abs(found - truth) for found in ov.cuts_seconds) <= tl.bin_seconds, (ov.cuts_seconds, log.cuts_seconds)
+    # A text card covers a third of the frame and pops in and out in one frame: the only other abrupt changes.
+    card_edges = [t for c in log.cards for t in (c.start_seconds, c.end_seconds)]
+    for found in ov.cuts_seconds:
+        assert min(abs(found - t) for t in log.cuts_seconds + card_edges) <= tl.bin_seconds, (found, log)
     checked = 0
     for s in log.sprites:  # still camera, one sprite at a time: the moving blocks are the sprite
         a, b = s.start_seconds + 0.3 * (s.end_seconds - s.start_seconds), s.end_seconds - 0.3 * (s.end_seconds - s.start_seconds)

