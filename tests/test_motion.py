@@ -1,0 +1,89 @@
+"""Motion timeline: direction conventions, camera vs object motion, the frame-difference fallback."""
+
+import numpy as np
+import pytest
+
+from memory.config import IngestConfig
+from memory.motion import MotionScanner, TimelineBuilder, direction_degrees, direction_label
+from memory.probe import probe
+
+
+def _timeline(truth, **cfg):
+    info = probe(truth.path)
+    config = IngestConfig(**cfg)
+    scanner = MotionScanner(truth.path, info, config)
+    builder = TimelineBuilder(config.bin_seconds)
+    for sample in scanner:
+        if sample.motion is not None:
+            builder.add(sample.motion)
+    return builder.build(info.duration_seconds, scanner.source)
+
+
+def _inner_bins(tl, start, end):
+    """Bins fully inside [start, end) with one bin of slack at each boundary."""
+    return range(int(start / tl.bin_seconds) + 1, int(end / tl.bin_seconds) - 1)
+
+
+def test_direction_conventions_have_image_y_pointing_down():
+    assert direction_label(1, 0) == "right" and direction_degrees(1, 0) == 0
+    assert direction_label(0, -1) == "up" and direction_degrees(0, -1) == 90
+    assert direction_label(-1, 0) == "left" and direction_degrees(-1, 0) == 180
+    assert direction_label(0, 1) == "down" and direction_degrees(0, 1) == 270
+
+
+@pytest.mark.parametrize("fixture", ["moving_square_video", "moving_square_mpeg4"])
+def test_square_moves_right_then_up(fixture, request):
+    truth = request.getfixturevalue(fixture)
+    tl = _timeline(truth)
+    assert tl.source == "motion_vectors" and tl.n_bins == 12
+    for name, degrees in (("right", 0.0), ("up", 90.0)):
+        for i in _inner_bins(tl, *truth.notes[name]):
+            assert tl.object_direction(i) == name, (name, i)
+            assert abs((tl.object_degrees(i) - degrees + 180) % 360 - 180) < 30
+            assert tl.local_fraction[i] > 0
+    # 8 px/frame on a 400 px diagonal, then 5 px/frame: object speed is measured, not just its sign
+    right = np.mean([np.hypot(tl.local_dx[i], tl.local_dy[i]) for i in _inner_bins(tl, 0, 3)])
+    assert right == pytest.approx(8 / 400, rel=0.35)
+
+
+def test_static_background_is_not_camera_motion(moving_square_video):
+    tl = _timeline(moving_square_video)
+    assert tl.camera_magnitude().max() < 0.002
+
+
+def test_pan_is_camera_motion_not_object_motion(panning_video):
+    tl = _timeline(panning_video)
+    cam = tl.camera_magnitude()[1:-1]
+    assert cam.min() == pytest.approx(4 / 400, rel=0.25)  # 4 px/frame on a 400 px diagonal
+    assert (tl.local_magnitude()[1:-1] < cam / 4).all()
+    assert all(tl.camera_direction(i) == "right" for i in range(1, tl.n_bins - 1))
+    assert all(abs(tl.camera_degrees(i) - 0.0) < 10 or abs(tl.camera_degrees(i) - 360) < 10 for i in range(1, tl.n_bins - 1))
+
+
+def test_vp8_falls_back_to_frame_differences(moving_square_vp8):
+    tl = _timeline(moving_square_vp8)
+    assert tl.source == "frame_diff" and tl.n_bins == 12
+    assert np.mean(tl.local_fraction[1:-1]) > 0  # the square's changed blocks
+    assert tl.camera_magnitude()[1:-1].max() < 0.01  # the background stays put
+
+
+def test_frame_diff_fallback_sees_a_pan(panning_video, monkeypatch):
+    monkeypatch.setattr("memory.motion.MV_CODECS", frozenset())
+    tl = _timeline(panning_video)
+    assert tl.source == "frame_diff"
+    assert sum(tl.camera_direction(i) == "right" for i in range(1, tl.n_bins - 1)) >= tl.n_bins - 3
+
+
+def test_frame_threading_gives_the_same_timeline_as_slice_threading(panning_video, moving_square_video):
+    for truth in (panning_video, moving_square_video):
+        one, two = _timeline(truth, decode_threads=1), _timeline(truth, decode_threads=2)
+        np.testing.assert_allclose(one.camera_dx, two.camera_dx, atol=1e-4)
+        np.testing.assert_allclose(one.local_dx, two.local_dx, atol=2e-3)
+        np.testing.assert_allclose(one.local_dy, two.local_dy, atol=2e-3)
+
+
+def test_only_a_few_frames_per_bin_are_analysed(panning_video):
+    info = probe(panning_video.path)
+    samples = list(MotionScanner(panning_video.path, info, IngestConfig(bin_seconds=1.0), samples_per_bin=2))
+    analysed = [s.time_seconds for s in samples if s.motion is not None]
+    assert len(samples) == 50 and 8 <= len(analysed) <= 12
