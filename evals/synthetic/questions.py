@@ -61,16 +61,13 @@ class _Builder:
         self.log, self.rng = log, rng
         self.candidates: dict[str, list[dict]] = {t: [] for t in TASKS}
 
-    def add(self, task: str, question: str, answer: str, distractors: list[str], evidence: list, ordered: bool = False) -> None:
-        """Five options: the answer and four distinct distractors, shuffled unless ``ordered``."""
+    def add(self, task: str, question: str, answer: str, distractors: list[str], evidence: list) -> None:
+        """Five options: the answer and the first four distinct distractors, shuffled."""
         pool = list(dict.fromkeys(d for d in distractors if d != answer))
         if len(pool) < 4:
             return
         options = pool[:4] + [answer]
-        if ordered:
-            options.sort(key=int)
-        else:
-            options = [options[i] for i in self.rng.permutation(5)]
+        options = [options[i] for i in self.rng.permutation(5)]
         spans = sorted((float(s.start_seconds), float(s.end_seconds)) for s in evidence)
         self.candidates[task].append({"question": question, "options": options, "answer": LETTERS[options.index(answer)],
                                       "evidence": [list(s) for s in spans]})
@@ -108,8 +105,9 @@ def _counting(b: _Builder) -> None:
 
     def add(question: str, events: list[SpriteEvent]) -> None:
         n = len(events)
-        low = max(0, n - int(b.rng.integers(0, 5)))
-        b.add("counting", question, str(n), [str(k) for k in range(low, low + 5)], events, ordered=True)
+        # Any window of five counts holding n, shuffled: neither the position nor "the smallest" gives it away.
+        low = int(b.rng.integers(max(0, n - 4), n + 1))
+        b.add("counting", question, str(n), [str(k) for k in range(low, low + 5)], events)
 
     for key in b.pick(sorted(by_name), 8):
         colour, shape = key.split(" ")
@@ -129,7 +127,7 @@ def _order(b: _Builder) -> None:
             order = [chosen[i] for i in b.rng.permutation(5)]
             listed = ", ".join(f"the {name(s)}" for s in order[:4]) + f" or the {name(order[4])}"
             b.add("order", f"Which appeared {which}: {listed}?", f"the {name(target)}",
-                  [f"the {name(s)}" for s in order if s is not target], chosen, ordered=False)
+                  [f"the {name(s)}" for s in order if s is not target], chosen)
 
 
 def _overlaps(a: tuple[float, float], c: tuple[float, float]) -> bool:
