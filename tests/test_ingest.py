@@ -149,7 +149,7 @@ def test_subtitle_stream_in_the_container(tmp_path):
 def test_truncated_stream_indexes_what_it_holds_or_fails_cleanly(tmp_path, tiny_embedder_spec):
     from tests.fixtures.videos import make_video
 
-    full = make_video(tmp_path / "full.ts", lambda i: np.full((48, 64, 3), (i * 5) % 255, np.uint8), 80, fps=10)
+    full = make_video(tmp_path / "full.ts", lambda i: np.full((48, 64, 3), (i * 5) % 255, np.uint8), fps=10, size=(64, 48), n_frames=80)
     half = tmp_path / "half.ts"
     half.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     try:

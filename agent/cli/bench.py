@@ -117,8 +117,8 @@ def bench_ingest(path: str | Path, profile: bool = False) -> dict:
     full = run_phase("_full_decode_phase", path)
     result = {
         "video": path, "codec": ov["codec"], "size": ov["size"], "fps": round(ov["fps"], 3), "duration_s": round(ov["duration_s"], 2),
-        "motion_source": ov["motion_source"], "overview_s": round(ov["seconds"], 2),
-        "overview_x_realtime": round(ov["duration_s"] / ov["seconds"], 1), "full_decode_s": round(full["seconds"], 2),
+        "motion_source": ov["motion_source"], "overview_s": round(ov["seconds"], 4),
+        "overview_x_realtime": round(ov["duration_s"] / ov["seconds"], 1), "full_decode_s": round(full["seconds"], 4),
         "full_decode_frames": full["frames"], "full_decode_fps": round(full["frames"] / full["seconds"], 1),
         "speedup_vs_full_decode": round(full["seconds"] / ov["seconds"], 2),
         "overview_peak_rss_mb": round(ov["peak_rss_mb"], 1), "overview_rss_after_imports_mb": round(ov["rss_before_mb"], 1),
