@@ -7,6 +7,10 @@ schemas) and masks labels with TRL's own mechanism: ``return_assistant_tokens_ma
 template with ``{% generation %}`` markers, TRL's patched training template
 (``get_training_chat_template``) when the model's template lacks them. Training templates only
 add the markers, so the tokens are the ones the agent's template produces.
+
+Examples are rendered one by one and padded here (right padding), optionally keeping rendered
+examples in memory: rendering (image processing, mask alignment) costs more than a tiny model's
+step, and small datasets are seen for many epochs.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import torch
 from agent.backends.hf import prepare_messages
 from memory.errors import FoveateError
 from training.episodes import load_messages
+
+# Per-token fields, padded to the batch's longest sequence with these values; other fields (pixel values, grids) concatenate.
+PAD_VALUES = {"input_ids": None, "attention_mask": 0, "labels": -100, "mm_token_type_ids": 0, "token_type_ids": 0}
 
 
 def training_chat_template(processor) -> str | None:
@@ -34,25 +41,43 @@ def training_chat_template(processor) -> str | None:
 class AgentChatCollator:
     """``[{"messages", "images"}, ...]`` -> input_ids, attention_mask, pixel inputs and labels (-100 off assistant turns)."""
 
-    def __init__(self, processor, tools: list[dict]) -> None:
+    def __init__(self, processor, tools: list[dict], cache: bool = False) -> None:
         self.processor, self.tools = processor, tools
         self.chat_template = training_chat_template(processor)
+        self.pad_id = processor.tokenizer.pad_token_id
+        self._cache: dict[str, dict[str, torch.Tensor]] | None = {} if cache else None
 
-    def render(self, conversations: list[list[dict]]) -> dict[str, Any]:
-        prepared = [prepare_messages(c, self.tools, self.processor) for c in conversations]
-        tools = prepared[0][1]
-        return self.processor.apply_chat_template(
-            [m for m, _ in prepared], tools=tools, chat_template=self.chat_template, tokenize=True, return_dict=True,
-            return_tensors="pt", return_assistant_tokens_mask=True,
-            processor_kwargs={"padding": True, "padding_side": "right", "add_special_tokens": False})
+    def render(self, messages: list[dict]) -> dict[str, torch.Tensor]:
+        """One conversation as model inputs (no batch dimension on per-token fields) with its labels."""
+        messages, tools = prepare_messages(messages, self.tools, self.processor)
+        out = self.processor.apply_chat_template(
+            [messages], tools=tools, chat_template=self.chat_template, tokenize=True, return_dict=True,
+            return_tensors="pt", return_assistant_tokens_mask=True, processor_kwargs={"add_special_tokens": False})
+        mask = torch.as_tensor(out.pop("assistant_masks"))[0]
+        if mask.sum() == 0:
+            raise FoveateError("no assistant tokens to train on: the chat template's {% generation %} markers do not "
+                               "cover the assistant turns")
+        item = {k: (v[0] if k in PAD_VALUES else v) for k, v in out.items()}
+        item["labels"] = torch.where(mask.bool(), item["input_ids"], -100)
+        return item
+
+    def _item(self, example: dict) -> dict[str, torch.Tensor]:
+        if self._cache is None:
+            return self.render(load_messages(example))
+        key = example["messages"] + "\0" + "\0".join(example["images"])
+        if key not in self._cache:
+            self._cache[key] = self.render(load_messages(example))
+        return self._cache[key]
 
     def __call__(self, examples: list[dict]) -> dict[str, Any]:
-        out = self.render([load_messages(ex) for ex in examples])
-        masks = torch.as_tensor(out.pop("assistant_masks"))
-        if masks.sum() == 0:
-            raise FoveateError("no assistant tokens found to train on: the chat template's {% generation %} markers "
-                               "do not cover the assistant turns")
-        labels = out["input_ids"].clone()
-        labels[(out["attention_mask"] == 0) | (masks == 0)] = -100
-        out["labels"] = labels
-        return dict(out)
+        items = [self._item(ex) for ex in examples]
+        longest = max(len(it["input_ids"]) for it in items)
+        batch = {}
+        for key in items[0]:
+            values = [it[key] for it in items]
+            if key in PAD_VALUES:
+                pad = self.pad_id if PAD_VALUES[key] is None else PAD_VALUES[key]
+                batch[key] = torch.stack([torch.nn.functional.pad(v, (0, longest - len(v)), value=pad) for v in values])
+            else:
+                batch[key] = torch.cat(values)
+        return batch

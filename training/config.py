@@ -117,6 +117,7 @@ class SFTDataSection(Section):
     trajectories: list[RelPath] = Field(default_factory=list, description="Recorded trajectory JSONL files (foveate batch --trace) to filter by correctness.")
     max_examples: int | None = Field(default=None, ge=1, description="Keep at most this many examples.")
     oracle: OracleConfig = Field(default_factory=OracleConfig, description="How varied the oracle's paths are.")
+    cache_rendered: bool = Field(default=False, description="Keep rendered examples in memory (small datasets trained for many epochs).")
 
 
 class SFTRunConfig(RunConfig):
@@ -160,6 +161,7 @@ class ClipRunConfig(Section):
     learning_rate: float = Field(default=1e-5, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(default=0.1, ge=0, description="AdamW weight decay.")
     train_logit_scale: bool = Field(default=True, description="Learn the temperature (CLIP's logit_scale).")
+    eval_clip_seconds: float = Field(default=4.0, gt=0, description="Clip length of the held-out index R@1 is measured on.")
 
 
 CONFIGS: dict[str, type[Section]] = {"sft": SFTRunConfig, "grpo": GRPORunConfig, "clip": ClipRunConfig}

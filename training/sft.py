@@ -75,7 +75,7 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
     args = trl_config("sft", config.trl, out / "checkpoints", seed=config.seed, remove_unused_columns=False,
                       dataset_kwargs={"skip_prepare_dataset": True}, assistant_only_loss=False, max_length=None)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                         data_collator=AgentChatCollator(processor, tool_schemas()),
+                         data_collator=AgentChatCollator(processor, tool_schemas(), cache=config.data.cache_rendered),
                          peft_config=config.lora.peft_config(config.model.train_vision) if config.lora.enabled else None, callbacks=callbacks)
 
     # train, save

@@ -18,17 +18,24 @@ from agent.cli.common import EXIT_FAILED, EXIT_USAGE, console, err_console, fail
 
 
 def _rss_mb() -> tuple[float, float]:
-    """(current RSS, peak RSS) of this process in MiB, from /proc and getrusage."""
+    """(current RSS, peak RSS) of this process in MiB.
+
+    Peak is VmHWM from /proc, which starts afresh with each exec; getrusage's ru_maxrss (the
+    fallback off Linux) keeps the parent's peak across fork+exec, so a child spawned from a
+    large process would report the parent's figure.
+    """
     import resource
 
-    current = 0.0
+    fields = {}
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                current = int(line.split()[1]) / 1024
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) / 1024
     except OSError:
         pass
-    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = fields.get("VmHWM", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return fields.get("VmRSS", 0.0), peak
 
 
 def _overview_phase(path: str, profile: bool) -> dict:
