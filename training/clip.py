@@ -1,0 +1,175 @@
+"""Contrastive fine-tuning of the OpenCLIP clip embedder on synthetic-world (frame, caption) pairs.
+
+Pairs: ``evals.synthetic.captions.frame_captions`` gives times and captions from each video's
+event log; the frames at those times are decoded with memory's frame access. Loss: symmetric
+InfoNCE (CLIP's), with every pair in the batch sharing a caption counted as a positive (several
+frames of one event share one caption). AdamW, no weight decay on gains, biases and the
+temperature. The tuned model is written with ``ClipEmbedder.save`` to OUTPUT/embedder and loads
+with ``--embedder openclip:OUTPUT/embedder``.
+
+Retrieval R@1 is measured before and after on a held-out world through the real retrieval path:
+each video is ingested with the embedder (a private cache per measurement) and every distinct
+clip caption that mentions an event is searched with ``VideoMemory.search``; a hit counts when
+the top clip carries that caption.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from training.config import ClipRunConfig
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class ClipResult:
+    embedder: Path
+    pairs: int
+    r1_before: float
+    r1_after: float
+    losses: list[float]
+
+    def summary(self) -> dict:
+        return {"embedder": f"openclip:{self.embedder}", "pairs": self.pairs, "r1_before": self.r1_before,
+                "r1_after": self.r1_after, "first_loss": self.losses[0] if self.losses else None,
+                "last_loss": self.losses[-1] if self.losses else None}
+
+
+def world_videos(world: Path) -> list[Path]:
+    from training.assets import world_rows
+
+    return sorted({Path(r.video) for r in world_rows(world)})
+
+
+def collect_pairs(world: Path, frames_per_event: int, max_side: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """``(frames (N, H, W, 3) uint8, captions)`` for every video of ``world``."""
+    from evals.synthetic.captions import frame_captions
+    from memory.frames import frames_at
+    from memory.probe import probe
+    from training.assets import event_log
+
+    frames, captions = [], []
+    for video in world_videos(world):
+        pairs = list(frame_captions(event_log(world, video), frames_per_event, seed=seed))
+        info = probe(video)
+        frames.append(frames_at(info.path, [t for t, _ in pairs], max_side, info.duration_seconds, info.rotation_degrees))
+        captions += [c for _, c in pairs]
+    return np.concatenate(frames), captions
+
+
+def retrieval_r1(embedder, world: Path, cache_dir: Path, clip_seconds: float) -> float:
+    """R@1 of event captions over the clips of ``world``'s videos, through ``VideoMemory.search``."""
+    from evals.synthetic.captions import clip_captions
+    from memory.config import IngestConfig
+    from memory.video_memory import ingest
+    from training.assets import event_log
+
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    hits = total = 0
+    for video in world_videos(world):
+        memory = ingest(video, cache_root_dir=cache_dir, embedder=embedder, config=IngestConfig(clip_seconds=clip_seconds))
+        log = event_log(world, video)
+        caption_of = {i: c for i, (_, _, c) in enumerate(clip_captions(log, clip_seconds))}
+        events = {c for c in caption_of.values() if " over " in c}  # captions naming more than the background
+        for caption in sorted(events):
+            top = memory.search(caption, k=1)
+            hits += bool(top) and caption_of.get(top[0].clip_id) == caption
+            total += 1
+    return hits / max(1, total)
+
+
+def _param_groups(model, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "logit_scale" in name or "bias" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def contrastive_loss(image_features, text_features, logit_scale, same_caption):
+    """Symmetric InfoNCE; ``same_caption`` (B, B) bool marks the positives of each row."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = logit_scale * F.normalize(image_features, dim=-1) @ F.normalize(text_features, dim=-1).T
+    targets = same_caption.float() / same_caption.float().sum(1, keepdim=True)
+    return (torch.sum(-targets * F.log_softmax(logits, 1), 1).mean() + torch.sum(-targets.T * F.log_softmax(logits.T, 1), 1).mean()) / 2
+
+
+def train_embedder(embedder, frames: np.ndarray, captions: list[str], config: ClipRunConfig,
+                   progress: Progress | None = None) -> tuple[object, list[float]]:
+    """A tuned copy of ``embedder`` (the loaded one is left untouched) and the loss per step."""
+    import math
+
+    import torch
+    from PIL import Image
+
+    from memory.embedder import ClipEmbedder
+
+    torch.manual_seed(config.seed)
+    model = copy.deepcopy(embedder.model).train()
+    model.logit_scale.requires_grad_(config.train_logit_scale)
+    device = next(model.parameters()).device
+    images = torch.stack([embedder.preprocess(Image.fromarray(f)) for f in frames])
+    names = sorted(set(captions))
+    ids = torch.tensor([names.index(c) for c in captions])
+    tokens = embedder.tokenizer(names)
+    opt = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate)
+    gen = torch.Generator().manual_seed(config.seed)
+    steps, losses = config.epochs * math.ceil(len(frames) / config.batch_size), []
+    for epoch in range(config.epochs):
+        for batch in torch.randperm(len(frames), generator=gen).split(config.batch_size):
+            if len(batch) < 2:
+                continue
+            b_ids = ids[batch]
+            loss = contrastive_loss(model.encode_image(images[batch].to(device)), model.encode_text(tokens[b_ids].to(device)),
+                                    model.logit_scale.exp(), (b_ids[:, None] == b_ids[None, :]).to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            losses.append(float(loss))
+            if progress:
+                progress("train", len(losses), steps)
+    model.eval()
+    tuned = ClipEmbedder(embedder.spec, model, embedder.preprocess, embedder.tokenizer, embedder.model_cfg, embedder.preprocess_cfg)
+    return tuned, losses
+
+
+def run_clip(config: ClipRunConfig, out: Path, progress: Progress | None = None) -> ClipResult:
+    """Pairs, R@1 before, training, save, R@1 after (from the saved directory)."""
+    from memory.embedder import load_embedder
+    from training.assets import prepare_world, resolve_embedder
+
+    # config -> assets
+    out.mkdir(parents=True, exist_ok=True)
+    world = prepare_world(config.world, out, "world")
+    held_out = prepare_world(config.eval_world, out, "eval_world")
+    embedder = load_embedder(resolve_embedder(config.embedder, out))
+    clip_seconds = config.eval_clip_seconds
+
+    # data
+    frames, captions = collect_pairs(world, config.frames_per_event, config.frame_max_side, config.seed)
+    logger.info("%d (frame, caption) pairs, %d distinct captions", len(frames), len(set(captions)))
+    r1_before = retrieval_r1(embedder, held_out, out / "eval_cache", clip_seconds)
+
+    # train, save
+    tuned, losses = train_embedder(embedder, frames, captions, config, progress)
+    path = tuned.save(out / "embedder")
+    r1_after = retrieval_r1(load_embedder(f"openclip:{path}"), held_out, out / "eval_cache", clip_seconds)
+    result = ClipResult(Path(path), len(frames), r1_before, r1_after, losses)
+    (out / "metrics.json").write_text(json.dumps(result.summary(), indent=1))
+    shutil.rmtree(out / "eval_cache", ignore_errors=True)
+    return result
