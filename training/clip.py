@@ -9,8 +9,8 @@ with ``--embedder openclip:OUTPUT/embedder``.
 
 Retrieval R@1 is measured before and after on a held-out world through the real retrieval path:
 each video is ingested with the embedder (a private cache per measurement) and every distinct
-clip caption that mentions an event is searched with ``VideoMemory.search``; a hit counts when
-the top clip carries that caption.
+sprite and text card is searched by its caption with ``VideoMemory.search``; a hit counts when
+the top clip overlaps the event.
 """
 
 from __future__ import annotations
@@ -68,9 +68,21 @@ def collect_pairs(world: Path, frames_per_event: int, max_side: int, seed: int) 
     return np.concatenate(frames), captions
 
 
+def event_queries(log) -> list[tuple[str, float, float]]:
+    """One query per sprite or text card of an event log: ``(caption, start, end)``, caption as in training."""
+    from evals.synthetic.captions import card_phrase, describe, sprite_phrase
+
+    events = [(sprite_phrase(s), s.start_seconds, s.end_seconds) for s in log.sprites]
+    events += [(card_phrase(c), c.start_seconds, c.end_seconds) for c in log.cards]
+    return [(describe([phrase], log.scene_at((a + b) / 2)), a, b) for phrase, a, b in events]
+
+
 def retrieval_r1(embedder, world: Path, cache_dir: Path, clip_seconds: float) -> float:
-    """R@1 of event captions over the clips of ``world``'s videos, through ``VideoMemory.search``."""
-    from evals.synthetic.captions import clip_captions
+    """R@1 of event queries over the clips of ``world``'s videos, through ``VideoMemory.search``.
+
+    Each sprite and text card is searched by its caption ("a red star moving down over a navy
+    dotted background"); a hit is a top clip that overlaps the event's time span.
+    """
     from memory.config import IngestConfig
     from memory.video_memory import ingest
     from training.assets import event_log
@@ -79,12 +91,9 @@ def retrieval_r1(embedder, world: Path, cache_dir: Path, clip_seconds: float) ->
     hits = total = 0
     for video in world_videos(world):
         memory = ingest(video, cache_root_dir=cache_dir, embedder=embedder, config=IngestConfig(clip_seconds=clip_seconds))
-        log = event_log(world, video)
-        caption_of = {i: c for i, (_, _, c) in enumerate(clip_captions(log, clip_seconds))}
-        events = {c for c in caption_of.values() if " over " in c}  # captions naming more than the background
-        for caption in sorted(events):
+        for caption, start, end in event_queries(event_log(world, video)):
             top = memory.search(caption, k=1)
-            hits += bool(top) and caption_of.get(top[0].clip_id) == caption
+            hits += bool(top) and top[0].start_seconds < end and top[0].end_seconds > start
             total += 1
     return hits / max(1, total)
 

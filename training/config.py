@@ -172,6 +172,8 @@ def trl_config(kind: str, values: dict[str, Any], output_dir: Path, **ours: Any)
     import trl
 
     cls = {"sft": trl.SFTConfig, "grpo": trl.GRPOConfig}[kind]
+    if "bf16" not in values and "fp16" not in values and (values.get("use_cpu") or not _cuda()):
+        ours = {"bf16": False, **ours}  # TRL defaults to bf16, which on CPU is emulated and several times slower
     clash = sorted(set(values) & ({"output_dir"} | set(ours)))
     if clash:
         raise ValueError(f"trl: {', '.join(clash)} is set by foveate itself; remove it from the trl: section")
@@ -179,6 +181,25 @@ def trl_config(kind: str, values: dict[str, Any], output_dir: Path, **ours: Any)
         return cls(output_dir=str(output_dir), **{**values, **ours})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"trl: {str(exc).splitlines()[0]}") from None
+
+
+def quiet_progress(values: dict[str, Any], callbacks: list | None) -> dict[str, Any]:
+    """With our own progress callback, turn off the Trainer's tqdm bar (unless the config sets it)."""
+    return {"disable_tqdm": True} if callbacks and "disable_tqdm" not in values else {}
+
+
+def drop_log_printer(trainer, callbacks: list | None) -> None:
+    """With our own progress callback, the Trainer's per-log dict printing goes (logs stay in train_log.json)."""
+    if callbacks:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def validate_trl(kind: str, values: dict[str, Any]) -> None:

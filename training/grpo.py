@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from training.config import GRPORunConfig, load_config, trl_config
+from training.config import GRPORunConfig, drop_log_printer, load_config, quiet_progress, trl_config
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
     # model, trainer
     model, processor = load_for_training(controller, config.model)
     ensure_tool_parsing(processor)
-    ours = {"seed": config.seed, "reward_weights": weights}
+    ours = {"seed": config.seed, "reward_weights": weights, **quiet_progress(config.trl, callbacks)}
     if "use_vllm" not in config.trl:
         ours |= {"use_vllm": use_vllm(config)} | ({"vllm_mode": "colocate"} if use_vllm(config) else {})
     if "max_tool_calling_iterations" not in config.trl:
@@ -128,6 +128,7 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
                           callbacks=callbacks)
 
     # train, save
+    drop_log_printer(trainer, callbacks)
     trainer.train()
     path = save_controller(trainer.model, processor, out / "controller")
     (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.config import SFTRunConfig, trl_config
+from training.config import SFTRunConfig, drop_log_printer, quiet_progress, trl_config
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +73,14 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
     # model and trainer
     model, processor = load_for_training(controller, config.model)
     args = trl_config("sft", config.trl, out / "checkpoints", seed=config.seed, remove_unused_columns=False,
-                      dataset_kwargs={"skip_prepare_dataset": True}, assistant_only_loss=False, max_length=None)
+                      dataset_kwargs={"skip_prepare_dataset": True}, assistant_only_loss=False, max_length=None,
+                      **quiet_progress(config.trl, callbacks))
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
                          data_collator=AgentChatCollator(processor, tool_schemas(), cache=config.data.cache_rendered),
                          peft_config=config.lora.peft_config(config.model.train_vision) if config.lora.enabled else None, callbacks=callbacks)
 
     # train, save
+    drop_log_printer(trainer, callbacks)
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     path = save_controller(trainer.model, processor, out / "controller")

@@ -1,0 +1,149 @@
+"""Training on CPU with tiny models: SFT overfits and its tool calls execute, GRPO rolls out with the
+tools and scores each reward component, embedder fine-tuning raises held-out retrieval R@1.
+
+One small world and one SFT run are shared by the module; every run goes through the YAML config
+loader and the code `foveate train` runs.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent.config import AgentConfig
+from memory.config import IngestConfig
+from training.config import ConfigError, load_config
+
+AGENT = {"max_steps": 4, "max_frames": 16, "overview_images": 1, "overview_chars": 400}
+INGEST = {"thumbnail_max_side": 64, "embed_max_side": 64}
+
+
+def write_config(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from evals.synthetic.world import generate_world
+
+    out = tmp_path_factory.mktemp("train_world")
+    generate_world(out, 1, 0.5, seed=3, split="train", questions_per_video=3, fps=10, size=(160, 120))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sft_run(tmp_path_factory, world):
+    """Two oracle episodes (retrieve, then look, then answer), fitted for 120 epochs."""
+    from training.sft import run_sft
+
+    tmp = tmp_path_factory.mktemp("sft")
+    cfg = write_config(tmp / "sft.yaml", {
+        "model": {"path": "tiny"}, "embedder": "tiny", "lora": {"enabled": False},
+        "world": {"dir": str(world), "max_questions": 2}, "agent": AGENT, "ingest": INGEST,
+        "data": {"cache_rendered": True, "oracle": {"p_skip_retrieve": 0, "p_wrong_window": 0, "p_retrieve_only": 0,
+                                                    "p_thought": 0, "p_dense": 0}},
+        "trl": {"num_train_epochs": 120, "per_device_train_batch_size": 2, "learning_rate": 3e-3, "gradient_checkpointing": False,
+                "lr_scheduler_type": "constant", "logging_steps": 1, "save_strategy": "no", "report_to": "none",
+                "use_cpu": True}})
+    config = load_config(cfg, "sft")
+    return run_sft(config, tmp / "out"), tmp / "out"
+
+
+def test_sft_overfits_and_its_tool_call_executes_in_the_agent(sft_run, world):
+    from agent.backends import load_controller
+    from agent.graph import answer_question
+    from agent.records import read_manifest
+    from memory.video_memory import ingest
+
+    result, out = sft_run
+    assert result.examples == 2
+    examples = (out / "data" / "examples.jsonl").read_text().splitlines()
+    assert all('"role": "tool"' in json.loads(e)["messages"] for e in examples)
+    assert result.losses[-1] < result.losses[0] / 5, result.losses
+
+    row = read_manifest(world / "manifest.jsonl")[0]
+    memory = ingest(row.video, embedder=f"openclip:{out / 'models' / 'embedder'}", config=IngestConfig(**INGEST))
+    traj = answer_question(memory, row.question, row.options, load_controller(str(result.controller)), AgentConfig(**AGENT))
+    first = traj.steps[0]
+    assert first.text.startswith('<tool_call>{"name": "retrieve"'), first.text
+    assert first.tool_turns and first.tool_turns[0].name == "retrieve" and first.tool_turns[0].error is None
+    assert "Clips matching" in first.tool_turns[0].summary or first.tool_turns[0].images > 0
+
+
+def test_grpo_rolls_out_with_tools_and_logs_each_reward(sft_run, world, tmp_path):
+    from training.grpo import run_grpo
+
+    result, out = sft_run
+    cfg = write_config(tmp_path / "grpo.yaml", {
+        "model": {"path": str(result.controller)}, "embedder": f"openclip:{out / 'models' / 'embedder'}",
+        "lora": {"enabled": False}, "world": {"dir": str(world), "max_questions": 2}, "agent": AGENT, "ingest": INGEST,
+        "generation": "transformers",
+        "trl": {"max_steps": 2, "per_device_train_batch_size": 2, "num_generations": 2, "max_completion_length": 128,
+                "temperature": 0.5, "learning_rate": 1e-5, "gradient_checkpointing": False, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
+                "use_cpu": True}})
+    grpo = run_grpo(load_config(cfg, "grpo"), tmp_path / "out")
+    logs = [h for h in grpo.log_history if "reward" in h]
+    assert len(logs) == 2
+    for name in ("correct", "format", "evidence_iou", "frame_penalty"):
+        assert all(f"rewards/{name}/mean" in h for h in logs)
+    assert all("tools/parse_failure_rate" in h and "tools/rollouts_with_call" in h for h in logs)
+    assert max(h["tools/call_frequency"] for h in logs) > 0  # rollouts called the tools
+    assert min(h["rewards/frame_penalty/mean"] for h in logs) < 0  # ... and spent frames doing so
+
+    row = json.loads((world / "manifest.jsonl").read_text().splitlines()[0])
+    ask = subprocess.run([sys.executable, "-m", "agent.cli", "ask", str(world / row["video"]), row["question"], "--json",
+                          "--controller", str(grpo.controller), "--embedder", f"openclip:{out / 'models' / 'embedder'}",
+                          "--max-steps", "2"], capture_output=True, text=True, timeout=300)
+    assert ask.returncode == 0, ask.stderr
+    assert "answer" in json.loads(ask.stdout.splitlines()[-1])
+
+
+def test_grpo_stops_when_no_tool_call_parses():
+    from training.rewards import ToolCallCollapse, ToolCallMonitor
+
+    monitor = ToolCallMonitor(patience=2)
+    ok = [[{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "zoom", "arguments": {}}}]}]]
+    broken = [[{"role": "assistant", "content": '<tool_call>{"name": "zoom", "arguments": </tool_call>'}]]
+    logged = {}
+    assert monitor.observe(ok, logged.__setitem__)["tools/rollouts_with_call"] == 1.0
+    assert monitor.observe(broken, logged.__setitem__)["tools/parse_failure_rate"] == 1.0
+    assert logged["tools/parse_failure_rate"] == 1.0
+    with pytest.raises(ToolCallCollapse, match="2 consecutive"):
+        monitor.observe(broken)
+
+
+def test_clip_finetuning_raises_held_out_retrieval(tmp_path):
+    """The packaged tiny config, as `foveate train clip tiny_clip` runs it."""
+    from agent.cli.train import resolve_config_path
+    from training.clip import run_clip
+
+    result = run_clip(load_config(resolve_config_path("tiny_clip"), "clip"), tmp_path / "out")
+    assert result.losses[-1] < result.losses[0] / 2
+    assert result.r1_after > result.r1_before, (result.r1_before, result.r1_after)
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["r1_after"] == result.r1_after
+    assert (tmp_path / "out" / "embedder" / "open_clip_config.json").is_file()
+
+
+@pytest.mark.parametrize("name", ["tiny_sft", "tiny_grpo", "tiny_clip", "qwen25vl_sft", "qwen25vl_grpo", "vitb32_clip"])
+def test_packaged_configs_validate(name):
+    from agent.cli.train import resolve_config_path
+
+    kind = {"sft": "sft", "grpo": "grpo", "clip": "clip"}[name.rsplit("_", 1)[1]]
+    config = load_config(resolve_config_path(name), kind)
+    assert config.model_dump()
+
+
+def test_config_errors_name_the_file_and_field(tmp_path):
+    bad = write_config(tmp_path / "bad.yaml", {"model": {"path": "tiny"}, "rewards": {"corect": 1.0}})
+    with pytest.raises(ConfigError, match=r"bad.yaml: rewards.corect"):
+        load_config(bad, "grpo")
+    trl_typo = write_config(tmp_path / "typo.yaml", {"model": {"path": "tiny"}, "trl": {"learnin_rate": 1.0}})
+    with pytest.raises(ConfigError, match=r"typo.yaml:.*trl: .*learnin_rate"):
+        load_config(trl_typo, "sft")
+    cli = subprocess.run([sys.executable, "-m", "agent.cli", "train", "sft", str(tmp_path / "missing.yaml")],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 2 and "missing.yaml" in cli.stderr and "Traceback" not in cli.stderr
