@@ -34,8 +34,8 @@ PRESETS: dict[str, dict] = {
     "cpu": {"train_videos": 2, "test_videos": 1, "minutes": 1.0, "questions": 6, "hidden": 128, "layers": 2,
             "clip_epochs": 10, "sft_epochs": 8, "sft_batch": 4, "sft_lr": 1e-3, "paths": 1,
             "grpo_steps": 4, "grpo_batch": 4, "grpo_generations": 4, "grpo_lr": 1e-5},
-    "gpu": {"train_videos": 12, "test_videos": 3, "minutes": 2.0, "questions": 8, "hidden": 256, "layers": 4,
-            "clip_epochs": 20, "sft_epochs": 20, "sft_batch": 8, "sft_lr": 1e-3, "paths": 1,
+    "gpu": {"train_videos": 12, "test_videos": 2, "minutes": 2.0, "questions": 8, "hidden": 256, "layers": 4,
+            "clip_epochs": 20, "sft_epochs": 40, "sft_batch": 8, "sft_lr": 2e-3, "paths": 1,
             "grpo_steps": 16, "grpo_batch": 8, "grpo_generations": 4, "grpo_lr": 5e-6},
 }
 
@@ -63,7 +63,7 @@ def run(out: Path, preset: str, device_note: str = "") -> dict:
                      "device": device_note or (torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")}
     cuda = torch.cuda.is_available()
     trl_common = {"report_to": "none", "save_strategy": "no", "logging_steps": 5, "gradient_checkpointing": False,
-                  **({"bf16": True} if cuda else {"use_cpu": True})}
+                  "bf16": False, **({} if cuda else {"use_cpu": True})}  # fp32: bf16 GRPO on this small a model hit NaN gradients
 
     # worlds
     t = time.perf_counter()
@@ -92,7 +92,7 @@ def run(out: Path, preset: str, device_note: str = "") -> dict:
     t = time.perf_counter()
     common = {"embedder": embedder, "lora": {"enabled": False}, "world": {"dir": out / "train"}, "agent": AGENT, "ingest": INGEST}
     if not (out / "sft" / "controller" / "config.json").is_file():
-        sft_cfg = SFTRunConfig(model={"path": str(init)}, data={"oracle_paths_per_question": p["paths"], "cache_rendered": True},
+        sft_cfg = SFTRunConfig(model={"path": str(init), "dtype": "float32"}, data={"oracle_paths_per_question": p["paths"], "cache_rendered": True},
                                trl={**trl_common, "num_train_epochs": p["sft_epochs"], "per_device_train_batch_size": p["sft_batch"],
                                     "learning_rate": p["sft_lr"], "lr_scheduler_type": "cosine", "warmup_steps": 10}, **common)
         sft = run_sft(sft_cfg, out / "sft")
@@ -102,7 +102,7 @@ def run(out: Path, preset: str, device_note: str = "") -> dict:
     # GRPO
     t = time.perf_counter()
     if not (out / "grpo" / "controller" / "config.json").is_file():
-        grpo_cfg = GRPORunConfig(model={"path": str(out / "sft" / "controller")}, generation="transformers",
+        grpo_cfg = GRPORunConfig(model={"path": str(out / "sft" / "controller"), "dtype": "float32"}, generation="transformers",
                                  trl={**trl_common, "logging_steps": 1, "max_steps": p["grpo_steps"],
                                       "per_device_train_batch_size": p["grpo_batch"], "num_generations": p["grpo_generations"],
                                       "max_completion_length": 192, "temperature": 1.0, "learning_rate": p["grpo_lr"],
@@ -149,7 +149,7 @@ def answer_test(out: Path, runs: list[tuple[str, Path, str]], embedder: str, age
     paths = []
     for name, controller, policy in runs:
         path = out / "preds" / f"{name}.jsonl"
-        ctl = load_controller(str(controller))
+        ctl = load_controller(str(controller), max_new_tokens=128)  # an answer or a tool call takes < 100 tokens
         run_batch(rows, path, ctl, load, policy, agent, n_frames=agent.max_frames, trace=out / "preds" / f"{name}.trace.jsonl")
         paths.append(path)
         del ctl
