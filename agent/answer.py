@@ -65,3 +65,12 @@ def parse_answer(text: str, n_options: int = 0, duration_seconds: float | None =
             spans.append((start, end))
     text_answer = payload.get("answer")
     return Answer(text=str(text_answer) if text_answer is not None else (choice or ""), choice=choice, evidence=spans)
+
+
+def matches_gold(answer: Answer | None, gold: str | None, options: list[str] | None) -> bool:
+    """The answer is right: the gold option letter when there are options, else the same normalised text."""
+    if answer is None or not answer.valid or gold is None:
+        return False
+    if options:
+        return answer.choice == gold.strip().upper()[:1]
+    return " ".join(answer.text.lower().split()) == " ".join(gold.lower().split())

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from agent.answer import matches_gold
 from agent.backends.scripted import ScriptedController
 from agent.config import AgentConfig
 from agent.graph import answer_question
@@ -74,12 +75,7 @@ def oracle_episodes(rows: Iterable[ManifestRow], memories: Callable, logs: Calla
 
 def is_correct(traj: Trajectory) -> bool:
     """The trajectory's answer matches its gold answer (option letter, else normalised text)."""
-    ans = traj.answer
-    if ans is None or not ans.valid or traj.gold is None:
-        return False
-    if traj.options:
-        return ans.choice == traj.gold.strip().upper()[:1]
-    return " ".join(ans.text.lower().split()) == " ".join(traj.gold.lower().split())
+    return matches_gold(traj.answer, traj.gold, traj.options)
 
 
 def recorded_episodes(path: Path, memories: Callable, agent: AgentConfig) -> Iterator[Episode]:

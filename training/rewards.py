@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from agent.answer import Answer, parse_answer
+from agent.answer import Answer, matches_gold, parse_answer
 from agent.toolcalls import TOOL_CALL_RE
 from memory.errors import FoveateError
 from training.config import RewardWeights
@@ -53,17 +53,9 @@ def call_counts(completion: list[dict]) -> tuple[int, int]:
     return parsed, malformed
 
 
-def _is_correct(answer: Answer | None, gold: str | None, options: list[str] | None) -> bool:
-    if answer is None or gold is None:
-        return False
-    if options:
-        return answer.choice == gold.strip().upper()[:1]
-    return " ".join(answer.text.lower().split()) == " ".join(gold.lower().split())
-
-
 def correct(completions, environments, answer, options, **_) -> list[float]:
     """1 when the final answer picks the right option (or matches the open answer), else 0."""
-    return [float(_is_correct(final_answer(c, len(o or []), env._duration_seconds), gold, o))
+    return [float(matches_gold(final_answer(c, len(o or []), env._duration_seconds), gold, o))
             for c, env, gold, o in zip(completions, environments, answer, options)]
 
 

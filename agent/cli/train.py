@@ -122,45 +122,36 @@ def register(app: typer.Typer) -> None:
 
             return run_clip(config, out, progress)
 
-    @app.command("sft")
-    def sft(
-        config: str = typer.Argument(..., help=CONFIG_HELP),
-        output_dir: Path = typer.Option(None, "--output-dir", "-o", help=OUTPUT_HELP),
-        json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
-    ) -> None:
-        """Supervised fine-tuning of the controller on oracle and recorded trajectories (TRL SFTTrainer).
+    docs = {
+        "sft": """Supervised fine-tuning of the controller on oracle and recorded trajectories (TRL SFTTrainer).
 
         Writes OUTPUT/controller (load it with --controller), OUTPUT/data (the rendered examples)
         and OUTPUT/train_log.json.
-        """
-        run("sft", config, output_dir, json_out, verbose)
-
-    @app.command("grpo")
-    def grpo(
-        config: str = typer.Argument(..., help=CONFIG_HELP),
-        output_dir: Path = typer.Option(None, "--output-dir", "-o", help=OUTPUT_HELP),
-        json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
-    ) -> None:
-        """GRPO of the controller with the agent's tools as the environment (TRL GRPOTrainer).
+        """,
+        "grpo": """GRPO of the controller with the agent's tools as the environment (TRL GRPOTrainer).
 
         Rewards (correctness, format, evidence IoU, frame penalty) are weighted in the config and
         logged one by one with the tool-call rate and parse-failure rate. Writes OUTPUT/controller
         and OUTPUT/train_log.json.
-        """
-        run("grpo", config, output_dir, json_out, verbose)
-
-    @app.command("clip")
-    def clip(
-        config: str = typer.Argument(..., help=CONFIG_HELP),
-        output_dir: Path = typer.Option(None, "--output-dir", "-o", help=OUTPUT_HELP),
-        json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
-    ) -> None:
-        """Contrastive fine-tuning of the OpenCLIP clip embedder on (frame, caption) pairs of the world.
+        """,
+        "clip": """Contrastive fine-tuning of the OpenCLIP clip embedder on (frame, caption) pairs of the world.
 
         Reports retrieval R@1 on a held-out world before and after. Writes OUTPUT/embedder (load it
         with --embedder openclip:OUTPUT/embedder) and OUTPUT/metrics.json.
-        """
-        run("clip", config, output_dir, json_out, verbose)
+        """,
+    }
+
+    def command(kind: str):
+        def train_command(
+            config: str = typer.Argument(..., help=CONFIG_HELP),
+            output_dir: Path = typer.Option(None, "--output-dir", "-o", help=OUTPUT_HELP),
+            json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+            verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+        ) -> None:
+            run(kind, config, output_dir, json_out, verbose)
+
+        train_command.__doc__ = "\n\n".join(" ".join(par.split()) for par in docs[kind].split("\n\n"))
+        return train_command
+
+    for kind in docs:
+        app.command(kind)(command(kind))
