@@ -15,7 +15,7 @@ class IngestConfig(BaseModel):
     bin_seconds: float = Field(default=0.5, gt=0, le=10, description="Width of one motion-timeline bin, seconds.")
     moving_threshold: float = Field(default=0.002, ge=0, le=0.1, description="Displacement relative to the camera (fraction of the frame diagonal per frame) above which a block counts as moving.")
     fallback_side: int = Field(default=64, ge=16, le=256, description="Longer side of the block-mean luma signature used for frame differences (fallback motion and cut detection).")
-    decode_threads: int = Field(default=2, ge=1, le=16, description="Decoder threads in the motion pass: 1 decodes with slice threading (vectors exactly as exported); more uses frame threading, where a few vectors per hundred frames may differ.")
+    decode_threads: int = Field(default=2, ge=1, le=16, description="Threads in the motion pass: a video of at least a minute per thread is split into this many time ranges, each decoded by its own thread (slice threading, vectors exactly as exported) and merged in time order.")
     skip_loop_filter: bool = Field(default=True, description="Skip the deblocking filter in the motion pass (it changes pixels, not vectors); thumbnails get slightly blockier.")
     # ---- overview: scene cuts ----------------------------------------------------------------
     cut_threshold: float = Field(default=0.3, gt=0, le=1, description="Intra-coded area fraction of a predicted frame above which it can be a scene cut (when also twice the recent median, or above 0.8).")

@@ -32,6 +32,8 @@ MV_CODECS = frozenset({"h264", "mpeg4", "mpeg2video", "mpeg1video", "h263", "h26
 _FRAMES_WITHOUT_VECTORS = 12
 # Block-matching of 1000 vectors gives the same medians as 8000 at an eighth of the cost.
 _MAX_VECTORS = 1024
+# A range scan starts decoding at the keyframe at least this long before the range.
+_WARMUP_SECONDS = 1.0
 
 
 def direction_label(dx: float, dy: float) -> str:
@@ -160,23 +162,31 @@ class FrameSample:
     is_key: bool
     intra_fraction: float  # area not predicted from the past: 1 for I-frames
     motion: FrameMotion | None  # None for frames not analysed (at most a few per bin are)
-    change: float | None  # luma-signature change from the previous frame (0..1), when computed
-    baseline_change: float | None  # the same for the previous pair of frames
+    # Luma-signature change from the previous frame (0..1), when computed; camera shift
+    # discounted once it reaches ``cut_min_change`` (below, the plain difference).
+    change: float | None
+    baseline_change: float | None  # the same for the previous pair of frames, when ``change`` reaches it
     frame: av.VideoFrame  # valid until the next sample; convert only what you keep
 
 
 @dataclass
 class MotionScanner:
-    """One streaming decoding pass yielding a FrameSample per frame; memory stays flat.
+    """One streaming decoding pass over ``[start_seconds, end_seconds)`` yielding a FrameSample per frame.
 
-    Frames are decoded (the decoder must run to export vectors) but never converted to RGB.
-    In vector mode the luma signature is computed only for cut candidates.
+    Frames are decoded (the decoder must run to export vectors) but never converted to RGB;
+    memory stays flat. In vector mode luma signatures are computed only for cut candidates.
+    A range that starts after 0 seeks to the keyframe before it and decodes up to the range
+    without yielding (the decoder and the cut statistics need the frames before it), so ranges
+    split at the same times together yield every frame exactly once: scanning them in parallel
+    threads (PyAV releases the GIL while decoding) is how the overview uses several cores.
     """
 
     path: str | Path
     info: VideoInfo
     config: IngestConfig
     samples_per_bin: int = 6
+    start_seconds: float = 0.0
+    end_seconds: float = math.inf
     source: str = field(init=False)
     decoded: int = field(init=False, default=0)
     last_time_seconds: float = field(init=False, default=0.0)
@@ -185,10 +195,20 @@ class MotionScanner:
         self._recent_intra: deque[float] = deque(maxlen=15)
         self.source = "motion_vectors" if self.info.codec in MV_CODECS else "frame_diff"
 
+    @property
+    def is_last_range(self) -> bool:
+        return self.end_seconds >= self.info.duration_seconds
+
     def __iter__(self) -> Iterator[FrameSample]:
         with open_video(self.path) as container:
             stream = container.streams.video[0]
             self._configure(stream)
+            if self.start_seconds > 0:
+                # A keyframe a little before the range, so that its first frame has predecessors
+                # (a cut right at the start is found, as in one pass over the whole video).
+                target = self.start_seconds - _WARMUP_SECONDS + self.info.start_seconds
+                if target > self.info.start_seconds:
+                    container.seek(int(target / stream.time_base), stream=stream)
             try:
                 yield from self._samples(container, stream)
             except av.FFmpegError as exc:
@@ -198,7 +218,7 @@ class MotionScanner:
                                self.last_time_seconds, ffmpeg_reason(exc))
         if self.decoded == 0:
             raise CorruptVideoError(self.path, "no frame could be decoded")
-        if self.last_time_seconds < self.info.duration_seconds - max(1.0, 0.1 * self.info.duration_seconds):
+        if self.is_last_range and self.last_time_seconds < self.info.duration_seconds - max(1.0, 0.1 * self.info.duration_seconds):
             logger.warning("%s: frames end at %.1fs of %.1fs; the file is probably truncated", self.path,
                            self.last_time_seconds, self.info.duration_seconds)
 
@@ -211,11 +231,11 @@ class MotionScanner:
 
     def _configure(self, stream) -> None:
         ctx = stream.codec_context
-        if self.config.decode_threads > 1:
-            # Frame threading exports the same vectors as slice threading on all but a few
-            # frames (checked in tests/test_motion.py) at close to N times the speed.
-            stream.thread_type = "FRAME"
-            ctx.thread_count = self.config.decode_threads
+        # Slice threading (PyAV's default), not frame threading: frame threading exports
+        # slightly different vectors on some frames, and with vector export and skipped
+        # non-reference frames it measured slower than one thread (docs/benchmarks.md).
+        # Cores are used by scanning time ranges in parallel instead.
+        stream.thread_type = "SLICE"
         options = {"skip_loop_filter": "all"} if self.config.skip_loop_filter else {}
         if self.source == "motion_vectors":
             options["flags2"] = "+export_mvs"
@@ -227,21 +247,34 @@ class MotionScanner:
     def _samples(self, container, stream) -> Iterator[FrameSample]:
         side = self.config.fallback_side
         start = self.info.start_seconds
+        min_change = self.config.cut_min_change
         analyse_every = self.config.bin_seconds / self.samples_per_bin
         next_analysis = -math.inf
-        prev_frames: list[av.VideoFrame] = []  # the last two frames, for lazy cut signatures
+        # The last two frames and their luma signatures (computed lazily, for cut candidates).
+        recent: deque[list] = deque(maxlen=2)
         prev_sig: np.ndarray | None = None
         prev_change: float | None = None
         prev_t: float | None = None
         with_vectors = without_vectors = 0
+
+        def signature(entry: list) -> np.ndarray:
+            if entry[1] is None:
+                entry[1] = luma_signature(luma_plane(entry[0]), side)
+            return entry[1]
+
         for frame in container.decode(stream):
             if frame.time is None:
                 continue
             t = float(frame.time) - start
-            self.decoded += 1
-            self.last_time_seconds = t
+            if t >= self.end_seconds:
+                break
+            warmup = t < self.start_seconds
+            if not warmup:
+                self.decoded += 1
+                self.last_time_seconds = t
             is_key = bool(frame.key_frame)
             motion, change, baseline = None, None, None
+            entry = [frame, None]
             if self.source == "motion_vectors":
                 mvs = frame.side_data.get("MOTION_VECTORS")
                 arr = mvs.to_ndarray() if mvs is not None and len(mvs) else None
@@ -252,27 +285,33 @@ class MotionScanner:
                     logger.info("%s: no motion vectors came out; using frame differences", self.path)
                     self.source = "frame_diff"
                 candidate = is_key or self._intra_jump(intra)
-                if arr is not None and t >= next_analysis and not candidate:
+                if arr is not None and t >= next_analysis and not candidate and not warmup:
                     next_analysis = t + analyse_every
                     gap = max(1.0, round((t - prev_t) * self.info.fps)) if prev_t is not None else 1.0
                     motion = motion_from_vectors(arr, frame.width, frame.height, self.config.moving_threshold * gap, t)
                     _scale(motion, 1.0 / gap)  # vectors span the gap to the reference frame
-                if candidate and prev_frames:
-                    sigs = [luma_signature(luma_plane(f), side) for f in (*prev_frames, frame)]
-                    change = best_shift(sigs[-2], sigs[-1])[2]
-                    baseline = best_shift(sigs[0], sigs[1])[2] if len(sigs) == 3 else 0.0
+                if candidate and recent and not warmup:
+                    cur, prev = signature(entry), signature(recent[-1])
+                    # The plain difference bounds the camera-discounted one from above: below the
+                    # cut threshold the shift search cannot matter, and neither can the baseline.
+                    change = float(np.abs(cur - prev).mean()) / 255.0
+                    if change >= min_change:
+                        change = best_shift(prev, cur)[2]
+                        baseline = best_shift(signature(recent[0]), prev)[2] if len(recent) == 2 else 0.0
             else:
-                sig = luma_signature(luma_plane(frame), side)
+                sig = entry[1] = luma_signature(luma_plane(frame), side)
                 intra = 1.0 if prev_sig is None else 0.0
                 if prev_sig is not None:
-                    motion = motion_from_luma(prev_sig, sig, self.config.moving_threshold, t)
+                    if not warmup:
+                        motion = motion_from_luma(prev_sig, sig, self.config.moving_threshold, t)
                     change = float(np.abs(sig - prev_sig).mean()) / 255.0
-                    if change > self.config.cut_min_change:  # discount what a camera shift explains
+                    if change > min_change:  # discount what a camera shift explains
                         change = best_shift(prev_sig, sig)[2]
                     baseline, prev_change = prev_change, change
                 prev_sig = sig
-            yield FrameSample(t, is_key, intra, motion, change, baseline, frame)
-            prev_frames = [*prev_frames[-1:], frame]
+            if not warmup:
+                yield FrameSample(t, is_key, intra, motion, change, baseline, frame)
+            recent.append(entry)
             prev_t = t
 
 
@@ -345,6 +384,17 @@ class TimelineBuilder:
     def add_intra(self, t: float, intra: float) -> None:
         i = self._bin(t)
         self._intra[i] = max(self._intra[i], intra)
+
+    def merge(self, other: "TimelineBuilder") -> None:
+        """Add another builder's bins (same bin width), e.g. one that scanned a later time range."""
+        if other.bin_seconds != self.bin_seconds:
+            raise ValueError(f"bin widths differ: {self.bin_seconds} vs {other.bin_seconds}")
+        if other._sums:
+            self._bin((len(other._sums) - 0.5) * self.bin_seconds)
+        for i, (sums, count, intra) in enumerate(zip(other._sums, other._counts, other._intra)):
+            self._sums[i] = self._sums[i] + sums
+            self._counts[i] += count
+            self._intra[i] = max(self._intra[i], intra)
 
     def add(self, fm: FrameMotion) -> None:
         i = self._bin(fm.time_seconds)

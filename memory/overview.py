@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
+import shutil
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import av
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from memory.blocks import ContentBlock, image_block, text_block
 from memory.config import IngestConfig
+from memory.errors import CorruptVideoError
 from memory.keyframes import THUMB_NAME, CutDetector, ThumbnailWriter
 from memory.motion import MotionScanner, MotionTimeline, TimelineBuilder
 from memory.probe import VideoInfo
@@ -178,34 +185,108 @@ class Overview(BaseModel):
                 "segments": [s.model_dump() for s in self.segments]}
 
 
+# Ranges shorter than this are not worth a thread of their own (each re-decodes up to one GOP
+# before its start, and short videos are fast anyway).
+MIN_RANGE_SECONDS = 60.0
+
+
+@dataclass
+class _RangeScan:
+    """The overview state of one time range, scanned by one thread."""
+
+    scanner: MotionScanner
+    builder: TimelineBuilder
+    cuts: CutDetector
+    thumbs: ThumbnailWriter
+    error: str | None = None
+
+
+def scan_ranges(duration_seconds: float, bin_seconds: float, workers: int,
+                min_range_seconds: float = MIN_RANGE_SECONDS) -> list[tuple[float, float]]:
+    """Split ``[0, duration)`` into at most ``workers`` ranges of at least ``min_range_seconds``, on bin edges."""
+    n = max(1, min(workers, int(duration_seconds // max(min_range_seconds, bin_seconds))))
+    edges = [0.0] + [round(duration_seconds * k / n / bin_seconds) * bin_seconds for k in range(1, n)] + [math.inf]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
 def build_overview(path: str | Path, info: VideoInfo, config: IngestConfig, out_dir: str | Path,
-                   progress: Callable[[float], None] | None = None) -> Overview:
+                   progress: Callable[[float], None] | None = None,
+                   min_range_seconds: float = MIN_RANGE_SECONDS) -> Overview:
     """Scan the video once and save the overview (``overview.json`` + ``thumbs/``) into ``out_dir``.
 
-    ``progress`` is called with the fraction done (0..1) about once per second of video.
+    With ``config.decode_threads`` > 1 a long video is split into that many time ranges (each at
+    least ``min_range_seconds``) scanned in parallel threads, then merged in time order.
+    ``progress`` is called with the fraction done (0..1) about once per second of video per thread.
     """
     out_dir = Path(out_dir)
-    scanner = MotionScanner(path, info, config)
-    builder = TimelineBuilder(config.bin_seconds)
-    cuts = CutDetector(config, min_time_seconds=0.5 / info.fps)
-    thumbs = ThumbnailWriter(out_dir / THUMBS_DIR, info, config)
-    reported = -1.0
-    for sample in scanner:
-        builder.add_intra(sample.time_seconds, sample.intra_fraction)
-        if sample.motion is not None:
-            builder.add(sample.motion)
-        thumbs.offer(sample, cuts.update(sample))
-        if progress is not None and sample.time_seconds - reported >= 1.0:
-            reported = sample.time_seconds
-            progress(min(1.0, max(0.0, sample.time_seconds / info.duration_seconds)))
-    timeline = builder.build(info.duration_seconds, scanner.source)
-    segments = build_segments(timeline, cuts.cuts_seconds, thumbs.times_seconds, info.duration_seconds, config)
+    thumbs_dir = out_dir / THUMBS_DIR
+    ranges = scan_ranges(info.duration_seconds, config.bin_seconds, config.decode_threads, min_range_seconds)
+    done = [0.0] * len(ranges)
+    lock = threading.Lock()
+
+    def scan(k: int) -> _RangeScan:
+        start, end = ranges[k]
+        part = _RangeScan(scanner=MotionScanner(path, info, config, start_seconds=start, end_seconds=end),
+                          builder=TimelineBuilder(config.bin_seconds),
+                          cuts=CutDetector(config, min_time_seconds=0.5 / info.fps),
+                          thumbs=ThumbnailWriter(thumbs_dir / f".range{k}" if len(ranges) > 1 else thumbs_dir, info, config))
+        reported = start
+        try:
+            for sample in part.scanner:
+                part.builder.add_intra(sample.time_seconds, sample.intra_fraction)
+                if sample.motion is not None:
+                    part.builder.add(sample.motion)
+                part.thumbs.offer(sample, part.cuts.update(sample))
+                if progress is not None and sample.time_seconds - reported >= 1.0:
+                    with lock:
+                        done[k] = sample.time_seconds - start
+                        reported = sample.time_seconds
+                        progress(min(1.0, max(0.0, sum(done) / info.duration_seconds)))
+        except (CorruptVideoError, av.FFmpegError) as exc:
+            if k == 0:
+                raise
+            part.error = str(exc)  # a later range of a damaged file: keep what the earlier ones saw
+        return part
+
+    if len(ranges) == 1:
+        parts = [scan(0)]
+    else:
+        with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="overview-scan") as pool:
+            parts = list(pool.map(scan, range(len(ranges))))
+    builder, cuts_seconds, keyframe_seconds = _merge(parts, thumbs_dir, config)
+    first = parts[0].scanner
+    if len(parts) > 1 and any(p.error for p in parts):
+        bad = next(p for p in parts if p.error)
+        logger.warning("%s: could not decode from %.1fs (%s); the file is probably truncated", path,
+                       bad.scanner.start_seconds, bad.error)
+    timeline = builder.build(info.duration_seconds, first.source)
+    segments = build_segments(timeline, cuts_seconds, keyframe_seconds, info.duration_seconds, config)
     w, h = info.display_size
-    ov = Overview(duration_seconds=info.duration_seconds, width=w, height=h, motion_source=scanner.source,
-                  timeline=timeline, cuts_seconds=cuts.cuts_seconds, keyframe_seconds=thumbs.times_seconds,
+    ov = Overview(duration_seconds=info.duration_seconds, width=w, height=h, motion_source=first.source,
+                  timeline=timeline, cuts_seconds=cuts_seconds, keyframe_seconds=keyframe_seconds,
                   segments=segments)
     ov.save(out_dir)
-    logger.debug("%s: %d frames decoded, %d cuts, %d segments", path, scanner.decoded, len(ov.cuts_seconds), len(segments))
+    logger.debug("%s: %d frames decoded in %d ranges, %d cuts, %d segments", path,
+                 sum(p.scanner.decoded for p in parts), len(parts), len(ov.cuts_seconds), len(segments))
     if progress is not None:
         progress(1.0)
     return ov
+
+
+def _merge(parts: list[_RangeScan], thumbs_dir: Path, config: IngestConfig) -> tuple[TimelineBuilder, list[float], list[float]]:
+    """Join per-range results in time order: bins, cuts (min gap kept across joins), thumbnails renumbered."""
+    if len(parts) == 1:
+        return parts[0].builder, parts[0].cuts.cuts_seconds, parts[0].thumbs.times_seconds
+    builder = TimelineBuilder(config.bin_seconds)
+    cuts: list[float] = []
+    times: list[float] = []
+    for part in parts:
+        builder.merge(part.builder)
+        for c in part.cuts.cuts_seconds:
+            if not cuts or c - cuts[-1] >= config.min_cut_gap_seconds:
+                cuts.append(c)
+        for i, t in enumerate(part.thumbs.times_seconds):
+            os.replace(part.thumbs.dir / THUMB_NAME.format(i), thumbs_dir / THUMB_NAME.format(len(times)))
+            times.append(t)
+        shutil.rmtree(part.thumbs.dir, ignore_errors=True)
+    return builder, cuts, times

@@ -1,5 +1,7 @@
 """Motion timeline: direction conventions, camera vs object motion, the frame-difference fallback."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -74,12 +76,34 @@ def test_frame_diff_fallback_sees_a_pan(panning_video, monkeypatch):
     assert sum(tl.camera_direction(i) == "right" for i in range(1, tl.n_bins - 1)) >= tl.n_bins - 3
 
 
-def test_frame_threading_gives_the_same_timeline_as_slice_threading(panning_video, moving_square_video):
-    for truth in (panning_video, moving_square_video):
-        one, two = _timeline(truth, decode_threads=1), _timeline(truth, decode_threads=2)
-        np.testing.assert_allclose(one.camera_dx, two.camera_dx, atol=1e-4)
-        np.testing.assert_allclose(one.local_dx, two.local_dx, atol=2e-3)
-        np.testing.assert_allclose(one.local_dy, two.local_dy, atol=2e-3)
+def test_time_ranges_yield_every_frame_once_with_the_same_motion(panning_video):
+    info = probe(panning_video.path)
+    config = IngestConfig()
+    whole = list(MotionScanner(panning_video.path, info, config))
+    parts = [list(MotionScanner(panning_video.path, info, config, start_seconds=a, end_seconds=b))
+             for a, b in ((0.0, 2.0), (2.0, 3.5), (3.5, math.inf))]
+    joined = [s for part in parts for s in part]
+    assert [s.time_seconds for s in joined] == [s.time_seconds for s in whole]
+    assert all(p[0].time_seconds >= a for p, a in zip(parts, (0.0, 2.0, 3.5)))
+    # Later ranges decode from the keyframe before them first, so their vectors are the same.
+    by_time = {s.time_seconds: s for s in whole}
+    for s in joined:
+        assert s.intra_fraction == pytest.approx(by_time[s.time_seconds].intra_fraction)
+
+
+def test_parallel_ranges_give_the_same_overview(cuts_video, tmp_path):
+    from memory.overview import build_overview, scan_ranges
+
+    info = probe(cuts_video.path)
+    assert len(scan_ranges(info.duration_seconds, 0.5, workers=2, min_range_seconds=5.0)) == 2
+    assert len(scan_ranges(info.duration_seconds, 0.5, workers=2)) == 1  # short videos stay whole
+    one = build_overview(cuts_video.path, info, IngestConfig(decode_threads=1), tmp_path / "one")
+    two = build_overview(cuts_video.path, info, IngestConfig(decode_threads=2), tmp_path / "two", min_range_seconds=5.0)
+    assert two.timeline == one.timeline
+    assert two.cuts_seconds == one.cuts_seconds
+    # A join may add one thumbnail (the new range starts without the previous one's last).
+    assert set(one.keyframe_seconds) <= set(two.keyframe_seconds) and len(two.keyframe_seconds) <= len(one.keyframe_seconds) + 1
+    assert [p.name for p in sorted((tmp_path / "two" / "thumbs").iterdir())] == [f"{i:04d}.jpg" for i in range(len(two.keyframe_seconds))]
 
 
 def test_only_a_few_frames_per_bin_are_analysed(panning_video):

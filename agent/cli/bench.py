@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -38,7 +38,7 @@ def _rss_mb() -> tuple[float, float]:
     return fields.get("VmRSS", 0.0), peak
 
 
-def _overview_phase(path: str, profile: bool) -> dict:
+def _overview_phase(path: str, profile: bool, threads: int) -> dict:
     """Probe + one-pass scan (timeline, cuts, keyframe thumbnails) + segments; no embeddings."""
     import tempfile
 
@@ -56,7 +56,7 @@ def _overview_phase(path: str, profile: bool) -> dict:
     start = time.perf_counter()
     info = probe(path)
     with tempfile.TemporaryDirectory() as tmp:
-        ov = build_overview(info.path, info, IngestConfig(embed=False), Path(tmp))
+        ov = build_overview(info.path, info, IngestConfig(embed=False, decode_threads=threads), Path(tmp))
     seconds = time.perf_counter() - start
     result = {"seconds": seconds, "rss_before_mb": rss_before, "peak_rss_mb": _rss_mb()[1], "duration_s": info.duration_seconds,
               "fps": info.fps, "size": f"{info.width}x{info.height}", "codec": info.codec, "segments": len(ov.segments),
@@ -72,7 +72,7 @@ def _overview_phase(path: str, profile: bool) -> dict:
     return result
 
 
-def _full_decode_phase(path: str, profile: bool) -> dict:
+def _full_decode_phase(path: str, profile: bool, threads: int) -> dict:
     """Decode every frame to an RGB ndarray (PyAV with frame threading): the naive alternative."""
     import av
 
@@ -88,22 +88,22 @@ def _full_decode_phase(path: str, profile: bool) -> dict:
     return {"seconds": time.perf_counter() - start, "frames": frames, "rss_before_mb": rss_before, "peak_rss_mb": _rss_mb()[1]}
 
 
-def _child(target: str, path: str, profile: bool, conn) -> None:
+def _child(target: str, path: str, profile: bool, threads: int, conn) -> None:
     try:
-        conn.send(("ok", globals()[target](path, profile)))
+        conn.send(("ok", globals()[target](path, profile, threads)))
     except BaseException as exc:  # noqa: BLE001  (reported to the parent as one line)
         conn.send(("error", f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"))
     finally:
         conn.close()
 
 
-def run_phase(target: str, path: str, profile: bool = False) -> dict:
+def run_phase(target: str, path: str, profile: bool = False, threads: int = 2) -> dict:
     """Run ``target`` in a fresh spawned process; returns its result dict or raises RuntimeError."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(target, path, profile, child))
+    proc = ctx.Process(target=_child, args=(target, path, profile, threads, child))
     proc.start()
     child.close()
     try:
@@ -117,14 +117,20 @@ def run_phase(target: str, path: str, profile: bool = False) -> dict:
     return payload
 
 
-def bench_ingest(path: str | Path, profile: bool = False) -> dict:
-    """Overview seconds, times real time, full-decode seconds, their ratio, and each phase's peak RSS."""
+def bench_ingest(path: str | Path, profile: bool = False, threads: int | None = None) -> dict:
+    """Overview seconds, times real time, full-decode seconds, their ratio, and each phase's peak RSS.
+
+    ``threads``: the overview's ``decode_threads`` (default: IngestConfig's).
+    """
+    from memory.config import IngestConfig
+
     path = str(Path(path).resolve())
-    ov = run_phase("_overview_phase", path, profile)
-    full = run_phase("_full_decode_phase", path)
+    threads = IngestConfig().decode_threads if threads is None else threads
+    ov = run_phase("_overview_phase", path, profile, threads)
+    full = run_phase("_full_decode_phase", path, False, threads)
     result = {
         "video": path, "codec": ov["codec"], "size": ov["size"], "fps": round(ov["fps"], 3), "duration_s": round(ov["duration_s"], 2),
-        "motion_source": ov["motion_source"], "overview_s": round(ov["seconds"], 4),
+        "motion_source": ov["motion_source"], "overview_threads": threads, "overview_s": round(ov["seconds"], 4),
         "overview_x_realtime": round(ov["duration_s"] / ov["seconds"], 1), "full_decode_s": round(full["seconds"], 4),
         "full_decode_frames": full["frames"], "full_decode_fps": round(full["frames"] / full["seconds"], 1),
         "speedup_vs_full_decode": round(full["seconds"] / ov["seconds"], 2),
@@ -138,12 +144,14 @@ def bench_ingest(path: str | Path, profile: bool = False) -> dict:
 
 
 def make_synthetic_video(path: str | Path, minutes: float = 10.0, width: int = 1280, height: int = 720, fps: int = 30,
-                         preset: str = "veryfast", seed: int = 0) -> Path:
+                         preset: str = "veryfast", seed: int = 0,
+                         progress: Callable[[int, int], None] | None = None) -> Path:
     """Write an H.264 test video with continuous camera motion.
 
     A smooth random world (blobs plus fine texture) is panned at 2-6 px/frame, changing direction
     every 5 s; every 60 s the camera jumps to a fresh world (a hard cut); a bright square moves
     on its own. Frames are made one at a time, so memory stays flat for any length.
+    ``progress(done, total)`` is called once per second of video.
     """
     import av
     import numpy as np
@@ -175,6 +183,8 @@ def make_synthetic_video(path: str | Path, minutes: float = 10.0, width: int = 1
             sx, sy = int((0.5 + 0.4 * np.sin(t / 3)) * (width - 80)), int((0.5 + 0.4 * np.cos(t / 4)) * (height - 80))
             frame[sy:sy + 80, sx:sx + 80] = (250, 240, 30)
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            if progress is not None and (i + 1) % fps == 0:
+                progress(i + 1, n_frames)
         out.mux(stream.encode())
     return Path(path)
 
@@ -201,6 +211,8 @@ def register(app: typer.Typer) -> None:
         size: str = typer.Option("1280x720", "--size", help="With --make-synthetic: WIDTHxHEIGHT (even numbers)."),
         fps: int = typer.Option(30, "--fps", min=1, max=240, help="With --make-synthetic: frames per second."),
         preset: str = typer.Option("veryfast", "--preset", help="With --make-synthetic: x264 preset (ultrafast has no B-frames)."),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, max=16,
+                                              help="Overview decode threads (time ranges scanned in parallel); default: IngestConfig.decode_threads."),
         profile: bool = typer.Option(False, "--profile", help="Also print where the overview spends its time (cProfile, top 12)."),
         json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
     ) -> None:
@@ -211,14 +223,19 @@ def register(app: typer.Typer) -> None:
                 w, h = (int(v) for v in size.lower().split("x"))
             except ValueError:
                 fail(f"--size {size!r}: expected WIDTHxHEIGHT, e.g. 1280x720", EXIT_USAGE)
-            err_console.print(f"writing {make_synthetic} ({minutes:g} min, {w}x{h}, {fps} fps) ...", highlight=False)
-            video = make_synthetic_video(make_synthetic, minutes, w, h, fps, preset)
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(TextColumn(f"writing {make_synthetic.name} ({minutes:g} min, {w}x{h}, {fps} fps)"), BarColumn(),
+                          MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:
+                task = bar.add_task("frames", total=None)
+                video = make_synthetic_video(make_synthetic, minutes, w, h, fps, preset,
+                                             progress=lambda done, total: bar.update(task, completed=done, total=total))
         if video is None:
             fail("give a VIDEO or --make-synthetic PATH", EXIT_USAGE)
         if not video.is_file():
             fail(f"{video}: no such file", EXIT_USAGE)
         try:
-            result = bench_ingest(video, profile)
+            result = bench_ingest(video, profile, threads)
         except RuntimeError as exc:
             fail(f"{video}: {exc}", EXIT_FAILED)
         if json_out:
