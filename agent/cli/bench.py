@@ -73,7 +73,7 @@ def _overview_phase(path: str, profile: bool, threads: int) -> dict:
 
 
 def _full_decode_phase(path: str, profile: bool, threads: int) -> dict:
-    """Decode every frame to an RGB ndarray (PyAV with frame threading): the naive alternative."""
+    """Decode every frame to an RGB ndarray (PyAV with automatic frame+slice threading on all cores): the naive alternative."""
     import av
 
     rss_before, _ = _rss_mb()
