@@ -74,6 +74,29 @@ def test_sft_overfits_and_its_tool_call_executes_in_the_agent(sft_run, world):
     assert "Clips matching" in first.tool_turns[0].summary or first.tool_turns[0].images > 0
 
 
+def test_the_controller_keeps_the_settings_it_was_trained_with(sft_run):
+    from agent.config import agent_settings
+
+    result, out = sft_run
+    agent, ingest, embedder, trained = agent_settings(str(result.controller), None)
+    assert trained is not None and agent == AgentConfig(**AGENT)
+    assert ingest.thumbnail_max_side == INGEST["thumbnail_max_side"] and ingest.embed_max_side == INGEST["embed_max_side"]
+    assert embedder == f"openclip:{(out / 'models' / 'embedder').resolve()}"
+    # Command-line flags win over the trained settings; other fields keep them.
+    agent, *_ = agent_settings(str(result.controller), "openclip:ViT-B-32/openai", max_steps=2, max_frames=None)
+    assert agent.max_steps == 2 and agent.max_frames == AGENT["max_frames"] and agent.overview_chars == AGENT["overview_chars"]
+    assert agent_settings(str(result.controller), "openclip:ViT-B-32/openai")[2] == "openclip:ViT-B-32/openai"
+
+
+def test_a_controller_without_trained_settings_gets_the_defaults(tmp_path):
+    from agent.config import agent_settings
+
+    agent, ingest, embedder, trained = agent_settings(str(tmp_path), None, max_steps=3)
+    assert trained is None and embedder is None and ingest == IngestConfig()
+    assert agent == AgentConfig(max_steps=3)
+    assert agent_settings("Qwen/Qwen2.5-VL-7B-Instruct", None)[3] is None
+
+
 def test_grpo_rolls_out_with_tools_and_logs_each_reward(sft_run, world, tmp_path):
     from training.grpo import run_grpo
 
@@ -100,6 +123,7 @@ def test_grpo_rolls_out_with_tools_and_logs_each_reward(sft_run, world, tmp_path
                           "--max-steps", "2"], capture_output=True, text=True, timeout=300)
     assert ask.returncode == 0, ask.stderr
     assert "answer" in json.loads(ask.stdout.splitlines()[-1])
+    assert "trained with: max_steps=4" in " ".join(ask.stderr.split())  # the saved settings, --max-steps 2 applied
 
 
 def test_grpo_stops_when_no_tool_call_parses():

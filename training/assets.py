@@ -76,7 +76,7 @@ def resolve_embedder(spec: str, out_dir: Path) -> str:
     path = out_dir / "models" / "embedder"
     if not (path / "open_clip_model.safetensors").is_file():
         build_tiny_embedder(path)
-    return f"openclip:{path}"
+    return f"openclip:{path.resolve()}"
 
 
 class MemoryCache:

@@ -2,7 +2,8 @@
 
 A saved controller is a plain ``save_pretrained`` directory: merged weights (LoRA folded in),
 the processor, the tokenizer and the chat template the agent renders with (the model's own, never
-the marker-patched training variant).
+the marker-patched training variant), and the agent, overview and ingest settings it was trained
+with (``foveate_settings.json``).
 """
 
 from __future__ import annotations
@@ -41,8 +42,12 @@ def load_for_training(path: str, section: ModelSection):
     return model, processor
 
 
-def save_controller(model, processor, out_dir: Path) -> Path:
-    """Merge any LoRA adapter and write model + processor to ``out_dir`` (atomically: temp folder, then rename)."""
+def save_controller(model, processor, out_dir: Path, settings=None) -> Path:
+    """Merge any LoRA adapter and write model + processor to ``out_dir`` (atomically: temp folder, then rename).
+
+    ``settings`` (an ``agent.config.TrainedSettings``) is saved beside the weights, so that
+    ``foveate ask --controller DIR`` runs the agent as it was trained.
+    """
     import shutil
 
     from peft import PeftModel
@@ -54,6 +59,8 @@ def save_controller(model, processor, out_dir: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
+    if settings is not None:
+        settings.save(tmp)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)

@@ -98,6 +98,7 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
     from trl import GRPOTrainer
 
     from training.assets import MemoryCache, prepare_world, resolve_controller, resolve_embedder
+    from agent.config import TrainedSettings
     from training.checkpoint import load_for_training, save_controller
     from training.environment import VideoEnvironment
     from training.rewards import ToolCallMonitor, reward_functions
@@ -106,7 +107,8 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
     out.mkdir(parents=True, exist_ok=True)
     world = prepare_world(config.world, out)
     controller = warm_start(config, out, callbacks) if config.warm_start_sft else resolve_controller(config.model.path, out)
-    memories = MemoryCache(resolve_embedder(config.embedder, out), config.ingest)
+    embedder = resolve_embedder(config.embedder, out)
+    memories = MemoryCache(embedder, config.ingest)
 
     # data, rewards
     dataset = build_dataset(config, world, memories)
@@ -130,6 +132,7 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
     # train, save
     drop_log_printer(trainer, callbacks)
     trainer.train()
-    path = save_controller(trainer.model, processor, out / "controller")
+    path = save_controller(trainer.model, processor, out / "controller",
+                           TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder))
     (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     return GRPOResult(path, len(dataset), trainer.state.log_history)

@@ -57,6 +57,7 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
 
     from tools.toolbox import tool_schemas
     from training.assets import MemoryCache, prepare_world, resolve_controller, resolve_embedder
+    from agent.config import TrainedSettings
     from training.checkpoint import load_for_training, save_controller
     from training.collator import AgentChatCollator
 
@@ -64,7 +65,8 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
     out.mkdir(parents=True, exist_ok=True)
     world = prepare_world(config.world, out)
     controller = resolve_controller(config.model.path, out)
-    memories = MemoryCache(resolve_embedder(config.embedder, out), config.ingest)
+    embedder = resolve_embedder(config.embedder, out)
+    memories = MemoryCache(embedder, config.ingest)
 
     # data
     examples = build_examples(config, out, memories, world)
@@ -83,6 +85,7 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
     drop_log_printer(trainer, callbacks)
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    path = save_controller(trainer.model, processor, out / "controller")
+    path = save_controller(trainer.model, processor, out / "controller",
+                           TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder))
     (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     return SFTResult(path, len(examples), losses)

@@ -30,15 +30,15 @@ def register(app: typer.Typer) -> None:
         option: list[str] = typer.Option([], "--option", help="A multiple-choice option (repeat, in order: A, B, ...)."),
         controller: Optional[str] = typer.Option(None, "--controller", help="HF model id, local model directory, or openai:MODEL@URL."),
         embedder: Optional[str] = typer.Option(None, "--embedder", help=EMBEDDER_HELP),
-        max_steps: int = typer.Option(6, "--max-steps", help="Controller turns before a final answer is forced."),
-        max_frames: int = typer.Option(48, "--max-frames", help="Frames the tools may spend per question."),
+        max_steps: Optional[int] = typer.Option(None, "--max-steps", show_default=False, help="Controller turns before a final answer is forced [default: 6, or the controller's trained setting]."),
+        max_frames: Optional[int] = typer.Option(None, "--max-frames", show_default=False, help="Frames the tools may spend per question [default: 48, or the controller's trained setting]."),
         cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache root."),
         json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
         trace: Optional[Path] = typer.Option(None, "--trace", help="Append the trajectory (JSONL) here."),
     ) -> None:
         """Answer a question about a video, citing time spans as evidence."""
         from agent.backends import DEFAULT_CONTROLLER, load_controller
-        from agent.config import AgentConfig
+        from agent.config import agent_settings
         from agent.graph import answer_question
         from agent.trajectory import write_trajectories
         from agent.cli.index import ingest_with_progress
@@ -46,8 +46,10 @@ def register(app: typer.Typer) -> None:
 
         setup_logging()
         try:
-            config = AgentConfig(max_steps=max_steps, max_frames=max_frames)
-            mem = ingest_with_progress(video, cache_dir, embedder)
+            config, ingest_config, embedder, trained = agent_settings(controller, embedder, max_steps=max_steps, max_frames=max_frames)
+            if trained is not None:
+                err_console.print(f"[dim]settings the controller was trained with: {trained.describe()}[/]", highlight=False)
+            mem = ingest_with_progress(video, cache_dir, embedder, config=ingest_config)
             ctl = load_controller(controller or DEFAULT_CONTROLLER)
         except FoveateError as exc:
             fail(str(exc))

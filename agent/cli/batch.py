@@ -21,8 +21,8 @@ def register(app: typer.Typer) -> None:
         embedder: Optional[str] = typer.Option(None, "--embedder", help=EMBEDDER_HELP),
         policy: str = typer.Option("agent", "--policy", help="agent (tools), uniform (N even frames) or retrieval (top-N clips' frames)."),
         frames: int = typer.Option(16, "--frames", help="Frame budget of the uniform and retrieval baselines."),
-        max_steps: int = typer.Option(6, "--max-steps", help="Agent: controller turns before a final answer is forced."),
-        max_frames: int = typer.Option(48, "--max-frames", help="Agent: frames the tools may spend per question."),
+        max_steps: Optional[int] = typer.Option(None, "--max-steps", show_default=False, help="Agent: controller turns before a final answer is forced [default: 6, or the controller's trained setting]."),
+        max_frames: Optional[int] = typer.Option(None, "--max-frames", show_default=False, help="Agent: frames the tools may spend per question [default: 48, or the controller's trained setting]."),
         cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache root."),
         trace: Optional[Path] = typer.Option(None, "--trace", help="Append every trajectory (JSONL) here."),
     ) -> None:
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
         from agent.backends import DEFAULT_CONTROLLER, load_controller
         from agent.batch import POLICIES, run_batch
-        from agent.config import AgentConfig
+        from agent.config import agent_settings
         from agent.records import read_manifest
         from memory import DEFAULT_EMBEDDER, ingest
         from memory.errors import FoveateError
@@ -40,11 +40,18 @@ def register(app: typer.Typer) -> None:
         if policy not in POLICIES:
             fail(f"--policy {policy!r}: valid policies are {', '.join(POLICIES)}", 2)
         try:
+            config, ingest_config, embedder, trained = agent_settings(controller, embedder, max_steps=max_steps, max_frames=max_frames)
+        except ValueError as exc:
+            fail(str(exc).splitlines()[0], 2)
+        if trained is not None:
+            err_console.print(f"[dim]settings the controller was trained with: {trained.describe()}[/]", highlight=False)
+        try:
             rows = read_manifest(manifest)
             ctl = load_controller(controller or DEFAULT_CONTROLLER)
         except (FoveateError, ValueError, OSError) as exc:
             fail(str(exc).splitlines()[0])
-        load = lambda video: ingest(video, cache_root_dir=cache_dir, embedder=embedder or DEFAULT_EMBEDDER)  # noqa: E731
+        load = lambda video: ingest(video, cache_root_dir=cache_dir, embedder=embedder or DEFAULT_EMBEDDER,  # noqa: E731
+                                    config=ingest_config)
         failed = 0
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console) as bar:
             task = bar.add_task(f"{policy}", total=len(rows))
@@ -57,6 +64,6 @@ def register(app: typer.Typer) -> None:
                 failed += pred.error is not None
                 bar.advance(task)
 
-            n = run_batch(rows, out, ctl, load, policy, AgentConfig(max_steps=max_steps, max_frames=max_frames), frames,
+            n = run_batch(rows, out, ctl, load, policy, config, frames,
                           workers, trace, on_row)
         err_console.print(f"answered {n} questions ({failed} failed) -> {out}")

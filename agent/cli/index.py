@@ -18,8 +18,8 @@ EMBEDDER_HELP = ("Clip embedder: openclip:ARCH/PRETRAINED (default openclip:ViT-
 CACHE_HELP = "Cache root (default $FOVEATE_CACHE, else ~/.cache/foveate)."
 
 
-def ingest_with_progress(video: Path, cache_dir: Optional[Path], embedder, embed: bool = True):
-    """memory.ingest with a transient rich progress bar per stage on stderr."""
+def ingest_with_progress(video: Path, cache_dir: Optional[Path], embedder, embed: bool = True, config=None):
+    """memory.ingest with a transient rich progress bar per stage on stderr (``config``: an IngestConfig)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from memory import DEFAULT_EMBEDDER, IngestConfig, ingest
@@ -34,7 +34,7 @@ def ingest_with_progress(video: Path, cache_dir: Optional[Path], embedder, embed
             bar.update(tasks[stage], completed=min(1.0, max(0.0, fraction)))
 
         return ingest(video, cache_root=cache_dir, embedder=(embedder or DEFAULT_EMBEDDER) if embed else None,
-                      config=IngestConfig(embed=embed), progress=progress)
+                      config=(config or IngestConfig()).model_copy(update={"embed": embed}), progress=progress)
 
 
 def _one_line(video: Path, exc: BaseException) -> str:
