@@ -149,7 +149,7 @@ def train_embedder(embedder, frames: np.ndarray, captions: list[str], config: Cl
             opt.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if progress:
                 progress("train", len(losses), steps)
     model.eval()
