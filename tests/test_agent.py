@@ -38,6 +38,18 @@ def test_tool_schemas_snapshot():
     assert tool_schemas() == json.loads(SCHEMAS.read_text()), "a docstring edit changed the prompt: update the snapshot"
 
 
+def test_tools_are_listed_in_the_order_trl_lists_the_environments_methods():
+    """GRPO prompts (TRL renders the environment's methods, found with inspect.getmembers) and the agent's
+    prompts must list the tools in one order, or the trained policy sees another tool block at inference."""
+    import inspect
+
+    from training.environment import VideoEnvironment
+
+    trl_order = [name for name, _ in inspect.getmembers(VideoEnvironment, predicate=inspect.isfunction)
+                 if not name.startswith("_") and name not in ("reset", "get_reward")]
+    assert [s["function"]["name"] for s in tool_schemas()] == trl_order
+
+
 def test_tool_calls_run_with_their_arguments(memory):
     ctl = ScriptedController([call("zoom", start=3.0, end=6.0, num_frames=3), call("dense_sample", start=0, end=2, fps=2),
                               call("retrieve", query="a white square", k=2), ANSWER])
@@ -140,7 +152,7 @@ def test_openai_backend_against_a_local_server(memory):
     finally:
         server.shutdown()
     first, second = _ChatServer.requests[:2]
-    assert [t["function"]["name"] for t in first["tools"]] == ["retrieve", "zoom", "dense_sample"]
+    assert [t["function"]["name"] for t in first["tools"]] == ["dense_sample", "retrieve", "zoom"]
     urls = [p["image_url"]["url"] for m in first["messages"] for p in m["content"] if p["type"] == "image_url"]
     assert urls and urls[0].startswith("data:image/jpeg;base64,")
     assert traj.steps[0].tool_turns[0].name == "zoom" and traj.steps[0].tool_turns[0].frames_spent == 2

@@ -185,7 +185,12 @@ class VideoToolbox:
 
 
 def tool_schemas() -> list[dict]:
-    """JSON schemas of the tools, in the transformers / OpenAI function format."""
+    """JSON schemas of the tools, in the transformers / OpenAI function format, sorted by name.
+
+    Sorted because TRL lists a GRPO environment's methods in that order (``inspect.getmembers``):
+    the tool block of the prompt must be the same text in training rollouts, in SFT data and at
+    inference, or a trained policy sees an input it never saw.
+    """
     from transformers.utils import get_json_schema
 
-    return [get_json_schema(getattr(VideoToolbox, name)) for name in TOOL_NAMES]
+    return [get_json_schema(getattr(VideoToolbox, name)) for name in sorted(TOOL_NAMES)]
