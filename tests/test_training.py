@@ -171,3 +171,20 @@ def test_config_errors_name_the_file_and_field(tmp_path):
     cli = subprocess.run([sys.executable, "-m", "agent.cli", "train", "sft", str(tmp_path / "missing.yaml")],
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 2 and "missing.yaml" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_set_overrides_config_fields(tmp_path):
+    from agent.cli.train import resolve_config_path
+
+    path = resolve_config_path("tiny_sft")
+    config = load_config(path, "sft", ["trl.num_train_epochs=7", "trl.learning_rate=2e-4", "world.videos=3", "agent.max_steps=5"])
+    assert config.trl["num_train_epochs"] == 7 and config.trl["learning_rate"] == 2e-4
+    assert config.world.videos == 3 and config.agent.max_steps == 5
+    assert load_config(path, "sft").trl["num_train_epochs"] != 7  # the file is untouched
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config(path, "sft", ["trl.num_train_epochs"])
+    with pytest.raises(ConfigError, match="world.vidoes"):
+        load_config(path, "sft", ["world.vidoes=3"])
+    cli = subprocess.run([sys.executable, "-m", "agent.cli", "train", "sft", "tiny_sft", "--set", "seed"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 2 and "KEY=VALUE" in cli.stderr and "Traceback" not in cli.stderr

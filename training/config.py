@@ -210,8 +210,34 @@ def validate_trl(kind: str, values: dict[str, Any]) -> None:
         trl_config(kind, {**values, "use_cpu": True}, Path(tmp))
 
 
-def load_config(path: str | Path, kind: str) -> Section:
-    """Read and validate a YAML config of ``kind`` (sft, grpo or clip); errors name the file."""
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``["trl.learning_rate=3e-4", "world.videos=4"]`` set into a nested config mapping (values parsed as YAML)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. trl.learning_rate=3e-4")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        if isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        node = data
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part} is not a section")
+            node = child
+        node[leaf] = value
+    return data
+
+
+def load_config(path: str | Path, kind: str, overrides: list[str] | None = None) -> Section:
+    """Read and validate a YAML config of ``kind`` (sft, grpo or clip), with ``KEY=VALUE`` overrides; errors name the file."""
     path = Path(path)
     if kind not in CONFIGS:
         raise ConfigError(f"unknown training kind {kind!r}; valid: {', '.join(CONFIGS)}")
@@ -223,6 +249,7 @@ def load_config(path: str | Path, kind: str) -> Section:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = apply_overrides(data, overrides or [])
     try:
         return CONFIGS[kind].model_validate(data, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:

@@ -64,7 +64,7 @@ def trainer_progress(description: str):
 
 
 def register(app: typer.Typer) -> None:
-    def run(kind: str, config_name: str, output_dir: Path | None, json_out: bool, verbose: bool) -> None:
+    def run(kind: str, config_name: str, output_dir: Path | None, json_out: bool, verbose: bool, overrides: list[str]) -> None:
         setup_logging(verbose)
         if not verbose and logging.getLogger().level > logging.INFO:
             logging.getLogger("training").setLevel(logging.INFO)
@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             path = resolve_config_path(config_name)
-            config = load_config(path, kind)
+            config = load_config(path, kind, overrides)
         except ConfigError as exc:
             fail(str(exc), EXIT_USAGE)
         out = output_dir_for(config, path, output_dir)
@@ -147,8 +147,11 @@ def register(app: typer.Typer) -> None:
             output_dir: Path = typer.Option(None, "--output-dir", "-o", help=OUTPUT_HELP),
             json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
             verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+            overrides: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                                help="Override a config field (repeatable; dotted keys, YAML values), "
+                                                     "e.g. --set trl.learning_rate=3e-4 --set world.videos=4."),
         ) -> None:
-            run(kind, config, output_dir, json_out, verbose)
+            run(kind, config, output_dir, json_out, verbose, overrides)
 
         train_command.__doc__ = "\n\n".join(" ".join(par.split()) for par in docs[kind].split("\n\n"))
         return train_command
