@@ -188,3 +188,27 @@ def test_set_overrides_config_fields(tmp_path):
     cli = subprocess.run([sys.executable, "-m", "agent.cli", "train", "sft", "tiny_sft", "--set", "seed"],
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 2 and "KEY=VALUE" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_grpo_runs_a_controller_with_qwen25vl_released_template(world, tmp_path):
+    """Qwen2.5-VL's own template renders no tools (TRL refuses it); loading for training installs the tool template."""
+    from transformers import AutoProcessor
+    from trl.chat_template_utils import qwen2_5_vl_chat_template
+
+    from agent.backends.templates import QWEN_VL_TOOLS_TEMPLATE
+    from evals.synthetic.tiny_controller import build_tiny_controller
+    from training.grpo import run_grpo
+
+    controller = build_tiny_controller(tmp_path / "controller")
+    processor = AutoProcessor.from_pretrained(controller)
+    processor.chat_template = processor.tokenizer.chat_template = qwen2_5_vl_chat_template
+    processor.save_pretrained(controller)
+    cfg = write_config(tmp_path / "grpo.yaml", {
+        "model": {"path": str(controller)}, "embedder": "tiny", "lora": {"enabled": False},
+        "world": {"dir": str(world), "max_questions": 1}, "agent": AGENT, "ingest": INGEST, "generation": "transformers",
+        "trl": {"max_steps": 1, "per_device_train_batch_size": 2, "num_generations": 2, "max_completion_length": 16,
+                "learning_rate": 1e-5, "gradient_checkpointing": False, "logging_steps": 1, "save_strategy": "no",
+                "report_to": "none", "use_cpu": True}})
+    grpo = run_grpo(load_config(cfg, "grpo"), tmp_path / "out")
+    assert [h for h in grpo.log_history if "reward" in h]
+    assert AutoProcessor.from_pretrained(grpo.controller).chat_template == QWEN_VL_TOOLS_TEMPLATE

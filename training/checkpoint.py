@@ -1,8 +1,9 @@
 """Loading a controller for training and saving one that ``--controller DIR`` loads.
 
 A saved controller is a plain ``save_pretrained`` directory: merged weights (LoRA folded in),
-the processor, the tokenizer and the chat template the agent renders with (the model's own, never
-the marker-patched training variant), and the agent, overview and ingest settings it was trained
+the processor, the tokenizer and the chat template the agent renders with (the model's own, or for
+Qwen2-VL / Qwen2.5-VL the tool-calling variant of agent/backends/templates.py; never TRL's
+marker-patched training variant), and the agent, overview and ingest settings it was trained
 with (``foveate_settings.json``).
 """
 
@@ -33,7 +34,11 @@ def load_for_training(path: str, section: ModelSection):
     kwargs = {"dtype": torch_dtype(section.dtype)}
     if section.attn_implementation:
         kwargs["attn_implementation"] = section.attn_implementation
+    from agent.backends.templates import ensure_tool_template
+
     processor = AutoProcessor.from_pretrained(path)
+    if ensure_tool_template(processor):  # TRL's GRPO needs a template that renders tools; SFT must match it
+        logger.info("%s: Qwen-VL chat template without tool support; training with the tool-calling variant", path)
     model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
     if not section.train_vision:
         for name, param in model.named_parameters():

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from agent.backends.base import Controller, Generation
+from agent.backends.templates import ensure_tool_template
 from agent.toolcalls import parse_tool_calls
 from memory.errors import ControllerError
 
@@ -26,8 +27,9 @@ def template_supports_tools(processor) -> bool:
 def prepare_messages(messages: list[dict], tools: list[dict] | None, processor) -> tuple[list[dict], list[dict] | None]:
     """Messages and tools as the template wants them.
 
-    Templates without tool support (Qwen2.5-VL's) get the schemas written into the system turn in
-    the Hermes format Qwen models are trained on, and tool results as user turns.
+    Templates without tool support get the schemas written into the system turn in the Hermes
+    format Qwen models are trained on, and tool results as user turns. (Qwen2-VL / Qwen2.5-VL
+    processors are given a tool-calling template when loaded, see agent/backends/templates.py.)
     """
     if not tools or template_supports_tools(processor):
         return messages, tools
@@ -63,6 +65,9 @@ class HFController(Controller):
             why = "offline and not in the local cache" if offline else str(exc).splitlines()[0][:200]
             raise ControllerError(f"{model_id}: cannot load the controller ({why}); pass --controller DIR with a "
                                   "local model directory (e.g. from `foveate synth models OUT`)") from None
+        if ensure_tool_template(self.processor):
+            logger.info("%s: Qwen-VL chat template without tool support; using the tool-calling variant "
+                        "(agent.backends.templates)", model_id)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
