@@ -4,7 +4,10 @@ It writes what a good controller would write (``retrieve`` with a query naming t
 about, then ``zoom`` or ``dense_sample`` on the right window, then the final answer with the true
 evidence), with varied paths drawn from a seeded RNG: sometimes a wrong first window and a
 correction, sometimes retrieval alone, sometimes no retrieval, dense sampling for motion and
-counting. Its outputs are only text; :func:`training.episodes.run_scripted` executes them in the
+counting. Given the memory's ``search`` (the function the retrieve tool calls), it reads the hits
+its query will get, as a controller reads the tool result: it names the clip that matches, and
+when the top clip misses the event it sometimes checks that clip first and then corrects itself,
+so its wrong guesses are the ones retrieval really suggests. Its outputs are only text; :func:`training.episodes.run_scripted` executes them in the
 agent's own loop on the real toolbox and VideoMemory, so the images and tool results in the SFT
 data are exactly what the agent sees.
 """
@@ -12,6 +15,7 @@ data are exactly what the agent sees.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +32,7 @@ class OracleConfig(BaseModel):
 
     p_skip_retrieve: float = Field(default=0.2, ge=0, le=1, description="Probability of looking without retrieving first.")
     p_wrong_window: float = Field(default=0.2, ge=0, le=1, description="Probability of a wrong first window, then a correction.")
+    p_check_top_hit: float = Field(default=0.5, ge=0, le=1, description="Probability of zooming on the top retrieved clip first when it misses the event (then correcting).")
     p_retrieve_only: float = Field(default=0.15, ge=0, le=1, description="Probability of answering from retrieval alone (single-event questions).")
     p_dense: float = Field(default=0.15, ge=0, le=1, description="Probability of dense_sample instead of zoom where zoom would do.")
     p_thought: float = Field(default=0.5, ge=0, le=1, description="Probability of a short sentence before each tool call.")
@@ -54,6 +59,10 @@ def _subject(row: ManifestRow, log, span: Span) -> str:
     return row.question.rstrip("?")
 
 
+def _overlaps(span: Span, spans: list[Span]) -> bool:
+    return any(span[0] < e and s < span[1] for s, e in spans)
+
+
 def _wrong_window(rng: np.random.Generator, spans: list[Span], length: float, duration: float) -> Span | None:
     for _ in range(50):
         start = float(rng.uniform(0, max(0.0, duration - length)))
@@ -68,30 +77,42 @@ class OraclePolicy:
     def __init__(self, config: OracleConfig = OracleConfig(), agent: AgentConfig = AgentConfig()) -> None:
         self.config, self.agent = config, agent
 
-    def outputs(self, row: ManifestRow, log, duration_seconds: float, rng: np.random.Generator) -> list[str]:
-        """The controller texts of one episode: tool calls, each its own turn, then the answer."""
+    def outputs(self, row: ManifestRow, log, duration_seconds: float, rng: np.random.Generator,
+                search: Callable[[str, int], list] | None = None) -> list[str]:
+        """The controller texts of one episode: tool calls, each its own turn, then the answer.
+
+        ``search(query, k)``: the hits the retrieve tool will show (``VideoMemory.search``), best first.
+        """
         if not row.evidence or row.answer is None:
             raise ValueError(f"{row.id}: the oracle needs a ground-truth answer and evidence")
         spans = [tuple(s) for s in row.evidence]
-        calls = self._plan(row, log, spans, duration_seconds, rng)
+        calls = self._plan(row, log, spans, duration_seconds, rng, search)
         return [self._say(text, rng) + call for text, call in calls] + [self._answer(row, spans)]
 
-    def _plan(self, row: ManifestRow, log, spans: list[Span], duration: float, rng: np.random.Generator) -> list[tuple[str, str]]:
+    def _plan(self, row: ManifestRow, log, spans: list[Span], duration: float, rng: np.random.Generator,
+              search: Callable[[str, int], list] | None = None) -> list[tuple[str, str]]:
         c = self.config
         subject = _subject(row, log, spans[0])
         plan: list[tuple[str, str, int]] = []  # (thought, call, frames it spends)
+        match = None  # (rank, hit) of the first retrieved clip that shows the event
         if rng.random() >= c.p_skip_retrieve:
             k = int(rng.choice([3, 5]))
             query = str(rng.choice([subject, f"{subject} crossing the screen", f"the {subject.removeprefix('a ')}"]))
             plan.append((f"Let me find {subject}.", tool_call("retrieve", query=query, k=k), k))
             if len(spans) == 1 and row.task in ("needle", "grounding", "text") and rng.random() < c.p_retrieve_only:
                 return [(t, call) for t, call, _ in plan]
-        if rng.random() < c.p_wrong_window:
+            hits = search(query, k) if search is not None else []
+            match = next(((rank, h) for rank, h in enumerate(hits, 1) if _overlaps((h.start_seconds, h.end_seconds), spans)), None)
+            if hits and (match is None or match[0] > 1) and rng.random() < c.p_check_top_hit:
+                top = hits[0]
+                plan.append((f"Checking clip 1 ({top.start_seconds:.1f}-{top.end_seconds:.1f}s) first.",
+                             tool_call("zoom", start=round(top.start_seconds, 1), end=round(top.end_seconds, 1), num_frames=2), 2))
+        if not any(t.startswith("Checking") for t, *_ in plan) and rng.random() < c.p_wrong_window:
             length = spans[0][1] - spans[0][0]
             wrong = _wrong_window(rng, spans, length, duration)
             if wrong is not None:
                 plan.append(("Checking this window first.", tool_call("zoom", start=wrong[0], end=wrong[1], num_frames=2), 2))
-        plan += self._looks(row, spans, subject, duration, rng)
+        plan += self._looks(row, spans, subject, duration, rng, match)
         return self._fit(plan)
 
     def _window(self, span: Span, duration: float, rng: np.random.Generator) -> Span:
@@ -100,7 +121,8 @@ class OraclePolicy:
         end = min(duration, span[1] + float(rng.uniform(0, pad)))
         return round(start, 1), round(end, 1)
 
-    def _looks(self, row: ManifestRow, spans: list[Span], subject: str, duration: float, rng: np.random.Generator) -> list[tuple[str, str, int]]:
+    def _looks(self, row: ManifestRow, spans: list[Span], subject: str, duration: float, rng: np.random.Generator,
+               match: tuple[int, object] | None = None) -> list[tuple[str, str, int]]:
         if row.task == "counting":
             looks = []
             for span in spans[:3]:
@@ -113,8 +135,12 @@ class OraclePolicy:
             n = min(32, math.ceil((e - s) * fps))
             return [(f"Following the motion of {subject}.", tool_call("dense_sample", start=s, end=e, fps=fps), n)]
         n = int(rng.choice([2, 3, 4]))
-        return [(f"{subject[0].upper()}{subject[1:]} should be around {s:.0f}-{e:.0f}s; looking closer.",
-                 tool_call("zoom", start=s, end=e, num_frames=n), n)]
+        if match is not None:
+            rank, hit = match
+            thought = f"Clip {rank} ({hit.start_seconds:.1f}-{hit.end_seconds:.1f}s) shows {subject}; looking closer at {s:.0f}-{e:.0f}s."
+        else:
+            thought = f"{subject[0].upper()}{subject[1:]} should be around {s:.0f}-{e:.0f}s; looking closer."
+        return [(thought, tool_call("zoom", start=s, end=e, num_frames=n), n)]
 
     def _fit(self, plan: list[tuple[str, str, int]]) -> list[tuple[str, str]]:
         """Drop detours until the plan leaves budget for the answer turn (the agent would force it otherwise)."""

@@ -1,0 +1,76 @@
+"""The oracle's SFT episodes: every path runs in the agent loop and ends with the gold answer and evidence;
+its wrong guesses come from what retrieval really returned, and it names the clip that matches."""
+
+import json
+
+import numpy as np
+import pytest
+
+from agent.answer import parse_answer
+from agent.config import AgentConfig
+from memory.config import IngestConfig
+from training.assets import event_log, world_rows
+from training.episodes import oracle_episodes
+from training.oracle import OracleConfig, OraclePolicy
+
+AGENT = AgentConfig(max_steps=6, max_frames=48, overview_images=1, overview_chars=400)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from evals.synthetic.world import generate_world
+
+    out = tmp_path_factory.mktemp("oracle_world")
+    generate_world(out, 1, 1.0, seed=5, split="train", questions_per_video=6, fps=10, size=(160, 120))
+    return out
+
+
+@pytest.fixture(scope="module")
+def memory(world, tiny_embedder_spec, tmp_path_factory):
+    from memory.video_memory import ingest
+
+    row = world_rows(world)[0]
+    return ingest(row.video, cache_root_dir=tmp_path_factory.mktemp("cache"), embedder=tiny_embedder_spec,
+                  config=IngestConfig(thumbnail_max_side=64, embed_max_side=64))
+
+
+def _calls(outputs):
+    return [json.loads(o.split("<tool_call>")[1].split("</tool_call>")[0]) for o in outputs if "<tool_call>" in o]
+
+
+def test_oracle_episodes_run_in_the_agent_and_cite_the_gold_evidence(world, memory):
+    rows = [r for r in world_rows(world) if r.evidence and r.answer]
+    config = OracleConfig(p_check_top_hit=0.5, p_wrong_window=0.3)
+    episodes = list(oracle_episodes(rows, lambda v: memory, lambda v: event_log(world, v), AGENT, config, 3, seed=0))
+    assert len(episodes) == 3 * len(rows)  # none dropped
+    for ep in episodes:
+        row = next(r for r in rows if ep.id.startswith(r.id))
+        answer = ep.trajectory.answer
+        assert answer.valid and [tuple(s) for s in answer.evidence] == [tuple(s) for s in row.evidence]
+        assert all(t.error is None for s in ep.trajectory.steps for t in s.tool_turns)
+    paths = {tuple(c["name"] for c in _calls([s.text for s in ep.trajectory.steps])) for ep in episodes}
+    assert len(paths) >= 3  # varied paths, not one script
+
+
+def test_wrong_first_guess_is_the_top_retrieved_clip_when_it_misses(world, memory):
+    policy = OraclePolicy(OracleConfig(p_skip_retrieve=0, p_retrieve_only=0, p_check_top_hit=1, p_wrong_window=0, p_dense=0,
+                                       p_thought=1), AGENT)
+    checked = named = 0
+    for n, row in enumerate(r for r in world_rows(world) if r.evidence and r.answer and r.task != "counting"):
+        outputs = policy.outputs(row, event_log(world, row.video), memory.duration_seconds, np.random.default_rng(n),
+                                 search=memory.search)
+        calls = _calls(outputs)
+        query, k = calls[0]["arguments"]["query"], calls[0]["arguments"]["k"]
+        hits = memory.search(query, k)
+        overlapping = [i for i, h in enumerate(hits, 1) if any(h.start_seconds < e and s < h.end_seconds for s, e in row.evidence)]
+        if not overlapping or overlapping[0] > 1:  # the top clip misses: look at it first, then correct
+            checked += 1
+            assert calls[1] == {"name": "zoom", "arguments": {"start": round(hits[0].start_seconds, 1),
+                                                              "end": round(hits[0].end_seconds, 1), "num_frames": 2}}
+            s, e = calls[2]["arguments"]["start"], calls[2]["arguments"]["end"]
+            assert any(s < ee and ss < e for ss, ee in row.evidence)
+        if overlapping and calls[-1]["name"] == "zoom":
+            named += f"Clip {overlapping[0]} (" in outputs[len(calls) - 1]
+        final = parse_answer(outputs[-1], len(row.options or []), memory.duration_seconds)
+        assert final.valid and final.choice == row.answer
+    assert checked >= 1 and named >= 1, (checked, named)
