@@ -63,14 +63,15 @@ def test_wrong_first_guess_is_the_top_retrieved_clip_when_it_misses(world, memor
         query, k = calls[0]["arguments"]["query"], calls[0]["arguments"]["k"]
         hits = memory.search(query, k)
         overlapping = [i for i, h in enumerate(hits, 1) if any(h.start_seconds < e and s < h.end_seconds for s, e in row.evidence)]
-        if not overlapping or overlapping[0] > 1:  # the top clip misses: look at it first, then correct
+        if not overlapping or overlapping[0] > 1:  # the top clip misses every event: look at it first, then correct
             checked += 1
             assert calls[1] == {"name": "zoom", "arguments": {"start": round(hits[0].start_seconds, 1),
                                                               "end": round(hits[0].end_seconds, 1), "num_frames": 2}}
             s, e = calls[2]["arguments"]["start"], calls[2]["arguments"]["end"]
             assert any(s < ee and ss < e for ss, ee in row.evidence)
-        if overlapping and calls[-1]["name"] == "zoom":
-            named += f"Clip {overlapping[0]} (" in outputs[len(calls) - 1]
+        first = [i for i, h in enumerate(hits, 1) if h.start_seconds < row.evidence[0][1] and row.evidence[0][0] < h.end_seconds]
+        if first and calls[-1]["name"] == "zoom":  # the clip it names shows the window it then looks at
+            named += outputs[len(calls) - 1].startswith(f"Clip {first[0]} (")
         final = parse_answer(outputs[-1], len(row.options or []), memory.duration_seconds)
         assert final.valid and final.choice == row.answer
     assert checked >= 1 and named >= 1, (checked, named)

@@ -102,8 +102,10 @@ class OraclePolicy:
             if len(spans) == 1 and row.task in ("needle", "grounding", "text") and rng.random() < c.p_retrieve_only:
                 return [(t, call) for t, call, _ in plan]
             hits = search(query, k) if search is not None else []
-            match = next(((rank, h) for rank, h in enumerate(hits, 1) if _overlaps((h.start_seconds, h.end_seconds), spans)), None)
-            if hits and (match is None or match[0] > 1) and rng.random() < c.p_check_top_hit:
+            # The clip named before the look must show the window looked at (the first evidence span).
+            match = next(((rank, h) for rank, h in enumerate(hits, 1) if _overlaps((h.start_seconds, h.end_seconds), spans[:1])), None)
+            top_misses = bool(hits) and not _overlaps((hits[0].start_seconds, hits[0].end_seconds), spans)
+            if top_misses and rng.random() < c.p_check_top_hit:
                 top = hits[0]
                 plan.append((f"Checking clip 1 ({top.start_seconds:.1f}-{top.end_seconds:.1f}s) first.",
                              tool_call("zoom", start=round(top.start_seconds, 1), end=round(top.end_seconds, 1), num_frames=2), 2))
