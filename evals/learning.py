@@ -7,7 +7,7 @@ GRPO model, and the uniform and retrieval baselines (GRPO model, same frame budg
 of them with ``foveate eval`` into one report.
 
     python -m evals.learning OUT --preset gpu    # one GPU, ~10 minutes
-    python -m evals.learning OUT --preset cpu    # a reduced run on 2 CPU cores
+    python -m evals.learning OUT --preset cpu    # a reduced run on 2 CPU cores, ~10 minutes
 
 Every stage skips itself when its output exists, so an interrupted run resumes. Writes
 OUT/results.json (the figures and each stage's seconds) and OUT/report/ (metrics.json,
@@ -31,9 +31,9 @@ INGEST = {"thumbnail_max_side": 64, "embed_max_side": 128}
 SIZE = {"width": 160, "height": 120}
 
 PRESETS: dict[str, dict] = {
-    "cpu": {"train_videos": 2, "test_videos": 1, "minutes": 1.0, "questions": 6, "hidden": 128, "layers": 2,
-            "clip_epochs": 10, "sft_epochs": 8, "sft_batch": 4, "sft_lr": 1e-3, "paths": 1,
-            "grpo_steps": 4, "grpo_batch": 4, "grpo_generations": 4, "grpo_lr": 1e-5},
+    "cpu": {"train_videos": 4, "test_videos": 1, "minutes": 1.0, "questions": 6, "hidden": 128, "layers": 2,
+            "clip_epochs": 10, "sft_epochs": 30, "sft_batch": 4, "sft_lr": 3e-3, "paths": 2,
+            "grpo_steps": 20, "grpo_batch": 8, "grpo_generations": 4, "grpo_lr": 5e-5},
     "gpu": {"train_videos": 12, "test_videos": 2, "minutes": 2.0, "questions": 8, "hidden": 256, "layers": 4,
             "clip_epochs": 20, "sft_epochs": 40, "sft_batch": 8, "sft_lr": 2e-3, "paths": 1,
             "grpo_steps": 16, "grpo_batch": 8, "grpo_generations": 4, "grpo_lr": 5e-6},

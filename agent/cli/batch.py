@@ -21,8 +21,8 @@ def register(app: typer.Typer) -> None:
         embedder: Optional[str] = typer.Option(None, "--embedder", help=EMBEDDER_HELP),
         policy: str = typer.Option("agent", "--policy", help="agent (tools), uniform (N even frames) or retrieval (top-N clips' frames)."),
         frames: int = typer.Option(16, "--frames", help="Frame budget of the uniform and retrieval baselines."),
-        max_steps: Optional[int] = typer.Option(None, "--max-steps", show_default=False, help="Agent: controller turns before a final answer is forced [default: 6, or the controller's trained setting]."),
-        max_frames: Optional[int] = typer.Option(None, "--max-frames", show_default=False, help="Agent: frames the tools may spend per question [default: 48, or the controller's trained setting]."),
+        max_steps: Optional[int] = typer.Option(None, "--max-steps", show_default=False, help="Agent: controller turns before a final answer is forced (default 6, or the setting the controller was trained with)."),
+        max_frames: Optional[int] = typer.Option(None, "--max-frames", show_default=False, help="Agent: frames the tools may spend per question (default 48, or the setting the controller was trained with)."),
         cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Cache root."),
         trace: Optional[Path] = typer.Option(None, "--trace", help="Append every trajectory (JSONL) here."),
     ) -> None:
