@@ -15,7 +15,8 @@ def _show_step(step) -> None:
     for turn in step.tool_turns:
         args = ", ".join(f"{k}={v}" for k, v in (turn.arguments or {}).items())
         status = f"[red]{turn.error}[/]" if turn.error else f"{turn.frames_spent} frames"
-        err_console.print(f"  [cyan]{turn.name}[/]({args}) -> {status}", highlight=False)
+        name = turn.name or "(malformed call)"
+        err_console.print(f"  [cyan]{name}[/]({args}) -> {status}", highlight=False)
         if not turn.error:
             for line in turn.summary.splitlines()[1:4]:
                 if line.strip() and not line.startswith("["):
