@@ -191,7 +191,8 @@ def test_set_overrides_config_fields(tmp_path):
 
 
 def test_grpo_runs_a_controller_with_qwen25vl_released_template(world, tmp_path):
-    """Qwen2.5-VL's own template renders no tools (TRL refuses it); loading for training installs the tool template."""
+    """Qwen2.5-VL's own template renders no tools (TRL refuses it); loading for training installs the tool template.
+    LoRA, as in the real-model config."""
     from transformers import AutoProcessor
     from trl.chat_template_utils import qwen2_5_vl_chat_template
 
@@ -204,7 +205,7 @@ def test_grpo_runs_a_controller_with_qwen25vl_released_template(world, tmp_path)
     processor.chat_template = processor.tokenizer.chat_template = qwen2_5_vl_chat_template
     processor.save_pretrained(controller)
     cfg = write_config(tmp_path / "grpo.yaml", {
-        "model": {"path": str(controller)}, "embedder": "tiny", "lora": {"enabled": False},
+        "model": {"path": str(controller)}, "embedder": "tiny", "lora": {"enabled": True, "r": 8, "alpha": 16},
         "world": {"dir": str(world), "max_questions": 1}, "agent": AGENT, "ingest": INGEST, "generation": "transformers",
         "trl": {"max_steps": 1, "per_device_train_batch_size": 2, "num_generations": 2, "max_completion_length": 16,
                 "learning_rate": 1e-5, "gradient_checkpointing": False, "logging_steps": 1, "save_strategy": "no",
@@ -212,3 +213,33 @@ def test_grpo_runs_a_controller_with_qwen25vl_released_template(world, tmp_path)
     grpo = run_grpo(load_config(cfg, "grpo"), tmp_path / "out")
     assert [h for h in grpo.log_history if "reward" in h]
     assert AutoProcessor.from_pretrained(grpo.controller).chat_template == QWEN_VL_TOOLS_TEMPLATE
+    assert not (grpo.controller / "adapter_config.json").exists()  # the adapter is merged
+
+
+def test_lora_sft_trains_the_language_model_only_and_saves_merged_weights(world, tmp_path):
+    """The real-model configs train LoRA adapters: the saved controller is a plain merged checkpoint."""
+    from safetensors.torch import load_file
+
+    from agent.backends import load_controller
+    from training.sft import run_sft
+
+    cfg = write_config(tmp_path / "sft.yaml", {
+        "model": {"path": "tiny"}, "embedder": "tiny", "lora": {"enabled": True, "r": 8, "alpha": 16, "dropout": 0.0},
+        "world": {"dir": str(world), "max_questions": 1}, "agent": AGENT, "ingest": INGEST,
+        "data": {"cache_rendered": True},
+        "trl": {"num_train_epochs": 8, "per_device_train_batch_size": 1, "learning_rate": 2e-2, "gradient_checkpointing": False,
+                "lr_scheduler_type": "constant", "logging_steps": 1, "save_strategy": "no", "report_to": "none", "use_cpu": True}})
+    result = run_sft(load_config(cfg, "sft"), tmp_path / "out")
+    # One example seen 8 times: without training its loss would not move. (Adapters over a random,
+    # frozen base with frozen random embeddings learn slowly, so the bar is low.)
+    assert result.examples == 1 and result.losses[-1] < result.losses[0] - 0.2, result.losses
+
+    saved = result.controller
+    assert not (saved / "adapter_config.json").exists()  # merged, not an adapter folder
+    before = load_file(tmp_path / "out" / "models" / "controller" / "model.safetensors")
+    after = load_file(saved / "model.safetensors")
+    assert set(after) == set(before)  # same parameter names: no lora_A/lora_B left behind
+    changed = {name for name in before if not (before[name] == after[name]).all()}
+    assert any(".layers." in n and "proj" in n for n in changed)  # the language model's linear layers moved
+    assert not any("visual" in n for n in changed)  # the vision tower stayed frozen
+    assert load_controller(str(saved)).generate([{"role": "user", "content": [{"type": "text", "text": "hi"}]}], None).text is not None
