@@ -32,7 +32,7 @@ SIZE = {"width": 160, "height": 120}
 
 PRESETS: dict[str, dict] = {
     "cpu": {"train_videos": 4, "test_videos": 1, "minutes": 1.0, "questions": 6, "hidden": 128, "layers": 2,
-            "clip_epochs": 10, "sft_epochs": 30, "sft_batch": 4, "sft_lr": 3e-3, "paths": 2,
+            "clip_epochs": 30, "sft_epochs": 30, "sft_batch": 4, "sft_lr": 3e-3, "paths": 2,
             "grpo_steps": 20, "grpo_batch": 8, "grpo_generations": 4, "grpo_lr": 5e-5},
     "gpu": {"train_videos": 12, "test_videos": 2, "minutes": 2.0, "questions": 8, "hidden": 256, "layers": 4,
             "clip_epochs": 20, "sft_epochs": 40, "sft_batch": 8, "sft_lr": 2e-3, "paths": 1,
