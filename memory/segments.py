@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,16 +46,25 @@ def _boundaries(timeline: MotionTimeline, cuts: list[float], duration: float, co
     frac = np.sqrt(np.asarray(timeline.local_fraction))
     flow = np.stack([np.asarray(timeline.local_dx) * frac, np.asarray(timeline.local_dy) * frac], axis=1)
     k = max(1, int(round(2.0 / timeline.bin_seconds)))  # 2 s windows either side
-    floor = STILL_OBJECTS
-    for i in range(k, len(activity) - k + 1):
-        before, after = activity[i - k:i].mean() + floor, activity[i:i + k].mean() + floor
-        fb, fa = flow[i - k:i].mean(axis=0), flow[i:i + k].mean(axis=0)
-        turned = (min(np.hypot(*fb), np.hypot(*fa)) > STILL_OBJECTS
-                  and float(np.dot(fb, fa)) < 0.2 * np.hypot(*fb) * np.hypot(*fa))
-        if turned or max(before, after) / min(before, after) >= config.motion_change_ratio:
-            t = round(i * timeline.bin_seconds, 3)
-            if all(abs(t - b) >= config.min_segment_seconds for b in bounds):
-                bounds[t] = False
+    n = len(activity)
+    if n < 2 * k:
+        return sorted(bounds.items())
+    # Means of the k bins before and after every candidate boundary i in [k, n - k], from running sums.
+    i = np.arange(k, n - k + 1)
+    run_a = np.concatenate([[0.0], np.cumsum(activity)])
+    run_f = np.concatenate([np.zeros((1, 2)), np.cumsum(flow, axis=0)])
+    before = (run_a[i] - run_a[i - k]) / k + STILL_OBJECTS
+    after = (run_a[i + k] - run_a[i]) / k + STILL_OBJECTS
+    fb, fa = (run_f[i] - run_f[i - k]) / k, (run_f[i + k] - run_f[i]) / k
+    nb, na = np.hypot(fb[:, 0], fb[:, 1]), np.hypot(fa[:, 0], fa[:, 1])
+    turned = (np.minimum(nb, na) > STILL_OBJECTS) & ((fb * fa).sum(axis=1) < 0.2 * nb * na)
+    changed = turned | (np.maximum(before, after) / np.minimum(before, after) >= config.motion_change_ratio)
+    taken = sorted(bounds)
+    for t in (round(float(j) * timeline.bin_seconds, 3) for j in i[changed]):
+        at = bisect.bisect_left(taken, t)  # only the nearest boundaries on either side can be too close
+        if all(abs(t - b) >= config.min_segment_seconds for b in taken[max(0, at - 1):at + 1]):
+            bounds[t] = False
+            taken.insert(at, t)
     return sorted(bounds.items())
 
 
