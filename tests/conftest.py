@@ -14,6 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tests.fixtures.models import *  # noqa: E402,F401,F403
 from tests.fixtures.videos import *  # noqa: E402,F401,F403
+from tests.fixtures.worlds import *  # noqa: E402,F401,F403
 
 
 @pytest.fixture(autouse=True)

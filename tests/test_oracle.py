@@ -17,12 +17,8 @@ AGENT = AgentConfig(max_steps=6, max_frames=48, overview_images=1, overview_char
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from evals.synthetic.world import generate_world
-
-    out = tmp_path_factory.mktemp("oracle_world")
-    generate_world(out, 1, 1.0, seed=5, split="train", questions_per_video=6, fps=10, size=(160, 120))
-    return out
+def world(small_world):
+    return small_world
 
 
 @pytest.fixture(scope="module")

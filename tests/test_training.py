@@ -27,12 +27,8 @@ def write_config(path: Path, data: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from evals.synthetic.world import generate_world
-
-    out = tmp_path_factory.mktemp("train_world")
-    generate_world(out, 1, 0.5, seed=3, split="train", questions_per_video=3, fps=10, size=(160, 120))
-    return out
+def world(small_world):
+    return small_world
 
 
 @pytest.fixture(scope="module")
