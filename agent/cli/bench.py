@@ -38,7 +38,7 @@ def _rss_mb() -> tuple[float, float]:
     return fields.get("VmRSS", 0.0), peak
 
 
-def _overview_phase(path: str, profile: bool, threads: int) -> dict:
+def _overview_phase(path: str, profile: bool = False, threads: int = 2) -> dict:
     """Probe + one-pass scan (timeline, cuts, keyframe thumbnails) + segments; no embeddings."""
     import tempfile
 
@@ -72,7 +72,7 @@ def _overview_phase(path: str, profile: bool, threads: int) -> dict:
     return result
 
 
-def _full_decode_phase(path: str, profile: bool, threads: int) -> dict:
+def _full_decode_phase(path: str) -> dict:
     """Decode every frame to an RGB ndarray (PyAV with automatic frame+slice threading on all cores): the naive alternative."""
     import av
 
@@ -88,22 +88,22 @@ def _full_decode_phase(path: str, profile: bool, threads: int) -> dict:
     return {"seconds": time.perf_counter() - start, "frames": frames, "rss_before_mb": rss_before, "peak_rss_mb": _rss_mb()[1]}
 
 
-def _child(target: str, path: str, profile: bool, threads: int, conn) -> None:
+def _child(target: str, path: str, kwargs: dict, conn) -> None:
     try:
-        conn.send(("ok", globals()[target](path, profile, threads)))
+        conn.send(("ok", globals()[target](path, **kwargs)))
     except BaseException as exc:  # noqa: BLE001  (reported to the parent as one line)
         conn.send(("error", f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"))
     finally:
         conn.close()
 
 
-def run_phase(target: str, path: str, profile: bool = False, threads: int = 2) -> dict:
-    """Run ``target`` in a fresh spawned process; returns its result dict or raises RuntimeError."""
+def run_phase(target: str, path: str, **kwargs) -> dict:
+    """Run ``target(path, **kwargs)`` in a fresh spawned process; returns its result dict or raises RuntimeError."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(target, path, profile, threads, child))
+    proc = ctx.Process(target=_child, args=(target, path, kwargs, child))
     proc.start()
     child.close()
     try:
@@ -126,8 +126,8 @@ def bench_ingest(path: str | Path, profile: bool = False, threads: int | None = 
 
     path = str(Path(path).resolve())
     threads = IngestConfig().decode_threads if threads is None else threads
-    ov = run_phase("_overview_phase", path, profile, threads)
-    full = run_phase("_full_decode_phase", path, False, threads)
+    ov = run_phase("_overview_phase", path, profile=profile, threads=threads)
+    full = run_phase("_full_decode_phase", path)
     result = {
         "video": path, "codec": ov["codec"], "size": ov["size"], "fps": round(ov["fps"], 3), "duration_s": round(ov["duration_s"], 2),
         "motion_source": ov["motion_source"], "overview_threads": threads, "overview_s": round(ov["seconds"], 4),
