@@ -229,7 +229,7 @@ def build_overview(path: str | Path, info: VideoInfo, config: IngestConfig, out_
         part = _RangeScan(scanner=MotionScanner(path, info, config, start_seconds=start, end_seconds=end),
                           builder=TimelineBuilder(config.bin_seconds),
                           cuts=CutDetector(config, min_time_seconds=0.5 / info.fps),
-                          thumbs=ThumbnailWriter(thumbs_dir / f".range{k}" if len(ranges) > 1 else thumbs_dir, info, config))
+                          thumbs=ThumbnailWriter(thumbs_dir / f".range{k}", info, config))
         reported = start
         try:
             for sample in part.scanner:
@@ -248,14 +248,11 @@ def build_overview(path: str | Path, info: VideoInfo, config: IngestConfig, out_
             part.error = str(exc)  # a later range of a damaged file: keep what the earlier ones saw
         return part
 
-    if len(ranges) == 1:
-        parts = [scan(0)]
-    else:
-        with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="overview-scan") as pool:
-            parts = list(pool.map(scan, range(len(ranges))))
+    with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="overview-scan") as pool:
+        parts = list(pool.map(scan, range(len(ranges))))
     builder, cuts_seconds, keyframe_seconds = _merge(parts, thumbs_dir, config)
     first = parts[0].scanner
-    if len(parts) > 1 and any(p.error for p in parts):
+    if any(p.error for p in parts):
         bad = next(p for p in parts if p.error)
         logger.warning("%s: could not decode from %.1fs (%s); the file is probably truncated", path,
                        bad.scanner.start_seconds, bad.error)
@@ -274,9 +271,8 @@ def build_overview(path: str | Path, info: VideoInfo, config: IngestConfig, out_
 
 
 def _merge(parts: list[_RangeScan], thumbs_dir: Path, config: IngestConfig) -> tuple[TimelineBuilder, list[float], list[float]]:
-    """Join per-range results in time order: bins, cuts (min gap kept across joins), thumbnails renumbered."""
-    if len(parts) == 1:
-        return parts[0].builder, parts[0].cuts.cuts_seconds, parts[0].thumbs.times_seconds
+    """Join per-range results in time order: bins, cuts (min gap kept across joins), thumbnails moved into
+    ``thumbs_dir`` and numbered in order."""
     builder = TimelineBuilder(config.bin_seconds)
     cuts: list[float] = []
     times: list[float] = []
