@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from agent.cli.common import console, err_console, fail, print_json, setup_logging
+from agent.cli.common import console, err_console, fail, print_json, run_settings, setup_logging
 from agent.cli.index import EMBEDDER_HELP
 
 
@@ -39,17 +39,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Answer a question about a video, citing time spans as evidence."""
         from agent.backends import DEFAULT_CONTROLLER, load_controller
-        from agent.config import agent_settings
         from agent.graph import answer_question
         from agent.trajectory import write_trajectories
         from agent.cli.index import ingest_with_progress
         from memory.errors import FoveateError
 
         setup_logging()
+        config, ingest_config, embedder = run_settings(controller, embedder, max_steps, max_frames)
         try:
-            config, ingest_config, embedder, trained = agent_settings(controller, embedder, max_steps=max_steps, max_frames=max_frames)
-            if trained is not None:
-                err_console.print(f"[dim]settings the controller was trained with: {trained.describe()}[/]", highlight=False)
             mem = ingest_with_progress(video, cache_dir, embedder, config=ingest_config)
             ctl = load_controller(controller or DEFAULT_CONTROLLER)
         except FoveateError as exc:

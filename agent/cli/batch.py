@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from agent.cli.common import err_console, fail, setup_logging
+from agent.cli.common import err_console, fail, run_settings, setup_logging
 from agent.cli.index import EMBEDDER_HELP
 
 
@@ -31,7 +31,6 @@ def register(app: typer.Typer) -> None:
 
         from agent.backends import DEFAULT_CONTROLLER, load_controller
         from agent.batch import POLICIES, run_batch
-        from agent.config import agent_settings
         from agent.records import read_manifest
         from memory import DEFAULT_EMBEDDER, ingest
         from memory.errors import FoveateError
@@ -39,12 +38,7 @@ def register(app: typer.Typer) -> None:
         setup_logging()
         if policy not in POLICIES:
             fail(f"--policy {policy!r}: valid policies are {', '.join(POLICIES)}", 2)
-        try:
-            config, ingest_config, embedder, trained = agent_settings(controller, embedder, max_steps=max_steps, max_frames=max_frames)
-        except ValueError as exc:
-            fail(str(exc).splitlines()[0], 2)
-        if trained is not None:
-            err_console.print(f"[dim]settings the controller was trained with: {trained.describe()}[/]", highlight=False)
+        config, ingest_config, embedder = run_settings(controller, embedder, max_steps, max_frames)
         try:
             rows = read_manifest(manifest)
             ctl = load_controller(controller or DEFAULT_CONTROLLER)

@@ -35,3 +35,18 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print a one-line error to stderr and exit."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def run_settings(controller: str | None, embedder: str | None, max_steps: int | None, max_frames: int | None):
+    """(AgentConfig, IngestConfig, embedder) for ``ask``/``batch``: the controller's trained settings
+    (announced on stderr) or the defaults, with the given flags applied; bad values exit with usage."""
+    from agent.config import agent_settings
+
+    try:
+        agent, ingest, embedder, trained = agent_settings(controller, embedder, max_steps=max_steps, max_frames=max_frames)
+    except ValueError as exc:  # pydantic's ValidationError: name the flag and the rule
+        errors = getattr(exc, "errors", lambda: [])()
+        fail(f"--{str(errors[0]['loc'][0]).replace('_', '-')}: {errors[0]['msg']}" if errors else str(exc).splitlines()[0], EXIT_USAGE)
+    if trained is not None:
+        err_console.print(f"[dim]settings the controller was trained with: {trained.describe()}[/]", highlight=False)
+    return agent, ingest, embedder
