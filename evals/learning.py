@@ -92,7 +92,8 @@ def run(out: Path, preset: str, device_note: str = "") -> dict:
     t = time.perf_counter()
     common = {"embedder": embedder, "lora": {"enabled": False}, "world": {"dir": out / "train"}, "agent": AGENT, "ingest": INGEST}
     if not (out / "sft" / "controller" / "config.json").is_file():
-        sft_cfg = SFTRunConfig(model={"path": str(init), "dtype": "float32"}, data={"oracle_paths_per_question": p["paths"], "cache_rendered": True},
+        data = {"oracle_paths_per_question": p["paths"], "cache_rendered": True, "oracle": p.get("oracle", {})}
+        sft_cfg = SFTRunConfig(model={"path": str(init), "dtype": "float32"}, data=data,
                                trl={**trl_common, "num_train_epochs": p["sft_epochs"], "per_device_train_batch_size": p["sft_batch"],
                                     "learning_rate": p["sft_lr"], "lr_scheduler_type": "cosine", "warmup_steps": 10}, **common)
         sft = run_sft(sft_cfg, out / "sft")

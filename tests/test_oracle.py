@@ -71,3 +71,32 @@ def test_wrong_first_guess_is_the_top_retrieved_clip_when_it_misses(world, memor
         final = parse_answer(outputs[-1], len(row.options or []), memory.duration_seconds)
         assert final.valid and final.choice == row.answer
     assert checked >= 1 and named >= 1, (checked, named)
+
+
+def test_retrieved_mode_looks_only_at_what_retrieval_shows_and_cites_it(world, memory):
+    """Every number the oracle writes in look_at='retrieved' mode is a span the retrieve result listed."""
+    agent = AgentConfig(max_steps=4, max_frames=16, overview_images=1, overview_chars=400)
+    policy = OraclePolicy(OracleConfig(look_at="retrieved", p_dense=0.3), agent)
+    rows = [r for r in world_rows(world) if r.evidence and r.answer]
+    kept = 0
+    for n, row in enumerate(rows):
+        outputs = policy.outputs(row, event_log(world, row.video), memory.duration_seconds, np.random.default_rng(n),
+                                 search=memory.search)
+        if outputs is None:  # only when no retrieved clip shows the event
+            continue
+        kept += 1
+        calls = _calls(outputs)
+        assert calls[0]["name"] == "retrieve"
+        query_hits = memory.search(calls[0]["arguments"]["query"], calls[0]["arguments"]["k"])
+        listed = {(round(h.start_seconds, 1), round(h.end_seconds, 1)) for h in query_hits}
+        looked = [(c["arguments"]["start"], c["arguments"]["end"]) for c in calls[1:]]
+        assert looked and set(looked) <= listed
+        assert all(any(s < e and ss < ee for ss, ee in row.evidence) for s, e in looked)  # each look shows the event
+        final = parse_answer(outputs[-1], len(row.options or []), memory.duration_seconds)
+        assert final.valid and final.choice == row.answer and [tuple(s) for s in final.evidence] == looked
+    assert kept >= 1
+    # The same rows through the agent loop: executed, none forced, no tool errors.
+    episodes = list(oracle_episodes(rows, lambda v: memory, lambda v: event_log(world, v), agent,
+                                    OracleConfig(look_at="retrieved"), 1, seed=0))
+    assert 1 <= len(episodes) <= len(rows)
+    assert all(t.error is None and t.frames_spent > 0 for ep in episodes for s in ep.trajectory.steps for t in s.tool_turns)

@@ -66,6 +66,9 @@ def oracle_episodes(rows: Iterable[ManifestRow], memories: Callable, logs: Calla
         for k in range(paths_per_question):
             rng = np.random.default_rng([seed, n, k])
             outputs = policy.outputs(row, logs(row.video), memory.duration_seconds, rng, search=memory.search)
+            if outputs is None:
+                logger.info("%s: no oracle episode: no retrieved clip shows the event", row.id)
+                continue
             episode, why = run_scripted(memory, row.question, row.options, outputs, agent, qid=f"{row.id}-oracle{k}")
             if episode is None:
                 logger.warning("%s: oracle episode dropped: %s", row.id, why)

@@ -7,7 +7,13 @@ correction, sometimes retrieval alone, sometimes no retrieval, dense sampling fo
 counting. Given the memory's ``search`` (the function the retrieve tool calls), it reads the hits
 its query will get, as a controller reads the tool result: it names the clip that matches, and
 when the top clip misses the event it sometimes checks that clip first and then corrects itself,
-so its wrong guesses are the ones retrieval really suggests. Its outputs are only text; :func:`training.episodes.run_scripted` executes them in the
+so its wrong guesses are the ones retrieval really suggests.
+
+With ``look_at="retrieved"`` it uses the ground truth only to choose among what the tools show:
+it always retrieves, looks at the retrieved clips that show the event (their exact spans), and
+cites the windows it looked at. Every number it writes is then one a controller can read off
+the retrieve result, so a small model trained on it can learn the procedure rather than memorise
+event times; a question whose event no retrieved clip shows gets no episode. Its outputs are only text; :func:`training.episodes.run_scripted` executes them in the
 agent's own loop on the real toolbox and VideoMemory, so the images and tool results in the SFT
 data are exactly what the agent sees.
 """
@@ -15,7 +21,7 @@ data are exactly what the agent sees.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +43,9 @@ class OracleConfig(BaseModel):
     p_dense: float = Field(default=0.15, ge=0, le=1, description="Probability of dense_sample instead of zoom where zoom would do.")
     p_thought: float = Field(default=0.5, ge=0, le=1, description="Probability of a short sentence before each tool call.")
     max_pad_seconds: float = Field(default=1.5, ge=0, description="Windows extend the evidence by up to this much on each side.")
+    look_at: Literal["evidence", "retrieved"] = Field(
+        default="evidence", description="'evidence': look at (padded) true event windows and cite the true spans; "
+        "'retrieved': look at the retrieved clips that show the event and cite them (needs the memory's search; no detours).")
 
 
 def tool_call(name: str, **arguments) -> str:
@@ -78,16 +87,56 @@ class OraclePolicy:
         self.config, self.agent = config, agent
 
     def outputs(self, row: ManifestRow, log, duration_seconds: float, rng: np.random.Generator,
-                search: Callable[[str, int], list] | None = None) -> list[str]:
+                search: Callable[[str, int], list] | None = None) -> list[str] | None:
         """The controller texts of one episode: tool calls, each its own turn, then the answer.
 
         ``search(query, k)``: the hits the retrieve tool will show (``VideoMemory.search``), best first.
+        None when ``look_at="retrieved"`` and no retrieved clip shows the event.
         """
         if not row.evidence or row.answer is None:
             raise ValueError(f"{row.id}: the oracle needs a ground-truth answer and evidence")
         spans = [tuple(s) for s in row.evidence]
-        calls = self._plan(row, log, spans, duration_seconds, rng, search)
+        if self.config.look_at == "retrieved":
+            if search is None:
+                raise ValueError("look_at='retrieved' needs the memory's search function")
+            planned = self._plan_retrieved(row, log, spans, rng, search)
+            if planned is None:
+                return None
+            calls, spans = planned
+        else:
+            calls = self._plan(row, log, spans, duration_seconds, rng, search)
         return [self._say(text, rng) + call for text, call in calls] + [self._answer(row, spans)]
+
+    def _plan_retrieved(self, row: ManifestRow, log, spans: list[Span], rng: np.random.Generator,
+                        search: Callable[[str, int], list]) -> tuple[list[tuple[str, str]], list[Span]] | None:
+        """Retrieve, then look at the retrieved clips that show the event; cite those clips."""
+        subject = _subject(row, log, spans[0])
+        k = int(rng.choice([3, 5]))
+        query = str(rng.choice([subject, f"{subject} crossing the screen", f"the {subject.removeprefix('a ')}"]))
+        hits = search(query, k)
+        matching = [(rank, h) for rank, h in enumerate(hits, 1) if _overlaps((h.start_seconds, h.end_seconds), spans)]
+        looks = max(0, self.agent.max_steps - 3)  # after the retrieve call, before the answer turn
+        if not matching or looks == 0:
+            return None
+        frames_left = (self.agent.max_frames or 10**6) - k - 1  # the last frame keeps the budget from running out
+        calls = [(f"Let me find {subject}.", tool_call("retrieve", query=query, k=k))]
+        cited: list[Span] = []
+        for rank, hit in matching[: looks if row.task == "counting" else 1]:
+            s, e = round(hit.start_seconds, 1), round(hit.end_seconds, 1)
+            seen = f"Clip {rank} ({s:.1f}-{e:.1f}s) shows {subject}."
+            if row.task == "direction" or rng.random() < self.config.p_dense:
+                fps = 2.0
+                n = math.ceil((e - s) * fps)
+                call = tool_call("dense_sample", start=s, end=e, fps=fps)
+            else:
+                n = int(rng.choice([2, 3, 4]))
+                call = tool_call("zoom", start=s, end=e, num_frames=n)
+            if n > frames_left:
+                break
+            frames_left -= n
+            calls.append((seen, call))
+            cited.append((s, e))
+        return (calls, cited) if cited else None
 
     def _plan(self, row: ManifestRow, log, spans: list[Span], duration: float, rng: np.random.Generator,
               search: Callable[[str, int], list] | None = None) -> list[tuple[str, str]]:

@@ -63,12 +63,17 @@ For each function call, return a json object with function name and arguments wi
 
 
 def _corpus() -> list[str]:
+    import json
+
     from agent.prompts import SYSTEM_PROMPT
+    from tools.toolbox import tool_schemas
 
     words = ("red green blue yellow magenta cyan white star circle square triangle cross moving left right up down "
              "video question answer evidence seconds segment cut camera pan static keyframe clip zoom retrieve "
              "dense_sample start end fps num_frames query choice options duration overview frames budget").split()
-    lines = [SYSTEM_PROMPT, CHAT_TEMPLATE]
+    # The fixed prompt text (instructions, tool schemas as the template renders them) in few tokens:
+    # most of every prompt, and what a small model's training time goes to.
+    lines = [SYSTEM_PROMPT, CHAT_TEMPLATE, *(json.dumps(t, ensure_ascii=False) for t in tool_schemas())]
     lines += [f'{{"name": "zoom", "arguments": {{"start": {i}.0, "end": {i + 8}.5, "num_frames": 4}}}}' for i in range(0, 600, 7)]
     lines += [f'{{"choice": "{c}", "answer": "{w}", "evidence": [[{i}.0, {i + 4}.0]]}}' for i, (c, w) in enumerate(zip("ABCDE" * 20, words * 3))]
     lines += [" ".join(words[i:] + words[:i]) for i in range(len(words))]
@@ -93,14 +98,18 @@ def build_tiny_tokenizer(vocab_size: int = 1024):
     return fast
 
 
-def build_tiny_controller(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Path:
-    """Write a tiny Qwen2.5-VL model + processor to ``out_dir``; loadable with ``--controller out_dir``."""
+def build_tiny_controller(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2,
+                          vocab_size: int = 1024) -> Path:
+    """Write a tiny Qwen2.5-VL model + processor to ``out_dir``; loadable with ``--controller out_dir``.
+
+    ``vocab_size``: of the BPE tokenizer; a larger vocabulary renders the fixed prompt in fewer tokens.
+    """
     import torch
     from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
                               Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
 
     out_dir = Path(out_dir)
-    tokenizer = build_tiny_tokenizer()
+    tokenizer = build_tiny_tokenizer(vocab_size)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     heads = max(2, hidden_size // 32)
     half = hidden_size // heads // 2  # mrope sections (temporal, height, width) must sum to head_dim / 2
