@@ -109,7 +109,8 @@ def run(out: Path, preset: str, device_note: str = "") -> dict:
         grpo_cfg = GRPORunConfig(model={"path": str(out / "sft" / "controller"), "dtype": "float32"}, generation="transformers",
                                  trl={**trl_common, "logging_steps": 1, "max_steps": p["grpo_steps"],
                                       "per_device_train_batch_size": p["grpo_batch"], "num_generations": p["grpo_generations"],
-                                      "max_completion_length": 192, "temperature": 0.7, "learning_rate": p["grpo_lr"],
+                                      # TRL counts tool results in the completion: retrieve + zoom + answer must fit
+                                      "max_completion_length": 768, "temperature": 0.7, "learning_rate": p["grpo_lr"],
                                       "beta": 0.0}, **common)
         grpo = run_grpo(grpo_cfg, out / "grpo")
         results["grpo"] = grpo.summary()

@@ -239,3 +239,20 @@ def test_lora_sft_trains_the_language_model_only_and_saves_merged_weights(world,
     assert any(".layers." in n and "proj" in n for n in changed)  # the language model's linear layers moved
     assert not any("visual" in n for n in changed)  # the vision tower stayed frozen
     assert load_controller(str(saved)).generate([{"role": "user", "content": [{"type": "text", "text": "hi"}]}], None).text is not None
+
+
+def test_grpo_warns_when_every_rollout_ends_on_a_tool_call(caplog):
+    """TRL ends a rollout unanswered when the next tool result would pass max_completion_length."""
+    from training.rewards import ToolCallMonitor
+
+    monitor = ToolCallMonitor(patience=2)
+    call = {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "zoom", "arguments": {}}}]}
+    cut = [[call]]  # the tool result did not fit: rolled back, no answer turn
+    answered = [[call, {"role": "tool", "content": "zoom 1.0-2.0s"}, {"role": "assistant", "content": "<answer>{}</answer>"}]]
+    assert monitor.observe(answered)["tools/unfinished_rollouts"] == 0.0
+    assert monitor.observe(cut + answered)["tools/unfinished_rollouts"] == 0.5
+    with caplog.at_level("WARNING", logger="training.rewards"):
+        monitor.observe(cut)
+        assert "max_completion_length" not in caplog.text  # one round is not yet a pattern
+        monitor.observe(cut)
+    assert "max_completion_length" in caplog.text

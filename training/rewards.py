@@ -10,6 +10,9 @@ template and, when a ``<tool_call>`` block is malformed, keeps the turn as plain
 those turns gives the parse-failure rate. The monitor logs ``tools/rollouts_with_call`` (the
 tool-call rate), ``tools/calls_per_rollout`` and ``tools/parse_failure_rate`` every generation
 round, and raises :class:`ToolCallCollapse` when no call has parsed for N rounds in a row.
+It also logs ``tools/unfinished_rollouts``, the share of rollouts whose last turn is still a tool
+call: TRL counts tool results in ``max_completion_length`` and ends a rollout, unanswered, when
+the next result would not fit; it warns when every rollout of N rounds in a row ended that way.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ def call_counts(completion: list[dict]) -> tuple[int, int]:
     return parsed, malformed
 
 
+def unfinished(completion: list[dict]) -> bool:
+    """The rollout ended on a tool call: no final turn was generated after the last tool result."""
+    turns = [m for m in completion if m.get("role") in ("assistant", "tool")]
+    return bool(turns) and (turns[-1]["role"] == "tool" or bool(turns[-1].get("tool_calls")))
+
+
 def correct(completions, environments, answer, options, **_) -> list[float]:
     """1 when the final answer picks the right option (or matches the open answer), else 0."""
     return [float(matches_gold(final_answer(c, len(o or []), env._duration_seconds), gold, o))
@@ -90,7 +99,7 @@ class ToolCallMonitor:
     """Per generation round: tool-call rate and parse failures; fails after ``patience`` rounds without a parsed call."""
 
     def __init__(self, patience: int) -> None:
-        self.patience, self.rounds_without_calls, self.history = patience, 0, []
+        self.patience, self.rounds_without_calls, self.rounds_unfinished, self.history = patience, 0, 0, []
 
     def observe(self, completions: list[list[dict]], log_metric: Callable[[str, float], None] | None = None) -> dict:
         counts = [call_counts(c) for c in completions]
@@ -98,12 +107,18 @@ class ToolCallMonitor:
         malformed = sum(m for _, m in counts)
         stats = {"tools/rollouts_with_call": sum(p > 0 for p, _ in counts) / max(1, len(counts)),
                  "tools/calls_per_rollout": parsed / max(1, len(counts)),
-                 "tools/parse_failure_rate": malformed / max(1, parsed + malformed)}
+                 "tools/parse_failure_rate": malformed / max(1, parsed + malformed),
+                 "tools/unfinished_rollouts": sum(map(unfinished, completions)) / max(1, len(completions))}
         self.history.append(stats)
         if log_metric is not None:
             for name, value in stats.items():
                 log_metric(name, value)
         self.rounds_without_calls = 0 if parsed else self.rounds_without_calls + 1
+        self.rounds_unfinished = self.rounds_unfinished + 1 if completions and stats["tools/unfinished_rollouts"] == 1 else 0
+        if self.rounds_unfinished == self.patience:
+            logger.warning("every rollout of the last %d generation rounds ended on a tool call, without an answer: "
+                           "TRL counts tool results in max_completion_length, so raise it (or lower the agent's "
+                           "frame budget) until the answer turn fits", self.patience)
         if self.rounds_without_calls >= self.patience:
             raise ToolCallCollapse(
                 f"no tool call has parsed in {self.rounds_without_calls} consecutive generation rounds "
