@@ -89,7 +89,8 @@ def run(out: Path, preset: str, device_note: str = "") -> dict:
     # controller from scratch
     init = out / "models" / "controller"
     if not (init / "config.json").is_file():
-        build_tiny_controller(init, seed=0, hidden_size=p["hidden"], layers=p["layers"], vocab_size=p["vocab"])
+        build_tiny_controller(init, seed=0, hidden_size=p["hidden"], layers=p["layers"], vocab_size=p["vocab"],
+                             tool_schemas_in_vocab=p["vocab"] > 1024)
 
     # SFT
     t = time.perf_counter()
