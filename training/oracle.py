@@ -13,9 +13,11 @@ With ``look_at="retrieved"`` it uses the ground truth only to choose among what 
 it always retrieves, looks at the retrieved clips that show the event (their exact spans), and
 cites the windows it looked at. Every number it writes is then one a controller can read off
 the retrieve result, so a small model trained on it can learn the procedure rather than memorise
-event times; a question whose event no retrieved clip shows gets no episode. Its outputs are only text; :func:`training.episodes.run_scripted` executes them in the
-agent's own loop on the real toolbox and VideoMemory, so the images and tool results in the SFT
-data are exactly what the agent sees.
+event times; a question whose event no retrieved clip shows gets no episode.
+
+Its outputs are only text; :func:`training.episodes.run_scripted` executes them in the agent's
+own loop on the real toolbox and VideoMemory, so the images and tool results in the SFT data are
+exactly what the agent sees.
 """
 
 from __future__ import annotations
@@ -68,6 +70,11 @@ def _subject(row: ManifestRow, log, span: Span) -> str:
     return row.question.rstrip("?")
 
 
+def _query(subject: str, rng: np.random.Generator) -> str:
+    """One of the ways a retrieval query names the subject."""
+    return str(rng.choice([subject, f"{subject} crossing the screen", f"the {subject.removeprefix('a ')}"]))
+
+
 def _overlaps(span: Span, spans: list[Span]) -> bool:
     return any(span[0] < e and s < span[1] for s, e in spans)
 
@@ -112,7 +119,7 @@ class OraclePolicy:
         """Retrieve, then look at the retrieved clips that show the event; cite those clips."""
         subject = _subject(row, log, spans[0])
         k = int(rng.choice([3, 5]))
-        query = str(rng.choice([subject, f"{subject} crossing the screen", f"the {subject.removeprefix('a ')}"]))
+        query = _query(subject, rng)
         hits = search(query, k)
         matching = [(rank, h) for rank, h in enumerate(hits, 1) if _overlaps((h.start_seconds, h.end_seconds), spans)]
         looks = max(0, self.agent.max_steps - 3)  # after the retrieve call, before the answer turn
@@ -146,7 +153,7 @@ class OraclePolicy:
         match = None  # (rank, hit) of the first retrieved clip that shows the event
         if rng.random() >= c.p_skip_retrieve:
             k = int(rng.choice([3, 5]))
-            query = str(rng.choice([subject, f"{subject} crossing the screen", f"the {subject.removeprefix('a ')}"]))
+            query = _query(subject, rng)
             plan.append((f"Let me find {subject}.", tool_call("retrieve", query=query, k=k), k))
             if len(spans) == 1 and row.task in ("needle", "grounding", "text") and rng.random() < c.p_retrieve_only:
                 return [(t, call) for t, call, _ in plan]
