@@ -7,7 +7,7 @@ GRPO model, and the uniform and retrieval baselines (GRPO model, same frame budg
 of them with ``foveate eval`` into one report.
 
     python -m evals.learning OUT --preset gpu    # one GPU, ~10 minutes
-    python -m evals.learning OUT --preset cpu    # a reduced run on 2 CPU cores, ~30 minutes
+    python -m evals.learning OUT --preset cpu    # a reduced run on 2 CPU cores, ~20 minutes
 
 Every stage skips itself when its output exists, so an interrupted run resumes. Writes
 OUT/results.json (the figures and each stage's seconds) and OUT/report/ (metrics.json,
@@ -34,11 +34,12 @@ PRESETS: dict[str, dict] = {
     # The CPU preset trains on the oracle's retrieved-clip paths (every number it writes is one the
     # retrieve result shows): 32 train videos x 16 questions, 2 paths each, about 650 episodes.
     "cpu": {"train_videos": 32, "test_videos": 4, "minutes": 1.0, "questions": 16, "hidden": 128, "layers": 2, "vocab": 2048,
-            "clip_epochs": 20, "sft_epochs": 5, "sft_batch": 4, "sft_lr": 3e-3, "sft_warmup": 20, "paths": 2,
+            "schemas_in_vocab": True, "clip_epochs": 20, "sft_epochs": 5, "sft_batch": 4, "sft_lr": 3e-3, "sft_warmup": 20, "paths": 2,
             "oracle": {"look_at": "retrieved", "p_thought": 1.0, "p_dense": 0.0},
             "grpo_steps": 20, "grpo_batch": 8, "grpo_generations": 4, "grpo_lr": 5e-5},
     "gpu": {"train_videos": 12, "test_videos": 2, "minutes": 2.0, "questions": 8, "hidden": 256, "layers": 4, "vocab": 1024,
-            "clip_epochs": 20, "sft_epochs": 40, "sft_batch": 8, "sft_lr": 2e-3, "sft_warmup": 10, "paths": 1,
+            "schemas_in_vocab": False, "clip_epochs": 20, "sft_epochs": 40, "sft_batch": 8, "sft_lr": 2e-3, "sft_warmup": 10,
+            "paths": 1, "oracle": {},
             "grpo_steps": 16, "grpo_batch": 8, "grpo_generations": 4, "grpo_lr": 5e-6},
 }
 
@@ -90,13 +91,13 @@ def run(out: Path, preset: str, device_note: str = "") -> dict:
     init = out / "models" / "controller"
     if not (init / "config.json").is_file():
         build_tiny_controller(init, seed=0, hidden_size=p["hidden"], layers=p["layers"], vocab_size=p["vocab"],
-                             tool_schemas_in_vocab=p["vocab"] > 1024)
+                             tool_schemas_in_vocab=p["schemas_in_vocab"])
 
     # SFT
     t = time.perf_counter()
     common = {"embedder": embedder, "lora": {"enabled": False}, "world": {"dir": out / "train"}, "agent": AGENT, "ingest": INGEST}
     if not (out / "sft" / "controller" / "config.json").is_file():
-        data = {"oracle_paths_per_question": p["paths"], "cache_rendered": True, "oracle": p.get("oracle", {})}
+        data = {"oracle_paths_per_question": p["paths"], "cache_rendered": True, "oracle": p["oracle"]}
         sft_cfg = SFTRunConfig(model={"path": str(init), "dtype": "float32"}, data=data,
                                trl={**trl_common, "num_train_epochs": p["sft_epochs"], "per_device_train_batch_size": p["sft_batch"],
                                     "learning_rate": p["sft_lr"], "lr_scheduler_type": "cosine", "warmup_steps": p["sft_warmup"]}, **common)
@@ -164,14 +165,11 @@ def answer_test(out: Path, runs: list[tuple[str, Path, str]], embedder: str, age
     return paths
 
 
-def _overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
 def look_metrics(trace: Path) -> dict:
     """Where an agent run looked: the share of questions where a window it zoomed on or densely sampled
     (and got frames from) overlaps the gold evidence, and its executed tool calls per question."""
     from agent.trajectory import read_trajectories
+    from evals.metrics import temporal_iou
 
     found, executed, n = 0, 0, 0
     for traj in read_trajectories(trace):
@@ -179,7 +177,7 @@ def look_metrics(trace: Path) -> dict:
         turns = [t for s in traj.steps for t in s.tool_turns if t.name and t.error is None]
         windows = [(float(t.arguments["start"]), float(t.arguments["end"])) for t in turns
                    if t.name in ("zoom", "dense_sample") and t.frames_spent > 0]
-        found += any(_overlaps(w, tuple(g)) for w in windows for g in traj.gold_evidence or [])
+        found += temporal_iou(windows, list(traj.gold_evidence or [])) > 0
         executed += len(turns)
     return {"n": n, "looked_at_evidence": found / n if n else None, "executed_tool_calls": executed / n if n else None}
 
@@ -192,15 +190,14 @@ def retrieval_localization(out: Path, embedder: str, ingest_config) -> dict:
     from memory.video_memory import ingest
 
     rows = [r for r in read_manifest(out / "test" / "manifest.jsonl") if r.evidence]
-    ious, found = [], 0
-    for row in rows:
-        memory = ingest(row.video, cache_root_dir=out / "cache", embedder=embedder, config=ingest_config)
-        hit = memory.search(row.question, 1)[0]
-        span = (hit.start_seconds, hit.end_seconds)
-        ious.append(temporal_iou([span], [tuple(g) for g in row.evidence]))
-        found += any(_overlaps(span, tuple(g)) for g in row.evidence)
+    ious = []
+    for video in dict.fromkeys(r.video for r in rows):  # one memory per video, in manifest order
+        memory = ingest(video, cache_root_dir=out / "cache", embedder=embedder, config=ingest_config)
+        for row in (r for r in rows if r.video == video):
+            hit = memory.search(row.question, 1)[0]
+            ious.append(temporal_iou([(hit.start_seconds, hit.end_seconds)], [tuple(g) for g in row.evidence]))
     return {"n": len(rows), "evidence_iou": sum(ious) / len(ious) if ious else None,
-            "looked_at_evidence": found / len(rows) if rows else None}
+            "looked_at_evidence": sum(i > 0 for i in ious) / len(ious) if ious else None}
 
 
 def main(argv: list[str] | None = None) -> None:
