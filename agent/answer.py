@@ -24,13 +24,19 @@ class Answer(BaseModel):
 
     text: str = Field(default="", description="Free-text answer.")
     choice: str | None = Field(default=None, description="Option letter, when the question had options.")
-    evidence: list[tuple[float, float]] = Field(default_factory=list, description="Evidence spans, seconds, half-open.")
+    evidence: list[tuple[float, float]] = Field(
+        default_factory=list, description="Evidence spans, seconds, half-open."
+    )
     valid: bool = Field(default=True, description="False when the model's output had no parseable answer.")
 
 
 def format_answer(answer: Answer) -> str:
     """Render an Answer in the exact format `parse_answer` reads back."""
-    payload = {"choice": answer.choice, "answer": answer.text, "evidence": [[round(s, 2), round(e, 2)] for s, e in answer.evidence]}
+    payload = {
+        "choice": answer.choice,
+        "answer": answer.text,
+        "evidence": [[round(s, 2), round(e, 2)] for s, e in answer.evidence],
+    }
     return "<answer>" + json.dumps(payload) + "</answer>"
 
 

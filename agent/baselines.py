@@ -10,13 +10,13 @@ import time
 
 import numpy as np
 
-from agent.answer import parse_answer
-from agent.backends.base import Controller
-from agent.graph import _fallback_answer
-from agent.prompts import SYSTEM_PROMPT, question_text
-from agent.trajectory import Step, Trajectory
-from memory.blocks import image_block, text_block
-from memory.video_memory import VideoMemory
+from foveate.agent.answer import parse_answer
+from foveate.agent.backends.base import Controller
+from foveate.agent.graph import _fallback_answer
+from foveate.agent.prompts import SYSTEM_PROMPT, question_text
+from foveate.agent.trajectory import Step, Trajectory
+from foveate.memory.blocks import image_block, text_block
+from foveate.memory.video_memory import VideoMemory
 
 BASELINE_INSTRUCTION = "Tools are not available for this question: answer from these frames, in the <answer> format."
 
@@ -27,12 +27,23 @@ def baseline_times(memory: VideoMemory, policy: str, question: str, n_frames: in
         return (np.arange(n_frames) + 0.5) * duration / n_frames
     if policy == "retrieval":
         hits = memory.search(question, n_frames)
-        return np.asarray(sorted((h.start_seconds + h.end_seconds) / 2 for h in hits)) if hits else (np.arange(n_frames) + 0.5) * duration / n_frames
+        return (
+            np.asarray(sorted((h.start_seconds + h.end_seconds) / 2 for h in hits))
+            if hits
+            else (np.arange(n_frames) + 0.5) * duration / n_frames
+        )
     raise ValueError(f"unknown baseline policy {policy!r}; valid: uniform, retrieval")
 
 
-def run_baseline(memory: VideoMemory, question: str, options: list[str] | None, controller: Controller,
-                 policy: str, n_frames: int, qid: str = "") -> Trajectory:
+def run_baseline(
+    memory: VideoMemory,
+    question: str,
+    options: list[str] | None,
+    controller: Controller,
+    policy: str,
+    n_frames: int,
+    qid: str = "",
+) -> Trajectory:
     start = time.perf_counter()
     times = baseline_times(memory, policy, question, n_frames)
     frames = memory.frames_at(times, max_side=448)
@@ -41,7 +52,25 @@ def run_baseline(memory: VideoMemory, question: str, options: list[str] | None, 
         content += [text_block(f"t={t:.1f}s"), image_block(f)]
     messages = [{"role": "system", "content": [text_block(SYSTEM_PROMPT)]}, {"role": "user", "content": content}]
     gen = controller.generate(messages, None)
-    answer = parse_answer(gen.text, len(options or []), memory.duration_seconds) or _fallback_answer(gen.text, len(options or []))
-    step = Step(text=gen.text, tokens_in=gen.tokens_in, tokens_out=gen.tokens_out, seconds=time.perf_counter() - start, forced_final=True)
-    return Trajectory(id=qid, video=memory.info.path, question=question, options=options, duration_s=memory.duration_seconds,
-                      steps=[step], answer=answer, frames_used=len(times), tool_calls=0, latency_s=time.perf_counter() - start)
+    answer = parse_answer(gen.text, len(options or []), memory.duration_seconds) or _fallback_answer(
+        gen.text, len(options or [])
+    )
+    step = Step(
+        text=gen.text,
+        tokens_in=gen.tokens_in,
+        tokens_out=gen.tokens_out,
+        seconds=time.perf_counter() - start,
+        forced_final=True,
+    )
+    return Trajectory(
+        id=qid,
+        video=memory.info.path,
+        question=question,
+        options=options,
+        duration_s=memory.duration_seconds,
+        steps=[step],
+        answer=answer,
+        frames_used=len(times),
+        tool_calls=0,
+        latency_s=time.perf_counter() - start,
+    )

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
-from agent.backends.base import Controller
-from agent.baselines import run_baseline
-from agent.config import AgentConfig
-from agent.graph import answer_question
-from agent.records import ManifestRow, PredictionRow, iter_predictions
-from agent.trajectory import Trajectory, write_trajectories
+from foveate.agent.backends.base import Controller
+from foveate.agent.baselines import run_baseline
+from foveate.agent.config import AgentConfig
+from foveate.agent.graph import answer_question
+from foveate.agent.records import ManifestRow, PredictionRow, iter_predictions
+from foveate.agent.trajectory import Trajectory, write_trajectories
 
 logger = logging.getLogger(__name__)
 POLICIES = ("agent", "uniform", "retrieval")
@@ -42,14 +42,32 @@ def append_line(path: Path, line: str) -> None:
 
 def prediction_from(traj: Trajectory, policy: str) -> PredictionRow:
     ans = traj.answer
-    return PredictionRow(id=traj.id, answer=ans.text if ans else "", choice=ans.choice if ans else None,
-                         evidence=list(ans.evidence) if ans else [], frames_used=traj.frames_used, tool_calls=traj.tool_calls,
-                         tokens_in=traj.tokens_in, tokens_out=traj.tokens_out, latency_s=round(traj.latency_s, 3), policy=policy)
+    return PredictionRow(
+        id=traj.id,
+        answer=ans.text if ans else "",
+        choice=ans.choice if ans else None,
+        evidence=list(ans.evidence) if ans else [],
+        frames_used=traj.frames_used,
+        tool_calls=traj.tool_calls,
+        tokens_in=traj.tokens_in,
+        tokens_out=traj.tokens_out,
+        latency_s=round(traj.latency_s, 3),
+        policy=policy,
+    )
 
 
-def run_batch(rows: list[ManifestRow], out: Path, controller: Controller, load_memory: Callable[[str], object],
-              policy: str = "agent", config: AgentConfig = AgentConfig(), n_frames: int = 16, workers: int = 1,
-              trace: Path | None = None, on_row: Callable[[PredictionRow], None] | None = None) -> int:
+def run_batch(
+    rows: list[ManifestRow],
+    out: Path,
+    controller: Controller,
+    load_memory: Callable[[str], object],
+    policy: str = "agent",
+    config: AgentConfig = AgentConfig(),
+    n_frames: int = 16,
+    workers: int = 1,
+    trace: Path | None = None,
+    on_row: Callable[[PredictionRow], None] | None = None,
+) -> int:
     """Answer every row whose id is not yet in ``out``; returns the number answered now."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; valid: {', '.join(POLICIES)}")
@@ -72,7 +90,7 @@ def run_batch(rows: list[ManifestRow], out: Path, controller: Controller, load_m
                 on_row and on_row(pred)
             continue
 
-        def one(row: ManifestRow) -> PredictionRow:
+        def one(row: ManifestRow, memory: object = memory) -> PredictionRow:
             try:
                 if policy == "agent":
                     traj = answer_question(memory, row.question, row.options, controller, config, qid=row.id)
@@ -84,7 +102,11 @@ def run_batch(rows: list[ManifestRow], out: Path, controller: Controller, load_m
                 return prediction_from(traj, policy)
             except Exception as exc:
                 logger.warning("%s: %s", row.id, exc)
-                return PredictionRow(id=row.id, error=f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", policy=policy)
+                return PredictionRow(
+                    id=row.id,
+                    error=f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                    policy=policy,
+                )
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for pred in pool.map(one, group):

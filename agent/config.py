@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory.config import IngestConfig
+from foveate.memory.config import IngestConfig
 
 
 class AgentConfig(BaseModel):
@@ -42,7 +42,7 @@ class TrainedSettings(BaseModel):
         return path
 
     @classmethod
-    def find(cls, controller: str | None) -> "TrainedSettings | None":
+    def find(cls, controller: str | None) -> TrainedSettings | None:
         """The settings saved with a local controller directory, or None (hub ids, servers, untrained models)."""
         if not controller or not (Path(controller) / TRAINED_SETTINGS_FILE).is_file():
             return None
@@ -50,11 +50,15 @@ class TrainedSettings(BaseModel):
 
     def describe(self) -> str:
         a = self.agent
-        return (f"max_steps={a.max_steps}, max_frames={a.max_frames}, overview_images={a.overview_images}, "
-                f"overview_chars={a.overview_chars}" + (f", embedder {self.embedder}" if self.embedder else ""))
+        return (
+            f"max_steps={a.max_steps}, max_frames={a.max_frames}, overview_images={a.overview_images}, "
+            f"overview_chars={a.overview_chars}" + (f", embedder {self.embedder}" if self.embedder else "")
+        )
 
 
-def agent_settings(controller: str | None, embedder: str | None, **overrides) -> tuple[AgentConfig, IngestConfig, str | None, TrainedSettings | None]:
+def agent_settings(
+    controller: str | None, embedder: str | None, **overrides
+) -> tuple[AgentConfig, IngestConfig, str | None, TrainedSettings | None]:
     """(agent config, ingest config, embedder) for a run: the controller's trained settings when it has
     them, else the defaults; ``overrides`` that are not None (command-line flags) win."""
     trained = TrainedSettings.find(controller)

@@ -10,23 +10,26 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Callable, TypedDict
+from collections.abc import Callable
+from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from agent.answer import LETTERS, Answer, parse_answer
-from agent.backends.base import Controller
-from agent.config import AgentConfig
-from agent.prompts import BUDGET_EXHAUSTED, initial_messages
-from agent.trajectory import Step, ToolTurn, Trajectory
-from memory.blocks import blocks_text, count_images, text_block
-from memory.video_memory import VideoMemory
-from tools.toolbox import VideoToolbox, tool_schemas
+from foveate.agent.answer import LETTERS, Answer, parse_answer
+from foveate.agent.backends.base import Controller
+from foveate.agent.config import AgentConfig
+from foveate.agent.prompts import BUDGET_EXHAUSTED, initial_messages
+from foveate.agent.trajectory import Step, ToolTurn, Trajectory
+from foveate.memory.blocks import blocks_text, count_images, text_block
+from foveate.memory.video_memory import VideoMemory
+from foveate.tools.toolbox import VideoToolbox, dispatch, tool_schemas
 
 logger = logging.getLogger(__name__)
 
-NUDGE = ("Your last message had neither a tool call nor an answer. Call one tool with "
-         "<tool_call>{...}</tool_call>, or answer with <answer>{...}</answer>.")
+NUDGE = (
+    "Your last message had neither a tool call nor an answer. Call one tool with "
+    "<tool_call>{...}</tool_call>, or answer with <answer>{...}</answer>."
+)
 
 
 class LoopState(TypedDict):
@@ -40,30 +43,50 @@ class LoopState(TypedDict):
 def _fallback_answer(text: str, n_options: int) -> Answer:
     """An invalid Answer that still carries a choice if the text names exactly one option letter."""
     letters = set(re.findall(r"\b([A-J])\b", text or "")) & set(LETTERS[:n_options])
-    return Answer(text=(text or "")[:200], choice=letters.pop() if len(letters) == 1 else None, evidence=[], valid=False)
+    return Answer(
+        text=(text or "")[:200], choice=letters.pop() if len(letters) == 1 else None, evidence=[], valid=False
+    )
 
 
-def build_graph(controller: Controller, toolbox: VideoToolbox, config: AgentConfig, n_options: int,
-                duration: float, on_step: Callable[[Step], None] | None = None):
+def build_graph(
+    controller: Controller,
+    toolbox: VideoToolbox,
+    config: AgentConfig,
+    n_options: int,
+    duration: float,
+    on_step: Callable[[Step], None] | None = None,
+):
     schemas = tool_schemas()
 
     def controller_node(state: LoopState) -> dict:
-        forced = len(state["steps"]) >= config.max_steps - 1 or (config.max_frames > 0 and toolbox._budget.left <= 0 and state["steps"])
+        forced = len(state["steps"]) >= config.max_steps - 1 or (
+            config.max_frames > 0 and toolbox.frames_left <= 0 and state["steps"]
+        )
         messages = state["messages"]
         if forced:
             messages = messages + [{"role": "user", "content": [text_block(BUDGET_EXHAUSTED)]}]
         start = time.perf_counter()
         gen = controller.generate(messages, None if forced else schemas)
-        step = Step(text=gen.text, tokens_in=gen.tokens_in, tokens_out=gen.tokens_out,
-                    seconds=time.perf_counter() - start, forced_final=bool(forced))
+        step = Step(
+            text=gen.text,
+            tokens_in=gen.tokens_in,
+            tokens_out=gen.tokens_out,
+            seconds=time.perf_counter() - start,
+            forced_final=bool(forced),
+        )
         answer = parse_answer(gen.text, n_options, duration)
         new_messages = messages + [{"role": "assistant", "content": [text_block(gen.text)]}]
         if answer is None and forced:
             answer = _fallback_answer(gen.text, n_options)
         if on_step and (answer is not None or not gen.tool_calls):
             on_step(step)
-        return {"messages": new_messages, "steps": state["steps"] + [step], "answer": answer,
-                "pending": [] if (answer is not None or forced) else gen.tool_calls, "forced": bool(forced)}
+        return {
+            "messages": new_messages,
+            "steps": state["steps"] + [step],
+            "answer": answer,
+            "pending": [] if (answer is not None or forced) else gen.tool_calls,
+            "forced": bool(forced),
+        }
 
     def tools_node(state: LoopState) -> dict:
         messages = list(state["messages"])
@@ -72,13 +95,17 @@ def build_graph(controller: Controller, toolbox: VideoToolbox, config: AgentConf
             messages.append({"role": "user", "content": [text_block(NUDGE)]})
             return {"messages": messages, "pending": []}
         for call in state["pending"]:
-            if call.error is not None:
-                result = toolbox._error(call.name or "tool_call", {}, call.error)
-            else:
-                result = toolbox._call(call.name, call.arguments)
-            step.tool_turns.append(ToolTurn(name=call.name, arguments=call.arguments if isinstance(call.arguments, dict) else None,
-                                            frames_spent=result.frames_spent, error=result.error,
-                                            summary=blocks_text(result.blocks), images=count_images(result.blocks)))
+            result = dispatch(toolbox, call.name, call.arguments, parse_error=call.error)
+            step.tool_turns.append(
+                ToolTurn(
+                    name=call.name,
+                    arguments=call.arguments if isinstance(call.arguments, dict) else None,
+                    frames_spent=result.frames_spent,
+                    error=result.error,
+                    summary=blocks_text(result.blocks),
+                    images=count_images(result.blocks),
+                )
+            )
             messages.append({"role": "tool", "name": call.name or "tool_call", "content": result.blocks})
         if on_step:
             on_step(step)
@@ -96,17 +123,35 @@ def build_graph(controller: Controller, toolbox: VideoToolbox, config: AgentConf
     return graph.compile()
 
 
-def answer_question(memory: VideoMemory, question: str, options: list[str] | None, controller: Controller,
-                    config: AgentConfig = AgentConfig(), qid: str = "", on_step: Callable[[Step], None] | None = None) -> Trajectory:
+def answer_question(
+    memory: VideoMemory,
+    question: str,
+    options: list[str] | None,
+    controller: Controller,
+    config: AgentConfig = AgentConfig(),
+    qid: str = "",
+    on_step: Callable[[Step], None] | None = None,
+) -> Trajectory:
     """Run one episode and return its Trajectory (with ``answer`` set)."""
     start = time.perf_counter()
     toolbox = VideoToolbox(memory, max_frames=config.max_frames)
     messages = initial_messages(question, options, memory, config.overview_images, config.overview_chars)
     overview_frames = count_images(messages[1]["content"])
     app = build_graph(controller, toolbox, config, len(options or []), memory.duration_seconds, on_step)
-    state = app.invoke({"messages": messages, "steps": [], "answer": None, "pending": [], "forced": False},
-                       {"recursion_limit": 4 * config.max_steps + 8})
+    state = app.invoke(
+        {"messages": messages, "steps": [], "answer": None, "pending": [], "forced": False},
+        {"recursion_limit": 4 * config.max_steps + 8},
+    )
     steps = state["steps"]
-    return Trajectory(id=qid, video=memory.info.path, question=question, options=options, duration_s=memory.duration_seconds,
-                      steps=steps, answer=state["answer"], frames_used=overview_frames + toolbox._budget.used,
-                      tool_calls=sum(len(s.tool_turns) for s in steps), latency_s=time.perf_counter() - start)
+    return Trajectory(
+        id=qid,
+        video=memory.info.path,
+        question=question,
+        options=options,
+        duration_s=memory.duration_seconds,
+        steps=steps,
+        answer=state["answer"],
+        frames_used=overview_frames + toolbox.frames_used,
+        tool_calls=sum(len(s.tool_turns) for s in steps),
+        latency_s=time.perf_counter() - start,
+    )

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from memory.blocks import ContentBlock, text_block
-from memory.overview import format_time
-from memory.video_memory import VideoMemory
+from foveate.agent.answer import LETTERS
+from foveate.memory.blocks import ContentBlock, text_block
+from foveate.memory.overview import format_time
+from foveate.memory.video_memory import VideoMemory
+from foveate.tools.toolbox import tool_signatures
 
-from agent.answer import LETTERS
-
-SYSTEM_PROMPT = """You answer questions about a long video. You first see a cheap overview: a table of \
+# The tool lines come from the tools' schemas (the same text the chat template's tool block shows),
+# so a change to a tool's signature or docstring changes the prompt, and the schema snapshot test sees it.
+SYSTEM_PROMPT = (
+    """You answer questions about a long video. You first see a cheap overview: a table of \
 segments with times and motion, and a few keyframes. Look closer only where the question points, \
-using the tools: retrieve(query, k) finds clips matching a description, zoom(start, end, num_frames) \
-shows sharp frames of a window, dense_sample(start, end, fps) shows many small frames to follow motion \
-or count. Frames are limited, so spend them where they matter.
+using the tools:
+"""
+    + tool_signatures()
+    + """
+Frames are limited, so spend them where they matter.
 
 To call a tool, write exactly one line:
 <tool_call>{"name": "zoom", "arguments": {"start": 12.0, "end": 20.0, "num_frames": 4}}</tool_call>
@@ -21,26 +26,36 @@ When you can answer, write exactly:
 <answer>{"choice": "B", "answer": "short answer", "evidence": [[start_seconds, end_seconds]]}</answer>
 choice is the option letter (null when there are no options); evidence lists the time spans, in \
 seconds, that show the answer."""
+)
 
 BUDGET_EXHAUSTED = "No more tool calls are allowed. Give your final answer now, in the <answer> format."
 
 
 def question_text(question: str, options: list[str] | None, duration_seconds: float) -> str:
-    lines = [f"Video duration: {format_time(duration_seconds)} ({duration_seconds:.1f} seconds).", f"Question: {question}"]
+    lines = [
+        f"Video duration: {format_time(duration_seconds)} ({duration_seconds:.1f} seconds).",
+        f"Question: {question}",
+    ]
     if options:
         lines.append("Options:")
         lines += [f"{LETTERS[i]}. {opt}" for i, opt in enumerate(options)]
     return "\n".join(lines)
 
 
-def first_user_content(question: str, options: list[str] | None, memory: VideoMemory,
-                       max_images: int = 8, max_chars: int = 3000) -> list[ContentBlock]:
+def first_user_content(
+    question: str, options: list[str] | None, memory: VideoMemory, max_images: int = 8, max_chars: int = 3000
+) -> list[ContentBlock]:
     """The first user turn: question, options, duration, then the overview blocks."""
-    return [text_block(question_text(question, options, memory.duration_seconds))] + memory.overview.render(max_images, max_chars)
+    return [text_block(question_text(question, options, memory.duration_seconds))] + memory.overview.render(
+        max_images, max_chars
+    )
 
 
-def initial_messages(question: str, options: list[str] | None, memory: VideoMemory,
-                     max_images: int = 8, max_chars: int = 3000) -> list[dict]:
+def initial_messages(
+    question: str, options: list[str] | None, memory: VideoMemory, max_images: int = 8, max_chars: int = 3000
+) -> list[dict]:
     """``[system, user]`` messages that start every episode."""
-    return [{"role": "system", "content": [text_block(SYSTEM_PROMPT)]},
-            {"role": "user", "content": first_user_content(question, options, memory, max_images, max_chars)}]
+    return [
+        {"role": "system", "content": [text_block(SYSTEM_PROMPT)]},
+        {"role": "user", "content": first_user_content(question, options, memory, max_images, max_chars)},
+    ]

@@ -6,8 +6,8 @@ Time spans everywhere are half-open ``[start_seconds, end_seconds)`` pairs in se
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -29,8 +29,12 @@ class ManifestRow(BaseModel):
     id: str = Field(description="Unique id of the question.")
     video: str = Field(description="Path to the video; relative paths resolve against the manifest's folder.")
     question: str = Field(description="The question text.")
-    options: list[str] | None = Field(default=None, description="Multiple-choice options, in order (letters A, B, ...).")
-    answer: str | None = Field(default=None, description="Ground truth: an option letter for multiple choice, else free text.")
+    options: list[str] | None = Field(
+        default=None, description="Multiple-choice options, in order (letters A, B, ...)."
+    )
+    answer: str | None = Field(
+        default=None, description="Ground truth: an option letter for multiple choice, else free text."
+    )
     evidence: list[Span] | None = Field(default=None, description="Ground-truth evidence spans, seconds.")
     task: str | None = Field(default=None, description="Task family, for breakdowns (e.g. 'needle', 'counting').")
     duration_s: float | None = Field(default=None, description="Video duration in seconds, for duration buckets.")
@@ -50,7 +54,9 @@ class PredictionRow(BaseModel):
     answer: str = Field(default="", description="Free-text answer.")
     choice: str | None = Field(default=None, description="Chosen option letter, when the question had options.")
     evidence: list[Span] = Field(default_factory=list, description="Evidence spans cited, seconds.")
-    frames_used: int = Field(default=0, ge=0, description="Frames shown to the controller, overview thumbnails included.")
+    frames_used: int = Field(
+        default=0, ge=0, description="Frames shown to the controller, overview thumbnails included."
+    )
     tool_calls: int = Field(default=0, ge=0, description="Tool calls executed.")
     tokens_in: int = Field(default=0, ge=0, description="Prompt tokens over all controller calls.")
     tokens_out: int = Field(default=0, ge=0, description="Generated tokens over all controller calls.")

@@ -7,12 +7,12 @@ VideoMemory (same cache) regenerates exactly the images the controller saw.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from pydantic import BaseModel, Field
 
-from agent.answer import Answer
+from foveate.agent.answer import Answer
 
 
 class ToolTurn(BaseModel):

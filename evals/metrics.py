@@ -16,12 +16,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.records import ManifestRow, PredictionRow
+from foveate.agent.records import ManifestRow, PredictionRow
 
 Span = tuple[float, float]
 LETTERS = "ABCDEFGHIJ"
 IOU_THRESHOLDS = (0.3, 0.5, 0.7)
-DURATION_BUCKETS = ((0.0, 300.0, "<5min"), (300.0, 1200.0, "5-20min"), (1200.0, 3600.0, "20-60min"), (3600.0, float("inf"), ">60min"))
+DURATION_BUCKETS = (
+    (0.0, 300.0, "<5min"),
+    (300.0, 1200.0, "5-20min"),
+    (1200.0, 3600.0, "20-60min"),
+    (3600.0, float("inf"), ">60min"),
+)
 BUCKET_ORDER = [b[2] for b in DURATION_BUCKETS] + ["unknown"]
 
 
@@ -104,11 +109,19 @@ def score_row(row: ManifestRow, pred: PredictionRow | None) -> RowScore:
     gold = list(row.evidence or [])
     spans = list(pred.evidence) if pred is not None and not pred.error else []
     return RowScore(
-        id=row.id, task=row.task or "all", bucket=duration_bucket(row.duration_s), correct=is_correct(row, pred),
-        iou=temporal_iou(spans, gold) if gold else None, iou_first=temporal_iou(spans[:1], gold) if gold else None,
-        missing=pred is None, error=bool(pred is not None and pred.error),
-        frames_used=pred.frames_used if pred else 0, tool_calls=pred.tool_calls if pred else 0,
-        tokens=(pred.tokens_in + pred.tokens_out) if pred else 0, latency_s=pred.latency_s if pred else 0.0)
+        id=row.id,
+        task=row.task or "all",
+        bucket=duration_bucket(row.duration_s),
+        correct=is_correct(row, pred),
+        iou=temporal_iou(spans, gold) if gold else None,
+        iou_first=temporal_iou(spans[:1], gold) if gold else None,
+        missing=pred is None,
+        error=bool(pred is not None and pred.error),
+        frames_used=pred.frames_used if pred else 0,
+        tool_calls=pred.tool_calls if pred else 0,
+        tokens=(pred.tokens_in + pred.tokens_out) if pred else 0,
+        latency_s=pred.latency_s if pred else 0.0,
+    )
 
 
 def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
@@ -137,23 +150,37 @@ def aggregate(scores: list[RowScore], seed: int = 0) -> dict:
     ci = bootstrap_ci(acc, seed=seed)
     iou_ci = bootstrap_ci(ious, seed=seed)
     return {
-        "n": len(scores), "accuracy": float(np.mean(acc)), "accuracy_ci95": list(ci) if ci else None,
-        "evidence_iou": _mean(ious), "evidence_iou_ci95": list(iou_ci) if iou_ci else None, "n_with_evidence": len(ious),
+        "n": len(scores),
+        "accuracy": float(np.mean(acc)),
+        "accuracy_ci95": list(ci) if ci else None,
+        "evidence_iou": _mean(ious),
+        "evidence_iou_ci95": list(iou_ci) if iou_ci else None,
+        "n_with_evidence": len(ious),
         **{f"r1@{t}": _mean([float(v >= t) for v in firsts]) for t in IOU_THRESHOLDS},
-        "frames_used": _mean([s.frames_used for s in answered]), "tool_calls": _mean([s.tool_calls for s in answered]),
-        "tokens": _mean([s.tokens for s in answered]), "latency_s": _mean([s.latency_s for s in answered]),
-        "missing": sum(s.missing for s in scores), "errors": sum(s.error or s.missing for s in scores),
+        "frames_used": _mean([s.frames_used for s in answered]),
+        "tool_calls": _mean([s.tool_calls for s in answered]),
+        "tokens": _mean([s.tokens for s in answered]),
+        "latency_s": _mean([s.latency_s for s in answered]),
+        "missing": sum(s.missing for s in scores),
+        "errors": sum(s.error or s.missing for s in scores),
         "error_rows": sum(s.error for s in scores),
     }
 
 
 def _group(scores: list[RowScore], key: str, order: list[str] | None = None, seed: int = 0) -> dict:
-    keys = sorted({getattr(s, key) for s in scores}, key=lambda k: (order.index(k) if order and k in order else len(order or []), k))
+    keys = sorted(
+        {getattr(s, key) for s in scores},
+        key=lambda k: (order.index(k) if order and k in order else len(order or []), k),
+    )
     return {k: aggregate([s for s in scores if getattr(s, key) == k], seed) for k in keys}
 
 
 def score(rows: list[ManifestRow], preds: dict[str, PredictionRow], seed: int = 0) -> dict:
     """Overall, by task and by duration bucket. ``errors`` counts failed plus missing rows."""
     scores = [score_row(r, preds.get(r.id)) for r in rows]
-    return {"overall": aggregate(scores, seed), "by_task": _group(scores, "task", seed=seed),
-            "by_duration": _group(scores, "bucket", BUCKET_ORDER, seed), "rows": scores}
+    return {
+        "overall": aggregate(scores, seed),
+        "by_task": _group(scores, "task", seed=seed),
+        "by_duration": _group(scores, "bucket", BUCKET_ORDER, seed),
+        "rows": scores,
+    }

@@ -13,13 +13,25 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from agent.records import ManifestRow, PredictionRow
-from evals.metrics import score
+from foveate.agent.records import ManifestRow, PredictionRow
+from foveate.evals.metrics import score
 
 logger = logging.getLogger(__name__)
 
-OVERALL_KEYS = ("n", "accuracy", "evidence_iou", "r1@0.3", "r1@0.5", "r1@0.7", "frames_used", "tool_calls", "tokens",
-                "latency_s", "missing", "error_rows")
+OVERALL_KEYS = (
+    "n",
+    "accuracy",
+    "evidence_iou",
+    "r1@0.3",
+    "r1@0.5",
+    "r1@0.7",
+    "frames_used",
+    "tool_calls",
+    "tokens",
+    "latency_s",
+    "missing",
+    "error_rows",
+)
 PLOTS = ("accuracy_by_task.png", "accuracy_vs_frames.png", "evidence_iou.png")
 
 
@@ -46,7 +58,9 @@ def read_predictions(path: Path) -> tuple[dict[str, PredictionRow], int]:
 def policy_name(path: Path, preds: dict[str, PredictionRow], taken: set[str]) -> str:
     names = {p.policy for p in preds.values() if p.policy}
     name = names.pop() if len(names) == 1 else path.stem
-    return name if name not in taken else f"{name} ({path.stem})" if f"{name} ({path.stem})" not in taken else str(path)
+    return (
+        name if name not in taken else f"{name} ({path.stem})" if f"{name} ({path.stem})" not in taken else str(path)
+    )
 
 
 def evaluate(rows: list[ManifestRow], pred_paths: list[Path], seed: int = 0) -> dict:
@@ -87,7 +101,10 @@ def markdown(results: dict, manifest: str = "") -> str:
     names = list(results)
     lines = ["# Evaluation report", ""]
     if manifest:
-        lines += [f"Manifest: `{manifest}`; predictions: " + ", ".join(f"`{results[n]['file']}` ({n})" for n in names), ""]
+        lines += [
+            f"Manifest: `{manifest}`; predictions: " + ", ".join(f"`{results[n]['file']}` ({n})" for n in names),
+            "",
+        ]
     lines += ["## Overall", ""]
     body = [[k] + [_fmt(results[n]["overall"].get(k)) for n in names] for k in OVERALL_KEYS]
     body.insert(2, ["accuracy 95% CI"] + [_ci(results[n]["overall"].get("accuracy_ci95")) for n in names])
@@ -105,7 +122,10 @@ def markdown(results: dict, manifest: str = "") -> str:
             body.append([c] + cells)
         lines += _table([title] + names, body)
         lines += ["", f"## Evidence IoU by {title}", ""]
-        lines += _table([title] + names, [[c] + [_fmt((results[n][group].get(c) or {}).get("evidence_iou")) for n in names] for c in cats])
+        lines += _table(
+            [title] + names,
+            [[c] + [_fmt((results[n][group].get(c) or {}).get("evidence_iou")) for n in names] for c in cats],
+        )
     lines += ["", "## Plots", ""] + [f"![{p[:-4].replace('_', ' ')}]({p})" for p in PLOTS]
     return "\n".join(lines) + "\n"
 
@@ -123,8 +143,10 @@ def _plots(results: dict, out: Path) -> None:
     for j, n in enumerate(names):
         groups = [results[n]["by_task"].get(t) or {} for t in tasks]
         acc = [g.get("accuracy", 0.0) for g in groups]
-        err = [[a - (g.get("accuracy_ci95") or [a, a])[0] for a, g in zip(acc, groups)],
-               [(g.get("accuracy_ci95") or [a, a])[1] - a for a, g in zip(acc, groups)]]
+        err = [
+            [a - (g.get("accuracy_ci95") or [a, a])[0] for a, g in zip(acc, groups)],
+            [(g.get("accuracy_ci95") or [a, a])[1] - a for a, g in zip(acc, groups)],
+        ]
         ax.bar([i + j * width for i in range(len(tasks))], acc, width, yerr=err, capsize=2, label=n)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(tasks))], tasks)
     ax.set_ylim(0, 1)
@@ -138,7 +160,9 @@ def _plots(results: dict, out: Path) -> None:
     for n in names:
         o = results[n]["overall"]
         ax.scatter(o.get("frames_used") or 0.0, o.get("accuracy") or 0.0, s=50, label=n)
-        ax.annotate(n, (o.get("frames_used") or 0.0, o.get("accuracy") or 0.0), textcoords="offset points", xytext=(5, 5))
+        ax.annotate(
+            n, (o.get("frames_used") or 0.0, o.get("accuracy") or 0.0), textcoords="offset points", xytext=(5, 5)
+        )
     ax.set_xlabel("mean frames used per question")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)

@@ -22,18 +22,26 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 # Bump when the layout or meaning of cached files changes.
 CACHE_FORMAT = 2
 META_FILE = "meta.json"
-_DISTRIBUTIONS = {"foveate": "foveate", "av": "av", "numpy": "numpy", "pillow": "pillow", "faiss": "faiss-cpu",
-                  "open_clip": "open_clip_torch", "torch": "torch"}
+_DISTRIBUTIONS = {
+    "foveate": "foveate",
+    "av": "av",
+    "numpy": "numpy",
+    "pillow": "pillow",
+    "faiss": "faiss-cpu",
+    "open_clip": "open_clip_torch",
+    "torch": "torch",
+}
 
 
 def cache_root(override: str | Path | None = None) -> Path:
@@ -68,17 +76,6 @@ def part_meta(kind: str, key: dict[str, Any]) -> dict[str, Any]:
 def part_name(meta: dict[str, Any]) -> str:
     payload = json.dumps(meta, sort_keys=True, default=str)
     return f"{meta['kind']}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and ``os.replace``: readers see old or new, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

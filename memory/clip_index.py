@@ -7,12 +7,12 @@ written to disk is always the CPU one; when FAISS sees GPUs, searches run on a G
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import faiss
 import numpy as np
+
+from foveate.memory.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class ClipIndex:
         return f"ClipIndex({len(self)} vectors, dim={self.dim}, {'ivf' if self.is_ivf else 'flat'})"
 
     @classmethod
-    def build(cls, vectors: np.ndarray, ids: np.ndarray, ivf_threshold: int = 20000) -> "ClipIndex":
+    def build(cls, vectors: np.ndarray, ids: np.ndarray, ivf_threshold: int = 20000) -> ClipIndex:
         """``vectors (N, D) float32`` L2-normalised, ``ids (N,) int64``; IVF when ``N > ivf_threshold``."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -84,15 +84,9 @@ class ClipIndex:
 
     def save(self, path: str | Path) -> None:
         """Write the CPU index via a temp file in the same folder and an atomic rename."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        os.close(fd)
-        try:
-            faiss.write_index(self.index, tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_path(path) as tmp:
+            faiss.write_index(self.index, str(tmp))
 
     @classmethod
-    def load(cls, path: str | Path) -> "ClipIndex":
+    def load(cls, path: str | Path) -> ClipIndex:
         return cls(faiss.read_index(str(path)))

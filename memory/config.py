@@ -4,8 +4,32 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# Fields the clip index depends on; every other field shapes the overview.
-_CLIP_FIELDS = frozenset({"clip_seconds", "frames_per_clip", "embed_max_side", "ivf_threshold"})
+# Which cached part each field keys: the one list ingest and the tests read. A field in no list keys
+# no part (and tests/test_cache.py fails), so a new field cannot serve a stale cache.
+CACHE_PARTS: dict[str, frozenset[str]] = {
+    "overview": frozenset(
+        {
+            "bin_seconds",
+            "moving_threshold",
+            "fallback_side",
+            "decode_threads",
+            "skip_loop_filter",
+            "cut_threshold",
+            "cut_min_change",
+            "cut_jump_ratio",
+            "min_cut_gap_seconds",
+            "thumbnail_max_side",
+            "thumbnail_min_gap_seconds",
+            "thumbnail_max_gap_seconds",
+            "min_segment_seconds",
+            "max_segment_seconds",
+            "motion_change_ratio",
+        }
+    ),
+    "clips": frozenset({"clip_seconds", "frames_per_clip", "embed_max_side", "ivf_threshold"}),
+    # Whether to build the clip part at all; it changes no part's content.
+    "switches": frozenset({"embed"}),
+}
 
 
 class IngestConfig(BaseModel):
@@ -13,31 +37,101 @@ class IngestConfig(BaseModel):
 
     # ---- overview: motion timeline ----------------------------------------------------------
     bin_seconds: float = Field(default=0.5, gt=0, le=10, description="Width of one motion-timeline bin, seconds.")
-    moving_threshold: float = Field(default=0.002, ge=0, le=0.1, description="Displacement relative to the camera (fraction of the frame diagonal per frame) above which a block counts as moving.")
-    fallback_side: int = Field(default=64, ge=16, le=256, description="Longer side of the block-mean luma signature used for frame differences (fallback motion and cut detection).")
-    decode_threads: int = Field(default=2, ge=1, le=16, description="Threads in the motion pass: a video of at least a minute per thread is split into this many time ranges, each decoded by its own thread (slice threading, vectors exactly as exported) and merged in time order.")
-    skip_loop_filter: bool = Field(default=True, description="Skip the deblocking filter in the motion pass (it changes pixels, not vectors); thumbnails get slightly blockier.")
+    moving_threshold: float = Field(
+        default=0.002,
+        ge=0,
+        le=0.1,
+        description="Displacement relative to the camera (fraction of the frame diagonal per frame) "
+        "above which a block counts as moving.",
+    )
+    fallback_side: int = Field(
+        default=64,
+        ge=16,
+        le=256,
+        description="Longer side of the block-mean luma signature used for frame differences "
+        "(fallback motion and cut detection).",
+    )
+    decode_threads: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Threads in the motion pass: a video of at least a minute per thread is split into "
+        "this many time ranges, each decoded by its own thread (slice threading, vectors exactly as exported) "
+        "and merged in time order.",
+    )
+    skip_loop_filter: bool = Field(
+        default=True,
+        description="Skip the deblocking filter in the motion pass (it changes pixels, not vectors); "
+        "thumbnails get slightly blockier.",
+    )
     # ---- overview: scene cuts ----------------------------------------------------------------
-    cut_threshold: float = Field(default=0.3, gt=0, le=1, description="Intra-coded area fraction of a predicted frame above which it can be a scene cut (when also twice the recent median, or above 0.8).")
-    cut_min_change: float = Field(default=0.05, gt=0, le=1, description="Mean luma-signature change (0..1) a frame needs to be a scene-cut candidate.")
-    cut_jump_ratio: float = Field(default=4.0, gt=1, le=100, description="A cut's luma change must exceed this multiple of the recent median change.")
-    min_cut_gap_seconds: float = Field(default=1.0, ge=0, le=60, description="Cuts closer than this to the previous cut are dropped.")
+    cut_threshold: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Intra-coded area fraction of a predicted frame above which it can be a scene cut "
+        "(when also twice the recent median, or above 0.8).",
+    )
+    cut_min_change: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Mean luma-signature change (0..1) a frame needs to be a scene-cut candidate.",
+    )
+    cut_jump_ratio: float = Field(
+        default=4.0,
+        gt=1,
+        le=100,
+        description="A cut's luma change must exceed this multiple of the recent median change.",
+    )
+    min_cut_gap_seconds: float = Field(
+        default=1.0, ge=0, le=60, description="Cuts closer than this to the previous cut are dropped."
+    )
     # ---- overview: keyframes and segments ---------------------------------------------------
-    thumbnail_max_side: int = Field(default=160, ge=32, le=1024, description="Longer side of keyframe thumbnails, pixels.")
-    thumbnail_min_gap_seconds: float = Field(default=1.0, ge=0, le=600, description="Keyframes closer than this to the previous thumbnail get none (cuts always get one).")
-    thumbnail_max_gap_seconds: float = Field(default=10.0, gt=0, le=3600, description="Without a keyframe for this long, the current frame becomes a thumbnail anyway.")
-    min_segment_seconds: float = Field(default=2.0, gt=0, le=3600, description="Segments shorter than this merge into a neighbour (cuts excepted).")
-    max_segment_seconds: float = Field(default=60.0, gt=0, le=36000, description="Segments longer than this are split evenly.")
-    motion_change_ratio: float = Field(default=3.0, gt=1, le=100, description="A segment boundary is placed where the 2 s mean motion before and after differ by this factor.")
+    thumbnail_max_side: int = Field(
+        default=160, ge=32, le=1024, description="Longer side of keyframe thumbnails, pixels."
+    )
+    thumbnail_min_gap_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=600,
+        description="Keyframes closer than this to the previous thumbnail get none (cuts always get one).",
+    )
+    thumbnail_max_gap_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Without a keyframe for this long, the current frame becomes a thumbnail anyway.",
+    )
+    min_segment_seconds: float = Field(
+        default=2.0, gt=0, le=3600, description="Segments shorter than this merge into a neighbour (cuts excepted)."
+    )
+    max_segment_seconds: float = Field(
+        default=60.0, gt=0, le=36000, description="Segments longer than this are split evenly."
+    )
+    motion_change_ratio: float = Field(
+        default=3.0,
+        gt=1,
+        le=100,
+        description="A segment boundary is placed where the 2 s mean motion before and after differ by this factor.",
+    )
     # ---- clip index --------------------------------------------------------------------------
-    clip_seconds: float = Field(default=4.0, gt=0, le=60, description="Length of one clip window of the clip index, seconds.")
-    frames_per_clip: int = Field(default=2, ge=1, le=16, description="Frames embedded per clip (their embeddings are averaged).")
-    embed_max_side: int = Field(default=224, ge=32, le=1024, description="Longer side of frames decoded for embedding, pixels.")
-    ivf_threshold: int = Field(default=20000, ge=1, description="Above this many clips the FAISS index is IVF instead of flat.")
+    clip_seconds: float = Field(
+        default=4.0, gt=0, le=60, description="Length of one clip window of the clip index, seconds."
+    )
+    frames_per_clip: int = Field(
+        default=2, ge=1, le=16, description="Frames embedded per clip (their embeddings are averaged)."
+    )
+    embed_max_side: int = Field(
+        default=224, ge=32, le=1024, description="Longer side of frames decoded for embedding, pixels."
+    )
+    ivf_threshold: int = Field(
+        default=20000, ge=1, description="Above this many clips the FAISS index is IVF instead of flat."
+    )
     embed: bool = Field(default=True, description="Build the clip index (False: overview only).")
 
     @model_validator(mode="after")
-    def _check(self) -> "IngestConfig":
+    def _check(self) -> IngestConfig:
         if self.max_segment_seconds < self.min_segment_seconds:
             raise ValueError(
                 f"max_segment_seconds ({self.max_segment_seconds}) must be >= min_segment_seconds "
@@ -51,8 +145,9 @@ class IngestConfig(BaseModel):
         return self
 
     def overview_key(self) -> dict:
-        """The fields the overview depends on (the clip index depends on the rest)."""
-        return self.model_dump(exclude=set(_CLIP_FIELDS) | {"embed"})
+        """The fields the cached overview depends on."""
+        return self.model_dump(include=set(CACHE_PARTS["overview"]))
 
     def clips_key(self) -> dict:
-        return self.model_dump(include=set(_CLIP_FIELDS))
+        """The fields the cached clip index depends on (with the embedder)."""
+        return self.model_dump(include=set(CACHE_PARTS["clips"]))

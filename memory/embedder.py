@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from memory.errors import EmbedderError
+from foveate.memory.atomic import atomic_path, write_atomic
+from foveate.memory.errors import EmbedderError
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +30,12 @@ PREFIX = "openclip:"
 DEFAULT_EMBEDDER = "openclip:ViT-B-32/laion2b_s34b_b79k"
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
-OFFLINE_HINT = ("point at a local model with --embedder openclip:DIR (a folder with open_clip_config.json and "
-                "open_clip_model.safetensors), e.g. one written by `foveate synth models OUT` (OUT/embedder)")
+OFFLINE_HINT = (
+    "point at a local model with --embedder openclip:DIR (a folder with open_clip_config.json and "
+    "open_clip_model.safetensors), e.g. one written by `foveate synth models OUT` (OUT/embedder)"
+)
 
-_LOADED: dict[tuple, "ClipEmbedder"] = {}
+_LOADED: dict[tuple, ClipEmbedder] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -50,8 +52,15 @@ class ClipEmbedder:
     writes an ``openclip:DIR`` directory.
     """
 
-    def __init__(self, spec: str, model: Any, preprocess: Any, tokenizer: Any, model_cfg: dict | None = None,
-                 preprocess_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        model: Any,
+        preprocess: Any,
+        tokenizer: Any,
+        model_cfg: dict | None = None,
+        preprocess_cfg: dict | None = None,
+    ) -> None:
         from open_clip import get_model_preprocess_cfg
 
         self.spec = spec
@@ -61,7 +70,11 @@ class ClipEmbedder:
         self.model_cfg = model_cfg
         self.preprocess_cfg = dict(preprocess_cfg or get_model_preprocess_cfg(model) or {})
         self.device = next(model.parameters()).device
-        self.dim = int(model_cfg["embed_dim"]) if model_cfg and "embed_dim" in model_cfg else int(self.embed_texts(["x"]).shape[1])
+        self.dim = (
+            int(model_cfg["embed_dim"])
+            if model_cfg and "embed_dim" in model_cfg
+            else int(self.embed_texts(["x"]).shape[1])
+        )
 
     def __repr__(self) -> str:
         return f"ClipEmbedder(spec={self.spec!r}, dim={self.dim}, device={self.device})"
@@ -76,7 +89,9 @@ class ClipEmbedder:
         out = []
         with torch.inference_mode():
             for i in range(0, len(frames), batch_size):
-                batch = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[i:i + batch_size]]).to(self.device)
+                batch = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[i : i + batch_size]]).to(
+                    self.device
+                )
                 feats = self.model.encode_image(batch).float()
                 out.append(torch.nn.functional.normalize(feats, dim=-1).cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
@@ -89,7 +104,7 @@ class ClipEmbedder:
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), batch_size):
-                tokens = self.tokenizer(texts[i:i + batch_size]).to(self.device)
+                tokens = self.tokenizer(texts[i : i + batch_size]).to(self.device)
                 out.append(torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1).cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, getattr(self, "dim", 0)), np.float32)
 
@@ -103,14 +118,9 @@ class ClipEmbedder:
         directory.mkdir(parents=True, exist_ok=True)
         config = {"model_cfg": self.model_cfg, "preprocess_cfg": _jsonable(self.preprocess_cfg)}
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{WEIGHTS_FILE}.")
-        os.close(fd)
-        try:
-            save_file(state, tmp)
-            os.replace(tmp, directory / WEIGHTS_FILE)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        _write_text_atomic(directory / CONFIG_FILE, json.dumps(config, indent=2))
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp))
+        write_atomic(directory / CONFIG_FILE, json.dumps(config, indent=2))
         return directory
 
 
@@ -122,18 +132,11 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def parse_spec(spec: str) -> tuple[str, Any]:
     """``("dir", Path)`` or ``("pretrained", (arch, tag))``; raises EmbedderError on a malformed spec."""
     if not isinstance(spec, str) or not spec.startswith(PREFIX) or len(spec) == len(PREFIX):
         raise EmbedderError(f"{spec}: unknown embedder spec; use openclip:ARCH/PRETRAINED or openclip:DIR")
-    rest = spec[len(PREFIX):]
+    rest = spec[len(PREFIX) :]
     path = Path(rest).expanduser()
     if path.is_dir():
         return "dir", path.resolve()
@@ -190,8 +193,10 @@ def _from_dir(spec: str, directory: Path) -> ClipEmbedder:
         model, _, preprocess = open_clip.create_model_and_transforms(name, device=_device())
         tokenizer = open_clip.get_tokenizer(name)
     except Exception as exc:  # malformed JSON, missing keys, mismatched weights all surface differently
-        raise EmbedderError(f"{spec}: cannot load the model in {directory} ({exc.__class__.__name__}: "
-                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+        raise EmbedderError(
+            f"{spec}: cannot load the model in {directory} ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        ) from None
     return ClipEmbedder(spec, model, preprocess, tokenizer, cfg.get("model_cfg"), cfg.get("preprocess_cfg"))
 
 

@@ -40,7 +40,3 @@ class SeekError(VideoError):
 
 class EmbedderError(FoveateError):
     """The embedder spec is malformed or its weights cannot be loaded (offline, missing dir)."""
-
-
-class ControllerError(FoveateError):
-    """The controller spec is malformed or its model cannot be loaded."""

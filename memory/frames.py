@@ -9,14 +9,14 @@ and the longer side at most ``max_side``. Times are seconds from the video's fir
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import av
 import numpy as np
 
-from memory.errors import CorruptVideoError, SeekError
-from memory.probe import ffmpeg_reason, normalise_rotation, open_video
+from foveate.memory.errors import CorruptVideoError, SeekError
+from foveate.memory.probe import ffmpeg_reason, normalise_rotation, open_video
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,13 @@ def _stream_bounds(container, stream) -> tuple[float, float]:
     return start, (container.duration / av.time_base if container.duration else float("inf"))
 
 
-def frames_at(path: str | Path, times_seconds: Sequence[float], max_side: int = 448,
-              duration_seconds: float | None = None, rotation_degrees: int | None = None) -> np.ndarray:
+def frames_at(
+    path: str | Path,
+    times_seconds: Sequence[float],
+    max_side: int = 448,
+    duration_seconds: float | None = None,
+    rotation_degrees: int | None = None,
+) -> np.ndarray:
     """The decoded frame nearest to each requested time, in request order: ``(N, H, W, 3) uint8``.
 
     ``duration_seconds`` and ``rotation_degrees`` default to what the file says. Times outside
@@ -110,15 +115,25 @@ def _decode_group(path, container, stream, start, times, group, size, rotation_d
                 return
             prev = (t, frame)
     except av.FFmpegError as exc:
-        logger.warning("%s: decoding stopped near %.2fs (%s)", path, prev[0] if prev else times[group[0]], ffmpeg_reason(exc))
+        logger.warning(
+            "%s: decoding stopped near %.2fs (%s)", path, prev[0] if prev else times[group[0]], ffmpeg_reason(exc)
+        )
     if prev is not None:
         for i in pending:  # after the last frame: the last frame is the nearest
             out[i] = _to_array(prev[1], size, rotation_degrees)
 
 
-def frames_window(path: str | Path, start_seconds: float, end_seconds: float, fps: float, max_side: int = 224,
-                  duration_seconds: float | None = None, rotation_degrees: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Frames sampled at ``fps`` in ``[start_seconds, end_seconds)``: ``(times (N,) float64, frames (N, H, W, 3) uint8)``."""
+def frames_window(
+    path: str | Path,
+    start_seconds: float,
+    end_seconds: float,
+    fps: float,
+    max_side: int = 224,
+    duration_seconds: float | None = None,
+    rotation_degrees: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames sampled at ``fps`` in ``[start_seconds, end_seconds)``:
+    ``(times (N,) float64, frames (N, H, W, 3) uint8)``."""
     if not np.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     if not end_seconds > start_seconds:

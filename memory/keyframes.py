@@ -9,13 +9,12 @@ keyframes) and can fill long keyframe-less stretches. Only the chosen frames are
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
-from memory.config import IngestConfig
-from memory.motion import FrameSample
-from memory.probe import VideoInfo
+from foveate.memory.atomic import atomic_path
+from foveate.memory.config import IngestConfig
+from foveate.memory.motion import FrameSample
+from foveate.memory.probe import VideoInfo
 
 THUMB_NAME = "{:04d}.jpg"
 
@@ -59,8 +58,11 @@ class ThumbnailWriter:
 
     def offer(self, sample: FrameSample, is_cut: bool) -> bool:
         since = sample.time_seconds - self.times_seconds[-1] if self.times_seconds else math.inf
-        keep = (is_cut or (sample.is_key and since >= self.config.thumbnail_min_gap_seconds)
-                or since >= self.config.thumbnail_max_gap_seconds)
+        keep = (
+            is_cut
+            or (sample.is_key and since >= self.config.thumbnail_min_gap_seconds)
+            or since >= self.config.thumbnail_max_gap_seconds
+        )
         if keep:
             self._save(sample, self.dir / THUMB_NAME.format(len(self.times_seconds)))
             self.times_seconds.append(round(sample.time_seconds, 3))
@@ -73,11 +75,5 @@ class ThumbnailWriter:
         img = frame.to_image(width=w, height=h)
         if self.info.rotation_degrees:
             img = img.rotate(self.info.rotation_degrees, expand=True)  # PIL rotates counter-clockwise
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                img.save(f, format="JPEG", quality=85)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            img.save(tmp, format="JPEG", quality=85)

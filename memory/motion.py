@@ -12,17 +12,17 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory.config import IngestConfig
-from memory.errors import CorruptVideoError
-from memory.probe import VideoInfo, ffmpeg_reason, open_video
+from foveate.memory.config import IngestConfig
+from foveate.memory.errors import CorruptVideoError
+from foveate.memory.probe import VideoInfo, ffmpeg_reason, open_video
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,9 @@ def motion_from_vectors(mvs: np.ndarray, width: int, height: int, moving_thresho
     cam_dx, cam_dy = float(np.median(dx)), float(np.median(dy))  # robust global (camera) motion
     rx, ry = dx - cam_dx, dy - cam_dy
     moving = (rx * rx + ry * ry) > moving_threshold * moving_threshold
-    fm = FrameMotion(time_seconds=t, camera_dx=cam_dx, camera_dy=cam_dy, magnitude=float(np.dot(np.hypot(dx, dy), area) / total))
+    fm = FrameMotion(
+        time_seconds=t, camera_dx=cam_dx, camera_dy=cam_dy, magnitude=float(np.dot(np.hypot(dx, dy), area) / total)
+    )
     if moving.any():
         w = area[moving]
         ws = float(w.sum())
@@ -120,7 +122,7 @@ def luma_signature(plane: np.ndarray, side: int) -> np.ndarray:
     # costs more than decoding it, and 16 samples already suppress aliasing on textures.
     sub = max(1, step // 4)
     k = step // sub
-    small = plane[: h - h % step: sub, : w - w % step: sub]
+    small = plane[: h - h % step : sub, : w - w % step : sub]
     hh, ww = small.shape[0] // k, small.shape[1] // k
     return small[: hh * k, : ww * k].reshape(hh, k, ww, k).mean(axis=(1, 3), dtype=np.float32)
 
@@ -133,8 +135,8 @@ def best_shift(prev: np.ndarray, cur: np.ndarray, max_shift: int = 2) -> tuple[i
         for sx in range(-max_shift, max_shift + 1):
             if sx == 0 and sy == 0:
                 continue
-            a = cur[max(0, sy): h + min(0, sy), max(0, sx): w + min(0, sx)]
-            b = prev[max(0, -sy): h + min(0, -sy), max(0, -sx): w + min(0, -sx)]
+            a = cur[max(0, sy) : h + min(0, sy), max(0, sx) : w + min(0, sx)]
+            b = prev[max(0, -sy) : h + min(0, -sy), max(0, -sx) : w + min(0, -sx)]
             err = float(np.abs(a - b).mean())
             if err < best[2] - 1e-6:
                 best = (sx, sy, err)
@@ -146,12 +148,17 @@ def motion_from_luma(prev: np.ndarray, cur: np.ndarray, moving_threshold: float,
     h, w = cur.shape
     diag = math.hypot(w, h)
     sx, sy, _ = best_shift(prev, cur)
-    a = cur[max(0, sy): h + min(0, sy), max(0, sx): w + min(0, sx)]
-    b = prev[max(0, -sy): h + min(0, -sy), max(0, -sx): w + min(0, -sx)]
+    a = cur[max(0, sy) : h + min(0, sy), max(0, sx) : w + min(0, sx)]
+    b = prev[max(0, -sy) : h + min(0, -sy), max(0, -sx) : w + min(0, -sx)]
     residual = np.abs(a - b) / 255.0
     changed = residual > max(0.04, 10 * moving_threshold)
-    return FrameMotion(time_seconds=t, camera_dx=sx / diag, camera_dy=sy / diag,
-                       magnitude=math.hypot(sx, sy) / diag + float(residual.mean()), local_fraction=float(changed.mean()))
+    return FrameMotion(
+        time_seconds=t,
+        camera_dx=sx / diag,
+        camera_dy=sy / diag,
+        magnitude=math.hypot(sx, sy) / diag + float(residual.mean()),
+        local_fraction=float(changed.mean()),
+    )
 
 
 @dataclass
@@ -214,18 +221,30 @@ class MotionScanner:
             except av.FFmpegError as exc:
                 if self.decoded == 0:
                     raise CorruptVideoError(self.path, f"no frame could be decoded ({ffmpeg_reason(exc)})") from None
-                logger.warning("%s: decoding stopped at %.2fs (%s); using what was decoded", self.path,
-                               self.last_time_seconds, ffmpeg_reason(exc))
+                logger.warning(
+                    "%s: decoding stopped at %.2fs (%s); using what was decoded",
+                    self.path,
+                    self.last_time_seconds,
+                    ffmpeg_reason(exc),
+                )
         if self.decoded == 0:
             raise CorruptVideoError(self.path, "no frame could be decoded")
-        if self.is_last_range and self.last_time_seconds < self.info.duration_seconds - max(1.0, 0.1 * self.info.duration_seconds):
-            logger.warning("%s: frames end at %.1fs of %.1fs; the file is probably truncated", self.path,
-                           self.last_time_seconds, self.info.duration_seconds)
+        if self.is_last_range and self.last_time_seconds < self.info.duration_seconds - max(
+            1.0, 0.1 * self.info.duration_seconds
+        ):
+            logger.warning(
+                "%s: frames end at %.1fs of %.1fs; the file is probably truncated",
+                self.path,
+                self.last_time_seconds,
+                self.info.duration_seconds,
+            )
 
     def _intra_jump(self, intra: float) -> bool:
         """Is this frame's intra-coded area a jump (a cut candidate) against the frames before it?"""
         recent = self._recent_intra
-        jump = intra >= self.config.cut_threshold and (intra >= 0.8 or intra >= 2.0 * float(np.median(recent or [0.0])))
+        jump = intra >= self.config.cut_threshold and (
+            intra >= 0.8 or intra >= 2.0 * float(np.median(recent or [0.0]))
+        )
         recent.append(intra)
         return jump
 
@@ -331,12 +350,18 @@ class MotionTimeline(BaseModel):
     bin_seconds: float = Field(gt=0, description="Bin width, seconds.")
     source: str = Field(description="'motion_vectors' or 'frame_diff'.")
     magnitude: list[float] = Field(description="Mean displacement per frame, fraction of the diagonal.")
-    camera_dx: list[float] = Field(description="Camera (global) content displacement per frame, x, fraction of the diagonal.")
-    camera_dy: list[float] = Field(description="Camera (global) content displacement per frame, y (down), fraction of the diagonal.")
+    camera_dx: list[float] = Field(
+        description="Camera (global) content displacement per frame, x, fraction of the diagonal."
+    )
+    camera_dy: list[float] = Field(
+        description="Camera (global) content displacement per frame, y (down), fraction of the diagonal."
+    )
     local_fraction: list[float] = Field(description="Area fraction moving relative to the camera (moving blocks).")
     local_dx: list[float] = Field(description="Mean displacement of locally moving blocks relative to the camera, x.")
     local_dy: list[float] = Field(description="Same, y (down).")
-    intra_fraction: list[float] = Field(description="Largest intra-coded area fraction of a frame in the bin (1 at keyframes).")
+    intra_fraction: list[float] = Field(
+        description="Largest intra-coded area fraction of a frame in the bin (1 at keyframes)."
+    )
 
     @property
     def n_bins(self) -> int:
@@ -385,7 +410,7 @@ class TimelineBuilder:
         i = self._bin(t)
         self._intra[i] = max(self._intra[i], intra)
 
-    def merge(self, other: "TimelineBuilder") -> None:
+    def merge(self, other: TimelineBuilder) -> None:
         """Add another builder's bins (same bin width), e.g. one that scanned a later time range."""
         if other.bin_seconds != self.bin_seconds:
             raise ValueError(f"bin widths differ: {self.bin_seconds} vs {other.bin_seconds}")
@@ -398,8 +423,14 @@ class TimelineBuilder:
 
     def add(self, fm: FrameMotion) -> None:
         i = self._bin(fm.time_seconds)
-        self._sums[i] += (fm.magnitude, fm.camera_dx, fm.camera_dy, fm.local_fraction,
-                          fm.local_dx * fm.local_fraction, fm.local_dy * fm.local_fraction)
+        self._sums[i] += (
+            fm.magnitude,
+            fm.camera_dx,
+            fm.camera_dy,
+            fm.local_fraction,
+            fm.local_dx * fm.local_fraction,
+            fm.local_dy * fm.local_fraction,
+        )
         self._counts[i] += 1
 
     def build(self, duration_seconds: float, source: str) -> MotionTimeline:
@@ -415,6 +446,14 @@ class TimelineBuilder:
         ldx = np.divide(mean[:, 4], frac, out=np.zeros(n), where=frac > 0)
         ldy = np.divide(mean[:, 5], frac, out=np.zeros(n), where=frac > 0)
         r = lambda a: [round(float(x), 6) for x in a]  # noqa: E731
-        return MotionTimeline(bin_seconds=self.bin_seconds, source=source, magnitude=r(mean[:, 0]),
-                              camera_dx=r(mean[:, 1]), camera_dy=r(mean[:, 2]), local_fraction=r(frac),
-                              local_dx=r(ldx), local_dy=r(ldy), intra_fraction=r(intra))
+        return MotionTimeline(
+            bin_seconds=self.bin_seconds,
+            source=source,
+            magnitude=r(mean[:, 0]),
+            camera_dx=r(mean[:, 1]),
+            camera_dy=r(mean[:, 2]),
+            local_fraction=r(frac),
+            local_dx=r(ldx),
+            local_dy=r(ldy),
+            intra_fraction=r(intra),
+        )

@@ -6,25 +6,25 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import av
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from memory.blocks import ContentBlock, image_block, text_block
-from memory.config import IngestConfig
-from memory.errors import CorruptVideoError
-from memory.keyframes import THUMB_NAME, CutDetector, ThumbnailWriter
-from memory.motion import MotionScanner, MotionTimeline, TimelineBuilder
-from memory.probe import VideoInfo
-from memory.segments import Segment, build_segments
+from foveate.memory.atomic import write_atomic
+from foveate.memory.blocks import ContentBlock, image_block, text_block
+from foveate.memory.config import IngestConfig
+from foveate.memory.errors import CorruptVideoError
+from foveate.memory.keyframes import THUMB_NAME, CutDetector, ThumbnailWriter
+from foveate.memory.motion import MotionScanner, MotionTimeline, TimelineBuilder
+from foveate.memory.probe import VideoInfo
+from foveate.memory.segments import Segment, build_segments
 
 logger = logging.getLogger(__name__)
 
@@ -39,18 +39,6 @@ def format_time(seconds: float) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Overview(BaseModel):
@@ -68,7 +56,9 @@ class Overview(BaseModel):
     motion_source: str = Field(description="'motion_vectors' (compressed stream) or 'frame_diff' (fallback).")
     timeline: MotionTimeline
     cuts_seconds: list[float] = Field(description="Detected scene cuts, seconds.")
-    keyframe_seconds: list[float] = Field(description="Times of the keyframe thumbnails thumbs/0000.jpg, thumbs/0001.jpg, ...")
+    keyframe_seconds: list[float] = Field(
+        description="Times of the keyframe thumbnails thumbs/0000.jpg, thumbs/0001.jpg, ..."
+    )
     segments: list[Segment]
     _dir: Path | None = PrivateAttr(default=None)
 
@@ -85,7 +75,7 @@ class Overview(BaseModel):
         self._dir = directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Overview":
+    def load(cls, directory: str | Path) -> Overview:
         directory = Path(directory)
         ov = cls.model_validate_json((directory / OVERVIEW_FILE).read_text())
         ov._dir = directory
@@ -99,9 +89,11 @@ class Overview(BaseModel):
 
     # ---- the controller's view ---------------------------------------------------------
     def _rows(self, segments: list[Segment]) -> list[str]:
-        return [f"{i:>3} [{format_time(s.start_seconds)}-{format_time(s.end_seconds)}) "
-                f"{s.start_seconds:.1f}-{s.end_seconds:.1f}s {'cut; ' if s.starts_with_cut else ''}{s.describe_motion()}"
-                for i, s in enumerate(segments)]
+        return [
+            f"{i:>3} [{format_time(s.start_seconds)}-{format_time(s.end_seconds)}) "
+            f"{s.start_seconds:.1f}-{s.end_seconds:.1f}s {'cut; ' if s.starts_with_cut else ''}{s.describe_motion()}"
+            for i, s in enumerate(segments)
+        ]
 
     def _coarsen(self, max_rows: int) -> list[Segment]:
         """Merge neighbouring segments until at most ``max_rows`` remain."""
@@ -110,8 +102,14 @@ class Overview(BaseModel):
             durations = [b.end_seconds - a.start_seconds for a, b in zip(segs, segs[1:])]
             i = int(np.argmin(durations))
             a, b = segs[i], segs[i + 1]
-            segs[i:i + 2] = [a.model_copy(update={"end_seconds": b.end_seconds,
-                                                  "objects": a.objects if a.objects == b.objects else "mixed motion"})]
+            segs[i : i + 2] = [
+                a.model_copy(
+                    update={
+                        "end_seconds": b.end_seconds,
+                        "objects": a.objects if a.objects == b.objects else "mixed motion",
+                    }
+                )
+            ]
         return segs
 
     def render(self, max_images: int = 16, max_chars: int = 4000) -> list[ContentBlock]:
@@ -126,15 +124,17 @@ class Overview(BaseModel):
         while picks and sum(map(len, captions)) + len(_KEYFRAMES_TITLE) > max_chars // 4:
             picks, captions = picks[::2], captions[::2]  # captions may use a quarter of the text budget
         budget = max_chars - (sum(map(len, captions)) + len(_KEYFRAMES_TITLE) if picks else 0)
-        header = (f"Video overview: duration {format_time(self.duration_seconds)} ({self.duration_seconds:.1f}s), "
-                  f"{self.width}x{self.height}, {len(self.cuts_seconds)} scene cuts, motion from {self.motion_source}.\n"
-                  f"Segments (index [start-end) m:ss, seconds, motion):")
+        header = (
+            f"Video overview: duration {format_time(self.duration_seconds)} ({self.duration_seconds:.1f}s), "
+            f"{self.width}x{self.height}, {len(self.cuts_seconds)} scene cuts, motion from {self.motion_source}.\n"
+            f"Segments (index [start-end) m:ss, seconds, motion):"
+        )
         segs = list(self.segments)
         rows = self._rows(segs)
         while len(header) + sum(len(r) + 1 for r in rows) > budget and len(segs) > 1:
             segs = self._coarsen(len(segs) * 2 // 3)
             rows = self._rows(segs)
-        blocks: list[ContentBlock] = [text_block((header + "\n" + "\n".join(rows))[:max(0, budget)])]
+        blocks: list[ContentBlock] = [text_block((header + "\n" + "\n".join(rows))[: max(0, budget)])]
         if picks:
             blocks.append(text_block(_KEYFRAMES_TITLE))
             for k, caption in zip(picks, captions):
@@ -164,10 +164,17 @@ class Overview(BaseModel):
         for c in self.cuts_seconds:
             ax.axvline(c, color="red", lw=0.8, ls="--")
         for s in self.segments:
-            ax.axvspan(s.start_seconds, s.end_seconds, color="grey", alpha=0.06 if s.keyframe is None or s.keyframe % 2 else 0.12)
+            ax.axvspan(
+                s.start_seconds,
+                s.end_seconds,
+                color="grey",
+                alpha=0.06 if s.keyframe is None or s.keyframe % 2 else 0.12,
+            )
         ax.set_xlim(0, self.duration_seconds)
         ax.set_ylabel("displacement / diagonal per frame")
-        ax.set_title(f"{len(self.segments)} segments, {len(self.cuts_seconds)} cuts (red), source: {self.motion_source}")
+        ax.set_title(
+            f"{len(self.segments)} segments, {len(self.cuts_seconds)} cuts (red), source: {self.motion_source}"
+        )
         ax.legend(loc="upper right", fontsize=8)
         strip.axis("off")
         picks = self._pick_keyframes(max_thumbs) if self._dir else []
@@ -181,8 +188,12 @@ class Overview(BaseModel):
         plt.close(fig)
 
     def summary(self) -> dict:
-        return {"duration_s": self.duration_seconds, "motion_source": self.motion_source, "cuts": self.cuts_seconds,
-                "segments": [s.model_dump() for s in self.segments]}
+        return {
+            "duration_s": self.duration_seconds,
+            "motion_source": self.motion_source,
+            "cuts": self.cuts_seconds,
+            "segments": [s.model_dump() for s in self.segments],
+        }
 
 
 # Ranges shorter than this are not worth a thread of their own (each re-decodes up to one GOP
@@ -201,17 +212,23 @@ class _RangeScan:
     error: str | None = None
 
 
-def scan_ranges(duration_seconds: float, bin_seconds: float, workers: int,
-                min_range_seconds: float = MIN_RANGE_SECONDS) -> list[tuple[float, float]]:
+def scan_ranges(
+    duration_seconds: float, bin_seconds: float, workers: int, min_range_seconds: float = MIN_RANGE_SECONDS
+) -> list[tuple[float, float]]:
     """Split ``[0, duration)`` into at most ``workers`` ranges of at least ``min_range_seconds``, on bin edges."""
     n = max(1, min(workers, int(duration_seconds // max(min_range_seconds, bin_seconds))))
     edges = [0.0] + [round(duration_seconds * k / n / bin_seconds) * bin_seconds for k in range(1, n)] + [math.inf]
     return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
 
 
-def build_overview(path: str | Path, info: VideoInfo, config: IngestConfig, out_dir: str | Path,
-                   progress: Callable[[float], None] | None = None,
-                   min_range_seconds: float = MIN_RANGE_SECONDS) -> Overview:
+def build_overview(
+    path: str | Path,
+    info: VideoInfo,
+    config: IngestConfig,
+    out_dir: str | Path,
+    progress: Callable[[float], None] | None = None,
+    min_range_seconds: float = MIN_RANGE_SECONDS,
+) -> Overview:
     """Scan the video once and save the overview (``overview.json`` + ``thumbs/``) into ``out_dir``.
 
     With ``config.decode_threads`` > 1 a long video is split into that many time ranges (each at
@@ -226,10 +243,12 @@ def build_overview(path: str | Path, info: VideoInfo, config: IngestConfig, out_
 
     def scan(k: int) -> _RangeScan:
         start, end = ranges[k]
-        part = _RangeScan(scanner=MotionScanner(path, info, config, start_seconds=start, end_seconds=end),
-                          builder=TimelineBuilder(config.bin_seconds),
-                          cuts=CutDetector(config, min_time_seconds=0.5 / info.fps),
-                          thumbs=ThumbnailWriter(thumbs_dir / f".range{k}", info, config))
+        part = _RangeScan(
+            scanner=MotionScanner(path, info, config, start_seconds=start, end_seconds=end),
+            builder=TimelineBuilder(config.bin_seconds),
+            cuts=CutDetector(config, min_time_seconds=0.5 / info.fps),
+            thumbs=ThumbnailWriter(thumbs_dir / f".range{k}", info, config),
+        )
         reported = start
         try:
             for sample in part.scanner:
@@ -254,23 +273,42 @@ def build_overview(path: str | Path, info: VideoInfo, config: IngestConfig, out_
     first = parts[0].scanner
     if any(p.error for p in parts):
         bad = next(p for p in parts if p.error)
-        logger.warning("%s: could not decode from %.1fs (%s); the file is probably truncated", path,
-                       bad.scanner.start_seconds, bad.error)
+        logger.warning(
+            "%s: could not decode from %.1fs (%s); the file is probably truncated",
+            path,
+            bad.scanner.start_seconds,
+            bad.error,
+        )
     timeline = builder.build(info.duration_seconds, first.source)
     segments = build_segments(timeline, cuts_seconds, keyframe_seconds, info.duration_seconds, config)
     w, h = info.display_size
-    ov = Overview(duration_seconds=info.duration_seconds, width=w, height=h, motion_source=first.source,
-                  timeline=timeline, cuts_seconds=cuts_seconds, keyframe_seconds=keyframe_seconds,
-                  segments=segments)
+    ov = Overview(
+        duration_seconds=info.duration_seconds,
+        width=w,
+        height=h,
+        motion_source=first.source,
+        timeline=timeline,
+        cuts_seconds=cuts_seconds,
+        keyframe_seconds=keyframe_seconds,
+        segments=segments,
+    )
     ov.save(out_dir)
-    logger.debug("%s: %d frames decoded in %d ranges, %d cuts, %d segments", path,
-                 sum(p.scanner.decoded for p in parts), len(parts), len(ov.cuts_seconds), len(segments))
+    logger.debug(
+        "%s: %d frames decoded in %d ranges, %d cuts, %d segments",
+        path,
+        sum(p.scanner.decoded for p in parts),
+        len(parts),
+        len(ov.cuts_seconds),
+        len(segments),
+    )
     if progress is not None:
         progress(1.0)
     return ov
 
 
-def _merge(parts: list[_RangeScan], thumbs_dir: Path, config: IngestConfig) -> tuple[TimelineBuilder, list[float], list[float]]:
+def _merge(
+    parts: list[_RangeScan], thumbs_dir: Path, config: IngestConfig
+) -> tuple[TimelineBuilder, list[float], list[float]]:
     """Join per-range results in time order: bins, cuts (min gap kept across joins), thumbnails moved into
     ``thumbs_dir`` and numbered in order."""
     builder = TimelineBuilder(config.bin_seconds)

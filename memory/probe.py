@@ -13,7 +13,7 @@ import av
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory.errors import CorruptVideoError, NoVideoStreamError, VideoOpenError
+from foveate.memory.errors import CorruptVideoError, NoVideoStreamError, VideoOpenError
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +31,18 @@ class VideoInfo(BaseModel):
     fps: float = Field(gt=0, description="Average frame rate, frames per second.")
     width: int = Field(gt=0, description="Coded width, pixels (before rotation).")
     height: int = Field(gt=0, description="Coded height, pixels (before rotation).")
-    rotation_degrees: int = Field(default=0, description="Display rotation to apply, degrees counter-clockwise (0, 90, 180, 270).")
+    rotation_degrees: int = Field(
+        default=0, description="Display rotation to apply, degrees counter-clockwise (0, 90, 180, 270)."
+    )
     codec: str = Field(description="Video codec name, e.g. h264, mpeg4, vp8.")
     has_audio: bool = Field(default=False, description="An audio stream is present.")
-    variable_frame_rate: bool = Field(default=False, description="Frame intervals vary by more than 25% for more than 10% of the first frames.")
+    variable_frame_rate: bool = Field(
+        default=False, description="Frame intervals vary by more than 25% for more than 10% of the first frames."
+    )
     subtitle_streams: int = Field(default=0, ge=0, description="Number of subtitle streams in the container.")
-    start_seconds: float = Field(default=0.0, description="Timestamp of the video stream's first frame; all Foveate times are relative to it.")
+    start_seconds: float = Field(
+        default=0.0, description="Timestamp of the video stream's first frame; all Foveate times are relative to it."
+    )
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -73,7 +79,9 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as exc:
-        raise VideoOpenError(path, f"not a readable video: not a media file, or truncated/damaged ({ffmpeg_reason(exc)})") from None
+        raise VideoOpenError(
+            path, f"not a readable video: not a media file, or truncated/damaged ({ffmpeg_reason(exc)})"
+        ) from None
     except (OSError, ValueError) as exc:
         raise VideoOpenError(path, f"cannot open ({exc})") from None
 
@@ -144,7 +152,9 @@ def probe(path: str | Path) -> VideoInfo:
     with open_video(path) as container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams})
-            raise NoVideoStreamError(path, f"no video stream (streams: {', '.join(kinds) or 'none'}); is it an audio-only file?")
+            raise NoVideoStreamError(
+                path, f"no video stream (streams: {', '.join(kinds) or 'none'}); is it an audio-only file?"
+            )
         stream = container.streams.video[0]
         ctx = stream.codec_context
         if not ctx.width or not ctx.height:
@@ -152,7 +162,11 @@ def probe(path: str | Path) -> VideoInfo:
         pts, first = _first_packets(container, stream, path)
         if first is None:
             raise CorruptVideoError(path, "no frame could be decoded (truncated or damaged video stream)")
-        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else (min(pts) if pts else 0.0)
+        start = (
+            float(stream.start_time * stream.time_base)
+            if stream.start_time is not None
+            else (min(pts) if pts else 0.0)
+        )
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
         duration = _duration(container, stream, fps, pts, start)
@@ -161,8 +175,16 @@ def probe(path: str | Path) -> VideoInfo:
         if fps <= 0:
             fps = (stream.frames / duration) if stream.frames else 25.0
         return VideoInfo(
-            path=str(path.resolve()), fingerprint=fingerprint(path), duration_seconds=duration, fps=fps,
-            width=ctx.width, height=ctx.height, rotation_degrees=_rotation(stream, first), codec=ctx.name,
-            has_audio=bool(container.streams.audio), variable_frame_rate=_variable_rate(pts),
-            subtitle_streams=len(container.streams.subtitles), start_seconds=start,
+            path=str(path.resolve()),
+            fingerprint=fingerprint(path),
+            duration_seconds=duration,
+            fps=fps,
+            width=ctx.width,
+            height=ctx.height,
+            rotation_degrees=_rotation(stream, first),
+            codec=ctx.name,
+            has_audio=bool(container.streams.audio),
+            variable_frame_rate=_variable_rate(pts),
+            subtitle_streams=len(container.streams.subtitles),
+            start_seconds=start,
         )

@@ -7,8 +7,8 @@ import bisect
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory.config import IngestConfig
-from memory.motion import MotionTimeline, direction_degrees, direction_label
+from foveate.memory.config import IngestConfig
+from foveate.memory.motion import MotionTimeline, direction_degrees, direction_label
 
 # Below these (fractions of the diagonal per frame) motion reads as "still".
 STILL_CAMERA = 0.0008
@@ -24,20 +24,36 @@ class Segment(BaseModel):
     end_seconds: float = Field(gt=0)
     starts_with_cut: bool = Field(default=False, description="The segment begins at a detected scene cut.")
     motion: float = Field(ge=0, description="Mean motion magnitude, fraction of the diagonal per frame.")
-    camera_motion: float = Field(default=0.0, ge=0, description="Mean camera (global) displacement, fraction of the diagonal per frame.")
-    object_motion: float = Field(default=0.0, ge=0, description="Mean object displacement relative to the camera, weighted by sqrt(moving area).")
+    camera_motion: float = Field(
+        default=0.0, ge=0, description="Mean camera (global) displacement, fraction of the diagonal per frame."
+    )
+    object_motion: float = Field(
+        default=0.0,
+        ge=0,
+        description="Mean object displacement relative to the camera, weighted by sqrt(moving area).",
+    )
     camera: str = Field(description="Camera motion: 'still' or 'pan <direction>'.")
-    camera_degrees: float | None = Field(default=None, description="Pan direction, compass degrees (0 right, 90 up); None when still.")
+    camera_degrees: float | None = Field(
+        default=None, description="Pan direction, compass degrees (0 right, 90 up); None when still."
+    )
     objects: str = Field(description="Object motion relative to the camera: 'still' or 'moving <direction>'.")
-    objects_degrees: float | None = Field(default=None, description="Object direction, compass degrees (0 right, 90 up); None when still.")
+    objects_degrees: float | None = Field(
+        default=None, description="Object direction, compass degrees (0 right, 90 up); None when still."
+    )
     keyframe: int | None = Field(default=None, description="Index of the representative keyframe thumbnail.")
 
     def describe_motion(self) -> str:
-        parts = [p for p in (self.camera if self.camera != "still" else "", self.objects if self.objects != "still" else "") if p]
+        parts = [
+            p
+            for p in (self.camera if self.camera != "still" else "", self.objects if self.objects != "still" else "")
+            if p
+        ]
         return ", ".join(parts) or "static"
 
 
-def _boundaries(timeline: MotionTimeline, cuts: list[float], duration: float, config: IngestConfig) -> list[tuple[float, bool]]:
+def _boundaries(
+    timeline: MotionTimeline, cuts: list[float], duration: float, config: IngestConfig
+) -> list[tuple[float, bool]]:
     bounds = {0.0: False}
     for c in cuts:
         if 0 < c < duration:
@@ -62,7 +78,7 @@ def _boundaries(timeline: MotionTimeline, cuts: list[float], duration: float, co
     taken = sorted(bounds)
     for t in (round(float(j) * timeline.bin_seconds, 3) for j in i[changed]):
         at = bisect.bisect_left(taken, t)  # only the nearest boundaries on either side can be too close
-        if all(abs(t - b) >= config.min_segment_seconds for b in taken[max(0, at - 1):at + 1]):
+        if all(abs(t - b) >= config.min_segment_seconds for b in taken[max(0, at - 1) : at + 1]):
             bounds[t] = False
             taken.insert(at, t)
     return sorted(bounds.items())
@@ -79,8 +95,13 @@ def _summarise(timeline: MotionTimeline, start: float, end: float) -> dict:
     ldx = float(np.dot(frac, timeline.local_dx[sl]) / max(frac.sum(), 1e-9))
     ldy = float(np.dot(frac, timeline.local_dy[sl]) / max(frac.sum(), 1e-9))
     camera_motion, object_motion = float(np.hypot(cdx, cdy)), float(np.hypot(ldx, ldy) * frac.mean() ** 0.5)
-    out = {"motion": round(float(np.mean(timeline.magnitude[sl])), 6), "camera_motion": round(camera_motion, 6),
-           "object_motion": round(object_motion, 6), "camera": "still", "objects": "still"}
+    out = {
+        "motion": round(float(np.mean(timeline.magnitude[sl])), 6),
+        "camera_motion": round(camera_motion, 6),
+        "object_motion": round(object_motion, 6),
+        "camera": "still",
+        "objects": "still",
+    }
     if camera_motion > STILL_CAMERA:  # content moving left means the camera pans right
         out.update(camera=f"pan {direction_label(-cdx, -cdy)}", camera_degrees=direction_degrees(-cdx, -cdy))
     if object_motion > STILL_OBJECTS:
@@ -93,8 +114,9 @@ def _is_static(timeline: MotionTimeline, start: float, end: float) -> bool:
     return s["camera"] == "still" and s["objects"] == "still"
 
 
-def build_segments(timeline: MotionTimeline, cuts: list[float], keyframe_seconds: list[float],
-                   duration: float, config: IngestConfig) -> list[Segment]:
+def build_segments(
+    timeline: MotionTimeline, cuts: list[float], keyframe_seconds: list[float], duration: float, config: IngestConfig
+) -> list[Segment]:
     """Segments covering ``[0, duration)`` contiguously."""
     bounds = _boundaries(timeline, cuts, duration, config)
     spans = []
@@ -106,7 +128,11 @@ def build_segments(timeline: MotionTimeline, cuts: list[float], keyframe_seconds
     for span in spans:
         # Short non-cut pieces join the previous segment, and so do static stretches that
         # follow a static segment: "nothing moves" twice in a row says nothing new.
-        short = span[1] - span[0] < config.min_segment_seconds or merged and merged[-1][1] - merged[-1][0] < config.min_segment_seconds
+        short = (
+            span[1] - span[0] < config.min_segment_seconds
+            or merged
+            and merged[-1][1] - merged[-1][0] < config.min_segment_seconds
+        )
         static = merged and _is_static(timeline, *merged[-1][:2]) and _is_static(timeline, *span[:2])
         if merged and not span[2] and (short or static):
             merged[-1][1] = span[1]
@@ -128,6 +154,13 @@ def build_segments(timeline: MotionTimeline, cuts: list[float], keyframe_seconds
             mid = (start + end) / 2
             pool = inside if len(inside) else np.arange(len(kf))
             key = int(pool[np.argmin(np.abs(kf[pool] - mid))])
-        segments.append(Segment(start_seconds=round(start, 3), end_seconds=round(end, 3), starts_with_cut=is_cut,
-                                keyframe=key, **summary))
+        segments.append(
+            Segment(
+                start_seconds=round(start, 3),
+                end_seconds=round(end, 3),
+                starts_with_cut=is_cut,
+                keyframe=key,
+                **summary,
+            )
+        )
     return segments

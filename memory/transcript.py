@@ -17,10 +17,10 @@ import av
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory.clip_index import ClipIndex
+from foveate.memory.clip_index import ClipIndex
 
 if TYPE_CHECKING:
-    from memory.embedder import ClipEmbedder
+    from foveate.memory.embedder import ClipEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def parse_subtitles(text: str) -> list[Cue]:
             if "-->" not in line:
                 continue
             times = list(_TIME.finditer(line))
-            body = _clean(" ".join(lines[i + 1:]))
+            body = _clean(" ".join(lines[i + 1 :]))
             if len(times) >= 2 and body:
                 start, end = _seconds(times[0]), _seconds(times[1])
                 if end > start:
@@ -82,7 +82,9 @@ def sidecar_path(video: str | Path) -> Path | None:
 def _subtitle_text(sub) -> str:
     raw = getattr(sub, "dialogue", None) or getattr(sub, "text", None) or b""
     if not raw and getattr(sub, "ass", None):
-        raw = sub.ass.split(b",", _ASS_FIELDS)[-1] if isinstance(sub.ass, bytes) else sub.ass.split(",", _ASS_FIELDS)[-1]
+        raw = (
+            sub.ass.split(b",", _ASS_FIELDS)[-1] if isinstance(sub.ass, bytes) else sub.ass.split(",", _ASS_FIELDS)[-1]
+        )
     return _clean(raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw))
 
 
@@ -101,10 +103,12 @@ def read_subtitle_stream(video: str | Path) -> list[Cue]:
                 end = start + (float(packet.duration * packet.time_base) if packet.duration else 2.0)
                 for sub in packet.decode():
                     # PyAV < 14 yields subtitle sets holding rects; later versions the rects themselves.
-                    for rect in (sub if hasattr(sub, "__iter__") else [sub]):
+                    for rect in sub if hasattr(sub, "__iter__") else [sub]:
                         text = _subtitle_text(rect)
                         if text:
-                            cues.append(Cue(start_seconds=max(0.0, start), end_seconds=max(end, start + 1e-3), text=text))
+                            cues.append(
+                                Cue(start_seconds=max(0.0, start), end_seconds=max(end, start + 1e-3), text=text)
+                            )
     except av.FFmpegError as exc:
         logger.warning("%s: subtitle stream unreadable, no transcript (%s)", video, exc)
     return cues
@@ -133,7 +137,7 @@ class Transcript:
         return len(self.cues)
 
     @classmethod
-    def build(cls, cues: list[Cue], embedder: "ClipEmbedder | None") -> "Transcript":
+    def build(cls, cues: list[Cue], embedder: ClipEmbedder | None) -> Transcript:
         index = None
         if cues and embedder is not None:
             index = ClipIndex.build(embedder.embed_texts([c.text for c in cues]), np.arange(len(cues)))
@@ -145,12 +149,12 @@ class Transcript:
             self.index.save(directory / INDEX_FILE)
 
     @classmethod
-    def load(cls, directory: Path) -> "Transcript":
+    def load(cls, directory: Path) -> Transcript:
         cues = [Cue.model_validate(c) for c in json.loads((directory / CUES_FILE).read_text())]
         index = ClipIndex.load(directory / INDEX_FILE) if (directory / INDEX_FILE).exists() else None
         return cls(cues, index)
 
-    def search(self, query: str, k: int, embedder: "ClipEmbedder | None" = None) -> list[tuple[int, float]]:
+    def search(self, query: str, k: int, embedder: ClipEmbedder | None = None) -> list[tuple[int, float]]:
         """``(cue index, score)`` best first; score = cosine similarity (if indexed) + word overlap."""
         if not self.cues:
             return []
@@ -160,5 +164,5 @@ class Transcript:
         if semantic:
             ids, sims = self.index.search(embedder.embed_texts([query])[0], len(self.cues))
             scores[ids] += sims
-        order = [int(i) for i in np.argsort(-scores, kind="stable")[:max(0, k)]]
+        order = [int(i) for i in np.argsort(-scores, kind="stable")[: max(0, k)]]
         return [(i, float(scores[i])) for i in order if semantic or scores[i] > 0]

@@ -10,30 +10,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import av
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory import frames as _frames
-from memory.cache import build_part, cache_root as _cache_root, write_atomic
-from memory.clip_index import ClipIndex
-from memory.config import IngestConfig
-from memory.embedder import DEFAULT_EMBEDDER, ClipEmbedder, embedder_cache_key, load_embedder
-from memory.errors import CorruptVideoError, EmbedderError
-from memory.overview import Overview, build_overview
-from memory.probe import VideoInfo, probe
-from memory.transcript import Transcript, load_cues, sidecar_path
+from foveate.memory import frames as _frames
+from foveate.memory.atomic import write_atomic
+from foveate.memory.cache import build_part
+from foveate.memory.cache import cache_root as _cache_root
+from foveate.memory.clip_index import ClipIndex
+from foveate.memory.config import IngestConfig
+from foveate.memory.embedder import DEFAULT_EMBEDDER, ClipEmbedder, embedder_cache_key, load_embedder
+from foveate.memory.errors import CorruptVideoError, EmbedderError
+from foveate.memory.overview import Overview, build_overview
+from foveate.memory.probe import VideoInfo, probe
+from foveate.memory.transcript import Transcript, load_cues, sidecar_path
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]  # (stage, fraction done in [0, 1])
-CLIP_FIELDS = ("clip_seconds", "frames_per_clip", "embed_max_side", "ivf_threshold")
 CLIP_THUMB_SIDE = 96  # retrieval previews; zoom gives the detail
-NOT_OVERVIEW_FIELDS = {"clip_seconds", "frames_per_clip", "embed_max_side", "ivf_threshold", "embed"}
 EMBED_BATCH = 64
 CLIPS_FILE, EMBEDDINGS_FILE, INDEX_FILE, THUMBS_DIR = "clips.json", "embeddings.npy", "index.faiss", "clip_thumbs"
 
@@ -62,14 +62,26 @@ class ClipHit(BaseModel):
 def clip_windows(duration_seconds: float, clip_seconds: float) -> list[Clip]:
     """Consecutive windows of ``clip_seconds`` covering ``[0, duration_seconds)``; the last may be shorter."""
     n = max(1, int(np.ceil(duration_seconds / clip_seconds - 1e-9)))
-    return [Clip(clip_id=i, start_seconds=round(i * clip_seconds, 3),
-                 end_seconds=round(min(duration_seconds, (i + 1) * clip_seconds), 3)) for i in range(n)]
+    return [
+        Clip(
+            clip_id=i,
+            start_seconds=round(i * clip_seconds, 3),
+            end_seconds=round(min(duration_seconds, (i + 1) * clip_seconds), 3),
+        )
+        for i in range(n)
+    ]
 
 
 def _sample_times(clips: list[Clip], per_clip: int) -> np.ndarray:
     """``per_clip`` times evenly inside each clip (centres of equal sub-windows), in time order."""
-    return np.asarray([c.start_seconds + (j + 0.5) * (c.end_seconds - c.start_seconds) / per_clip
-                       for c in clips for j in range(per_clip)], np.float64)
+    return np.asarray(
+        [
+            c.start_seconds + (j + 0.5) * (c.end_seconds - c.start_seconds) / per_clip
+            for c in clips
+            for j in range(per_clip)
+        ],
+        np.float64,
+    )
 
 
 class _ClipAccumulator:
@@ -120,8 +132,14 @@ def _embed_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
-def embed_clips(info: VideoInfo, clips: list[Clip], embedder: ClipEmbedder, config: IngestConfig, thumbs_dir: Path,
-                progress: Callable[[float], None] | None = None) -> np.ndarray:
+def embed_clips(
+    info: VideoInfo,
+    clips: list[Clip],
+    embedder: ClipEmbedder,
+    config: IngestConfig,
+    thumbs_dir: Path,
+    progress: Callable[[float], None] | None = None,
+) -> np.ndarray:
     """Clip embeddings ``(C, D) float32`` from ONE sequential decoding pass (no per-clip seeks).
 
     Frames are decoded in order with frame threading (no motion vectors are needed here),
@@ -152,7 +170,9 @@ def embed_clips(info: VideoInfo, clips: list[Clip], embedder: ClipEmbedder, conf
                 if nxt >= len(times):
                     break
         except av.FFmpegError as exc:  # truncated or damaged tail: keep what was decoded
-            logger.warning("%s: decoding stopped at %.1fs while embedding (%s)", info.path, times[min(nxt, len(times) - 1)], exc)
+            logger.warning(
+                "%s: decoding stopped at %.1fs while embedding (%s)", info.path, times[min(nxt, len(times) - 1)], exc
+            )
     acc.flush()
     if not acc.counts.any():
         raise CorruptVideoError(info.path, "no frame could be decoded for the clip index")
@@ -162,17 +182,28 @@ def embed_clips(info: VideoInfo, clips: list[Clip], embedder: ClipEmbedder, conf
 class VideoMemory:
     """Everything the tools need about one video: see :func:`ingest`."""
 
-    def __init__(self, info: VideoInfo, overview: Overview, cache_dir: Path, clips: list[Clip], index: ClipIndex | None,
-                 embedder: ClipEmbedder | None, clips_dir: Path | None, transcript: Transcript | None,
-                 built_parts: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        info: VideoInfo,
+        overview: Overview,
+        cache_dir: Path,
+        clips: list[Clip],
+        index: ClipIndex | None,
+        embedder: ClipEmbedder | None,
+        clips_dir: Path | None,
+        transcript: Transcript | None,
+        built_parts: tuple[str, ...] = (),
+    ) -> None:
         self.info, self.overview, self.cache_dir, self.clips = info, overview, cache_dir, clips
         self._index, self._embedder, self._clips_dir = index, embedder, clips_dir
         self._transcript = transcript
         self.built_parts = built_parts  # cache parts built by this ingest (empty on a full cache hit)
 
     def __repr__(self) -> str:
-        return (f"VideoMemory({Path(self.info.path).name!r}, {self.duration_seconds:.1f}s, {len(self.clips)} clips, "
-                f"index={'yes' if self._index is not None else 'no'}, transcript={len(self._transcript or [])} cues)")
+        return (
+            f"VideoMemory({Path(self.info.path).name!r}, {self.duration_seconds:.1f}s, {len(self.clips)} clips, "
+            f"index={'yes' if self._index is not None else 'no'}, transcript={len(self._transcript or [])} cues)"
+        )
 
     @property
     def duration_seconds(self) -> float:
@@ -203,8 +234,15 @@ class VideoMemory:
         if self._index is None or self._embedder is None:
             return []
         ids, scores = self._index.search(self._embedder.embed_texts([query])[0], k)
-        hits = [ClipHit(clip_id=int(i), start_seconds=self.clips[i].start_seconds, end_seconds=self.clips[i].end_seconds,
-                        score=float(s)) for i, s in zip(ids, scores)]
+        hits = [
+            ClipHit(
+                clip_id=int(i),
+                start_seconds=self.clips[i].start_seconds,
+                end_seconds=self.clips[i].end_seconds,
+                score=float(s),
+            )
+            for i, s in zip(ids, scores)
+        ]
         return sorted(hits, key=lambda h: -h.score)
 
     def search_transcript(self, query: str, k: int = 5) -> list[ClipHit]:
@@ -212,8 +250,17 @@ class VideoMemory:
         if not self.has_transcript:
             return []
         cues = self._transcript.cues
-        return [ClipHit(clip_id=i, start_seconds=cues[i].start_seconds, end_seconds=cues[i].end_seconds, score=s,
-                        source="transcript", text=cues[i].text) for i, s in self._transcript.search(query, k, self._embedder)]
+        return [
+            ClipHit(
+                clip_id=i,
+                start_seconds=cues[i].start_seconds,
+                end_seconds=cues[i].end_seconds,
+                score=s,
+                source="transcript",
+                text=cues[i].text,
+            )
+            for i, s in self._transcript.search(query, k, self._embedder)
+        ]
 
     def clip_thumbnail(self, clip_id: int) -> Image.Image:
         """A small frame from clip ``clip_id`` (from the clip index, else the nearest earlier keyframe)."""
@@ -231,21 +278,18 @@ class VideoMemory:
 
     def frames_at(self, times_seconds: Sequence[float], max_side: int = 448) -> np.ndarray:
         """``(N, H, W, 3) uint8`` frames shown at the given times (rotation applied)."""
-        return _frames.frames_at(self.info.path, times_seconds, max_side, **self._frame_kwargs(_frames.frames_at))
+        return _frames.frames_at(self.info.path, times_seconds, max_side, **self._frame_kwargs())
 
-    def frames_window(self, start_seconds: float, end_seconds: float, fps: float,
-                      max_side: int = 224) -> tuple[np.ndarray, np.ndarray]:
-        """Frames at ``fps`` in ``[start_seconds, end_seconds)``: ``(times (N,) float64, frames (N, H, W, 3) uint8)``."""
-        return _frames.frames_window(self.info.path, start_seconds, end_seconds, fps, max_side,
-                                     **self._frame_kwargs(_frames.frames_window))
+    def frames_window(
+        self, start_seconds: float, end_seconds: float, fps: float, max_side: int = 224
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Frames at ``fps`` in ``[start_seconds, end_seconds)``:
+        ``(times (N,) float64, frames (N, H, W, 3) uint8)``."""
+        return _frames.frames_window(self.info.path, start_seconds, end_seconds, fps, max_side, **self._frame_kwargs())
 
-    def _frame_kwargs(self, fn: Callable) -> dict:
-        """Duration and rotation for frame readers that take them (saves them probing again)."""
-        import inspect
-
-        params = inspect.signature(fn).parameters
-        known = {"duration_seconds": self.duration_seconds, "rotation_degrees": self.info.rotation_degrees}
-        return {k: v for k, v in known.items() if k in params}
+    def _frame_kwargs(self) -> dict:
+        """Duration and rotation for the frame readers (saves them probing the file again)."""
+        return {"duration_seconds": self.duration_seconds, "rotation_degrees": self.info.rotation_degrees}
 
 
 def _embedder_key(embedder: ClipEmbedder) -> dict:
@@ -255,16 +299,25 @@ def _embedder_key(embedder: ClipEmbedder) -> dict:
         return {"spec": embedder.spec}
 
 
-def _build_clip_part(tmp: Path, info: VideoInfo, clips: list[Clip], embedder: ClipEmbedder, config: IngestConfig,
-                     progress: Callable[[float], None] | None) -> None:
+def _build_clip_part(
+    tmp: Path,
+    info: VideoInfo,
+    clips: list[Clip],
+    embedder: ClipEmbedder,
+    config: IngestConfig,
+    progress: Callable[[float], None] | None,
+) -> None:
     vecs = embed_clips(info, clips, embedder, config, tmp / THUMBS_DIR, progress)
     ClipIndex.build(vecs, np.arange(len(clips)), config.ivf_threshold).save(tmp / INDEX_FILE)
     np.save(tmp / EMBEDDINGS_FILE, vecs, allow_pickle=False)
-    (tmp / CLIPS_FILE).write_text(json.dumps({"embedder": embedder.spec, "dim": embedder.dim,
-                                              "clips": [c.model_dump() for c in clips]}))
+    (tmp / CLIPS_FILE).write_text(
+        json.dumps({"embedder": embedder.spec, "dim": embedder.dim, "clips": [c.model_dump() for c in clips]})
+    )
 
 
-def _transcript(video_dir: Path, info: VideoInfo, embedder: ClipEmbedder | None, built: list[str]) -> Transcript | None:
+def _transcript(
+    video_dir: Path, info: VideoInfo, embedder: ClipEmbedder | None, built: list[str]
+) -> Transcript | None:
     """The transcript part, keyed by the sidecar's content (or the container's stream) and the embedder."""
     side = sidecar_path(info.path)
     if side is None and not info.subtitle_streams:
@@ -275,21 +328,27 @@ def _transcript(video_dir: Path, info: VideoInfo, embedder: ClipEmbedder | None,
         logger.warning("%s: cannot read subtitles (%s)", side, exc)
         return None
     key = {**source, "embedder": _embedder_key(embedder) if embedder is not None else None}
-    folder, now = build_part(video_dir, "transcript", key, lambda tmp: Transcript.build(load_cues(info.path), embedder).save(tmp))
+    folder, now = build_part(
+        video_dir, "transcript", key, lambda tmp: Transcript.build(load_cues(info.path), embedder).save(tmp)
+    )
     if now:
         built.append(folder.name)
     return Transcript.load(folder)
 
 
-def ingest(path: str | Path, *, cache_root: str | Path | None = None, embedder: str | ClipEmbedder | None = DEFAULT_EMBEDDER,
-           config: IngestConfig = IngestConfig(), progress: Progress | None = None,
-           cache_root_dir: str | Path | None = None) -> VideoMemory:
+def ingest(
+    path: str | Path,
+    *,
+    cache_root: str | Path | None = None,
+    embedder: str | ClipEmbedder | None = DEFAULT_EMBEDDER,
+    config: IngestConfig = IngestConfig(),
+    progress: Progress | None = None,
+) -> VideoMemory:
     """Probe, scan and (with an embedder) index ``path``, reusing every cached part still valid.
 
     Args:
         path: the video file.
-        cache_root: cache root (default ``$FOVEATE_CACHE``, else ``~/.cache/foveate``);
-            ``cache_root_dir`` is an alias kept for older callers.
+        cache_root: cache root (default ``$FOVEATE_CACHE``, else ``~/.cache/foveate``).
         embedder: an embedder spec, a loaded :class:`ClipEmbedder`, or None for the overview only.
         config: ingest parameters; only the parts whose fields changed are rebuilt.
         progress: called as ``progress(stage, fraction)`` with stage ``"overview"`` or ``"embed"``.
@@ -299,21 +358,25 @@ def ingest(path: str | Path, *, cache_root: str | Path | None = None, embedder: 
         EmbedderError when the embedder cannot be loaded.
     """
     info = probe(path)
-    video_dir = _cache_root(cache_root or cache_root_dir) / info.fingerprint
-    stage = (lambda name: (lambda f: progress(name, f))) if progress else (lambda name: None)
+    video_dir = _cache_root(cache_root) / info.fingerprint
+    stage = (lambda name: lambda f: progress(name, f)) if progress else (lambda name: None)
     built: list[str] = []
-    ov_dir, now = build_part(video_dir, "overview", config.model_dump(exclude=NOT_OVERVIEW_FIELDS),
-                             lambda tmp: build_overview(info.path, info, config, tmp, stage("overview")))
+    ov_dir, now = build_part(
+        video_dir,
+        "overview",
+        config.overview_key(),
+        lambda tmp: build_overview(info.path, info, config, tmp, stage("overview")),
+    )
     built += [ov_dir.name] if now else []
     overview = Overview.load(ov_dir)
     clips = clip_windows(info.duration_seconds, config.clip_seconds)
     emb = index = clips_dir = None
     if config.embed and embedder is not None:
         emb = load_embedder(embedder) if isinstance(embedder, str) else embedder
-        dump = config.model_dump()
-        key = {"embedder": _embedder_key(emb), **{f: dump.get(f) for f in CLIP_FIELDS}}
-        clips_dir, now = build_part(video_dir, "clips", key,
-                                    lambda tmp: _build_clip_part(tmp, info, clips, emb, config, stage("embed")))
+        key = {"embedder": _embedder_key(emb), **config.clips_key()}
+        clips_dir, now = build_part(
+            video_dir, "clips", key, lambda tmp: _build_clip_part(tmp, info, clips, emb, config, stage("embed"))
+        )
         built += [clips_dir.name] if now else []
         index = ClipIndex.load(clips_dir / INDEX_FILE)
     transcript = _transcript(video_dir, info, emb, built)
@@ -322,11 +385,23 @@ def ingest(path: str | Path, *, cache_root: str | Path | None = None, embedder: 
     return VideoMemory(info, overview, video_dir, clips, index, emb, clips_dir, transcript, tuple(built))
 
 
-def _write_meta(video_dir: Path, info: VideoInfo, config: IngestConfig, emb: ClipEmbedder | None,
-                ov_dir: Path, clips_dir: Path | None) -> None:
+def _write_meta(
+    video_dir: Path,
+    info: VideoInfo,
+    config: IngestConfig,
+    emb: ClipEmbedder | None,
+    ov_dir: Path,
+    clips_dir: Path | None,
+) -> None:
     """A human-readable summary of the entry; each part's own meta.json is what validates it."""
-    from memory.cache import library_versions
+    from foveate.memory.cache import library_versions
 
-    meta = {"video": info.model_dump(), "config": config.model_dump(), "embedder": emb.spec if emb else None,
-            "versions": library_versions(), "overview_part": ov_dir.name, "clips_part": clips_dir.name if clips_dir else None}
+    meta = {
+        "video": info.model_dump(),
+        "config": config.model_dump(),
+        "embedder": emb.spec if emb else None,
+        "versions": library_versions(),
+        "overview_part": ov_dir.name,
+        "clips_part": clips_dir.name if clips_dir else None,
+    }
     write_atomic(video_dir / "meta.json", json.dumps(meta, indent=2, default=str).encode())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import logging
 import os
+import sys
 
 import pytest
 
@@ -11,6 +13,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class _NoBareNames(importlib.abc.MetaPathFinder):
+    """The repository root is on sys.path in tests, so ``import memory`` would load the folder a second
+    time, outside the installed ``foveate`` package; users have no such path. Refuse it loudly."""
+
+    BARE = frozenset({"agent", "tools", "memory", "training", "evals"})
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.BARE:
+            raise ModuleNotFoundError(
+                f"import foveate.{name}, not {name}: the parts install under the foveate package"
+            )
+        return None
+
+
+sys.meta_path.insert(0, _NoBareNames())
 
 from tests.fixtures.models import *  # noqa: E402,F401,F403
 from tests.fixtures.videos import *  # noqa: E402,F401,F403
@@ -21,7 +40,9 @@ from tests.fixtures.worlds import *  # noqa: E402,F401,F403
 def _fail_on_logged_errors(caplog):
     """A test that logs at ERROR has swallowed a failure somewhere: fail it."""
     yield
-    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and not getattr(r, "expected", False)]
+    errors = [
+        r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and not getattr(r, "expected", False)
+    ]
     if errors:
         pytest.fail("logged at ERROR: " + "; ".join(r.getMessage() for r in errors))
 

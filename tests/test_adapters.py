@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from evals.adapters import ADAPTERS, AnnotationError, convert
+from foveate.evals.adapters import ADAPTERS, AnnotationError, convert
 
 
 def _write(path, obj):
@@ -13,14 +13,33 @@ def _write(path, obj):
 
 
 VIDEOMME_FLAT = [
-    {"video_id": "001", "duration": "short", "domain": "Knowledge", "sub_category": "Humanity & History",
-     "url": "https://www.youtube.com/watch?v=fFjv93ACGo8", "videoID": "fFjv93ACGo8", "question_id": "001-1",
-     "task_type": "Counting Problem", "question": "When demonstrating the Germany modern Christmas tree is initially decorated with apples, candles and berries, which kind of the decoration has the largest number?",
-     "options": ["A. Apples.", "B. Candles.", "C. Berries.", "D. The three kinds are of the same number."], "answer": "C"},
-    {"video_id": "001", "duration": "short", "domain": "Knowledge", "sub_category": "Humanity & History",
-     "url": "https://www.youtube.com/watch?v=fFjv93ACGo8", "videoID": "fFjv93ACGo8", "question_id": "001-2",
-     "task_type": "Information Synopsis", "question": "What is the genre of this video?",
-     "options": ["A. It is a news report.", "B. It is a documentary.", "C. It is a vlog.", "D. It is a tutorial."], "answer": "B"},
+    {
+        "video_id": "001",
+        "duration": "short",
+        "domain": "Knowledge",
+        "sub_category": "Humanity & History",
+        "url": "https://www.youtube.com/watch?v=fFjv93ACGo8",
+        "videoID": "fFjv93ACGo8",
+        "question_id": "001-1",
+        "task_type": "Counting Problem",
+        "question": "When demonstrating the Germany modern Christmas tree is initially decorated with apples, "
+        "candles and berries, which kind of the decoration has the largest number?",
+        "options": ["A. Apples.", "B. Candles.", "C. Berries.", "D. The three kinds are of the same number."],
+        "answer": "C",
+    },
+    {
+        "video_id": "001",
+        "duration": "short",
+        "domain": "Knowledge",
+        "sub_category": "Humanity & History",
+        "url": "https://www.youtube.com/watch?v=fFjv93ACGo8",
+        "videoID": "fFjv93ACGo8",
+        "question_id": "001-2",
+        "task_type": "Information Synopsis",
+        "question": "What is the genre of this video?",
+        "options": ["A. It is a news report.", "B. It is a documentary.", "C. It is a vlog.", "D. It is a tutorial."],
+        "answer": "B",
+    },
 ]
 
 
@@ -35,27 +54,57 @@ def test_videomme_parquet_and_json(tmp_path):
     assert rows[0].options == ["Apples.", "Candles.", "Berries.", "The three kinds are of the same number."]
     assert rows[0].answer == "C" and rows[0].task == "Counting Problem" and rows[0].evidence is None
     assert rows[0].model_dump()["duration_category"] == "short"
-    assert [r.model_dump() for r in convert("videomme", _write(tmp_path / "v.json", VIDEOMME_FLAT), tmp_path / "data")] == \
-        [r.model_dump() for r in rows]
+    assert [
+        r.model_dump() for r in convert("videomme", _write(tmp_path / "v.json", VIDEOMME_FLAT), tmp_path / "data")
+    ] == [r.model_dump() for r in rows]
 
 
 def test_videomme_official_nested_json(tmp_path):
-    nested = [{"video_id": "002", "duration_category": "short", "video_category": "Knowledge",
-               "video_subcategory": "Humanity & History", "questions": [
-                   {"question_id": "002-3", "task_type": "Counting Problem",
-                    "question": "How many porcelain jars were discovered in the niches located in the primary chamber of the tomb?",
-                    "choices": ["A. 4.", "B. 9.", "C. 5.", "D. 13."], "answer": "B", "response": "B"}]}]
+    nested = [
+        {
+            "video_id": "002",
+            "duration_category": "short",
+            "video_category": "Knowledge",
+            "video_subcategory": "Humanity & History",
+            "questions": [
+                {
+                    "question_id": "002-3",
+                    "task_type": "Counting Problem",
+                    "question": "How many porcelain jars were discovered in the niches located "
+                    "in the primary chamber of the tomb?",
+                    "choices": ["A. 4.", "B. 9.", "C. 5.", "D. 13."],
+                    "answer": "B",
+                    "response": "B",
+                }
+            ],
+        }
+    ]
     rows = convert("videomme", _write(tmp_path / "output_test_template.json", nested), tmp_path)
     assert rows[0].id == "002-3" and rows[0].options == ["4.", "9.", "5.", "13."] and rows[0].answer == "B"
     assert rows[0].video.endswith("/002.mp4")
 
 
 def test_longvideobench(tmp_path):
-    recs = [{"video_id": "86CxyhFV9MI", "question": "In the video, which subtitles appear at the same time as the man with black hair?",
-             "question_wo_referring_query": "Which subtitles appear at the same time?", "candidates": ["promisc has come to an end", "come on, run", "the mower", "jump higher"],
-             "correct_choice": 1, "position": [1, 2], "topic_category": "NP-News-Programs", "question_category": "TOS", "level": "L2-Relation",
-             "id": "86CxyhFV9MI_0", "video_path": "86CxyhFV9MI.mp4", "subtitle_path": "86CxyhFV9MI_en.json", "duration_group": 600,
-             "starting_timestamp_for_subtitles": 0, "duration": 527.04, "view_count": 100}]
+    recs = [
+        {
+            "video_id": "86CxyhFV9MI",
+            "question": "In the video, which subtitles appear at the same time as the man with black hair?",
+            "question_wo_referring_query": "Which subtitles appear at the same time?",
+            "candidates": ["promisc has come to an end", "come on, run", "the mower", "jump higher"],
+            "correct_choice": 1,
+            "position": [1, 2],
+            "topic_category": "NP-News-Programs",
+            "question_category": "TOS",
+            "level": "L2-Relation",
+            "id": "86CxyhFV9MI_0",
+            "video_path": "86CxyhFV9MI.mp4",
+            "subtitle_path": "86CxyhFV9MI_en.json",
+            "duration_group": 600,
+            "starting_timestamp_for_subtitles": 0,
+            "duration": 527.04,
+            "view_count": 100,
+        }
+    ]
     rows = convert("longvideobench", _write(tmp_path / "lvb_val.json", recs), tmp_path / "videos")
     r = rows[0]
     assert (r.id, r.answer, r.task, r.duration_s) == ("86CxyhFV9MI_0", "B", "TOS", 527.04)
@@ -68,11 +117,36 @@ def test_longvideobench(tmp_path):
 def test_mlvu_dev_folder(tmp_path):
     folder = tmp_path / "json"
     folder.mkdir()
-    _write(folder / "1_plotQA.json", [{"video": "movie101_66.mp4", "duration": 246, "question": "What color is the main male character in the video?",
-                                       "candidates": ["Yellow", "Red", "Green", "Blue"], "answer": "Yellow", "question_type": "plotQA"}])
-    _write(folder / "4_count.json", [{"video": "count_1.mp4", "duration": 520.5, "question": "Throughout this video, how many times does the action 'jumping' occur?",
-                                      "candidates": ["3", "5", "1", "2"], "answer": "2", "question_type": "count"}])
-    _write(folder / "9_summary.json", [{"video": "sum.mp4", "duration": 600, "question": "Please summarize this video.", "answer": "A long text."}])
+    _write(
+        folder / "1_plotQA.json",
+        [
+            {
+                "video": "movie101_66.mp4",
+                "duration": 246,
+                "question": "What color is the main male character in the video?",
+                "candidates": ["Yellow", "Red", "Green", "Blue"],
+                "answer": "Yellow",
+                "question_type": "plotQA",
+            }
+        ],
+    )
+    _write(
+        folder / "4_count.json",
+        [
+            {
+                "video": "count_1.mp4",
+                "duration": 520.5,
+                "question": "Throughout this video, how many times does the action 'jumping' occur?",
+                "candidates": ["3", "5", "1", "2"],
+                "answer": "2",
+                "question_type": "count",
+            }
+        ],
+    )
+    _write(
+        folder / "9_summary.json",
+        [{"video": "sum.mp4", "duration": 600, "question": "Please summarize this video.", "answer": "A long text."}],
+    )
     rows = convert("mlvu", folder, tmp_path / "video")
     assert [r.id for r in rows] == ["1_plotQA-0", "4_count-0"]
     assert rows[0].answer == "A" and rows[1].answer == "D" and rows[1].task == "count"
@@ -85,8 +159,11 @@ def test_mlvu_dev_folder(tmp_path):
 def test_nextqa_csv_with_vid_map(tmp_path):
     (tmp_path / "val.csv").write_text(
         "video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4\n"
-        "4010069381,369,640,480,how do the two man play the instrument,0,6,CH,roll the handle,tap their feet,strum the string,hit with sticks,pat with hand\n"
-        "2834146886,1881,496,370,what does the white dog do after going to the cushion,2,8,TN,drink again,shake its body,smells the black dog,wagging tail,touch lady in blue stripes\n")
+        "4010069381,369,640,480,how do the two man play the instrument,0,6,CH,"
+        "roll the handle,tap their feet,strum the string,hit with sticks,pat with hand\n"
+        "2834146886,1881,496,370,what does the white dog do after going to the cushion,2,8,TN,"
+        "drink again,shake its body,smells the black dog,wagging tail,touch lady in blue stripes\n"
+    )
     _write(tmp_path / "map_vid_vidorID.json", {"4010069381": "1006/4010069381"})
     rows = convert("nextqa", tmp_path / "val.csv", tmp_path / "NExTVideo")
     assert [r.id for r in rows] == ["4010069381_6", "2834146886_8"]
@@ -99,10 +176,20 @@ def test_nextqa_csv_with_vid_map(tmp_path):
 
 
 def test_egoschema_with_subset_answers(tmp_path):
-    qs = [{"q_uid": "0074f737-11cb-497d-8d07-77c3a8127391", "google_drive_id": "1x", "question": "What is the overall goal of c's actions?",
-           **{f"option {k}": f"option text {k}" for k in range(5)}},
-          {"q_uid": "001934bb-81bd-4cd8-a574-0472ef3f6678", "google_drive_id": "1y", "question": "Why does c stop scrolling?",
-           **{f"option {k}": f"other {k}" for k in range(5)}}]
+    qs = [
+        {
+            "q_uid": "0074f737-11cb-497d-8d07-77c3a8127391",
+            "google_drive_id": "1x",
+            "question": "What is the overall goal of c's actions?",
+            **{f"option {k}": f"option text {k}" for k in range(5)},
+        },
+        {
+            "q_uid": "001934bb-81bd-4cd8-a574-0472ef3f6678",
+            "google_drive_id": "1y",
+            "question": "Why does c stop scrolling?",
+            **{f"option {k}": f"other {k}" for k in range(5)},
+        },
+    ]
     _write(tmp_path / "questions.json", qs)
     _write(tmp_path / "subset_answers.json", {"0074f737-11cb-497d-8d07-77c3a8127391": 3})
     rows = convert("egoschema", tmp_path / "questions.json", tmp_path / "videos")
@@ -112,17 +199,38 @@ def test_egoschema_with_subset_answers(tmp_path):
 
 
 def test_lvbench_jsonl_with_time_reference(tmp_path):
-    line = {"key": "TeV7GWx2rWs", "type": "cartoon", "video_info": {"duration_minutes": 118.5, "fps": 30, "resolution": {"width": 640, "height": 360}},
-            "qa": [{"uid": "1", "question": "What year appears in the opening caption of the video?\n(A) 1636\n(B) 1366\n(C) 1363\n(D) 1633",
-                    "answer": "B", "question_type": ["key information retrieval"], "time_reference": "00:15-00:19"},
-                   {"uid": "2", "question": "What happens at the end?\n(A) a fight\n(B) a dance\n(C) a song\n(D) nothing",
-                    "answer": "c", "question_type": ["event understanding", "reasoning"], "time_reference": "1:52:03-1:53:10"}]}
+    line = {
+        "key": "TeV7GWx2rWs",
+        "type": "cartoon",
+        "video_info": {"duration_minutes": 118.5, "fps": 30, "resolution": {"width": 640, "height": 360}},
+        "qa": [
+            {
+                "uid": "1",
+                "question": "What year appears in the opening caption of the video?\n"
+                "(A) 1636\n(B) 1366\n(C) 1363\n(D) 1633",
+                "answer": "B",
+                "question_type": ["key information retrieval"],
+                "time_reference": "00:15-00:19",
+            },
+            {
+                "uid": "2",
+                "question": "What happens at the end?\n(A) a fight\n(B) a dance\n(C) a song\n(D) nothing",
+                "answer": "c",
+                "question_type": ["event understanding", "reasoning"],
+                "time_reference": "1:52:03-1:53:10",
+            },
+        ],
+    }
     (tmp_path / "video_info.meta.jsonl").write_text(json.dumps(line) + "\n")
     rows = convert("lvbench", tmp_path / "video_info.meta.jsonl", tmp_path / "videos")
     assert rows[0].question == "What year appears in the opening caption of the video?"
     assert rows[0].options == ["1636", "1366", "1363", "1633"] and rows[0].answer == "B"
     assert rows[0].evidence == [(15.0, 19.0)] and rows[0].task == "key information retrieval"
-    assert rows[1].evidence == [(6723.0, 6790.0)] and rows[1].answer == "C" and rows[0].duration_s == pytest.approx(7110.0)
+    assert (
+        rows[1].evidence == [(6723.0, 6790.0)]
+        and rows[1].answer == "C"
+        and rows[0].duration_s == pytest.approx(7110.0)
+    )
     assert rows[0].video == str(tmp_path / "videos" / "TeV7GWx2rWs.mp4")
 
 

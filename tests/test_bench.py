@@ -7,13 +7,14 @@ import sys
 import av
 import pytest
 
-from agent.cli.bench import bench_ingest, make_synthetic_video, run_phase
+from foveate.evals.bench import bench_ingest, make_synthetic_video, run_phase
 
 
 @pytest.fixture(scope="module")
 def small_synthetic(tmp_path_factory):
-    return make_synthetic_video(tmp_path_factory.mktemp("bench") / "pan.mp4", minutes=0.05, width=160, height=96, fps=10,
-                                preset="ultrafast")
+    return make_synthetic_video(
+        tmp_path_factory.mktemp("bench") / "pan.mp4", minutes=0.05, width=160, height=96, fps=10, preset="ultrafast"
+    )
 
 
 def test_synthetic_video_has_the_requested_shape(small_synthetic):
@@ -41,10 +42,18 @@ def test_phase_failure_is_reported_not_hung(tmp_path):
 
 
 def test_cli_json_and_usage_errors(small_synthetic, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "bench", "ingest", str(small_synthetic), "--json"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "foveate.cli", "bench", "ingest", str(small_synthetic), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["full_decode_frames"] == 30
-    missing = subprocess.run([sys.executable, "-m", "agent.cli", "bench", "ingest", str(tmp_path / "nope.mp4")],
-                             capture_output=True, text=True, timeout=60)
+    missing = subprocess.run(
+        [sys.executable, "-m", "foveate.cli", "bench", "ingest", str(tmp_path / "nope.mp4")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr

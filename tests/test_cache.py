@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from memory import cache
-from memory.cache import build_part, cache_root, part_meta, part_name
+from foveate.memory import cache
+from foveate.memory.cache import build_part, cache_root, part_meta, part_name
 
 
 def _write(name, text="x"):
     def build(tmp: Path) -> None:
         (tmp / name).write_text(text)
+
     return build
 
 
@@ -89,3 +90,14 @@ def test_two_processes_build_one_part(tmp_path):
     assert len({r[0] for r in results}) == 1 and sorted(r[1] for r in results) == [False, True]
     assert all(r[2] == "payload" for r in results)
     assert not [p for p in (tmp_path / "c").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_every_ingest_field_keys_exactly_one_cache_part():
+    from foveate.memory.config import CACHE_PARTS, IngestConfig
+
+    listed = [name for fields in CACHE_PARTS.values() for name in fields]
+    assert sorted(listed) == sorted(IngestConfig.model_fields), (
+        "add the new IngestConfig field to one CACHE_PARTS list"
+    )
+    config = IngestConfig()
+    assert set(config.overview_key()) == CACHE_PARTS["overview"] and set(config.clips_key()) == CACHE_PARTS["clips"]

@@ -11,7 +11,9 @@ import pytest
 
 
 def _foveate(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "agent.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "foveate.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _audio_only(path: Path) -> Path:
@@ -35,7 +37,9 @@ def test_bad_inputs_get_one_line_errors_and_good_ones_are_indexed(cuts_video, ti
     half.write_bytes(data[: len(data) // 2])
     audio = _audio_only(tmp_path / "audio.m4a")
     missing = tmp_path / "missing.mp4"
-    proc = _foveate("index", empty, text, half, audio, missing, cuts_video.path, "--embedder", tiny_embedder_spec, "--json")
+    proc = _foveate(
+        "index", empty, text, half, audio, missing, cuts_video.path, "--embedder", tiny_embedder_spec, "--json"
+    )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     rows = {Path(r["video"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
@@ -78,10 +82,12 @@ def test_overview_text_json_and_image(moving_square_video, tmp_path):
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and str(tmp_path / "o.png") in bad.stderr
 
 
-REPRESENTATIVE = ["moviepy/big_buck_bunny_432_433.webm",  # VP8: no motion vectors
-                  "mmaction2/tests_data_test.avi",  # MPEG-4 Part 2 in AVI
-                  "ask-anything/making_cake.mp4",  # portrait
-                  "moviepy/video_with_failing_audio.mp4"]  # broken audio stream
+REPRESENTATIVE = [
+    "moviepy/big_buck_bunny_432_433.webm",  # VP8: no motion vectors
+    "mmaction2/tests_data_test.avi",  # MPEG-4 Part 2 in AVI
+    "ask-anything/making_cake.mp4",  # portrait
+    "moviepy/video_with_failing_audio.mp4",
+]  # broken audio stream
 
 
 def _index_shared(videos, spec, cache):
@@ -106,7 +112,9 @@ def test_representative_shared_clips_index(shared_videos_dir, tiny_embedder_spec
 
 @pytest.mark.slow
 def test_every_shared_clip_indexes_or_fails_cleanly(shared_videos_dir, tiny_embedder_spec, tmp_path):
-    videos = sorted(p for p in shared_videos_dir.rglob("*") if p.suffix.lower() in (".mp4", ".avi", ".webm", ".mkv", ".mov"))
+    videos = sorted(
+        p for p in shared_videos_dir.rglob("*") if p.suffix.lower() in (".mp4", ".avi", ".webm", ".mkv", ".mov")
+    )
     rows = _index_shared(videos, tiny_embedder_spec, tmp_path)
     webm = [r for r in rows if r["video"].endswith(".webm") and r["status"] == "ok"]
     assert webm and all(r["motion_source"] == "frame_diff" for r in webm)  # VP8: no motion vectors exported

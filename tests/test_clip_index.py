@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from memory.clip_index import ClipIndex
+from foveate.memory.clip_index import ClipIndex
 
 
 def _unit(n, d=16, seed=0):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from memory.config import IngestConfig
-from memory.overview import build_overview
-from memory.probe import probe
+from foveate.memory.config import IngestConfig
+from foveate.memory.overview import build_overview
+from foveate.memory.probe import probe
 
 
 def _overview(truth, tmp_path, **cfg):
@@ -29,14 +29,16 @@ def test_cut_frames_get_thumbnails_and_start_segments(cuts_video, tmp_path):
 
 
 def test_cuts_found_with_the_frame_difference_fallback(cuts_video, tmp_path, monkeypatch):
-    monkeypatch.setattr("memory.motion.MV_CODECS", frozenset())
+    monkeypatch.setattr("foveate.memory.motion.MV_CODECS", frozenset())
     ov = _overview(cuts_video, tmp_path)
     assert ov.motion_source == "frame_diff"
     assert len(ov.cuts_seconds) == 3
     assert all(abs(f - t) <= 0.5 for f, t in zip(ov.cuts_seconds, cuts_video.cuts_seconds))
 
 
-@pytest.mark.parametrize("fixture", ["moving_square_video", "panning_video", "rotated_video", "moving_square_vp8", "moving_square_mpeg4"])
+@pytest.mark.parametrize(
+    "fixture", ["moving_square_video", "panning_video", "rotated_video", "moving_square_vp8", "moving_square_mpeg4"]
+)
 def test_no_false_cuts_on_motion(fixture, request, tmp_path):
     assert _overview(request.getfixturevalue(fixture), tmp_path).cuts_seconds == []
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from memory.embedder import DEFAULT_EMBEDDER, embedder_cache_key, load_embedder
-from memory.errors import EmbedderError
+from foveate.memory.embedder import DEFAULT_EMBEDDER, embedder_cache_key, load_embedder
+from foveate.memory.errors import EmbedderError
 
 
 def _frames(n, h=90, w=120, seed=0):
@@ -45,7 +45,7 @@ def test_save_and_load_round_trip_is_identical(tiny_embedder_spec, tmp_path):
 
 
 def test_different_seed_gives_a_different_model(tiny_embedder_spec, tmp_path):
-    from evals.synthetic.tiny_embedder import build_tiny_embedder
+    from foveate.evals.synthetic.tiny_embedder import build_tiny_embedder
 
     other = load_embedder(f"openclip:{build_tiny_embedder(tmp_path / 'other', seed=1)}")
     frames = _frames(2)
@@ -74,13 +74,16 @@ def test_default_spec_offline_is_a_one_line_error(monkeypatch):
     assert "--embedder openclip:DIR" in message and "foveate synth models OUT" in message
 
 
-@pytest.mark.parametrize("spec, fragment", [
-    ("clip:ViT-B-32", "unknown embedder spec"),
-    ("openclip:", "unknown embedder spec"),
-    ("openclip:/no/such/model/dir", "no such model directory"),
-    ("openclip:NoSuchArch/some_tag", "unknown OpenCLIP architecture"),
-    ("openclip:ViT-B-32/no_such_tag", "unknown pretrained tag"),
-])
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("clip:ViT-B-32", "unknown embedder spec"),
+        ("openclip:", "unknown embedder spec"),
+        ("openclip:/no/such/model/dir", "no such model directory"),
+        ("openclip:NoSuchArch/some_tag", "unknown OpenCLIP architecture"),
+        ("openclip:ViT-B-32/no_such_tag", "unknown pretrained tag"),
+    ],
+)
 def test_malformed_specs_are_one_line_errors(spec, fragment):
     with pytest.raises(EmbedderError, match=fragment) as err:
         load_embedder(spec)

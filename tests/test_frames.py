@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-import memory.frames as frames_mod
-from memory.errors import SeekError
-from memory.frames import frames_at, frames_window
-from memory.probe import open_video
+import foveate.memory.frames as frames_mod
+from foveate.memory.errors import SeekError
+from foveate.memory.frames import frames_at, frames_window
+from foveate.memory.probe import open_video
 from tests.fixtures.videos import colour_of, index_of_colour
 
 

@@ -1,23 +1,33 @@
 import pytest
 
-from agent.records import ManifestRow, PredictionRow
-from evals.metrics import (bootstrap_ci, duration_bucket, normalize_answer, predicted_letter, score, temporal_iou,
-                           union)
+from foveate.agent.records import ManifestRow, PredictionRow
+from foveate.evals.metrics import (
+    bootstrap_ci,
+    duration_bucket,
+    normalize_answer,
+    predicted_letter,
+    score,
+    temporal_iou,
+    union,
+)
 
 
-@pytest.mark.parametrize("pred, gold, iou", [
-    ([(0, 10)], [(0, 10)], 1.0),                 # identical
-    ([(0, 4)], [(6, 10)], 0.0),                  # disjoint
-    ([(0, 5)], [(5, 10)], 0.0),                  # touching: half-open spans share no time
-    ([(2, 4)], [(0, 10)], 0.2),                  # nested
-    ([(0, 10)], [(2, 4)], 0.2),                  # nested, other way
-    ([(0, 6)], [(4, 10)], 0.2),                  # partial overlap: 2 / 10
-    ([], [(0, 1)], 0.0),                         # empty prediction
-    ([(0, 1)], [], 0.0),                         # empty ground truth
-    ([(0, 2), (1, 3)], [(0, 3)], 1.0),           # overlapping predictions are merged first
-    ([(0, 2), (8, 10)], [(0, 10)], 0.4),         # union of two spans
-    ([(5, 5), (3, 1)], [(0, 10)], 0.0),          # empty and reversed spans are ignored
-])
+@pytest.mark.parametrize(
+    "pred, gold, iou",
+    [
+        ([(0, 10)], [(0, 10)], 1.0),  # identical
+        ([(0, 4)], [(6, 10)], 0.0),  # disjoint
+        ([(0, 5)], [(5, 10)], 0.0),  # touching: half-open spans share no time
+        ([(2, 4)], [(0, 10)], 0.2),  # nested
+        ([(0, 10)], [(2, 4)], 0.2),  # nested, other way
+        ([(0, 6)], [(4, 10)], 0.2),  # partial overlap: 2 / 10
+        ([], [(0, 1)], 0.0),  # empty prediction
+        ([(0, 1)], [], 0.0),  # empty ground truth
+        ([(0, 2), (1, 3)], [(0, 3)], 1.0),  # overlapping predictions are merged first
+        ([(0, 2), (8, 10)], [(0, 10)], 0.4),  # union of two spans
+        ([(5, 5), (3, 1)], [(0, 10)], 0.0),  # empty and reversed spans are ignored
+    ],
+)
 def test_temporal_iou(pred, gold, iou):
     assert temporal_iou(pred, gold) == pytest.approx(iou)
 
@@ -38,7 +48,16 @@ def test_answer_matching():
 
 def test_duration_buckets():
     assert [duration_bucket(s) for s in (0, 299.9, 300, 1199, 1200, 3599, 3600, 7200, None)] == [
-        "<5min", "<5min", "5-20min", "5-20min", "20-60min", "20-60min", ">60min", ">60min", "unknown"]
+        "<5min",
+        "<5min",
+        "5-20min",
+        "5-20min",
+        "20-60min",
+        "20-60min",
+        ">60min",
+        ">60min",
+        "unknown",
+    ]
 
 
 def test_bootstrap_is_seeded_and_brackets_the_mean():
@@ -52,18 +71,33 @@ def test_bootstrap_is_seeded_and_brackets_the_mean():
 
 def _rows():
     mc = dict(video="v", question="q", options=["x", "y", "z"])
-    return [ManifestRow(id="a", answer="A", evidence=[(0, 10)], task="needle", duration_s=60, **mc),
-            ManifestRow(id="b", answer="B", evidence=[(0, 10)], task="counting", duration_s=600, **mc),
-            ManifestRow(id="c", answer="C", evidence=[(10, 20)], task="counting", duration_s=600, **mc),
-            ManifestRow(id="d", answer="A", task="counting", duration_s=4000, **mc),
-            ManifestRow(id="e", video="v", question="open", answer="The red star", task="open")]
+    return [
+        ManifestRow(id="a", answer="A", evidence=[(0, 10)], task="needle", duration_s=60, **mc),
+        ManifestRow(id="b", answer="B", evidence=[(0, 10)], task="counting", duration_s=600, **mc),
+        ManifestRow(id="c", answer="C", evidence=[(10, 20)], task="counting", duration_s=600, **mc),
+        ManifestRow(id="d", answer="A", task="counting", duration_s=4000, **mc),
+        ManifestRow(id="e", video="v", question="open", answer="The red star", task="open"),
+    ]
 
 
 def test_score_hand_computed():
-    preds = {"a": PredictionRow(id="a", choice="A", evidence=[(0, 5)], frames_used=4, tool_calls=1, tokens_in=10, tokens_out=2, latency_s=1.0),
-             "b": PredictionRow(id="b", choice="A", evidence=[(5, 15), (20, 30)], frames_used=8, tool_calls=3, latency_s=3.0),
-             "c": PredictionRow(id="c", choice="C", evidence=[(12, 20)], error="controller crashed", frames_used=0),
-             "e": PredictionRow(id="e", answer="red star.", frames_used=6, tool_calls=2, latency_s=2.0)}
+    preds = {
+        "a": PredictionRow(
+            id="a",
+            choice="A",
+            evidence=[(0, 5)],
+            frames_used=4,
+            tool_calls=1,
+            tokens_in=10,
+            tokens_out=2,
+            latency_s=1.0,
+        ),
+        "b": PredictionRow(
+            id="b", choice="A", evidence=[(5, 15), (20, 30)], frames_used=8, tool_calls=3, latency_s=3.0
+        ),
+        "c": PredictionRow(id="c", choice="C", evidence=[(12, 20)], error="controller crashed", frames_used=0),
+        "e": PredictionRow(id="e", answer="red star.", frames_used=6, tool_calls=2, latency_s=2.0),
+    }
     m = score(_rows(), preds)
     o = m["overall"]
     # a right, b wrong, c errored (wrong even though the letter matches), d missing, e right (normalised match)

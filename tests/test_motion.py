@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from memory.config import IngestConfig
-from memory.motion import MotionScanner, TimelineBuilder, direction_degrees, direction_label
-from memory.probe import probe
+from foveate.memory.config import IngestConfig
+from foveate.memory.motion import MotionScanner, TimelineBuilder, direction_degrees, direction_label
+from foveate.memory.probe import probe
 
 
 def _timeline(truth, **cfg):
@@ -59,7 +59,9 @@ def test_pan_is_camera_motion_not_object_motion(panning_video):
     assert cam.min() == pytest.approx(4 / 400, rel=0.25)  # 4 px/frame on a 400 px diagonal
     assert (tl.local_magnitude()[1:-1] < cam / 4).all()
     assert all(tl.camera_direction(i) == "right" for i in range(1, tl.n_bins - 1))
-    assert all(abs(tl.camera_degrees(i) - 0.0) < 10 or abs(tl.camera_degrees(i) - 360) < 10 for i in range(1, tl.n_bins - 1))
+    assert all(
+        abs(tl.camera_degrees(i) - 0.0) < 10 or abs(tl.camera_degrees(i) - 360) < 10 for i in range(1, tl.n_bins - 1)
+    )
 
 
 def test_vp8_falls_back_to_frame_differences(moving_square_vp8):
@@ -70,7 +72,7 @@ def test_vp8_falls_back_to_frame_differences(moving_square_vp8):
 
 
 def test_frame_diff_fallback_sees_a_pan(panning_video, monkeypatch):
-    monkeypatch.setattr("memory.motion.MV_CODECS", frozenset())
+    monkeypatch.setattr("foveate.memory.motion.MV_CODECS", frozenset())
     tl = _timeline(panning_video)
     assert tl.source == "frame_diff"
     assert sum(tl.camera_direction(i) == "right" for i in range(1, tl.n_bins - 1)) >= tl.n_bins - 3
@@ -80,8 +82,10 @@ def test_time_ranges_yield_every_frame_once_with_the_same_motion(panning_video):
     info = probe(panning_video.path)
     config = IngestConfig()
     whole = list(MotionScanner(panning_video.path, info, config))
-    parts = [list(MotionScanner(panning_video.path, info, config, start_seconds=a, end_seconds=b))
-             for a, b in ((0.0, 2.0), (2.0, 3.5), (3.5, math.inf))]
+    parts = [
+        list(MotionScanner(panning_video.path, info, config, start_seconds=a, end_seconds=b))
+        for a, b in ((0.0, 2.0), (2.0, 3.5), (3.5, math.inf))
+    ]
     joined = [s for part in parts for s in part]
     assert [s.time_seconds for s in joined] == [s.time_seconds for s in whole]
     assert all(p[0].time_seconds >= a for p, a in zip(parts, (0.0, 2.0, 3.5)))
@@ -92,18 +96,25 @@ def test_time_ranges_yield_every_frame_once_with_the_same_motion(panning_video):
 
 
 def test_parallel_ranges_give_the_same_overview(cuts_video, tmp_path):
-    from memory.overview import build_overview, scan_ranges
+    from foveate.memory.overview import build_overview, scan_ranges
 
     info = probe(cuts_video.path)
     assert len(scan_ranges(info.duration_seconds, 0.5, workers=2, min_range_seconds=5.0)) == 2
     assert len(scan_ranges(info.duration_seconds, 0.5, workers=2)) == 1  # short videos stay whole
     one = build_overview(cuts_video.path, info, IngestConfig(decode_threads=1), tmp_path / "one")
-    two = build_overview(cuts_video.path, info, IngestConfig(decode_threads=2), tmp_path / "two", min_range_seconds=5.0)
+    two = build_overview(
+        cuts_video.path, info, IngestConfig(decode_threads=2), tmp_path / "two", min_range_seconds=5.0
+    )
     assert two.timeline == one.timeline
     assert two.cuts_seconds == one.cuts_seconds
     # A join may add one thumbnail (the new range starts without the previous one's last).
-    assert set(one.keyframe_seconds) <= set(two.keyframe_seconds) and len(two.keyframe_seconds) <= len(one.keyframe_seconds) + 1
-    assert [p.name for p in sorted((tmp_path / "two" / "thumbs").iterdir())] == [f"{i:04d}.jpg" for i in range(len(two.keyframe_seconds))]
+    assert (
+        set(one.keyframe_seconds) <= set(two.keyframe_seconds)
+        and len(two.keyframe_seconds) <= len(one.keyframe_seconds) + 1
+    )
+    assert [p.name for p in sorted((tmp_path / "two" / "thumbs").iterdir())] == [
+        f"{i:04d}.jpg" for i in range(len(two.keyframe_seconds))
+    ]
 
 
 def test_only_a_few_frames_per_bin_are_analysed(panning_video):

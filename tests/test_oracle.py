@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from agent.answer import parse_answer
-from agent.config import AgentConfig
-from memory.config import IngestConfig
-from training.assets import event_log, world_rows
-from training.episodes import oracle_episodes
-from training.oracle import OracleConfig, OraclePolicy
+from foveate.agent.answer import parse_answer
+from foveate.agent.config import AgentConfig
+from foveate.memory.config import IngestConfig
+from foveate.training.assets import event_log, world_rows
+from foveate.training.episodes import oracle_episodes
+from foveate.training.oracle import OracleConfig, OraclePolicy
 
 AGENT = AgentConfig(max_steps=6, max_frames=48, overview_images=1, overview_chars=400)
 
@@ -23,11 +23,15 @@ def world(small_world):
 
 @pytest.fixture(scope="module")
 def memory(world, tiny_embedder_spec, tmp_path_factory):
-    from memory.video_memory import ingest
+    from foveate.memory.video_memory import ingest
 
     row = world_rows(world)[0]
-    return ingest(row.video, cache_root_dir=tmp_path_factory.mktemp("cache"), embedder=tiny_embedder_spec,
-                  config=IngestConfig(thumbnail_max_side=64, embed_max_side=64))
+    return ingest(
+        row.video,
+        cache_root=tmp_path_factory.mktemp("cache"),
+        embedder=tiny_embedder_spec,
+        config=IngestConfig(thumbnail_max_side=64, embed_max_side=64),
+    )
 
 
 def _calls(outputs):
@@ -49,23 +53,40 @@ def test_oracle_episodes_run_in_the_agent_and_cite_the_gold_evidence(world, memo
 
 
 def test_wrong_first_guess_is_the_top_retrieved_clip_when_it_misses(world, memory):
-    policy = OraclePolicy(OracleConfig(p_skip_retrieve=0, p_retrieve_only=0, p_check_top_hit=1, p_wrong_window=0, p_dense=0,
-                                       p_thought=1), AGENT)
+    policy = OraclePolicy(
+        OracleConfig(
+            p_skip_retrieve=0, p_retrieve_only=0, p_check_top_hit=1, p_wrong_window=0, p_dense=0, p_thought=1
+        ),
+        AGENT,
+    )
     checked = named = 0
     for n, row in enumerate(r for r in world_rows(world) if r.evidence and r.answer and r.task != "counting"):
-        outputs = policy.outputs(row, event_log(world, row.video), memory.duration_seconds, np.random.default_rng(n),
-                                 search=memory.search)
+        outputs = policy.outputs(
+            row, event_log(world, row.video), memory.duration_seconds, np.random.default_rng(n), search=memory.search
+        )
         calls = _calls(outputs)
         query, k = calls[0]["arguments"]["query"], calls[0]["arguments"]["k"]
         hits = memory.search(query, k)
-        overlapping = [i for i, h in enumerate(hits, 1) if any(h.start_seconds < e and s < h.end_seconds for s, e in row.evidence)]
+        overlapping = [
+            i for i, h in enumerate(hits, 1) if any(h.start_seconds < e and s < h.end_seconds for s, e in row.evidence)
+        ]
         if not overlapping or overlapping[0] > 1:  # the top clip misses every event: look at it first, then correct
             checked += 1
-            assert calls[1] == {"name": "zoom", "arguments": {"start": round(hits[0].start_seconds, 1),
-                                                              "end": round(hits[0].end_seconds, 1), "num_frames": 2}}
+            assert calls[1] == {
+                "name": "zoom",
+                "arguments": {
+                    "start": round(hits[0].start_seconds, 1),
+                    "end": round(hits[0].end_seconds, 1),
+                    "num_frames": 2,
+                },
+            }
             s, e = calls[2]["arguments"]["start"], calls[2]["arguments"]["end"]
             assert any(s < ee and ss < e for ss, ee in row.evidence)
-        first = [i for i, h in enumerate(hits, 1) if h.start_seconds < row.evidence[0][1] and row.evidence[0][0] < h.end_seconds]
+        first = [
+            i
+            for i, h in enumerate(hits, 1)
+            if h.start_seconds < row.evidence[0][1] and row.evidence[0][0] < h.end_seconds
+        ]
         if first and calls[-1]["name"] == "zoom":  # the clip it names shows the window it then looks at
             named += outputs[len(calls) - 1].startswith(f"Clip {first[0]} (")
         final = parse_answer(outputs[-1], len(row.options or []), memory.duration_seconds)
@@ -80,8 +101,9 @@ def test_retrieved_mode_looks_only_at_what_retrieval_shows_and_cites_it(world, m
     rows = [r for r in world_rows(world) if r.evidence and r.answer]
     kept = 0
     for n, row in enumerate(rows):
-        outputs = policy.outputs(row, event_log(world, row.video), memory.duration_seconds, np.random.default_rng(n),
-                                 search=memory.search)
+        outputs = policy.outputs(
+            row, event_log(world, row.video), memory.duration_seconds, np.random.default_rng(n), search=memory.search
+        )
         if outputs is None:  # only when no retrieved clip shows the event
             continue
         kept += 1
@@ -96,7 +118,12 @@ def test_retrieved_mode_looks_only_at_what_retrieval_shows_and_cites_it(world, m
         assert final.valid and final.choice == row.answer and [tuple(s) for s in final.evidence] == looked
     assert kept >= 1
     # The same rows through the agent loop: executed, none forced, no tool errors.
-    episodes = list(oracle_episodes(rows, lambda v: memory, lambda v: event_log(world, v), agent,
-                                    OracleConfig(look_at="retrieved"), 1, seed=0))
+    episodes = list(
+        oracle_episodes(
+            rows, lambda v: memory, lambda v: event_log(world, v), agent, OracleConfig(look_at="retrieved"), 1, seed=0
+        )
+    )
     assert 1 <= len(episodes) <= len(rows)
-    assert all(t.error is None and t.frames_spent > 0 for ep in episodes for s in ep.trajectory.steps for t in s.tool_turns)
+    assert all(
+        t.error is None and t.frames_spent > 0 for ep in episodes for s in ep.trajectory.steps for t in s.tool_turns
+    )

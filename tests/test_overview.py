@@ -1,17 +1,15 @@
 """The overview: segments, persistence, the render budget, the plot, and every real clip."""
 
-import time
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from memory.blocks import blocks_text, count_images
-from memory.config import IngestConfig
-from memory.motion import MotionTimeline
-from memory.overview import Overview, build_overview, format_time
-from memory.probe import probe
-from memory.segments import Segment
+from foveate.memory.blocks import blocks_text, count_images
+from foveate.memory.config import IngestConfig
+from foveate.memory.motion import MotionTimeline
+from foveate.memory.overview import Overview, build_overview, format_time
+from foveate.memory.probe import probe
+from foveate.memory.segments import Segment
 
 
 def _overview(truth, tmp_path, **cfg) -> Overview:
@@ -88,13 +86,39 @@ def _long_overview(tmp_path, hours: float, segment_seconds: float = 20.0) -> Ove
         Image.new("RGB", (16, 12), (i % 256, 0, 0)).save(tmp_path / "thumbs" / f"{i:04d}.jpg")
     bins = int(duration / 0.5)
     zeros = [0.0] * bins
-    timeline = MotionTimeline(bin_seconds=0.5, source="motion_vectors", magnitude=zeros, camera_dx=zeros, camera_dy=zeros,
-                              local_fraction=zeros, local_dx=zeros, local_dy=zeros, intra_fraction=zeros)
-    segments = [Segment(start_seconds=i * segment_seconds, end_seconds=(i + 1) * segment_seconds, starts_with_cut=i % 3 == 0,
-                        motion=0.01, camera="pan left" if i % 2 else "still", objects="moving up", keyframe=i) for i in range(n)]
-    ov = Overview(duration_seconds=duration, width=640, height=360, motion_source="motion_vectors", timeline=timeline,
-                  cuts_seconds=[s.start_seconds for s in segments if s.starts_with_cut and s.start_seconds > 0],
-                  keyframe_seconds=[s.start_seconds for s in segments], segments=segments)
+    timeline = MotionTimeline(
+        bin_seconds=0.5,
+        source="motion_vectors",
+        magnitude=zeros,
+        camera_dx=zeros,
+        camera_dy=zeros,
+        local_fraction=zeros,
+        local_dx=zeros,
+        local_dy=zeros,
+        intra_fraction=zeros,
+    )
+    segments = [
+        Segment(
+            start_seconds=i * segment_seconds,
+            end_seconds=(i + 1) * segment_seconds,
+            starts_with_cut=i % 3 == 0,
+            motion=0.01,
+            camera="pan left" if i % 2 else "still",
+            objects="moving up",
+            keyframe=i,
+        )
+        for i in range(n)
+    ]
+    ov = Overview(
+        duration_seconds=duration,
+        width=640,
+        height=360,
+        motion_source="motion_vectors",
+        timeline=timeline,
+        cuts_seconds=[s.start_seconds for s in segments if s.starts_with_cut and s.start_seconds > 0],
+        keyframe_seconds=[s.start_seconds for s in segments],
+        segments=segments,
+    )
     ov.save(tmp_path)
     return Overview.load(tmp_path)
 
@@ -131,8 +155,7 @@ def test_format_time():
 def test_every_shared_clip_builds_an_overview(shared_videos_dir, tmp_path):
     clips = sorted(p for p in shared_videos_dir.rglob("*") if p.suffix in (".mp4", ".avi", ".webm"))
     assert clips, f"no clips under {shared_videos_dir}"
-    start = time.perf_counter()
-    for clip in clips:
+    for clip in clips:  # (how fast: `foveate bench ingest`, not a timed test)
         info = probe(clip)
         ov = build_overview(clip, info, IngestConfig(), tmp_path / clip.stem)
         _assert_contiguous(ov)
@@ -142,4 +165,3 @@ def test_every_shared_clip_builds_an_overview(shared_videos_dir, tmp_path):
         assert max(ov.timeline.magnitude) > 0, clip  # real footage moves somewhere
         w, h = info.display_size
         assert max(ov.thumbnail(0).size) == min(160, max(w, h)), clip
-    assert time.perf_counter() - start < 120

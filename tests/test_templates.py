@@ -4,8 +4,8 @@ renders the agent's conversations in Qwen's Hermes tool format, identically at t
 import pytest
 from PIL import Image
 
-from agent.backends.templates import QWEN_VL_TOOLS_TEMPLATE, ensure_tool_template
-from tools.toolbox import tool_schemas
+from foveate.agent.backends.templates import QWEN_VL_TOOLS_TEMPLATE, ensure_tool_template
+from foveate.tools.toolbox import tool_schemas
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,7 @@ def qwen_vl_processor(tmp_path_factory):
     from transformers import AutoProcessor
     from trl.chat_template_utils import qwen2_5_vl_chat_template
 
-    from evals.synthetic.tiny_controller import build_tiny_controller
+    from foveate.evals.synthetic.tiny_controller import build_tiny_controller
 
     path = build_tiny_controller(tmp_path_factory.mktemp("qwen_vl") / "controller")
     processor = AutoProcessor.from_pretrained(path)
@@ -34,7 +34,15 @@ def _conversation():
     return [
         {"role": "system", "content": [{"type": "text", "text": "You answer questions about videos."}]},
         {"role": "user", "content": [{"type": "text", "text": "What is red?"}, {"type": "image", "image": image}]},
-        {"role": "assistant", "content": [{"type": "text", "text": '<tool_call>{"name": "zoom", "arguments": {"start": 1, "end": 2}}</tool_call>'}]},
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "text",
+                    "text": '<tool_call>{"name": "zoom", "arguments": {"start": 1, "end": 2}}</tool_call>',
+                }
+            ],
+        },
         {"role": "tool", "content": [{"type": "text", "text": "zoom 1.0-2.0s"}, {"type": "image", "image": image}]},
     ]
 
@@ -45,7 +53,10 @@ def test_the_released_template_cannot_call_tools_and_the_replacement_can(qwen_vl
     processor = _load(qwen_vl_processor)
     assert not supports_tool_calling(processor)  # why TRL's GRPO refuses Qwen2.5-VL as released
     assert ensure_tool_template(processor)
-    assert processor.chat_template == QWEN_VL_TOOLS_TEMPLATE and processor.tokenizer.chat_template == QWEN_VL_TOOLS_TEMPLATE
+    assert (
+        processor.chat_template == QWEN_VL_TOOLS_TEMPLATE
+        and processor.tokenizer.chat_template == QWEN_VL_TOOLS_TEMPLATE
+    )
     assert supports_tool_calling(processor) and is_chat_template_prefix_preserving(processor)
     assert not ensure_tool_template(processor)  # idempotent
 
@@ -53,11 +64,16 @@ def test_the_released_template_cannot_call_tools_and_the_replacement_can(qwen_vl
 def test_tool_conversations_render_in_the_hermes_format(qwen_vl_processor):
     processor = _load(qwen_vl_processor)
     ensure_tool_template(processor)
-    text = processor.apply_chat_template(_conversation(), tools=tool_schemas(), tokenize=False, add_generation_prompt=True)
+    text = processor.apply_chat_template(
+        _conversation(), tools=tool_schemas(), tokenize=False, add_generation_prompt=True
+    )
     assert text.startswith("<|im_start|>system\nYou answer questions about videos.\n\n# Tools\n")
     for schema in tool_schemas():
         assert f'"name": "{schema["function"]["name"]}"' in text
-    assert "<|im_start|>user\n<tool_response>\nzoom 1.0-2.0s<|vision_start|><|image_pad|><|vision_end|>\n</tool_response><|im_end|>\n" in text
+    assert (
+        "<|im_start|>user\n<tool_response>\nzoom 1.0-2.0s<|vision_start|><|image_pad|><|vision_end|>\n"
+        "</tool_response><|im_end|>\n" in text
+    )
     assert text.count("<|vision_start|><|image_pad|><|vision_end|>") == 2
     assert text.endswith("<|im_start|>assistant\n")
 
@@ -70,13 +86,14 @@ def test_without_tools_the_replacement_renders_like_the_released_template(qwen_v
     plain = _conversation()[:3]
     assert released.chat_template == qwen2_5_vl_chat_template
     for messages in (plain, plain[1:]):
-        assert (ours.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-                == released.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        assert ours.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        ) == released.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def test_sft_masks_exactly_the_assistant_turn(qwen_vl_processor):
-    from agent.backends.hf import prepare_messages
-    from training.collator import AgentChatCollator
+    from foveate.agent.backends.hf import prepare_messages
+    from foveate.training.collator import AgentChatCollator
 
     processor = _load(qwen_vl_processor)
     ensure_tool_template(processor)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import AgentConfig
-from memory.config import IngestConfig
-from training.config import ConfigError, load_config
+from foveate.agent.config import AgentConfig
+from foveate.memory.config import IngestConfig
+from foveate.training.config import ConfigError, load_config
 
 AGENT = {"max_steps": 4, "max_frames": 16, "overview_images": 1, "overview_chars": 400}
 INGEST = {"thumbnail_max_side": 64, "embed_max_side": 64}
@@ -34,26 +34,50 @@ def world(small_world):
 @pytest.fixture(scope="module")
 def sft_run(tmp_path_factory, world):
     """Two oracle episodes (retrieve, then look, then answer), fitted for 120 epochs."""
-    from training.sft import run_sft
+    from foveate.training.sft import run_sft
 
     tmp = tmp_path_factory.mktemp("sft")
-    cfg = write_config(tmp / "sft.yaml", {
-        "model": {"path": "tiny"}, "embedder": "tiny", "lora": {"enabled": False},
-        "world": {"dir": str(world), "max_questions": 2}, "agent": AGENT, "ingest": INGEST,
-        "data": {"cache_rendered": True, "oracle": {"p_skip_retrieve": 0, "p_wrong_window": 0, "p_retrieve_only": 0,
-                                                    "p_thought": 0, "p_dense": 0}},
-        "trl": {"num_train_epochs": 120, "per_device_train_batch_size": 2, "learning_rate": 3e-3, "gradient_checkpointing": False,
-                "lr_scheduler_type": "constant", "logging_steps": 1, "save_strategy": "no", "report_to": "none",
-                "use_cpu": True}})
+    cfg = write_config(
+        tmp / "sft.yaml",
+        {
+            "model": {"path": "tiny"},
+            "embedder": "tiny",
+            "lora": {"enabled": False},
+            "world": {"dir": str(world), "max_questions": 2},
+            "agent": AGENT,
+            "ingest": INGEST,
+            "data": {
+                "cache_rendered": True,
+                "oracle": {
+                    "p_skip_retrieve": 0,
+                    "p_wrong_window": 0,
+                    "p_retrieve_only": 0,
+                    "p_thought": 0,
+                    "p_dense": 0,
+                },
+            },
+            "trl": {
+                "num_train_epochs": 120,
+                "per_device_train_batch_size": 2,
+                "learning_rate": 3e-3,
+                "gradient_checkpointing": False,
+                "lr_scheduler_type": "constant",
+                "logging_steps": 1,
+                "save_strategy": "no",
+                "report_to": "none",
+                "use_cpu": True,
+            },
+        },
+    )
     config = load_config(cfg, "sft")
     return run_sft(config, tmp / "out"), tmp / "out"
 
 
 def test_sft_overfits_and_its_tool_call_executes_in_the_agent(sft_run, world):
-    from agent.backends import load_controller
-    from agent.graph import answer_question
-    from agent.records import read_manifest
-    from memory.video_memory import ingest
+    from foveate.agent.backends import load_controller
+    from foveate.agent.graph import answer_question
+    from foveate.agent.records import read_manifest
+    from foveate.memory.video_memory import ingest
 
     result, out = sft_run
     assert result.examples == 2
@@ -63,29 +87,38 @@ def test_sft_overfits_and_its_tool_call_executes_in_the_agent(sft_run, world):
 
     row = read_manifest(world / "manifest.jsonl")[0]
     memory = ingest(row.video, embedder=f"openclip:{out / 'models' / 'embedder'}", config=IngestConfig(**INGEST))
-    traj = answer_question(memory, row.question, row.options, load_controller(str(result.controller)), AgentConfig(**AGENT))
+    traj = answer_question(
+        memory, row.question, row.options, load_controller(str(result.controller)), AgentConfig(**AGENT)
+    )
     first = traj.steps[0]
     assert first.text.startswith('<tool_call>{"name": "retrieve"'), first.text
     assert first.tool_turns and first.tool_turns[0].name == "retrieve" and first.tool_turns[0].error is None
-    assert "Clips matching" in first.tool_turns[0].summary or first.tool_turns[0].images > 0
+    summary = first.tool_turns[0].summary
+    assert summary.startswith("retrieve(") and "clips by similarity" in summary, summary
 
 
 def test_the_controller_keeps_the_settings_it_was_trained_with(sft_run):
-    from agent.config import agent_settings
+    from foveate.agent.config import agent_settings
 
     result, out = sft_run
     agent, ingest, embedder, trained = agent_settings(str(result.controller), None)
     assert trained is not None and agent == AgentConfig(**AGENT)
-    assert ingest.thumbnail_max_side == INGEST["thumbnail_max_side"] and ingest.embed_max_side == INGEST["embed_max_side"]
+    assert (
+        ingest.thumbnail_max_side == INGEST["thumbnail_max_side"] and ingest.embed_max_side == INGEST["embed_max_side"]
+    )
     assert embedder == f"openclip:{(out / 'models' / 'embedder').resolve()}"
     # Command-line flags win over the trained settings; other fields keep them.
     agent, *_ = agent_settings(str(result.controller), "openclip:ViT-B-32/openai", max_steps=2, max_frames=None)
-    assert agent.max_steps == 2 and agent.max_frames == AGENT["max_frames"] and agent.overview_chars == AGENT["overview_chars"]
+    assert (
+        agent.max_steps == 2
+        and agent.max_frames == AGENT["max_frames"]
+        and agent.overview_chars == AGENT["overview_chars"]
+    )
     assert agent_settings(str(result.controller), "openclip:ViT-B-32/openai")[2] == "openclip:ViT-B-32/openai"
 
 
 def test_a_controller_without_trained_settings_gets_the_defaults(tmp_path):
-    from agent.config import agent_settings
+    from foveate.agent.config import agent_settings
 
     agent, ingest, embedder, trained = agent_settings(str(tmp_path), None, max_steps=3)
     assert trained is None and embedder is None and ingest == IngestConfig()
@@ -94,16 +127,34 @@ def test_a_controller_without_trained_settings_gets_the_defaults(tmp_path):
 
 
 def test_grpo_rolls_out_with_tools_and_logs_each_reward(sft_run, world, tmp_path):
-    from training.grpo import run_grpo
+    from foveate.training.grpo import run_grpo
 
     result, out = sft_run
-    cfg = write_config(tmp_path / "grpo.yaml", {
-        "model": {"path": str(result.controller)}, "embedder": f"openclip:{out / 'models' / 'embedder'}",
-        "lora": {"enabled": False}, "world": {"dir": str(world), "max_questions": 2}, "agent": AGENT, "ingest": INGEST,
-        "generation": "transformers",
-        "trl": {"max_steps": 2, "per_device_train_batch_size": 2, "num_generations": 2, "max_completion_length": 128,
-                "temperature": 0.5, "learning_rate": 1e-5, "gradient_checkpointing": False, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
-                "use_cpu": True}})
+    cfg = write_config(
+        tmp_path / "grpo.yaml",
+        {
+            "model": {"path": str(result.controller)},
+            "embedder": f"openclip:{out / 'models' / 'embedder'}",
+            "lora": {"enabled": False},
+            "world": {"dir": str(world), "max_questions": 2},
+            "agent": AGENT,
+            "ingest": INGEST,
+            "generation": "transformers",
+            "trl": {
+                "max_steps": 2,
+                "per_device_train_batch_size": 2,
+                "num_generations": 2,
+                "max_completion_length": 128,
+                "temperature": 0.5,
+                "learning_rate": 1e-5,
+                "gradient_checkpointing": False,
+                "logging_steps": 1,
+                "save_strategy": "no",
+                "report_to": "none",
+                "use_cpu": True,
+            },
+        },
+    )
     grpo = run_grpo(load_config(cfg, "grpo"), tmp_path / "out")
     logs = [h for h in grpo.log_history if "reward" in h]
     assert len(logs) == 2
@@ -114,16 +165,33 @@ def test_grpo_rolls_out_with_tools_and_logs_each_reward(sft_run, world, tmp_path
     assert min(h["rewards/frame_penalty/mean"] for h in logs) < 0  # ... and spent frames doing so
 
     row = json.loads((world / "manifest.jsonl").read_text().splitlines()[0])
-    ask = subprocess.run([sys.executable, "-m", "agent.cli", "ask", str(world / row["video"]), row["question"], "--json",
-                          "--controller", str(grpo.controller), "--embedder", f"openclip:{out / 'models' / 'embedder'}",
-                          "--max-steps", "2"], capture_output=True, text=True, timeout=300)
+    ask = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "foveate.cli",
+            "ask",
+            str(world / row["video"]),
+            row["question"],
+            "--json",
+            "--controller",
+            str(grpo.controller),
+            "--embedder",
+            f"openclip:{out / 'models' / 'embedder'}",
+            "--max-steps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ask.returncode == 0, ask.stderr
     assert "answer" in json.loads(ask.stdout.splitlines()[-1])
     assert "trained with: max_steps=4" in " ".join(ask.stderr.split())  # the saved settings, --max-steps 2 applied
 
 
 def test_grpo_stops_when_no_tool_call_parses():
-    from training.rewards import ToolCallCollapse, ToolCallMonitor
+    from foveate.training.rewards import ToolCallCollapse, ToolCallMonitor
 
     monitor = ToolCallMonitor(patience=2)
     ok = [[{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "zoom", "arguments": {}}}]}]]
@@ -138,8 +206,8 @@ def test_grpo_stops_when_no_tool_call_parses():
 
 def test_clip_finetuning_raises_held_out_retrieval(tmp_path):
     """The packaged tiny config, as `foveate train clip tiny_clip` runs it."""
-    from agent.cli.train import resolve_config_path
-    from training.clip import run_clip
+    from foveate.cli.train import resolve_config_path
+    from foveate.training.clip import run_clip
 
     result = run_clip(load_config(resolve_config_path("tiny_clip"), "clip"), tmp_path / "out")
     assert result.losses[-1] < result.losses[0] / 2
@@ -148,13 +216,20 @@ def test_clip_finetuning_raises_held_out_retrieval(tmp_path):
     assert (tmp_path / "out" / "embedder" / "open_clip_config.json").is_file()
 
 
-@pytest.mark.parametrize("name", ["tiny_sft", "tiny_grpo", "tiny_clip", "qwen25vl_sft", "qwen25vl_grpo", "vitb32_clip"])
+@pytest.mark.parametrize(
+    "name", ["tiny_sft", "tiny_grpo", "tiny_clip", "qwen25vl_sft", "qwen25vl_grpo", "vitb32_clip"]
+)
 def test_packaged_configs_validate(name):
-    from agent.cli.train import resolve_config_path
+    from foveate.cli.train import resolve_config_path
 
     kind = {"sft": "sft", "grpo": "grpo", "clip": "clip"}[name.rsplit("_", 1)[1]]
-    config = load_config(resolve_config_path(name), kind)
-    assert config.model_dump()
+    path = resolve_config_path(name)
+    config = load_config(path, kind)
+    raw = yaml.safe_load(path.read_text())
+    dumped = config.model_dump(mode="json")
+    assert set(raw) <= set(dumped), "a section of the YAML was dropped"
+    assert {k: dumped["trl"][k] for k in raw.get("trl", {})} == raw.get("trl", {})
+    assert type(config).model_validate(config.model_dump()) == config
 
 
 def test_config_errors_name_the_file_and_field(tmp_path):
@@ -164,16 +239,22 @@ def test_config_errors_name_the_file_and_field(tmp_path):
     trl_typo = write_config(tmp_path / "typo.yaml", {"model": {"path": "tiny"}, "trl": {"learnin_rate": 1.0}})
     with pytest.raises(ConfigError, match=r"typo.yaml:.*trl: .*learnin_rate"):
         load_config(trl_typo, "sft")
-    cli = subprocess.run([sys.executable, "-m", "agent.cli", "train", "sft", str(tmp_path / "missing.yaml")],
-                         capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [sys.executable, "-m", "foveate.cli", "train", "sft", str(tmp_path / "missing.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 2 and "missing.yaml" in cli.stderr and "Traceback" not in cli.stderr
 
 
 def test_set_overrides_config_fields(tmp_path):
-    from agent.cli.train import resolve_config_path
+    from foveate.cli.train import resolve_config_path
 
     path = resolve_config_path("tiny_sft")
-    config = load_config(path, "sft", ["trl.num_train_epochs=7", "trl.learning_rate=2e-4", "world.videos=3", "agent.max_steps=5"])
+    config = load_config(
+        path, "sft", ["trl.num_train_epochs=7", "trl.learning_rate=2e-4", "world.videos=3", "agent.max_steps=5"]
+    )
     assert config.trl["num_train_epochs"] == 7 and config.trl["learning_rate"] == 2e-4
     assert config.world.videos == 3 and config.agent.max_steps == 5
     assert load_config(path, "sft").trl["num_train_epochs"] != 7  # the file is untouched
@@ -181,8 +262,12 @@ def test_set_overrides_config_fields(tmp_path):
         load_config(path, "sft", ["trl.num_train_epochs"])
     with pytest.raises(ConfigError, match="world.vidoes"):
         load_config(path, "sft", ["world.vidoes=3"])
-    cli = subprocess.run([sys.executable, "-m", "agent.cli", "train", "sft", "tiny_sft", "--set", "seed"],
-                         capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [sys.executable, "-m", "foveate.cli", "train", "sft", "tiny_sft", "--set", "seed"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 2 and "KEY=VALUE" in cli.stderr and "Traceback" not in cli.stderr
 
 
@@ -192,20 +277,38 @@ def test_grpo_runs_a_controller_with_qwen25vl_released_template(world, tmp_path)
     from transformers import AutoProcessor
     from trl.chat_template_utils import qwen2_5_vl_chat_template
 
-    from agent.backends.templates import QWEN_VL_TOOLS_TEMPLATE
-    from evals.synthetic.tiny_controller import build_tiny_controller
-    from training.grpo import run_grpo
+    from foveate.agent.backends.templates import QWEN_VL_TOOLS_TEMPLATE
+    from foveate.evals.synthetic.tiny_controller import build_tiny_controller
+    from foveate.training.grpo import run_grpo
 
     controller = build_tiny_controller(tmp_path / "controller")
     processor = AutoProcessor.from_pretrained(controller)
     processor.chat_template = processor.tokenizer.chat_template = qwen2_5_vl_chat_template
     processor.save_pretrained(controller)
-    cfg = write_config(tmp_path / "grpo.yaml", {
-        "model": {"path": str(controller)}, "embedder": "tiny", "lora": {"enabled": True, "r": 8, "alpha": 16},
-        "world": {"dir": str(world), "max_questions": 1}, "agent": AGENT, "ingest": INGEST, "generation": "transformers",
-        "trl": {"max_steps": 1, "per_device_train_batch_size": 2, "num_generations": 2, "max_completion_length": 16,
-                "learning_rate": 1e-5, "gradient_checkpointing": False, "logging_steps": 1, "save_strategy": "no",
-                "report_to": "none", "use_cpu": True}})
+    cfg = write_config(
+        tmp_path / "grpo.yaml",
+        {
+            "model": {"path": str(controller)},
+            "embedder": "tiny",
+            "lora": {"enabled": True, "r": 8, "alpha": 16},
+            "world": {"dir": str(world), "max_questions": 1},
+            "agent": AGENT,
+            "ingest": INGEST,
+            "generation": "transformers",
+            "trl": {
+                "max_steps": 1,
+                "per_device_train_batch_size": 2,
+                "num_generations": 2,
+                "max_completion_length": 16,
+                "learning_rate": 1e-5,
+                "gradient_checkpointing": False,
+                "logging_steps": 1,
+                "save_strategy": "no",
+                "report_to": "none",
+                "use_cpu": True,
+            },
+        },
+    )
     grpo = run_grpo(load_config(cfg, "grpo"), tmp_path / "out")
     assert [h for h in grpo.log_history if "reward" in h]
     assert AutoProcessor.from_pretrained(grpo.controller).chat_template == QWEN_VL_TOOLS_TEMPLATE
@@ -216,15 +319,32 @@ def test_lora_sft_trains_the_language_model_only_and_saves_merged_weights(world,
     """The real-model configs train LoRA adapters: the saved controller is a plain merged checkpoint."""
     from safetensors.torch import load_file
 
-    from agent.backends import load_controller
-    from training.sft import run_sft
+    from foveate.agent.backends import load_controller
+    from foveate.training.sft import run_sft
 
-    cfg = write_config(tmp_path / "sft.yaml", {
-        "model": {"path": "tiny"}, "embedder": "tiny", "lora": {"enabled": True, "r": 8, "alpha": 16, "dropout": 0.0},
-        "world": {"dir": str(world), "max_questions": 1}, "agent": AGENT, "ingest": INGEST,
-        "data": {"cache_rendered": True},
-        "trl": {"num_train_epochs": 8, "per_device_train_batch_size": 1, "learning_rate": 2e-2, "gradient_checkpointing": False,
-                "lr_scheduler_type": "constant", "logging_steps": 1, "save_strategy": "no", "report_to": "none", "use_cpu": True}})
+    cfg = write_config(
+        tmp_path / "sft.yaml",
+        {
+            "model": {"path": "tiny"},
+            "embedder": "tiny",
+            "lora": {"enabled": True, "r": 8, "alpha": 16, "dropout": 0.0},
+            "world": {"dir": str(world), "max_questions": 1},
+            "agent": AGENT,
+            "ingest": INGEST,
+            "data": {"cache_rendered": True},
+            "trl": {
+                "num_train_epochs": 8,
+                "per_device_train_batch_size": 1,
+                "learning_rate": 2e-2,
+                "gradient_checkpointing": False,
+                "lr_scheduler_type": "constant",
+                "logging_steps": 1,
+                "save_strategy": "no",
+                "report_to": "none",
+                "use_cpu": True,
+            },
+        },
+    )
     result = run_sft(load_config(cfg, "sft"), tmp_path / "out")
     # One example seen 8 times: without training its loss would not move. (Adapters over a random,
     # frozen base with frozen random embeddings learn slowly, so the bar is low.)
@@ -238,20 +358,25 @@ def test_lora_sft_trains_the_language_model_only_and_saves_merged_weights(world,
     changed = {name for name in before if not (before[name] == after[name]).all()}
     assert any(".layers." in n and "proj" in n for n in changed)  # the language model's linear layers moved
     assert not any("visual" in n for n in changed)  # the vision tower stayed frozen
-    assert load_controller(str(saved)).generate([{"role": "user", "content": [{"type": "text", "text": "hi"}]}], None).text is not None
+    generation = load_controller(str(saved)).generate(
+        [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], None
+    )
+    assert isinstance(generation.text, str) and generation.tokens_in > 0 and generation.tokens_out > 0
 
 
 def test_grpo_warns_when_every_rollout_ends_on_a_tool_call(caplog):
     """TRL ends a rollout unanswered when the next tool result would pass max_completion_length."""
-    from training.rewards import ToolCallMonitor
+    from foveate.training.rewards import ToolCallMonitor
 
     monitor = ToolCallMonitor(patience=2)
     call = {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "zoom", "arguments": {}}}]}
     cut = [[call]]  # the tool result did not fit: rolled back, no answer turn
-    answered = [[call, {"role": "tool", "content": "zoom 1.0-2.0s"}, {"role": "assistant", "content": "<answer>{}</answer>"}]]
+    answered = [
+        [call, {"role": "tool", "content": "zoom 1.0-2.0s"}, {"role": "assistant", "content": "<answer>{}</answer>"}]
+    ]
     assert monitor.observe(answered)["tools/unfinished_rollouts"] == 0.0
     assert monitor.observe(cut + answered)["tools/unfinished_rollouts"] == 0.5
-    with caplog.at_level("WARNING", logger="training.rewards"):
+    with caplog.at_level("WARNING", logger="foveate.training.rewards"):
         monitor.observe(cut)
         assert "max_completion_length" not in caplog.text  # one round is not yet a pattern
         monitor.observe(cut)

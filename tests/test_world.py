@@ -5,14 +5,22 @@ import av
 import numpy as np
 import pytest
 
-from agent.records import ManifestRow
-from evals.synthetic.captions import clip_captions, frame_captions
-from evals.synthetic.checks import LETTERS, check_answer, evidence_events, parse_span_label
-from evals.synthetic.events import (COLOURS, EventLog, Scene, SpriteEvent, WorldConfig, dump_log, load_log,
-                                    make_event_log)
-from evals.synthetic.questions import TASKS, make_questions, span_label
-from evals.synthetic.render import render_video, rgb_to_yuv, sprite_position
-from evals.synthetic.world import generate_world, video_seed
+from foveate.agent.records import ManifestRow
+from foveate.evals.synthetic.captions import clip_captions, frame_captions
+from foveate.evals.synthetic.checks import LETTERS, check_answer, evidence_events, parse_span_label
+from foveate.evals.synthetic.events import (
+    COLOURS,
+    EventLog,
+    Scene,
+    SpriteEvent,
+    WorldConfig,
+    dump_log,
+    load_log,
+    make_event_log,
+)
+from foveate.evals.synthetic.questions import TASKS, make_questions, span_label
+from foveate.evals.synthetic.render import render_video, rgb_to_yuv, sprite_position
+from foveate.evals.synthetic.world import generate_world, video_seed
 
 SMALL = WorldConfig(width=160, height=120, scene_seconds=(8.0, 12.0), gap_seconds=(0.5, 2.0), pan=False)
 
@@ -23,8 +31,13 @@ def test_event_log_is_deterministic_by_seed():
     log = make_event_log(7, 5.0)
     assert log.duration_seconds == 300.0 and log.cuts_seconds == [s.start_seconds for s in log.scenes[1:]]
     assert log.scenes[0].start_seconds == 0 and log.scenes[-1].end_seconds == 300.0
-    assert all(a.end_seconds == b.start_seconds and a.background_id != b.background_id for a, b in zip(log.scenes, log.scenes[1:]))
-    events = sorted([(s.start_seconds, s.end_seconds) for s in log.sprites] + [(c.start_seconds, c.end_seconds) for c in log.cards])
+    assert all(
+        a.end_seconds == b.start_seconds and a.background_id != b.background_id
+        for a, b in zip(log.scenes, log.scenes[1:])
+    )
+    events = sorted(
+        [(s.start_seconds, s.end_seconds) for s in log.sprites] + [(c.start_seconds, c.end_seconds) for c in log.cards]
+    )
     assert all(a[1] <= b[0] for a, b in zip(events, events[1:])), "events never overlap"
     for s in log.sprites:  # no event crosses a cut
         scene = log.scenes[s.scene]
@@ -54,7 +67,9 @@ def test_every_answer_is_right_and_evidence_covers_the_events(minutes):
     for seed in range(6):
         log = make_event_log(seed, minutes)
         rows = make_questions(log, "v.mp4", f"v{seed}", 40, seed)
-        assert [r.model_dump() for r in rows] == [r.model_dump() for r in make_questions(log, "v.mp4", f"v{seed}", 40, seed)]
+        assert [r.model_dump() for r in rows] == [
+            r.model_dump() for r in make_questions(log, "v.mp4", f"v{seed}", 40, seed)
+        ]
         assert len({r.id for r in rows}) == len(rows) and len({r.question for r in rows}) == len(rows)
         for r in rows:
             tasks[r.task] += 1
@@ -83,12 +98,43 @@ def test_long_videos_keep_unique_sprites_and_distractors():
 
 def _log_with(sprites: list[tuple[str, str, str, float, float]]) -> EventLog:
     cfg = WorldConfig(minutes=1.0)
-    scene = Scene(index=0, start_seconds=0, end_seconds=60, background_id=0, background="forest-green striped",
-                  texture_seed=1, pan=None, pan_speed_px_per_second=0)
-    events = [SpriteEvent(index=i, start_seconds=a, end_seconds=b, shape=sh, colour=c, direction=d, speed_px_per_second=80,
-                          size=40, lane=20, scene=0) for i, (sh, c, d, a, b) in enumerate(sprites)]
-    return EventLog(seed=0, duration_seconds=60, fps=10, width=320, height=240, config=cfg, scenes=[scene], cuts_seconds=[],
-                    sprites=events, cards=[])
+    scene = Scene(
+        index=0,
+        start_seconds=0,
+        end_seconds=60,
+        background_id=0,
+        background="forest-green striped",
+        texture_seed=1,
+        pan=None,
+        pan_speed_px_per_second=0,
+    )
+    events = [
+        SpriteEvent(
+            index=i,
+            start_seconds=a,
+            end_seconds=b,
+            shape=sh,
+            colour=c,
+            direction=d,
+            speed_px_per_second=80,
+            size=40,
+            lane=20,
+            scene=0,
+        )
+        for i, (sh, c, d, a, b) in enumerate(sprites)
+    ]
+    return EventLog(
+        seed=0,
+        duration_seconds=60,
+        fps=10,
+        width=320,
+        height=240,
+        config=cfg,
+        scenes=[scene],
+        cuts_seconds=[],
+        sprites=events,
+        cards=[],
+    )
 
 
 def test_checker_rejects_ambiguous_and_wrong_questions():
@@ -99,7 +145,13 @@ def test_checker_rejects_ambiguous_and_wrong_questions():
     assert check_answer(ask("In which direction did the blue circle move?", opts, "D"), log)
     assert check_answer(ask("How many times did a red star appear?", ["0", "1", "2", "3", "4"], "C"), log)
     assert not check_answer(ask("What colour was the star?", list(COLOURS)[:5], "A"), log)
-    assert check_answer(ask("Which appeared first: the blue circle or the red star?", ["the blue circle", "the red star"], "A"), log) is False
+    assert (
+        check_answer(
+            ask("Which appeared first: the blue circle or the red star?", ["the blue circle", "the red star"], "A"),
+            log,
+        )
+        is False
+    )
     spans = [span_label(30, 34), span_label(5, 9), span_label(40, 44), span_label(10, 14), span_label(50, 54)]
     assert parse_span_label(spans[0]) == (30.0, 34.0) and spans[0] == "0:30-0:34"
     assert check_answer(ask("When did the blue circle appear?", spans, "A"), log)
@@ -145,7 +197,7 @@ def test_render_draws_the_log(small_world, tmp_path):
     frame = next(f for ft, f, _ in frames if abs(ft - t) < 1e-6)
     x, y = sprite_position(sprite, t, log.width, log.height)
     cx, cy = x + sprite.size // 2, y + sprite.size // 2
-    patch = frame[cy - 2:cy + 3, cx - 2:cx + 3].reshape(-1, 3).mean(0)
+    patch = frame[cy - 2 : cy + 3, cx - 2 : cx + 3].reshape(-1, 3).mean(0)
     assert np.abs(patch - np.array(COLOURS[sprite.colour])).max() < 40, (sprite, patch)
     again = render_video(log, tmp_path / "again.mp4")
     assert hashlib.sha256(again.read_bytes()).digest() == hashlib.sha256(path.read_bytes()).digest()
@@ -153,23 +205,29 @@ def test_render_draws_the_log(small_world, tmp_path):
 
 
 def test_overview_finds_cuts_and_lone_sprite_directions(small_world, tmp_path):
-    from memory.config import IngestConfig
-    from memory.overview import build_overview
-    from memory.probe import probe
+    from foveate.memory.config import IngestConfig
+    from foveate.memory.overview import build_overview
+    from foveate.memory.probe import probe
 
     log, path = small_world
     ov = build_overview(path, probe(path), IngestConfig(), tmp_path / "ov")
     tl = ov.timeline
     assert log.cuts_seconds
     for truth in log.cuts_seconds:
-        assert min(abs(found - truth) for found in ov.cuts_seconds) <= tl.bin_seconds, (ov.cuts_seconds, log.cuts_seconds)
+        assert min(abs(found - truth) for found in ov.cuts_seconds) <= tl.bin_seconds, (
+            ov.cuts_seconds,
+            log.cuts_seconds,
+        )
     # A text card covers a third of the frame and pops in and out in one frame: the only other abrupt changes.
     card_edges = [t for c in log.cards for t in (c.start_seconds, c.end_seconds)]
     for found in ov.cuts_seconds:
         assert min(abs(found - t) for t in log.cuts_seconds + card_edges) <= tl.bin_seconds, (found, log)
     checked = 0
     for s in log.sprites:  # still camera, one sprite at a time: the moving blocks are the sprite
-        a, b = s.start_seconds + 0.3 * (s.end_seconds - s.start_seconds), s.end_seconds - 0.3 * (s.end_seconds - s.start_seconds)
+        a, b = (
+            s.start_seconds + 0.3 * (s.end_seconds - s.start_seconds),
+            s.end_seconds - 0.3 * (s.end_seconds - s.start_seconds),
+        )
         bins = range(int(np.ceil(a / tl.bin_seconds)), int(b / tl.bin_seconds))
         labels = [tl.object_direction(i) for i in bins if tl.local_fraction[i] > 0]
         if labels:
@@ -180,7 +238,7 @@ def test_overview_finds_cuts_and_lone_sprite_directions(small_world, tmp_path):
 
 def test_generate_world_writes_videos_logs_and_manifest(tmp_path):
     manifest = generate_world(tmp_path, 1, 0.5, seed=4, split="val", questions_per_video=5, size=(160, 120))
-    from agent.records import read_manifest
+    from foveate.agent.records import read_manifest
 
     rows = read_manifest(manifest)
     log = load_log(tmp_path / "events" / "val-010004.json")

@@ -1,5 +1,16 @@
 """Tools the controller calls on a VideoMemory; defined once for the agent, SFT data and GRPO."""
 
-from tools.toolbox import TOOL_NAMES, ToolResult, VideoToolbox, tool_schemas
+from foveate.tools.declare import Range, ToolInputError, tool
+from foveate.tools.toolbox import TOOL_NAMES, ToolResult, VideoToolbox, dispatch, tool_schemas, tool_signatures
 
-__all__ = ["TOOL_NAMES", "ToolResult", "VideoToolbox", "tool_schemas"]
+__all__ = [
+    "TOOL_NAMES",
+    "Range",
+    "ToolInputError",
+    "ToolResult",
+    "VideoToolbox",
+    "dispatch",
+    "tool",
+    "tool_schemas",
+    "tool_signatures",
+]

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from memory.blocks import ContentBlock, image_block, text_block
-from memory.video_memory import VideoMemory
+from foveate.memory.blocks import ContentBlock, image_block, text_block
+from foveate.memory.video_memory import VideoMemory
 
 DENSE_MAX_SIDE = 160
 SHEET_COLUMNS = 4
@@ -22,16 +22,19 @@ def _sheet(frames: np.ndarray) -> np.ndarray:
     sheet = np.zeros((rows * h, cols * w, 3), np.uint8)
     for i, f in enumerate(frames):
         r, c = divmod(i, cols)
-        sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = f
+        sheet[r * h : (r + 1) * h, c * w : (c + 1) * w] = f
     return sheet
 
 
 def dense_sample(memory: VideoMemory, start: float, end: float, fps: float) -> tuple[list[ContentBlock], int]:
-    """Frames at ``fps`` over ``[start, end)``, as contact sheets of up to 8 frames (read left to right, top to bottom)."""
+    """Frames at ``fps`` over ``[start, end)``, as contact sheets of up to 8 frames
+    (read left to right, top to bottom)."""
     times, frames = memory.frames_window(start, end, fps, max_side=DENSE_MAX_SIDE)
-    blocks: list[ContentBlock] = [text_block(f"dense_sample {start:.1f}-{end:.1f}s at {fps:g} fps: {len(times)} frames")]
+    blocks: list[ContentBlock] = [
+        text_block(f"dense_sample {start:.1f}-{end:.1f}s at {fps:g} fps: {len(times)} frames")
+    ]
     for i in range(0, len(times), SHEET_FRAMES):
-        chunk = times[i:i + SHEET_FRAMES]
+        chunk = times[i : i + SHEET_FRAMES]
         blocks.append(text_block("sheet, frames at " + ", ".join(f"{t:.1f}s" for t in chunk)))
-        blocks.append(image_block(_sheet(frames[i:i + SHEET_FRAMES])))
+        blocks.append(image_block(_sheet(frames[i : i + SHEET_FRAMES])))
     return blocks, len(times)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from memory.blocks import ContentBlock, image_block, text_block
-from memory.overview import format_time
-from memory.video_memory import VideoMemory
-
-MAX_K = 10
+from foveate.memory.blocks import ContentBlock, image_block, text_block
+from foveate.memory.overview import format_time
+from foveate.memory.video_memory import VideoMemory
 
 
 def retrieve(memory: VideoMemory, query: str, k: int, with_thumbnails: bool = True) -> tuple[list[ContentBlock], int]:
@@ -15,8 +13,10 @@ def retrieve(memory: VideoMemory, query: str, k: int, with_thumbnails: bool = Tr
     blocks: list[ContentBlock] = []
     lines = [f"retrieve({query!r}): top {len(hits)} clips by similarity"]
     for rank, hit in enumerate(hits, 1):
-        lines.append(f"{rank}. [{format_time(hit.start_seconds)}-{format_time(hit.end_seconds)}) "
-                     f"{hit.start_seconds:.1f}-{hit.end_seconds:.1f}s score {hit.score:.3f}")
+        lines.append(
+            f"{rank}. [{format_time(hit.start_seconds)}-{format_time(hit.end_seconds)}) "
+            f"{hit.start_seconds:.1f}-{hit.end_seconds:.1f}s score {hit.score:.3f}"
+        )
     if memory.has_transcript:
         for hit in memory.search_transcript(query, min(k, 3)):
             lines.append(f"transcript [{hit.start_seconds:.1f}-{hit.end_seconds:.1f}s): {hit.text}")

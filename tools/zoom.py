@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from memory.blocks import ContentBlock, image_block, text_block
-from memory.video_memory import VideoMemory
+from foveate.memory.blocks import ContentBlock, image_block, text_block
+from foveate.memory.video_memory import VideoMemory
 
 ZOOM_MAX_SIDE = 448
 

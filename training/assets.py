@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from agent.records import ManifestRow, read_manifest
-from memory.config import IngestConfig
-from memory.errors import FoveateError
-from training.config import TINY, WorldSection
+from foveate.agent.records import ManifestRow, read_manifest
+from foveate.memory.config import IngestConfig
+from foveate.memory.errors import FoveateError
+from foveate.training.config import TINY, WorldSection
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +24,23 @@ def prepare_world(section: WorldSection, out_dir: Path, name: str = "world") -> 
         if not (section.dir / "manifest.jsonl").is_file():
             raise FoveateError(f"{section.dir}: not a synthetic world (no manifest.jsonl)")
         return section.dir
-    from evals.synthetic.generate import generate_world
+    from foveate.evals.synthetic.world import generate_world
 
     world = out_dir / name
     if not (world / "manifest.jsonl").is_file():  # the manifest is written last: its presence means complete
-        logger.info("generating %d %s videos of %.1f min into %s", section.videos, section.split, section.minutes, world)
-        generate_world(world, section.videos, section.minutes, section.seed, section.split, section.questions_per_video,
-                       section.fps, (section.width, section.height))
+        logger.info(
+            "generating %d %s videos of %.1f min into %s", section.videos, section.split, section.minutes, world
+        )
+        generate_world(
+            world,
+            section.videos,
+            section.minutes,
+            section.seed,
+            section.split,
+            section.questions_per_video,
+            section.fps,
+            (section.width, section.height),
+        )
     return world
 
 
@@ -41,7 +51,7 @@ def world_rows(world: Path, max_questions: int | None = None) -> list[ManifestRo
 
 def event_log(world: Path, video: str | Path):
     """The ground-truth EventLog of a world video (``events/<video stem>.json``)."""
-    from evals.synthetic.world import EventLog
+    from foveate.evals.synthetic.world import EventLog
 
     path = world / "events" / f"{Path(video).stem}.json"
     try:
@@ -59,7 +69,7 @@ def resolve_controller(spec: str, out_dir: Path) -> str:
     """``tiny`` builds a tiny controller into ``out_dir/models/controller``; anything else passes through."""
     if spec != TINY:
         return spec
-    from evals.synthetic.tiny_controller import build_tiny_controller
+    from foveate.evals.synthetic.tiny_controller import build_tiny_controller
 
     path = out_dir / "models" / "controller"
     if not (path / "config.json").is_file():
@@ -71,7 +81,7 @@ def resolve_embedder(spec: str, out_dir: Path) -> str:
     """``tiny`` builds the tiny OpenCLIP model into ``out_dir/models/embedder``; returns an ``openclip:`` spec."""
     if spec not in (TINY, f"openclip:{TINY}"):
         return spec
-    from evals.synthetic.tiny_embedder import build_tiny_embedder
+    from foveate.evals.synthetic.tiny_embedder import build_tiny_embedder
 
     path = out_dir / "models" / "embedder"
     if not (path / "open_clip_model.safetensors").is_file():
@@ -87,9 +97,11 @@ class MemoryCache:
         self._memories: dict[str, object] = {}
 
     def __call__(self, video: str | Path):
-        from memory.video_memory import ingest
+        from foveate.memory.video_memory import ingest
 
         key = str(Path(video).resolve())
         if key not in self._memories:
-            self._memories[key] = ingest(key, cache_root_dir=self.cache_root, embedder=self.embedder, config=self.ingest_config)
+            self._memories[key] = ingest(
+                key, cache_root=self.cache_root, embedder=self.embedder, config=self.ingest_config
+            )
         return self._memories[key]

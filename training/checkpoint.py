@@ -13,7 +13,7 @@ import logging
 import re
 from pathlib import Path
 
-from training.config import ModelSection
+from foveate.training.config import ModelSection
 
 logger = logging.getLogger(__name__)
 VISION_RE = re.compile(r"(^|\.)(visual|vision_tower|vision_model)\.")
@@ -34,7 +34,7 @@ def load_for_training(path: str, section: ModelSection):
     kwargs = {"dtype": torch_dtype(section.dtype)}
     if section.attn_implementation:
         kwargs["attn_implementation"] = section.attn_implementation
-    from agent.backends.templates import ensure_tool_template
+    from foveate.agent.backends.templates import ensure_tool_template
 
     processor = AutoProcessor.from_pretrained(path)
     if ensure_tool_template(processor):  # TRL's GRPO needs a template that renders tools; SFT must match it

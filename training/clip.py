@@ -19,13 +19,13 @@ import copy
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from training.config import ClipRunConfig
+from foveate.training.config import ClipRunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -41,36 +41,43 @@ class ClipResult:
     losses: list[float]
 
     def summary(self) -> dict:
-        return {"embedder": f"openclip:{self.embedder}", "pairs": self.pairs, "r1_before": self.r1_before,
-                "r1_after": self.r1_after, "first_loss": self.losses[0] if self.losses else None,
-                "last_loss": self.losses[-1] if self.losses else None}
+        return {
+            "embedder": f"openclip:{self.embedder}",
+            "pairs": self.pairs,
+            "r1_before": self.r1_before,
+            "r1_after": self.r1_after,
+            "first_loss": self.losses[0] if self.losses else None,
+            "last_loss": self.losses[-1] if self.losses else None,
+        }
 
 
 def world_videos(world: Path) -> list[Path]:
-    from training.assets import world_rows
+    from foveate.training.assets import world_rows
 
     return sorted({Path(r.video) for r in world_rows(world)})
 
 
 def collect_pairs(world: Path, frames_per_event: int, max_side: int, seed: int) -> tuple[np.ndarray, list[str]]:
     """``(frames (N, H, W, 3) uint8, captions)`` for every video of ``world``."""
-    from evals.synthetic.captions import frame_captions
-    from memory.frames import frames_at
-    from memory.probe import probe
-    from training.assets import event_log
+    from foveate.evals.synthetic.captions import frame_captions
+    from foveate.memory.frames import frames_at
+    from foveate.memory.probe import probe
+    from foveate.training.assets import event_log
 
     frames, captions = [], []
     for video in world_videos(world):
         pairs = list(frame_captions(event_log(world, video), frames_per_event, seed=seed))
         info = probe(video)
-        frames.append(frames_at(info.path, [t for t, _ in pairs], max_side, info.duration_seconds, info.rotation_degrees))
+        frames.append(
+            frames_at(info.path, [t for t, _ in pairs], max_side, info.duration_seconds, info.rotation_degrees)
+        )
         captions += [c for _, c in pairs]
     return np.concatenate(frames), captions
 
 
 def event_queries(log) -> list[tuple[str, float, float]]:
     """One query per sprite or text card of an event log: ``(caption, start, end)``, caption as in training."""
-    from evals.synthetic.captions import card_phrase, describe, sprite_phrase
+    from foveate.evals.synthetic.captions import card_phrase, describe, sprite_phrase
 
     events = [(sprite_phrase(s), s.start_seconds, s.end_seconds) for s in log.sprites]
     events += [(card_phrase(c), c.start_seconds, c.end_seconds) for c in log.cards]
@@ -83,14 +90,14 @@ def retrieval_r1(embedder, world: Path, cache_dir: Path, clip_seconds: float) ->
     Each sprite and text card is searched by its caption ("a red star moving down over a navy
     dotted background"); a hit is a top clip that overlaps the event's time span.
     """
-    from memory.config import IngestConfig
-    from memory.video_memory import ingest
-    from training.assets import event_log
+    from foveate.memory.config import IngestConfig
+    from foveate.memory.video_memory import ingest
+    from foveate.training.assets import event_log
 
     shutil.rmtree(cache_dir, ignore_errors=True)
     hits = total = 0
     for video in world_videos(world):
-        memory = ingest(video, cache_root_dir=cache_dir, embedder=embedder, config=IngestConfig(clip_seconds=clip_seconds))
+        memory = ingest(video, cache_root=cache_dir, embedder=embedder, config=IngestConfig(clip_seconds=clip_seconds))
         for caption, start, end in event_queries(event_log(world, video)):
             top = memory.search(caption, k=1)
             hits += bool(top) and top[0].start_seconds < end and top[0].end_seconds > start
@@ -113,18 +120,22 @@ def contrastive_loss(image_features, text_features, logit_scale, same_caption):
 
     logits = logit_scale * F.normalize(image_features, dim=-1) @ F.normalize(text_features, dim=-1).T
     targets = same_caption.float() / same_caption.float().sum(1, keepdim=True)
-    return (torch.sum(-targets * F.log_softmax(logits, 1), 1).mean() + torch.sum(-targets.T * F.log_softmax(logits.T, 1), 1).mean()) / 2
+    return (
+        torch.sum(-targets * F.log_softmax(logits, 1), 1).mean()
+        + torch.sum(-targets.T * F.log_softmax(logits.T, 1), 1).mean()
+    ) / 2
 
 
-def train_embedder(embedder, frames: np.ndarray, captions: list[str], config: ClipRunConfig,
-                   progress: Progress | None = None) -> tuple[object, list[float]]:
+def train_embedder(
+    embedder, frames: np.ndarray, captions: list[str], config: ClipRunConfig, progress: Progress | None = None
+) -> tuple[object, list[float]]:
     """A tuned copy of ``embedder`` (the loaded one is left untouched) and the loss per step."""
     import math
 
     import torch
     from PIL import Image
 
-    from memory.embedder import ClipEmbedder
+    from foveate.memory.embedder import ClipEmbedder
 
     torch.manual_seed(config.seed)
     model = copy.deepcopy(embedder.model).train()
@@ -137,13 +148,17 @@ def train_embedder(embedder, frames: np.ndarray, captions: list[str], config: Cl
     opt = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate)
     gen = torch.Generator().manual_seed(config.seed)
     steps, losses = config.epochs * math.ceil(len(frames) / config.batch_size), []
-    for epoch in range(config.epochs):
+    for _epoch in range(config.epochs):
         for batch in torch.randperm(len(frames), generator=gen).split(config.batch_size):
             if len(batch) < 2:
                 continue
             b_ids = ids[batch]
-            loss = contrastive_loss(model.encode_image(images[batch].to(device)), model.encode_text(tokens[b_ids].to(device)),
-                                    model.logit_scale.exp(), (b_ids[:, None] == b_ids[None, :]).to(device))
+            loss = contrastive_loss(
+                model.encode_image(images[batch].to(device)),
+                model.encode_text(tokens[b_ids].to(device)),
+                model.logit_scale.exp(),
+                (b_ids[:, None] == b_ids[None, :]).to(device),
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -153,14 +168,16 @@ def train_embedder(embedder, frames: np.ndarray, captions: list[str], config: Cl
             if progress:
                 progress("train", len(losses), steps)
     model.eval()
-    tuned = ClipEmbedder(embedder.spec, model, embedder.preprocess, embedder.tokenizer, embedder.model_cfg, embedder.preprocess_cfg)
+    tuned = ClipEmbedder(
+        embedder.spec, model, embedder.preprocess, embedder.tokenizer, embedder.model_cfg, embedder.preprocess_cfg
+    )
     return tuned, losses
 
 
 def run_clip(config: ClipRunConfig, out: Path, progress: Progress | None = None) -> ClipResult:
     """Pairs, R@1 before, training, save, R@1 after (from the saved directory)."""
-    from memory.embedder import load_embedder
-    from training.assets import prepare_world, resolve_embedder
+    from foveate.memory.embedder import load_embedder
+    from foveate.training.assets import prepare_world, resolve_embedder
 
     # config -> assets
     out.mkdir(parents=True, exist_ok=True)

@@ -19,11 +19,12 @@ from typing import Any
 
 import torch
 
-from agent.backends.hf import prepare_messages
-from memory.errors import FoveateError
-from training.episodes import load_messages
+from foveate.agent.backends.hf import prepare_messages
+from foveate.memory.errors import FoveateError
+from foveate.training.episodes import load_messages
 
-# Per-token fields, padded to the batch's longest sequence with these values; other fields (pixel values, grids) concatenate.
+# Per-token fields, padded to the batch's longest sequence with these values; other fields
+# (pixel values, grids) concatenate.
 PAD_VALUES = {"input_ids": None, "attention_mask": 0, "labels": -100, "mm_token_type_ids": 0, "token_type_ids": 0}
 
 
@@ -34,12 +35,15 @@ def training_chat_template(processor) -> str | None:
     try:
         return get_training_chat_template(processor)
     except ValueError:
-        raise FoveateError("the controller's chat template has no {% generation %} markers and TRL has no training "
-                           "variant of it; add the markers around assistant content in chat_template.jinja") from None
+        raise FoveateError(
+            "the controller's chat template has no {% generation %} markers and TRL has no training "
+            "variant of it; add the markers around assistant content in chat_template.jinja"
+        ) from None
 
 
 class AgentChatCollator:
-    """``[{"messages", "images"}, ...]`` -> input_ids, attention_mask, pixel inputs and labels (-100 off assistant turns)."""
+    """``[{"messages", "images"}, ...]`` -> input_ids, attention_mask, pixel inputs and labels
+    (-100 off assistant turns)."""
 
     def __init__(self, processor, tools: list[dict], cache: bool = False) -> None:
         self.processor, self.tools = processor, tools
@@ -51,12 +55,21 @@ class AgentChatCollator:
         """One conversation as model inputs (no batch dimension on per-token fields) with its labels."""
         messages, tools = prepare_messages(messages, self.tools, self.processor)
         out = self.processor.apply_chat_template(
-            [messages], tools=tools, chat_template=self.chat_template, tokenize=True, return_dict=True,
-            return_tensors="pt", return_assistant_tokens_mask=True, processor_kwargs={"add_special_tokens": False})
+            [messages],
+            tools=tools,
+            chat_template=self.chat_template,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            return_assistant_tokens_mask=True,
+            processor_kwargs={"add_special_tokens": False},
+        )
         mask = torch.as_tensor(out.pop("assistant_masks"))[0]
         if mask.sum() == 0:
-            raise FoveateError("no assistant tokens to train on: the chat template's {% generation %} markers do not "
-                               "cover the assistant turns")
+            raise FoveateError(
+                "no assistant tokens to train on: the chat template's {% generation %} markers do not "
+                "cover the assistant turns"
+            )
         item = {k: (v[0] if k in PAD_VALUES else v) for k, v in out.items()}
         item["labels"] = torch.where(mask.bool(), item["input_ids"], -100)
         return item
@@ -77,7 +90,9 @@ class AgentChatCollator:
             values = [it[key] for it in items]
             if key in PAD_VALUES:
                 pad = self.pad_id if PAD_VALUES[key] is None else PAD_VALUES[key]
-                batch[key] = torch.stack([torch.nn.functional.pad(v, (0, longest - len(v)), value=pad) for v in values])
+                batch[key] = torch.stack(
+                    [torch.nn.functional.pad(v, (0, longest - len(v)), value=pad) for v in values]
+                )
             else:
                 batch[key] = torch.cat(values)
         return batch

@@ -16,16 +16,15 @@ configs work from any working directory. Outputs go to ``--output-dir`` (or ``ou
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
-from typing_extensions import Annotated
 
-from agent.config import AgentConfig
-from memory.config import IngestConfig
-from memory.errors import FoveateError
-from training.oracle import OracleConfig
+from foveate.agent.config import AgentConfig
+from foveate.memory.config import IngestConfig
+from foveate.memory.errors import FoveateError
+from foveate.training.oracle import OracleConfig
 
 TINY = "tiny"  # model / embedder keyword: build the tiny local model into the output folder
 
@@ -45,7 +44,7 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
 def _resolve_spec(value: str, info: ValidationInfo) -> str:
     """A model spec that names an existing relative folder becomes absolute; hub ids and ``tiny`` stay."""
     prefix = "openclip:" if value.startswith("openclip:") else ""
-    rest = value[len(prefix):]
+    rest = value[len(prefix) :]
     if rest == TINY or Path(rest).is_absolute():
         return value
     candidate = _base(info) / rest
@@ -63,97 +62,165 @@ class Section(BaseModel):
 
 
 class WorldSection(Section):
-    dir: RelPath | None = Field(default=None, description="An existing synthetic world (manifest.jsonl, events/, videos/); None generates one into OUTPUT/world.")
+    dir: RelPath | None = Field(
+        default=None,
+        description="An existing synthetic world (manifest.jsonl, events/, videos/); "
+        "None generates one into OUTPUT/world.",
+    )
     videos: int = Field(default=4, ge=1, description="Videos to generate when dir is None.")
     minutes: float = Field(default=1.0, gt=0, le=120, description="Length of each generated video, minutes.")
     seed: int = Field(default=0, description="Seed offset inside the split's seed range.")
-    split: Literal["train", "val", "test"] = Field(default="train", description="Split of the generated world (disjoint seeds).")
+    split: Literal["train", "val", "test"] = Field(
+        default="train", description="Split of the generated world (disjoint seeds)."
+    )
     questions_per_video: int = Field(default=6, ge=1, description="Questions per generated video.")
     fps: int = Field(default=10, ge=1, le=60, description="Frame rate of generated videos.")
     width: int = Field(default=320, ge=32, description="Width of generated videos, pixels.")
     height: int = Field(default=240, ge=32, description="Height of generated videos, pixels.")
-    max_questions: int | None = Field(default=None, ge=1, description="Use at most this many questions (in manifest order).")
+    max_questions: int | None = Field(
+        default=None, ge=1, description="Use at most this many questions (in manifest order)."
+    )
 
 
 class ModelSection(Section):
-    path: ModelSpec = Field(description="Controller to start from: a Hugging Face id, a local directory, or 'tiny' (built into OUTPUT/models/controller).")
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(default="auto", description="Weights dtype; auto is bfloat16 on CUDA, float32 on CPU.")
-    attn_implementation: str | None = Field(default=None, description="transformers attention implementation (e.g. 'sdpa', 'flash_attention_2'); None keeps the default.")
-    train_vision: bool = Field(default=False, description="Also train the vision tower (frozen otherwise, with or without LoRA).")
+    path: ModelSpec = Field(
+        description="Controller to start from: a Hugging Face id, a local directory, "
+        "or 'tiny' (built into OUTPUT/models/controller)."
+    )
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        default="auto", description="Weights dtype; auto is bfloat16 on CUDA, float32 on CPU."
+    )
+    attn_implementation: str | None = Field(
+        default=None,
+        description="transformers attention implementation (e.g. 'sdpa', 'flash_attention_2'); "
+        "None keeps the default.",
+    )
+    train_vision: bool = Field(
+        default=False, description="Also train the vision tower (frozen otherwise, with or without LoRA)."
+    )
 
 
 class LoraSection(Section):
-    enabled: bool = Field(default=True, description="Train a LoRA adapter (merged into the weights when saving); False fine-tunes all weights.")
+    enabled: bool = Field(
+        default=True,
+        description="Train a LoRA adapter (merged into the weights when saving); False fine-tunes all weights.",
+    )
     r: int = Field(default=16, ge=1, description="LoRA rank.")
     alpha: int = Field(default=32, ge=1, description="LoRA alpha.")
     dropout: float = Field(default=0.05, ge=0, lt=1, description="LoRA dropout.")
-    target_modules: list[str] | str = Field(default="all-linear", description="Modules to adapt: a list of names, or 'all-linear'.")
+    target_modules: list[str] | str = Field(
+        default="all-linear", description="Modules to adapt: a list of names, or 'all-linear'."
+    )
 
     def peft_config(self, train_vision: bool = False):
         from peft import LoraConfig
 
-        # 'all-linear' would also wrap the vision tower; keep it frozen unless asked: the controller learns where to look.
+        # 'all-linear' would also wrap the vision tower; keep it frozen unless asked:
+        # the controller learns where to look.
         exclude = None if train_vision else r".*(visual|vision_tower|vision_model).*"
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=self.target_modules,
-                          exclude_modules=exclude, task_type="CAUSAL_LM")
+        return LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=self.target_modules,
+            exclude_modules=exclude,
+            task_type="CAUSAL_LM",
+        )
 
 
 class RunConfig(Section):
     """Fields every controller-training run shares."""
 
-    output_dir: RelPath | None = Field(default=None, description="Where checkpoints, data and logs go; --output-dir overrides it.")
+    output_dir: RelPath | None = Field(
+        default=None, description="Where checkpoints, data and logs go; --output-dir overrides it."
+    )
     seed: int = Field(default=0, description="Seed for data sampling and training.")
     world: WorldSection = Field(default_factory=WorldSection, description="The synthetic world to train on.")
     model: ModelSection = Field(description="The controller to start from.")
     lora: LoraSection = Field(default_factory=LoraSection, description="LoRA adapter settings.")
-    embedder: ModelSpec = Field(default="openclip:ViT-B-32/laion2b_s34b_b79k", description="Clip embedder used to index the videos (the retrieve tool): openclip:SPEC or 'tiny'.")
-    agent: AgentConfig = Field(default_factory=AgentConfig, description="Agent budgets and overview size: the same settings `foveate ask` uses.")
+    embedder: ModelSpec = Field(
+        default="openclip:ViT-B-32/laion2b_s34b_b79k",
+        description="Clip embedder used to index the videos (the retrieve tool): openclip:SPEC or 'tiny'.",
+    )
+    agent: AgentConfig = Field(
+        default_factory=AgentConfig,
+        description="Agent budgets and overview size: the same settings `foveate ask` uses.",
+    )
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Video ingest settings.")
-    trl: dict[str, Any] = Field(default_factory=dict, description="Passed verbatim to TRL's SFTConfig/GRPOConfig (validated by TRL).")
+    trl: dict[str, Any] = Field(
+        default_factory=dict, description="Passed verbatim to TRL's SFTConfig/GRPOConfig (validated by TRL)."
+    )
 
 
 class SFTDataSection(Section):
-    oracle_paths_per_question: int = Field(default=1, ge=0, description="Oracle trajectories per question (different seeded paths).")
-    trajectories: list[RelPath] = Field(default_factory=list, description="Recorded trajectory JSONL files (foveate batch --trace) to filter by correctness.")
+    oracle_paths_per_question: int = Field(
+        default=1, ge=0, description="Oracle trajectories per question (different seeded paths)."
+    )
+    trajectories: list[RelPath] = Field(
+        default_factory=list,
+        description="Recorded trajectory JSONL files (foveate batch --trace) to filter by correctness.",
+    )
     max_examples: int | None = Field(default=None, ge=1, description="Keep at most this many examples.")
     oracle: OracleConfig = Field(default_factory=OracleConfig, description="How varied the oracle's paths are.")
-    cache_rendered: bool = Field(default=False, description="Keep rendered examples in memory (small datasets trained for many epochs).")
+    cache_rendered: bool = Field(
+        default=False, description="Keep rendered examples in memory (small datasets trained for many epochs)."
+    )
 
 
 class SFTRunConfig(RunConfig):
     data: SFTDataSection = Field(default_factory=SFTDataSection, description="Where SFT examples come from.")
 
     @model_validator(mode="after")
-    def _check_trl(self) -> "SFTRunConfig":
+    def _check_trl(self) -> SFTRunConfig:
         validate_trl("sft", self.trl)
         return self
 
 
 class RewardWeights(Section):
-    correct: float = Field(default=1.0, description="Weight of answer correctness (1 when the chosen option or text is right).")
-    format: float = Field(default=0.2, description="Weight of format validity (a parseable final answer, no malformed tool calls).")
-    evidence_iou: float = Field(default=0.5, description="Weight of the temporal IoU between cited and true evidence spans.")
-    frame_penalty: float = Field(default=0.2, description="Weight of the frame-budget penalty (minus the fraction of the budget spent).")
+    correct: float = Field(
+        default=1.0, description="Weight of answer correctness (1 when the chosen option or text is right)."
+    )
+    format: float = Field(
+        default=0.2, description="Weight of format validity (a parseable final answer, no malformed tool calls)."
+    )
+    evidence_iou: float = Field(
+        default=0.5, description="Weight of the temporal IoU between cited and true evidence spans."
+    )
+    frame_penalty: float = Field(
+        default=0.2, description="Weight of the frame-budget penalty (minus the fraction of the budget spent)."
+    )
 
 
 class GRPORunConfig(RunConfig):
     rewards: RewardWeights = Field(default_factory=RewardWeights, description="Reward components and their weights.")
-    stop_after_steps_without_tool_calls: int = Field(default=5, ge=1, description="Fail when no tool call has parsed for this many consecutive generation rounds.")
-    generation: Literal["auto", "vllm", "transformers"] = Field(default="auto", description="Rollout engine: auto uses vLLM when CUDA and vllm are available.")
-    warm_start_sft: RelPath | None = Field(default=None, description="An SFT config to run first (into OUTPUT/sft); its checkpoint replaces model.path.")
+    stop_after_steps_without_tool_calls: int = Field(
+        default=5, ge=1, description="Fail when no tool call has parsed for this many consecutive generation rounds."
+    )
+    generation: Literal["auto", "vllm", "transformers"] = Field(
+        default="auto", description="Rollout engine: auto uses vLLM when CUDA and vllm are available."
+    )
+    warm_start_sft: RelPath | None = Field(
+        default=None, description="An SFT config to run first (into OUTPUT/sft); its checkpoint replaces model.path."
+    )
 
     @model_validator(mode="after")
-    def _check_trl(self) -> "GRPORunConfig":
+    def _check_trl(self) -> GRPORunConfig:
         validate_trl("grpo", self.trl)
         return self
 
 
 class ClipRunConfig(Section):
-    output_dir: RelPath | None = Field(default=None, description="Where the tuned embedder and metrics go; --output-dir overrides it.")
+    output_dir: RelPath | None = Field(
+        default=None, description="Where the tuned embedder and metrics go; --output-dir overrides it."
+    )
     seed: int = Field(default=0, description="Seed for pair sampling and training.")
-    embedder: ModelSpec = Field(default="openclip:ViT-B-32/laion2b_s34b_b79k", description="Embedder to start from: openclip:SPEC or 'tiny'.")
+    embedder: ModelSpec = Field(
+        default="openclip:ViT-B-32/laion2b_s34b_b79k", description="Embedder to start from: openclip:SPEC or 'tiny'."
+    )
     world: WorldSection = Field(default_factory=WorldSection, description="Training world.")
-    eval_world: WorldSection = Field(default_factory=lambda: WorldSection(split="val", videos=1), description="Held-out world for R@1.")
+    eval_world: WorldSection = Field(
+        default_factory=lambda: WorldSection(split="val", videos=1), description="Held-out world for R@1."
+    )
     frames_per_event: int = Field(default=3, ge=1, le=16, description="Frames sampled inside each captioned event.")
     frame_max_side: int = Field(default=224, ge=32, description="Longer side of decoded frames, pixels.")
     epochs: int = Field(default=5, ge=1, description="Passes over the training pairs.")
@@ -161,7 +228,9 @@ class ClipRunConfig(Section):
     learning_rate: float = Field(default=1e-5, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(default=0.1, ge=0, description="AdamW weight decay.")
     train_logit_scale: bool = Field(default=True, description="Learn the temperature (CLIP's logit_scale).")
-    eval_clip_seconds: float = Field(default=4.0, gt=0, description="Clip length of the held-out index R@1 is measured on.")
+    eval_clip_seconds: float = Field(
+        default=4.0, gt=0, description="Clip length of the held-out index R@1 is measured on."
+    )
 
 
 CONFIGS: dict[str, type[Section]] = {"sft": SFTRunConfig, "grpo": GRPORunConfig, "clip": ClipRunConfig}
@@ -203,7 +272,8 @@ def _cuda() -> bool:
 
 
 def validate_trl(kind: str, values: dict[str, Any]) -> None:
-    """TRL checks the values; as if on CPU, so a GPU config validates on any machine (devices are checked at run time)."""
+    """TRL checks the values; as if on CPU, so a GPU config validates on any machine
+    (devices are checked at run time)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -237,7 +307,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def load_config(path: str | Path, kind: str, overrides: list[str] | None = None) -> Section:
-    """Read and validate a YAML config of ``kind`` (sft, grpo or clip), with ``KEY=VALUE`` overrides; errors name the file."""
+    """Read and validate a YAML config of ``kind`` (sft, grpo or clip), with ``KEY=VALUE`` overrides;
+    errors name the file."""
     path = Path(path)
     if kind not in CONFIGS:
         raise ConfigError(f"unknown training kind {kind!r}; valid: {', '.join(CONFIGS)}")

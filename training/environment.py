@@ -1,25 +1,25 @@
 """The GRPO environment: the agent's VideoToolbox, reset per question, for TRL's ``environment_factory``.
 
 TRL exposes every public method of the environment class as a tool, with the schema read from
-its signature and docstring. Subclassing :class:`tools.toolbox.VideoToolbox` makes those the very
+its signature and docstring. Subclassing :class:`foveate.tools.toolbox.VideoToolbox` makes those the very
 ``retrieve``/``zoom``/``dense_sample`` methods the agent loop dispatches to (same schemas, same
 validation, same error texts, same frame budget); this class only adds ``reset``.
 
 The episode's first turn is split between the dataset row and ``reset``: the row's ``prompt`` holds
 the system turn and the question text, and ``reset`` returns the rest of the agent's first user
 turn (the overview blocks, keyframe images included), which TRL appends to the user turn. Both
-halves come from ``agent.prompts``, so the rendered prompt equals ``initial_messages``.
+halves come from ``foveate.agent.prompts``, so the rendered prompt equals ``initial_messages``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
-from agent.config import AgentConfig
-from agent.prompts import first_user_content, initial_messages
-from memory.blocks import ContentBlock, count_images
-from tools.toolbox import VideoToolbox
+from foveate.agent.config import AgentConfig
+from foveate.agent.prompts import first_user_content, initial_messages
+from foveate.memory.blocks import ContentBlock, count_images
+from foveate.tools.toolbox import VideoToolbox
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class VideoEnvironment(VideoToolbox):
     """One rollout: a question about one video, the toolbox over its memory and a fresh frame budget."""
 
     def __init__(self, memories: Callable[[str], object], agent: AgentConfig) -> None:
+        super().__init__(None, max_frames=agent.max_frames)  # no video until reset()
         self._memories, self._agent = memories, agent
         self._row: dict = {}
         self._overview_images = 0
@@ -41,23 +42,10 @@ class VideoEnvironment(VideoToolbox):
     def reset(self, **row) -> list[ContentBlock]:
         """Load the row's video memory (cached), restart the budget; returns the overview blocks of the first turn."""
         memory = self._memories(row["video"])
-        VideoToolbox.__init__(self, memory, max_frames=self._agent.max_frames)
+        self._load(memory)
         self._row = row
-        blocks = first_user_content(row["question"], row.get("options"), memory, self._agent.overview_images,
-                                    self._agent.overview_chars)[1:]
+        blocks = first_user_content(
+            row["question"], row.get("options"), memory, self._agent.overview_images, self._agent.overview_chars
+        )[1:]
         self._overview_images = count_images(blocks)
         return blocks
-
-    @property
-    def _frames_spent(self) -> int:
-        """Frames the tools spent in this rollout (the overview's thumbnails not included)."""
-        return self._budget.used
-
-    @property
-    def _duration_seconds(self) -> float:
-        return self._memory.duration_seconds
-
-    @property
-    def _calls(self) -> list:
-        """Every tool call executed in this rollout, with its result (errors included)."""
-        return self._log.results

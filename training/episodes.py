@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from agent.answer import matches_gold
-from agent.backends.scripted import ScriptedController
-from agent.config import AgentConfig
-from agent.graph import answer_question
-from agent.records import ManifestRow
-from agent.trajectory import Trajectory, read_trajectories
-from memory.blocks import text_block
-from training.oracle import OracleConfig, OraclePolicy
+from foveate.agent.answer import matches_gold
+from foveate.agent.backends.scripted import ScriptedController
+from foveate.agent.config import AgentConfig
+from foveate.agent.graph import answer_question
+from foveate.agent.records import ManifestRow
+from foveate.agent.trajectory import Trajectory, read_trajectories
+from foveate.memory.blocks import text_block
+from foveate.training.oracle import OracleConfig, OraclePolicy
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,15 @@ class Episode:
     trajectory: Trajectory
 
 
-def run_scripted(memory, question: str, options: list[str] | None, outputs: list[str], agent: AgentConfig,
-                 qid: str = "", source: str = "oracle") -> tuple[Episode | None, str]:
+def run_scripted(
+    memory,
+    question: str,
+    options: list[str] | None,
+    outputs: list[str],
+    agent: AgentConfig,
+    qid: str = "",
+    source: str = "oracle",
+) -> tuple[Episode | None, str]:
     """Replay ``outputs`` in the agent loop; returns (episode, "") or (None, why it was rejected)."""
     ctl = ScriptedController(outputs)
     traj = answer_question(memory, question, options, ctl, agent, qid=qid)
@@ -57,8 +64,15 @@ def run_scripted(memory, question: str, options: list[str] | None, outputs: list
     return Episode(qid, source, messages, traj), ""
 
 
-def oracle_episodes(rows: Iterable[ManifestRow], memories: Callable, logs: Callable, agent: AgentConfig,
-                    oracle: OracleConfig, paths_per_question: int, seed: int) -> Iterator[Episode]:
+def oracle_episodes(
+    rows: Iterable[ManifestRow],
+    memories: Callable,
+    logs: Callable,
+    agent: AgentConfig,
+    oracle: OracleConfig,
+    paths_per_question: int,
+    seed: int,
+) -> Iterator[Episode]:
     """``paths_per_question`` oracle episodes per row (different seeded paths)."""
     policy = OraclePolicy(oracle, agent)
     for n, row in enumerate(rows):
@@ -88,12 +102,28 @@ def recorded_episodes(path: Path, memories: Callable, agent: AgentConfig) -> Ite
         seen += 1
         if not is_correct(traj) or any(s.forced_final for s in traj.steps):
             continue
-        episode, why = run_scripted(memories(traj.video), traj.question, traj.options, [s.text for s in traj.steps],
-                                    agent, qid=traj.id or f"{path.stem}-{seen}", source="recorded")
+        episode, why = run_scripted(
+            memories(traj.video),
+            traj.question,
+            traj.options,
+            [s.text for s in traj.steps],
+            agent,
+            qid=traj.id or f"{path.stem}-{seen}",
+            source="recorded",
+        )
         recorded = [(t.name, t.frames_spent, t.error) for s in traj.steps for t in s.tool_turns]
-        replayed = [(t.name, t.frames_spent, t.error) for s in episode.trajectory.steps for t in s.tool_turns] if episode else None
+        replayed = (
+            [(t.name, t.frames_spent, t.error) for s in episode.trajectory.steps for t in s.tool_turns]
+            if episode
+            else None
+        )
         if episode is None or recorded != replayed:
-            logger.warning("%s: recorded trajectory %s dropped: %s", path, traj.id, why or "its replay differs (other budgets or cache?)")
+            logger.warning(
+                "%s: recorded trajectory %s dropped: %s",
+                path,
+                traj.id,
+                why or "its replay differs (other budgets or cache?)",
+            )
             continue
         kept += 1
         yield episode

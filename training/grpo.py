@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from training.config import GRPORunConfig, drop_log_printer, load_config, quiet_progress, trl_config
+from foveate.training.config import GRPORunConfig, drop_log_printer, load_config, quiet_progress, trl_config
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,12 @@ class GRPOResult:
 
     def summary(self) -> dict:
         rewards = [h["reward"] for h in self.log_history if "reward" in h]
-        return {"controller": str(self.controller), "questions": self.questions,
-                "first_reward": rewards[0] if rewards else None, "last_reward": rewards[-1] if rewards else None}
+        return {
+            "controller": str(self.controller),
+            "questions": self.questions,
+            "first_reward": rewards[0] if rewards else None,
+            "last_reward": rewards[-1] if rewards else None,
+        }
 
 
 def ensure_tool_parsing(processor) -> None:
@@ -67,17 +71,25 @@ def build_dataset(config: GRPORunConfig, world: Path, memories):
     """One row per question: the prompt (system + question) plus the columns reset() and the rewards read."""
     from datasets import Dataset
 
-    from training.assets import world_rows
-    from training.environment import dataset_prompt
+    from foveate.training.assets import world_rows
+    from foveate.training.environment import dataset_prompt
 
     rows = []
     for r in world_rows(world, config.world.max_questions):
         if not r.evidence or r.answer is None:
             continue
         memory = memories(r.video)
-        rows.append({"prompt": dataset_prompt(r.question, r.options, memory, config.agent), "id": r.id, "video": r.video,
-                     "question": r.question, "options": r.options, "answer": r.answer,
-                     "evidence": [list(s) for s in r.evidence]})
+        rows.append(
+            {
+                "prompt": dataset_prompt(r.question, r.options, memory, config.agent),
+                "id": r.id,
+                "video": r.video,
+                "question": r.question,
+                "options": r.options,
+                "answer": r.answer,
+                "evidence": [list(s) for s in r.evidence],
+            }
+        )
     if not rows:
         raise ValueError(f"{world}: no questions with answers and evidence to train on")
     return Dataset.from_list(rows)
@@ -85,7 +97,7 @@ def build_dataset(config: GRPORunConfig, world: Path, memories):
 
 def warm_start(config: GRPORunConfig, out: Path, callbacks: list | None) -> str:
     """Run the warm-start SFT config into OUTPUT/sft (once) and return its controller."""
-    from training.sft import run_sft
+    from foveate.training.sft import run_sft
 
     sft_dir = out / "sft"
     if not (sft_dir / "controller" / "config.json").is_file():
@@ -97,16 +109,18 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
     """Train and save; ``callbacks`` are transformers TrainerCallbacks (progress display)."""
     from trl import GRPOTrainer
 
-    from training.assets import MemoryCache, prepare_world, resolve_controller, resolve_embedder
-    from agent.config import TrainedSettings
-    from training.checkpoint import load_for_training, save_controller
-    from training.environment import VideoEnvironment
-    from training.rewards import ToolCallMonitor, reward_functions
+    from foveate.agent.config import TrainedSettings
+    from foveate.training.assets import MemoryCache, prepare_world, resolve_controller, resolve_embedder
+    from foveate.training.checkpoint import load_for_training, save_controller
+    from foveate.training.environment import VideoEnvironment
+    from foveate.training.rewards import ToolCallMonitor, reward_functions
 
     # config -> assets
     out.mkdir(parents=True, exist_ok=True)
     world = prepare_world(config.world, out)
-    controller = warm_start(config, out, callbacks) if config.warm_start_sft else resolve_controller(config.model.path, out)
+    controller = (
+        warm_start(config, out, callbacks) if config.warm_start_sft else resolve_controller(config.model.path, out)
+    )
     embedder = resolve_embedder(config.embedder, out)
     memories = MemoryCache(embedder, config.ingest)
 
@@ -124,15 +138,25 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
     if "max_tool_calling_iterations" not in config.trl:
         ours["max_tool_calling_iterations"] = max(1, config.agent.max_steps - 1)
     args = trl_config("grpo", config.trl, out / "checkpoints", **ours)
-    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=processor,
-                          environment_factory=partial(VideoEnvironment, memories, config.agent),
-                          peft_config=config.lora.peft_config(config.model.train_vision) if config.lora.enabled else None,
-                          callbacks=callbacks)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=dataset,
+        processing_class=processor,
+        environment_factory=partial(VideoEnvironment, memories, config.agent),
+        peft_config=config.lora.peft_config(config.model.train_vision) if config.lora.enabled else None,
+        callbacks=callbacks,
+    )
 
     # train, save
     drop_log_printer(trainer, callbacks)
     trainer.train()
-    path = save_controller(trainer.model, processor, out / "controller",
-                           TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder))
+    path = save_controller(
+        trainer.model,
+        processor,
+        out / "controller",
+        TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder),
+    )
     (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     return GRPOResult(path, len(dataset), trainer.state.log_history)

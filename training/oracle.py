@@ -23,14 +23,15 @@ exactly what the agent sees.
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.answer import LETTERS, Answer, format_answer
-from agent.config import AgentConfig
-from agent.records import ManifestRow
+from foveate.agent.answer import LETTERS, Answer, format_answer
+from foveate.agent.config import AgentConfig
+from foveate.agent.records import ManifestRow
 
 Span = tuple[float, float]
 
@@ -38,16 +39,37 @@ Span = tuple[float, float]
 class OracleConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    p_skip_retrieve: float = Field(default=0.2, ge=0, le=1, description="Probability of looking without retrieving first.")
-    p_wrong_window: float = Field(default=0.2, ge=0, le=1, description="Probability of a wrong first window, then a correction.")
-    p_check_top_hit: float = Field(default=0.5, ge=0, le=1, description="Probability of zooming on the top retrieved clip first when it misses the event (then correcting).")
-    p_retrieve_only: float = Field(default=0.15, ge=0, le=1, description="Probability of answering from retrieval alone (single-event questions).")
-    p_dense: float = Field(default=0.15, ge=0, le=1, description="Probability of dense_sample instead of zoom where zoom would do.")
-    p_thought: float = Field(default=0.5, ge=0, le=1, description="Probability of a short sentence before each tool call.")
-    max_pad_seconds: float = Field(default=1.5, ge=0, description="Windows extend the evidence by up to this much on each side.")
+    p_skip_retrieve: float = Field(
+        default=0.2, ge=0, le=1, description="Probability of looking without retrieving first."
+    )
+    p_wrong_window: float = Field(
+        default=0.2, ge=0, le=1, description="Probability of a wrong first window, then a correction."
+    )
+    p_check_top_hit: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Probability of zooming on the top retrieved clip first when it misses the event "
+        "(then correcting).",
+    )
+    p_retrieve_only: float = Field(
+        default=0.15, ge=0, le=1, description="Probability of answering from retrieval alone (single-event questions)."
+    )
+    p_dense: float = Field(
+        default=0.15, ge=0, le=1, description="Probability of dense_sample instead of zoom where zoom would do."
+    )
+    p_thought: float = Field(
+        default=0.5, ge=0, le=1, description="Probability of a short sentence before each tool call."
+    )
+    max_pad_seconds: float = Field(
+        default=1.5, ge=0, description="Windows extend the evidence by up to this much on each side."
+    )
     look_at: Literal["evidence", "retrieved"] = Field(
-        default="evidence", description="'evidence': look at (padded) true event windows and cite the true spans; "
-        "'retrieved': look at the retrieved clips that show the event and cite them (needs the memory's search; no detours).")
+        default="evidence",
+        description="'evidence': look at (padded) true event windows and cite the true spans; "
+        "'retrieved': look at the retrieved clips that show the event and cite them "
+        "(needs the memory's search; no detours).",
+    )
 
 
 def tool_call(name: str, **arguments) -> str:
@@ -59,11 +81,15 @@ def tool_call(name: str, **arguments) -> str:
 
 def _subject(row: ManifestRow, log, span: Span) -> str:
     """What the question is about, as a retrieval query would name it."""
-    sprite = next((s for s in log.sprites if abs(s.start_seconds - span[0]) < 1e-6 and abs(s.end_seconds - span[1]) < 1e-6), None)
+    sprite = next(
+        (s for s in log.sprites if abs(s.start_seconds - span[0]) < 1e-6 and abs(s.end_seconds - span[1]) < 1e-6), None
+    )
     if row.task == "text":
         return "a text card with a word"
     if row.task == "counting":
-        colour = next((c for c in ("red", "green", "blue", "yellow", "magenta", "cyan", "white") if c in row.question), "")
+        colour = next(
+            (c for c in ("red", "green", "blue", "yellow", "magenta", "cyan", "white") if c in row.question), ""
+        )
         return f"{colour} shapes".strip()
     if sprite is not None:
         return f"a {sprite.shape}" if row.task == "needle" else f"a {sprite.colour} {sprite.shape}"
@@ -93,8 +119,14 @@ class OraclePolicy:
     def __init__(self, config: OracleConfig = OracleConfig(), agent: AgentConfig = AgentConfig()) -> None:
         self.config, self.agent = config, agent
 
-    def outputs(self, row: ManifestRow, log, duration_seconds: float, rng: np.random.Generator,
-                search: Callable[[str, int], list] | None = None) -> list[str] | None:
+    def outputs(
+        self,
+        row: ManifestRow,
+        log,
+        duration_seconds: float,
+        rng: np.random.Generator,
+        search: Callable[[str, int], list] | None = None,
+    ) -> list[str] | None:
         """The controller texts of one episode: tool calls, each its own turn, then the answer.
 
         ``search(query, k)``: the hits the retrieve tool will show (``VideoMemory.search``), best first.
@@ -114,8 +146,9 @@ class OraclePolicy:
             calls = self._plan(row, log, spans, duration_seconds, rng, search)
         return [self._say(text, rng) + call for text, call in calls] + [self._answer(row, spans)]
 
-    def _plan_retrieved(self, row: ManifestRow, log, spans: list[Span], rng: np.random.Generator,
-                        search: Callable[[str, int], list]) -> tuple[list[tuple[str, str]], list[Span]] | None:
+    def _plan_retrieved(
+        self, row: ManifestRow, log, spans: list[Span], rng: np.random.Generator, search: Callable[[str, int], list]
+    ) -> tuple[list[tuple[str, str]], list[Span]] | None:
         """Retrieve, then look at the retrieved clips that show the event; cite those clips."""
         subject = _subject(row, log, spans[0])
         k = int(rng.choice([3, 5]))
@@ -145,8 +178,15 @@ class OraclePolicy:
             cited.append((s, e))
         return (calls, cited) if cited else None
 
-    def _plan(self, row: ManifestRow, log, spans: list[Span], duration: float, rng: np.random.Generator,
-              search: Callable[[str, int], list] | None = None) -> list[tuple[str, str]]:
+    def _plan(
+        self,
+        row: ManifestRow,
+        log,
+        spans: list[Span],
+        duration: float,
+        rng: np.random.Generator,
+        search: Callable[[str, int], list] | None = None,
+    ) -> list[tuple[str, str]]:
         c = self.config
         subject = _subject(row, log, spans[0])
         plan: list[tuple[str, str, int]] = []  # (thought, call, frames it spends)
@@ -159,17 +199,33 @@ class OraclePolicy:
                 return [(t, call) for t, call, _ in plan]
             hits = search(query, k) if search is not None else []
             # The clip named before the look must show the window looked at (the first evidence span).
-            match = next(((rank, h) for rank, h in enumerate(hits, 1) if _overlaps((h.start_seconds, h.end_seconds), spans[:1])), None)
+            match = next(
+                (
+                    (rank, h)
+                    for rank, h in enumerate(hits, 1)
+                    if _overlaps((h.start_seconds, h.end_seconds), spans[:1])
+                ),
+                None,
+            )
             top_misses = bool(hits) and not _overlaps((hits[0].start_seconds, hits[0].end_seconds), spans)
             if top_misses and rng.random() < c.p_check_top_hit:
                 top = hits[0]
-                plan.append((f"Checking clip 1 ({top.start_seconds:.1f}-{top.end_seconds:.1f}s) first.",
-                             tool_call("zoom", start=round(top.start_seconds, 1), end=round(top.end_seconds, 1), num_frames=2), 2))
+                plan.append(
+                    (
+                        f"Checking clip 1 ({top.start_seconds:.1f}-{top.end_seconds:.1f}s) first.",
+                        tool_call(
+                            "zoom", start=round(top.start_seconds, 1), end=round(top.end_seconds, 1), num_frames=2
+                        ),
+                        2,
+                    )
+                )
         if not any(t.startswith("Checking") for t, *_ in plan) and rng.random() < c.p_wrong_window:
             length = spans[0][1] - spans[0][0]
             wrong = _wrong_window(rng, spans, length, duration)
             if wrong is not None:
-                plan.append(("Checking this window first.", tool_call("zoom", start=wrong[0], end=wrong[1], num_frames=2), 2))
+                plan.append(
+                    ("Checking this window first.", tool_call("zoom", start=wrong[0], end=wrong[1], num_frames=2), 2)
+                )
         plan += self._looks(row, spans, subject, duration, rng, match)
         return self._fit(plan)
 
@@ -179,8 +235,15 @@ class OraclePolicy:
         end = min(duration, span[1] + float(rng.uniform(0, pad)))
         return round(start, 1), round(end, 1)
 
-    def _looks(self, row: ManifestRow, spans: list[Span], subject: str, duration: float, rng: np.random.Generator,
-               match: tuple[int, object] | None = None) -> list[tuple[str, str, int]]:
+    def _looks(
+        self,
+        row: ManifestRow,
+        spans: list[Span],
+        subject: str,
+        duration: float,
+        rng: np.random.Generator,
+        match: tuple[int, object] | None = None,
+    ) -> list[tuple[str, str, int]]:
         if row.task == "counting":
             looks = []
             for span in spans[:3]:
@@ -195,7 +258,10 @@ class OraclePolicy:
         n = int(rng.choice([2, 3, 4]))
         if match is not None:
             rank, hit = match
-            thought = f"Clip {rank} ({hit.start_seconds:.1f}-{hit.end_seconds:.1f}s) shows {subject}; looking closer at {s:.0f}-{e:.0f}s."
+            thought = (
+                f"Clip {rank} ({hit.start_seconds:.1f}-{hit.end_seconds:.1f}s) shows {subject}; "
+                f"looking closer at {s:.0f}-{e:.0f}s."
+            )
         else:
             thought = f"{subject[0].upper()}{subject[1:]} should be around {s:.0f}-{e:.0f}s; looking closer."
         return [(thought, tool_call("zoom", start=s, end=e, num_frames=n), n)]
@@ -203,8 +269,10 @@ class OraclePolicy:
     def _fit(self, plan: list[tuple[str, str, int]]) -> list[tuple[str, str]]:
         """Drop detours until the plan leaves budget for the answer turn (the agent would force it otherwise)."""
         max_calls = max(0, self.agent.max_steps - 2)
-        while plan and (len(plan) > max_calls or (self.agent.max_frames and sum(f for *_, f in plan) >= self.agent.max_frames)):
-            detour = next((i for i, (t, *_ ) in enumerate(plan) if t.startswith("Checking")), None)
+        while plan and (
+            len(plan) > max_calls or (self.agent.max_frames and sum(f for *_, f in plan) >= self.agent.max_frames)
+        ):
+            detour = next((i for i, (t, *_) in enumerate(plan) if t.startswith("Checking")), None)
             plan.pop(detour if detour is not None else 0)
         return [(t, call) for t, call, _ in plan]
 

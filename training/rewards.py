@@ -18,12 +18,12 @@ the next result would not fit; it warns when every rollout of N rounds in a row 
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
-from agent.answer import Answer, matches_gold, parse_answer
-from agent.toolcalls import TOOL_CALL_RE
-from memory.errors import FoveateError
-from training.config import RewardWeights
+from foveate.agent.answer import Answer, matches_gold, parse_answer
+from foveate.agent.toolcalls import TOOL_CALL_RE
+from foveate.memory.errors import FoveateError
+from foveate.training.config import RewardWeights
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +64,18 @@ def unfinished(completion: list[dict]) -> bool:
 
 def correct(completions, environments, answer, options, **_) -> list[float]:
     """1 when the final answer picks the right option (or matches the open answer), else 0."""
-    return [float(matches_gold(final_answer(c, len(o or []), env._duration_seconds), gold, o))
-            for c, env, gold, o in zip(completions, environments, answer, options)]
+    return [
+        float(matches_gold(final_answer(c, len(o or []), env.duration_seconds), gold, o))
+        for c, env, gold, o in zip(completions, environments, answer, options)
+    ]
 
 
 def format_valid(completions, environments, options, **_) -> list[float]:
-    """1 for a parseable final answer with every tool call well formed, 0.5 with malformed calls, 0 without an answer."""
+    """1 for a parseable final answer with every tool call well formed, 0.5 with malformed calls,
+    0 without an answer."""
     out = []
     for c, env, o in zip(completions, environments, options):
-        if final_answer(c, len(o or []), env._duration_seconds) is None:
+        if final_answer(c, len(o or []), env.duration_seconds) is None:
             out.append(0.0)
         else:
             out.append(0.5 if call_counts(c)[1] else 1.0)
@@ -81,22 +84,23 @@ def format_valid(completions, environments, options, **_) -> list[float]:
 
 def evidence_iou(completions, environments, options, evidence, **_) -> list[float]:
     """Temporal IoU between the cited evidence spans and the true ones (0 without an answer)."""
-    from evals.metrics import temporal_iou
+    from foveate.evals.metrics import temporal_iou
 
     out = []
     for c, env, o, gold in zip(completions, environments, options, evidence):
-        ans = final_answer(c, len(o or []), env._duration_seconds)
+        ans = final_answer(c, len(o or []), env.duration_seconds)
         out.append(temporal_iou(list(ans.evidence), [tuple(s) for s in gold or []]) if ans else 0.0)
     return out
 
 
 def frame_penalty(completions, environments, **_) -> list[float]:
     """Minus the fraction of the tool frame budget spent (0 when nothing was spent, -1 when all of it)."""
-    return [-env._frames_spent / max(1, env._budget.max_frames) for env in environments]
+    return [-env.frames_used / max(1, env.max_frames) for env in environments]
 
 
 class ToolCallMonitor:
-    """Per generation round: tool-call rate and parse failures; fails after ``patience`` rounds without a parsed call."""
+    """Per generation round: tool-call rate and parse failures; fails after ``patience`` rounds
+    without a parsed call."""
 
     def __init__(self, patience: int) -> None:
         self.patience, self.rounds_without_calls, self.rounds_unfinished, self.history = patience, 0, 0, []
@@ -105,31 +109,43 @@ class ToolCallMonitor:
         counts = [call_counts(c) for c in completions]
         parsed = sum(p for p, _ in counts)
         malformed = sum(m for _, m in counts)
-        stats = {"tools/rollouts_with_call": sum(p > 0 for p, _ in counts) / max(1, len(counts)),
-                 "tools/calls_per_rollout": parsed / max(1, len(counts)),
-                 "tools/parse_failure_rate": malformed / max(1, parsed + malformed),
-                 "tools/unfinished_rollouts": sum(map(unfinished, completions)) / max(1, len(completions))}
+        stats = {
+            "tools/rollouts_with_call": sum(p > 0 for p, _ in counts) / max(1, len(counts)),
+            "tools/calls_per_rollout": parsed / max(1, len(counts)),
+            "tools/parse_failure_rate": malformed / max(1, parsed + malformed),
+            "tools/unfinished_rollouts": sum(map(unfinished, completions)) / max(1, len(completions)),
+        }
         self.history.append(stats)
         if log_metric is not None:
             for name, value in stats.items():
                 log_metric(name, value)
         self.rounds_without_calls = 0 if parsed else self.rounds_without_calls + 1
-        self.rounds_unfinished = self.rounds_unfinished + 1 if completions and stats["tools/unfinished_rollouts"] == 1 else 0
+        self.rounds_unfinished = (
+            self.rounds_unfinished + 1 if completions and stats["tools/unfinished_rollouts"] == 1 else 0
+        )
         if self.rounds_unfinished == self.patience:
-            logger.warning("every rollout of the last %d generation rounds ended on a tool call, without an answer: "
-                           "TRL counts tool results in max_completion_length, so raise it (or lower the agent's "
-                           "frame budget) until the answer turn fits", self.patience)
+            logger.warning(
+                "every rollout of the last %d generation rounds ended on a tool call, without an answer: "
+                "TRL counts tool results in max_completion_length, so raise it (or lower the agent's "
+                "frame budget) until the answer turn fits",
+                self.patience,
+            )
         if self.rounds_without_calls >= self.patience:
             raise ToolCallCollapse(
                 f"no tool call has parsed in {self.rounds_without_calls} consecutive generation rounds "
                 f"({malformed} malformed <tool_call> blocks in the last one); the policy no longer calls tools: "
                 "start from an SFT checkpoint (warm_start_sft), lower the learning rate, or raise "
-                "stop_after_steps_without_tool_calls")
+                "stop_after_steps_without_tool_calls"
+            )
         return stats
 
 
-REWARDS: dict[str, Callable] = {"correct": correct, "format": format_valid, "evidence_iou": evidence_iou,
-                                "frame_penalty": frame_penalty}
+REWARDS: dict[str, Callable] = {
+    "correct": correct,
+    "format": format_valid,
+    "evidence_iou": evidence_iou,
+    "frame_penalty": frame_penalty,
+}
 
 
 def reward_functions(weights: RewardWeights, monitor: ToolCallMonitor) -> tuple[list[Callable], list[float]]:
@@ -137,6 +153,7 @@ def reward_functions(weights: RewardWeights, monitor: ToolCallMonitor) -> tuple[
     funcs, values = [], []
     for name, func in REWARDS.items():
         if name == "format":
+
             def func(completions, log_metric=None, _inner=func, **kw):
                 monitor.observe(completions, log_metric)
                 return _inner(completions=completions, **kw)

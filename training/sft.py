@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.config import SFTRunConfig, drop_log_printer, quiet_progress, trl_config
+from foveate.training.config import SFTRunConfig, drop_log_printer, quiet_progress, trl_config
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +35,28 @@ def build_examples(config: SFTRunConfig, out: Path, memories, world: Path) -> li
     """Oracle and recorded episodes, written to OUTPUT/data; returns the stored rows."""
     from itertools import chain, islice
 
-    from training.assets import event_log, world_rows
-    from training.episodes import oracle_episodes, recorded_episodes, save_examples
+    from foveate.training.assets import event_log, world_rows
+    from foveate.training.episodes import oracle_episodes, recorded_episodes, save_examples
 
     rows = [r for r in world_rows(world, config.world.max_questions) if r.evidence and r.answer]
-    sources = [oracle_episodes(rows, memories, lambda v: event_log(world, v), config.agent, config.data.oracle,
-                               config.data.oracle_paths_per_question, config.seed)]
+    sources = [
+        oracle_episodes(
+            rows,
+            memories,
+            lambda v: event_log(world, v),
+            config.agent,
+            config.data.oracle,
+            config.data.oracle_paths_per_question,
+            config.seed,
+        )
+    ]
     sources += [recorded_episodes(p, memories, config.agent) for p in config.data.trajectories]
     episodes = islice(chain(*sources), config.data.max_examples)
     examples = save_examples(episodes, out / "data")
     if not examples:
-        raise ValueError("no SFT examples: the world has no answerable questions and no recorded trajectory was correct")
+        raise ValueError(
+            "no SFT examples: the world has no answerable questions and no recorded trajectory was correct"
+        )
     logger.info("%d SFT examples in %s", len(examples), out / "data")
     return examples
 
@@ -55,11 +66,11 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from tools.toolbox import tool_schemas
-    from training.assets import MemoryCache, prepare_world, resolve_controller, resolve_embedder
-    from agent.config import TrainedSettings
-    from training.checkpoint import load_for_training, save_controller
-    from training.collator import AgentChatCollator
+    from foveate.agent.config import TrainedSettings
+    from foveate.tools.toolbox import tool_schemas
+    from foveate.training.assets import MemoryCache, prepare_world, resolve_controller, resolve_embedder
+    from foveate.training.checkpoint import load_for_training, save_controller
+    from foveate.training.collator import AgentChatCollator
 
     # config -> assets
     out.mkdir(parents=True, exist_ok=True)
@@ -74,18 +85,36 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
 
     # model and trainer
     model, processor = load_for_training(controller, config.model)
-    args = trl_config("sft", config.trl, out / "checkpoints", seed=config.seed, remove_unused_columns=False,
-                      dataset_kwargs={"skip_prepare_dataset": True}, assistant_only_loss=False, max_length=None,
-                      **quiet_progress(config.trl, callbacks))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                         data_collator=AgentChatCollator(processor, tool_schemas(), cache=config.data.cache_rendered),
-                         peft_config=config.lora.peft_config(config.model.train_vision) if config.lora.enabled else None, callbacks=callbacks)
+    args = trl_config(
+        "sft",
+        config.trl,
+        out / "checkpoints",
+        seed=config.seed,
+        remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        assistant_only_loss=False,
+        max_length=None,
+        **quiet_progress(config.trl, callbacks),
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=processor,
+        data_collator=AgentChatCollator(processor, tool_schemas(), cache=config.data.cache_rendered),
+        peft_config=config.lora.peft_config(config.model.train_vision) if config.lora.enabled else None,
+        callbacks=callbacks,
+    )
 
     # train, save
     drop_log_printer(trainer, callbacks)
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    path = save_controller(trainer.model, processor, out / "controller",
-                           TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder))
+    path = save_controller(
+        trainer.model,
+        processor,
+        out / "controller",
+        TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder),
+    )
     (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     return SFTResult(path, len(examples), losses)

@@ -1,33 +1,40 @@
-"""Controller backends, chosen by spec: ``openai:MODEL@URL``, ``scripted:FILE.json`` (tests), else a HF id or directory."""
+"""Controller backends, chosen by spec: ``openai:MODEL@URL``, ``scripted:FILE.json`` (tests), ``hf:ID_OR_DIR``.
+
+A spec without a known prefix is a Hugging Face id or a local model directory (the ``hf`` backend).
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from agent.backends.base import Controller, Generation
-from agent.backends.hf import DEFAULT_CONTROLLER, HFController
-from agent.backends.openai_backend import OpenAIController
-from agent.backends.scripted import ScriptedController
-from memory.errors import ControllerError
+from foveate.agent.backends.base import Controller, ControllerError, Generation
+from foveate.agent.backends.hf import DEFAULT_CONTROLLER, HFController
+from foveate.agent.backends.openai_backend import OpenAIController
+from foveate.agent.backends.scripted import ScriptedController
 
-BACKENDS: dict[str, type[Controller]] = {cls.BACKEND_NAME: cls for cls in (HFController, OpenAIController, ScriptedController)}
-
-
-def load_controller(spec: str = DEFAULT_CONTROLLER, **kwargs) -> Controller:
-    """Build the backend named by ``spec``."""
-    if spec.startswith("openai:"):
-        model, sep, url = spec[len("openai:"):].rpartition("@")
-        if not sep or not model or not url:
-            raise ControllerError(f"{spec}: expected openai:MODEL@URL, e.g. openai:Qwen/Qwen2.5-VL-7B-Instruct@http://localhost:8000/v1")
-        return OpenAIController(model, url, **{k: v for k, v in kwargs.items() if k in ("max_tokens", "temperature")})
-    if spec.startswith("scripted:"):
-        path = Path(spec[len("scripted:"):])
-        try:
-            return ScriptedController(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ControllerError(f"{spec}: cannot read scripted outputs ({exc})") from None
-    return HFController(spec, **{k: v for k, v in kwargs.items() if k in ("max_new_tokens", "temperature")})
+BACKENDS: dict[str, type[Controller]] = {
+    HFController.BACKEND_NAME: HFController,
+    OpenAIController.BACKEND_NAME: OpenAIController,
+    ScriptedController.BACKEND_NAME: ScriptedController,
+}
 
 
-__all__ = ["BACKENDS", "Controller", "DEFAULT_CONTROLLER", "Generation", "load_controller"]
+def load_controller(spec: str = DEFAULT_CONTROLLER, **options) -> Controller:
+    """Build the backend named by ``spec``'s prefix; ``options`` the backend does not take are ignored."""
+    if not spec or not spec.strip():
+        raise ControllerError(
+            "the controller spec is empty; give a Hugging Face id, a model directory or openai:MODEL@URL"
+        )
+    name, sep, target = spec.partition(":")
+    if not sep or Path(spec).exists():  # ids and directories (which may hold a colon) go to transformers
+        name, target = HFController.BACKEND_NAME, spec
+    elif name not in BACKENDS:
+        raise ControllerError(
+            f"{spec}: unknown controller backend {name!r}; valid prefixes: "
+            f"{', '.join(f'{n}:' for n in BACKENDS)} (or a Hugging Face id / model directory)"
+        )
+    cls = BACKENDS[name]
+    return cls.from_spec(target, **{k: v for k, v in options.items() if k in cls.OPTIONS})
+
+
+__all__ = ["BACKENDS", "Controller", "ControllerError", "DEFAULT_CONTROLLER", "Generation", "load_controller"]

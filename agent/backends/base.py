@@ -1,11 +1,17 @@
-"""The controller backend interface: one required method, ``generate``."""
+"""The controller backend interface: one required method, ``generate``, and an optional ``from_spec`` hook."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from agent.toolcalls import ParsedCall
+from foveate.agent.toolcalls import ParsedCall
+from foveate.memory.errors import FoveateError
+
+
+class ControllerError(FoveateError):
+    """The controller spec is malformed or its model cannot be loaded."""
 
 
 @dataclass
@@ -16,10 +22,21 @@ class Generation:
     tokens_out: int = 0
 
 
-class Controller:
-    """A model that continues a conversation. ``messages`` use content-block lists with PIL images."""
+class Controller(ABC):
+    """A model that continues a conversation. ``messages`` use content-block lists with PIL images.
 
-    BACKEND_NAME: ClassVar[str] = "base"
+    ``BACKEND_NAME`` is the prefix of the spec that selects the backend (``openai:MODEL@URL``).
+    """
 
+    BACKEND_NAME: ClassVar[str]
+    # Generation options this backend accepts from ``load_controller(spec, **options)``; others are ignored.
+    OPTIONS: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
     def generate(self, messages: list[dict], tools: list[dict] | None) -> Generation:
-        raise NotImplementedError
+        """Continue ``messages``; ``tools`` are the JSON schemas the model may call."""
+
+    @classmethod
+    def from_spec(cls, target: str, **options: Any) -> Controller:
+        """Build from the part of the spec after ``BACKEND_NAME:``; ``options`` are already filtered by ``OPTIONS``."""
+        return cls(target, **options)

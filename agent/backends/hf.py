@@ -8,10 +8,9 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
-from agent.backends.base import Controller, Generation
-from agent.backends.templates import ensure_tool_template
-from agent.toolcalls import parse_tool_calls
-from memory.errors import ControllerError
+from foveate.agent.backends.base import Controller, ControllerError, Generation
+from foveate.agent.backends.templates import ensure_tool_template
+from foveate.agent.toolcalls import parse_tool_calls
 
 logger = logging.getLogger(__name__)
 
@@ -20,11 +19,17 @@ _STRIP = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>")
 
 
 def template_supports_tools(processor) -> bool:
-    template = getattr(processor, "chat_template", None) or getattr(getattr(processor, "tokenizer", None), "chat_template", "") or ""
+    template = (
+        getattr(processor, "chat_template", None)
+        or getattr(getattr(processor, "tokenizer", None), "chat_template", "")
+        or ""
+    )
     return "tools" in (template if isinstance(template, str) else json.dumps(template))
 
 
-def prepare_messages(messages: list[dict], tools: list[dict] | None, processor) -> tuple[list[dict], list[dict] | None]:
+def prepare_messages(
+    messages: list[dict], tools: list[dict] | None, processor
+) -> tuple[list[dict], list[dict] | None]:
     """Messages and tools as the template wants them.
 
     Templates without tool support get the schemas written into the system turn in the Hermes
@@ -33,24 +38,38 @@ def prepare_messages(messages: list[dict], tools: list[dict] | None, processor) 
     """
     if not tools or template_supports_tools(processor):
         return messages, tools
-    schema_text = ("\n\n# Tools\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
-                   + "\n".join(json.dumps(t) for t in tools) + "\n</tools>")
+    schema_text = (
+        "\n\n# Tools\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+        + "\n".join(json.dumps(t) for t in tools)
+        + "\n</tools>"
+    )
     out = []
     for m in messages:
         if m["role"] == "system":
             m = {"role": "system", "content": list(m["content"]) + [{"type": "text", "text": schema_text}]}
         elif m["role"] == "tool":
-            m = {"role": "user", "content": [{"type": "text", "text": "<tool_response>\n"}] + list(m["content"])
-                 + [{"type": "text", "text": "\n</tool_response>"}]}
+            m = {
+                "role": "user",
+                "content": [{"type": "text", "text": "<tool_response>\n"}]
+                + list(m["content"])
+                + [{"type": "text", "text": "\n</tool_response>"}],
+            }
         out.append(m)
     return out, None
 
 
 class HFController(Controller):
     BACKEND_NAME: ClassVar[str] = "hf"
+    OPTIONS: ClassVar[tuple[str, ...]] = ("max_new_tokens", "temperature")
 
-    def __init__(self, model_id: str, max_new_tokens: int = 256, temperature: float = 0.0,
-                 trust_remote_code: bool = False, device: str | None = None) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        trust_remote_code: bool = False,
+        device: str | None = None,
+    ) -> None:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -60,14 +79,21 @@ class HFController(Controller):
         try:
             self.processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code)
             dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-            self.model = AutoModelForImageTextToText.from_pretrained(model_id, dtype=dtype, trust_remote_code=trust_remote_code)
+            self.model = AutoModelForImageTextToText.from_pretrained(
+                model_id, dtype=dtype, trust_remote_code=trust_remote_code
+            )
         except OSError as exc:
             why = "offline and not in the local cache" if offline else str(exc).splitlines()[0][:200]
-            raise ControllerError(f"{model_id}: cannot load the controller ({why}); pass --controller DIR with a "
-                                  "local model directory (e.g. from `foveate synth models OUT`)") from None
+            raise ControllerError(
+                f"{model_id}: cannot load the controller ({why}); pass --controller DIR with a "
+                "local model directory (e.g. from `foveate synth models OUT`)"
+            ) from None
         if ensure_tool_template(self.processor):
-            logger.info("%s: Qwen-VL chat template without tool support; using the tool-calling variant "
-                        "(agent.backends.templates)", model_id)
+            logger.info(
+                "%s: Qwen-VL chat template without tool support; using the tool-calling variant "
+                "(agent.backends.templates)",
+                model_id,
+            )
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
@@ -76,16 +102,22 @@ class HFController(Controller):
         import torch
 
         msgs, tools_arg = prepare_messages(messages, tools, self.processor)
-        inputs = self.processor.apply_chat_template(msgs, tools=tools_arg, add_generation_prompt=True, tokenize=True,
-                                                    return_dict=True, return_tensors="pt").to(self.device)
+        inputs = self.processor.apply_chat_template(
+            msgs, tools=tools_arg, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+        ).to(self.device)
         kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": self.temperature > 0}
         if self.temperature > 0:
             kwargs["temperature"] = self.temperature
         with torch.inference_mode():
             out = self.model.generate(**inputs, **kwargs)
-        new = out[0, inputs["input_ids"].shape[1]:]
+        new = out[0, inputs["input_ids"].shape[1] :]
         text = self.processor.decode(new, skip_special_tokens=False)
         for s in _STRIP:
             text = text.replace(s, "")
         text = text.strip()
-        return Generation(text=text, tool_calls=parse_tool_calls(text), tokens_in=int(inputs["input_ids"].shape[1]), tokens_out=int(len(new)))
+        return Generation(
+            text=text,
+            tool_calls=parse_tool_calls(text),
+            tokens_in=int(inputs["input_ids"].shape[1]),
+            tokens_out=int(len(new)),
+        )

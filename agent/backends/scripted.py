@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import ClassVar
 
-from agent.backends.base import Controller, Generation
-from agent.toolcalls import parse_tool_calls
+from foveate.agent.backends.base import Controller, ControllerError, Generation
+from foveate.agent.toolcalls import parse_tool_calls
 
 
 class ScriptedController(Controller):
@@ -14,6 +16,14 @@ class ScriptedController(Controller):
     def __init__(self, outputs: list[str]) -> None:
         self.outputs = list(outputs)
         self.calls: list[list[dict]] = []
+
+    @classmethod
+    def from_spec(cls, target: str, **options) -> ScriptedController:
+        """``target`` is a JSON file holding the list of outputs to replay."""
+        try:
+            return cls(json.loads(Path(target).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ControllerError(f"scripted:{target}: cannot read scripted outputs ({exc})") from None
 
     def generate(self, messages: list[dict], tools: list[dict] | None) -> Generation:
         self.calls.append(messages)

@@ -58,7 +58,9 @@ QWEN_VL_TOOLS_TEMPLATE = r"""{%- macro render(content) -%}
 
 
 def _template(processor) -> str:
-    template = getattr(processor, "chat_template", None) or getattr(getattr(processor, "tokenizer", None), "chat_template", None)
+    template = getattr(processor, "chat_template", None) or getattr(
+        getattr(processor, "tokenizer", None), "chat_template", None
+    )
     return template if isinstance(template, str) else ""
 
 

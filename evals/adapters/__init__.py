@@ -6,14 +6,14 @@ in its docstring the public file format it reads and where that format is define
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pydantic import ValidationError
 
-from agent.records import ManifestRow
-from evals.adapters import egoschema, longvideobench, lvbench, mlvu, nextqa, videomme
-from evals.adapters.common import AnnotationError
+from foveate.agent.records import ManifestRow
+from foveate.evals.adapters import egoschema, longvideobench, lvbench, mlvu, nextqa, videomme
+from foveate.evals.adapters.common import AnnotationError
 
 ADAPTERS: dict[str, Callable[[str | Path, str | Path], list[ManifestRow]]] = {
     "videomme": videomme.convert,
@@ -32,9 +32,13 @@ def convert(bench: str, annotation_path: str | Path, video_root: str | Path) -> 
     try:
         rows = ADAPTERS[bench](annotation_path, video_root)
     except ValidationError as exc:  # a field of the right name but the wrong kind
-        raise AnnotationError(annotation_path, f"a record does not fit the manifest: {str(exc).splitlines()[0]}") from None
+        raise AnnotationError(
+            annotation_path, f"a record does not fit the manifest: {str(exc).splitlines()[0]}"
+        ) from None
     except (KeyError, TypeError, AttributeError) as exc:
-        raise AnnotationError(annotation_path, f"unexpected structure for {bench} ({exc.__class__.__name__}: {exc})") from None
+        raise AnnotationError(
+            annotation_path, f"unexpected structure for {bench} ({exc.__class__.__name__}: {exc})"
+        ) from None
     seen: set[str] = set()
     for r in rows:
         if r.id in seen:

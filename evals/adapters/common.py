@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from memory.errors import FoveateError
+from foveate.memory.errors import FoveateError
 
 LETTERS = "ABCDEFGHIJ"
 _PREFIX = re.compile(r"^\s*\(?([A-J])[.)]\s+")

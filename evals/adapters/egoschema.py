@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.records import ManifestRow
-from evals.adapters.common import field, letter, read_json, read_records
+from foveate.agent.records import ManifestRow
+from foveate.evals.adapters.common import field, letter, read_json, read_records
 
 CLIP_SECONDS = 180.0
 
@@ -27,7 +27,15 @@ def convert(annotation_path: str | Path, video_root: str | Path) -> list[Manifes
         uid = str(field(rec, "q_uid", path, i))
         options = [str(field(rec, f"option {k}", path, i)) for k in range(5)]
         index = answers.get(uid, rec.get("correct_answer"))
-        rows.append(ManifestRow(id=uid, video=str(root / f"{uid}.mp4"), question=str(field(rec, "question", path, i)),
-                                options=options, answer=letter(index, 5, path, f"q_uid {uid}") if index is not None else None,
-                                task="egoschema", duration_s=CLIP_SECONDS))
+        rows.append(
+            ManifestRow(
+                id=uid,
+                video=str(root / f"{uid}.mp4"),
+                question=str(field(rec, "question", path, i)),
+                options=options,
+                answer=letter(index, 5, path, f"q_uid {uid}") if index is not None else None,
+                task="egoschema",
+                duration_s=CLIP_SECONDS,
+            )
+        )
     return rows

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.records import ManifestRow
-from evals.adapters.common import AnnotationError, field, letter, read_records
+from foveate.agent.records import ManifestRow
+from foveate.evals.adapters.common import AnnotationError, field, letter, read_records
 
 
 def convert(annotation_path: str | Path, video_root: str | Path) -> list[ManifestRow]:
@@ -25,10 +25,16 @@ def convert(annotation_path: str | Path, video_root: str | Path) -> list[Manifes
         if not candidates:
             raise AnnotationError(path, f"record {i} has no candidates")
         answer = rec.get("correct_choice")
-        rows.append(ManifestRow(
-            id=str(field(rec, "id", path, i)), video=str(root / str(field(rec, "video_path", path, i))),
-            question=str(field(rec, "question", path, i)), options=candidates,
-            answer=letter(answer, len(candidates), path, f"record {i}") if answer is not None else None,
-            task=rec.get("question_category"), duration_s=float(rec["duration"]) if rec.get("duration") is not None else None,
-            duration_group=rec.get("duration_group")))
+        rows.append(
+            ManifestRow(
+                id=str(field(rec, "id", path, i)),
+                video=str(root / str(field(rec, "video_path", path, i))),
+                question=str(field(rec, "question", path, i)),
+                options=candidates,
+                answer=letter(answer, len(candidates), path, f"record {i}") if answer is not None else None,
+                task=rec.get("question_category"),
+                duration_s=float(rec["duration"]) if rec.get("duration") is not None else None,
+                duration_group=rec.get("duration_group"),
+            )
+        )
     return rows

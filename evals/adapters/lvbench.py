@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agent.records import ManifestRow
-from evals.adapters.common import AnnotationError, field, read_records, seconds
+from foveate.agent.records import ManifestRow
+from foveate.evals.adapters.common import AnnotationError, field, read_records, seconds
 
 OPTION = re.compile(r"^\(([A-J])\)\s*(.*)$")
 
@@ -56,9 +56,17 @@ def convert(annotation_path: str | Path, video_root: str | Path) -> list[Manifes
             if not options:
                 raise AnnotationError(path, f"video {key} question {qa.get('uid')}: no '(A) ...' option lines")
             types = qa.get("question_type") or []
-            rows.append(ManifestRow(
-                id=str(field(qa, "uid", path, i)), video=str(root / f"{key}.mp4"), question=question, options=options,
-                answer=str(qa["answer"]).strip().upper()[:1] if qa.get("answer") else None,
-                evidence=parse_time_reference(qa.get("time_reference")), task=types[0] if isinstance(types, list) and types else None,
-                duration_s=float(minutes) * 60 if minutes is not None else None, question_types=types))
+            rows.append(
+                ManifestRow(
+                    id=str(field(qa, "uid", path, i)),
+                    video=str(root / f"{key}.mp4"),
+                    question=question,
+                    options=options,
+                    answer=str(qa["answer"]).strip().upper()[:1] if qa.get("answer") else None,
+                    evidence=parse_time_reference(qa.get("time_reference")),
+                    task=types[0] if isinstance(types, list) and types else None,
+                    duration_s=float(minutes) * 60 if minutes is not None else None,
+                    question_types=types,
+                )
+            )
     return rows

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from agent.records import ManifestRow
-from evals.adapters.common import LETTERS, AnnotationError, field, read_records
+from foveate.agent.records import ManifestRow
+from foveate.evals.adapters.common import LETTERS, AnnotationError, field, read_records
 
 logger = logging.getLogger(__name__)
 OPEN_ENDED = ("8_sub_scene", "9_summary")
@@ -28,10 +28,17 @@ def _convert_file(path: Path, root: Path) -> list[ManifestRow]:
         answer = str(field(rec, "answer", path, i))
         if answer not in candidates:
             raise AnnotationError(path, f"record {i}: the answer {answer!r} is not one of its candidates")
-        rows.append(ManifestRow(
-            id=f"{path.stem}-{i}", video=str(root / path.stem / str(field(rec, "video", path, i))),
-            question=str(field(rec, "question", path, i)), options=candidates, answer=LETTERS[candidates.index(answer)],
-            task=rec.get("question_type", path.stem), duration_s=float(rec["duration"]) if rec.get("duration") is not None else None))
+        rows.append(
+            ManifestRow(
+                id=f"{path.stem}-{i}",
+                video=str(root / path.stem / str(field(rec, "video", path, i))),
+                question=str(field(rec, "question", path, i)),
+                options=candidates,
+                answer=LETTERS[candidates.index(answer)],
+                task=rec.get("question_type", path.stem),
+                duration_s=float(rec["duration"]) if rec.get("duration") is not None else None,
+            )
+        )
     return rows
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from agent.records import ManifestRow
-from evals.adapters.common import AnnotationError, letter, read_json
+from foveate.agent.records import ManifestRow
+from foveate.evals.adapters.common import AnnotationError, letter, read_json
 
 COLUMNS = ("video", "question", "answer", "qid", "type", "a0", "a1", "a2", "a3", "a4")
 
@@ -38,6 +38,14 @@ def convert(annotation_path: str | Path, video_root: str | Path) -> list[Manifes
             answer = letter(int(rec["answer"]), 5, path, f"line {i}") if rec["answer"].strip() else None
         except ValueError:
             raise AnnotationError(path, f"line {i}: answer {rec['answer']!r} is not an option index") from None
-        rows.append(ManifestRow(id=f"{video}_{rec['qid'].strip()}", video=str(root / f"{mapping.get(video, video)}.mp4"),
-                                question=rec["question"].strip(), options=options, answer=answer, task=rec["type"].strip()))
+        rows.append(
+            ManifestRow(
+                id=f"{video}_{rec['qid'].strip()}",
+                video=str(root / f"{mapping.get(video, video)}.mp4"),
+                question=rec["question"].strip(),
+                options=options,
+                answer=answer,
+                task=rec["type"].strip(),
+            )
+        )
     return rows

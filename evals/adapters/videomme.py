@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.records import ManifestRow
-from evals.adapters.common import AnnotationError, field, read_records, strip_letter
+from foveate.agent.records import ManifestRow
+from foveate.evals.adapters.common import AnnotationError, field, read_records, strip_letter
 
 
 def _row(q: dict, video: dict, video_root: Path, path: Path, i: int) -> ManifestRow:
@@ -30,11 +30,16 @@ def _row(q: dict, video: dict, video_root: Path, path: Path, i: int) -> Manifest
         raise AnnotationError(path, f"record {i} has neither 'options' nor 'choices'")
     stem = str(video.get("videoID") or field(video, "video_id", path, i))
     answer = q.get("answer")
-    return ManifestRow(id=str(field(q, "question_id", path, i)), video=str(video_root / f"{stem}.mp4"),
-                       question=str(field(q, "question", path, i)), options=[strip_letter(o) for o in list(options)],
-                       answer=str(answer).strip().upper()[:1] if answer else None, task=q.get("task_type"),
-                       duration_category=video.get("duration", video.get("duration_category")),
-                       domain=video.get("domain", video.get("video_category")))
+    return ManifestRow(
+        id=str(field(q, "question_id", path, i)),
+        video=str(video_root / f"{stem}.mp4"),
+        question=str(field(q, "question", path, i)),
+        options=[strip_letter(o) for o in list(options)],
+        answer=str(answer).strip().upper()[:1] if answer else None,
+        task=q.get("task_type"),
+        duration_category=video.get("duration", video.get("duration_category")),
+        domain=video.get("domain", video.get("video_category")),
+    )
 
 
 def convert(annotation_path: str | Path, video_root: str | Path) -> list[ManifestRow]:

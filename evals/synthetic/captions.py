@@ -9,11 +9,11 @@ striped background", "a text card reading 'APPLE' over a navy dotted background"
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-from evals.synthetic.events import EventLog, Scene, SpriteEvent, TextCard
+from foveate.evals.synthetic.events import EventLog, Scene, SpriteEvent, TextCard
 
 
 def _background(scene: Scene) -> str:
@@ -41,7 +41,9 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
-def clip_captions(event_log: EventLog, clip_seconds: float, min_overlap_seconds: float = 0.5) -> list[tuple[float, float, str]]:
+def clip_captions(
+    event_log: EventLog, clip_seconds: float, min_overlap_seconds: float = 0.5
+) -> list[tuple[float, float, str]]:
     """``(start, end, caption)`` for consecutive clips ``[i * clip_seconds, (i + 1) * clip_seconds)``.
 
     An event is mentioned when it overlaps the clip by at least ``min_overlap_seconds`` (or
@@ -51,19 +53,25 @@ def clip_captions(event_log: EventLog, clip_seconds: float, min_overlap_seconds:
         raise ValueError(f"clip_seconds must be > 0, got {clip_seconds}")
     log, out = event_log, []
     n = int(np.ceil(log.duration_seconds / clip_seconds - 1e-9))
-    events = sorted([(s.start_seconds, s.end_seconds, sprite_phrase(s)) for s in log.sprites]
-                    + [(c.start_seconds, c.end_seconds, card_phrase(c)) for c in log.cards])
+    events = sorted(
+        [(s.start_seconds, s.end_seconds, sprite_phrase(s)) for s in log.sprites]
+        + [(c.start_seconds, c.end_seconds, card_phrase(c)) for c in log.cards]
+    )
     for i in range(n):
         a, b = i * clip_seconds, min(log.duration_seconds, (i + 1) * clip_seconds)
         scene = max(log.scenes, key=lambda s: _overlap(a, b, s.start_seconds, s.end_seconds))
-        things = [text for s, e, text in events
-                  if _overlap(a, b, s, e) >= min(min_overlap_seconds, e - s) and _overlap(a, b, s, e) > 0]
+        things = [
+            text
+            for s, e, text in events
+            if _overlap(a, b, s, e) >= min(min_overlap_seconds, e - s) and _overlap(a, b, s, e) > 0
+        ]
         out.append((round(a, 3), round(b, 3), describe(things, scene)))
     return out
 
 
-def frame_captions(event_log: EventLog, frames_per_event: int = 3, background_frames_per_scene: int = 1,
-                   seed: int = 0) -> Iterator[tuple[float, str]]:
+def frame_captions(
+    event_log: EventLog, frames_per_event: int = 3, background_frames_per_scene: int = 1, seed: int = 0
+) -> Iterator[tuple[float, str]]:
     """``(time_seconds, caption)`` pairs for training an image-text embedder on world frames.
 
     For each sprite, ``frames_per_event`` times spread over the middle half of its crossing (the
@@ -81,9 +89,13 @@ def frame_captions(event_log: EventLog, frames_per_event: int = 3, background_fr
             pairs.append((t, describe([sprite_phrase(sprite)], log.scene_at(t))))
     for card in log.cards:
         for k in range(frames_per_event):
-            t = card.start_seconds + (k + rng.uniform(0.2, 0.8)) / frames_per_event * (card.end_seconds - card.start_seconds)
+            t = card.start_seconds + (k + rng.uniform(0.2, 0.8)) / frames_per_event * (
+                card.end_seconds - card.start_seconds
+            )
             pairs.append((t, describe([card_phrase(card)], log.scene_at(t))))
-    busy = sorted([(s.start_seconds, s.end_seconds) for s in log.sprites] + [(c.start_seconds, c.end_seconds) for c in log.cards])
+    busy = sorted(
+        [(s.start_seconds, s.end_seconds) for s in log.sprites] + [(c.start_seconds, c.end_seconds) for c in log.cards]
+    )
     for scene in log.scenes:
         free = _free_times(scene, busy)
         for t in (free[i] for i in rng.permutation(len(free))[:background_frames_per_scene]):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from agent.records import ManifestRow
-from evals.synthetic.events import EventLog, SpriteEvent
+from foveate.agent.records import ManifestRow
+from foveate.evals.synthetic.events import EventLog, SpriteEvent
 
 LETTERS = "ABCDE"
 
@@ -72,7 +72,11 @@ def _correct_options(row: ManifestRow, log: EventLog) -> list[str] | None:
 
 def _covers(span: tuple[float, float], s: SpriteEvent) -> bool:
     """A grounding option is right when it contains the sprite's span and is at most 2 s wider."""
-    return span[0] <= s.start_seconds and s.end_seconds <= span[1] and (span[1] - span[0]) - (s.end_seconds - s.start_seconds) < 2.0
+    return (
+        span[0] <= s.start_seconds
+        and s.end_seconds <= span[1]
+        and (span[1] - span[0]) - (s.end_seconds - s.start_seconds) < 2.0
+    )
 
 
 def _order_correct(log: EventLog, which: str, opts: list[str]) -> list[str]:

@@ -20,18 +20,51 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (235, 35, 35), "green": (40, 210, 60), "blue": (45, 80, 245), "yellow": (245, 225, 30),
-    "magenta": (230, 40, 230), "cyan": (40, 225, 235), "white": (250, 250, 250),
+    "red": (235, 35, 35),
+    "green": (40, 210, 60),
+    "blue": (45, 80, 245),
+    "yellow": (245, 225, 30),
+    "magenta": (230, 40, 230),
+    "cyan": (40, 225, 235),
+    "white": (250, 250, 250),
 }
 SHAPES = ("circle", "square", "triangle", "star", "cross")
 RARE_SHAPES = ("diamond", "hexagon", "ring")  # each appears at most once per video
 DIRECTIONS = ("left", "right", "up", "down")
-WORDS = ("apple", "river", "candle", "orbit", "maple", "zebra", "copper", "violet", "harbor", "pixel", "tundra",
-         "lantern", "falcon", "meadow", "quartz", "saddle", "pepper", "glacier", "walnut", "comet", "velvet", "anchor")
+WORDS = (
+    "apple",
+    "river",
+    "candle",
+    "orbit",
+    "maple",
+    "zebra",
+    "copper",
+    "violet",
+    "harbor",
+    "pixel",
+    "tundra",
+    "lantern",
+    "falcon",
+    "meadow",
+    "quartz",
+    "saddle",
+    "pepper",
+    "glacier",
+    "walnut",
+    "comet",
+    "velvet",
+    "anchor",
+)
 # Background tints are muted so that every sprite colour stands out against every background.
 TINTS: dict[str, tuple[int, int, int]] = {
-    "forest-green": (34, 85, 45), "navy": (30, 40, 90), "maroon": (95, 30, 35), "olive": (100, 100, 40),
-    "slate": (80, 90, 100), "brown": (105, 70, 40), "purple": (70, 40, 95), "teal": (30, 90, 90),
+    "forest-green": (34, 85, 45),
+    "navy": (30, 40, 90),
+    "maroon": (95, 30, 35),
+    "olive": (100, 100, 40),
+    "slate": (80, 90, 100),
+    "brown": (105, 70, 40),
+    "purple": (70, 40, 95),
+    "teal": (30, 90, 90),
 }
 PATTERNS = ("striped", "checkered", "speckled", "dotted", "wavy", "plaid")
 SPLIT_SEEDS = {"train": 0, "val": 10_000, "test": 20_000}
@@ -57,23 +90,45 @@ class WorldConfig(BaseModel):
     pan_speed_px_per_second: tuple[float, float] = Field(default=(15.0, 40.0), description="Range of pan speeds.")
     scene_seconds: tuple[float, float] = Field(default=(20.0, 90.0), description="Range of scene lengths.")
     gap_seconds: tuple[float, float] = Field(default=(1.0, 8.0), description="Range of pauses between events.")
-    sprite_speed_px_per_second: tuple[float, float] = Field(default=(50.0, 130.0), description="Range of sprite speeds.")
-    sprite_size_fraction: tuple[float, float] = Field(default=(0.18, 0.28), description="Sprite side as a fraction of the frame height.")
+    sprite_speed_px_per_second: tuple[float, float] = Field(
+        default=(50.0, 130.0), description="Range of sprite speeds."
+    )
+    sprite_size_fraction: tuple[float, float] = Field(
+        default=(0.18, 0.28), description="Sprite side as a fraction of the frame height."
+    )
     p_card: float = Field(default=0.2, ge=0, le=1, description="Probability that an event is a text card.")
     card_seconds: tuple[float, float] = Field(default=(2.5, 4.0), description="Range of text-card durations.")
-    p_distractor: float = Field(default=0.35, ge=0, le=1, description="Probability that a sprite repeats an earlier sprite's shape or colour.")
-    needles: int = Field(default=8, ge=0, le=20, description="Colour+shape combinations reserved to appear at most once, so long videos keep unique sprites to ask about.")
-    rare_shapes: bool = Field(default=True, description="Also show each of RARE_SHAPES at most once (needle questions in long videos).")
+    p_distractor: float = Field(
+        default=0.35, ge=0, le=1, description="Probability that a sprite repeats an earlier sprite's shape or colour."
+    )
+    needles: int = Field(
+        default=8,
+        ge=0,
+        le=20,
+        description="Colour+shape combinations reserved to appear at most once, "
+        "so long videos keep unique sprites to ask about.",
+    )
+    rare_shapes: bool = Field(
+        default=True, description="Also show each of RARE_SHAPES at most once (needle questions in long videos)."
+    )
 
     @model_validator(mode="after")
-    def _check_ranges(self) -> "WorldConfig":
-        for name in ("pan_speed_px_per_second", "scene_seconds", "gap_seconds", "sprite_speed_px_per_second",
-                     "sprite_size_fraction", "card_seconds"):
+    def _check_ranges(self) -> WorldConfig:
+        for name in (
+            "pan_speed_px_per_second",
+            "scene_seconds",
+            "gap_seconds",
+            "sprite_speed_px_per_second",
+            "sprite_size_fraction",
+            "card_seconds",
+        ):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise ValueError(f"{name}: need 0 < low <= high, got ({lo}, {hi})")
         if self.sprite_size_fraction[1] > 0.5:
-            raise ValueError("sprite_size_fraction: sprites larger than half the frame height leave no room to move; use <= 0.5")
+            raise ValueError(
+                "sprite_size_fraction: sprites larger than half the frame height leave no room to move; use <= 0.5"
+            )
         return self
 
     @property
@@ -90,7 +145,9 @@ class Scene(BaseModel):
     background_id: int = Field(ge=0, description="Background family: tint and pattern (see background_name).")
     background: str = Field(description="Human-readable background, e.g. 'forest-green striped'.")
     texture_seed: int = Field(ge=0, description="Seed of this scene's texture (two scenes never look alike).")
-    pan: str | None = Field(description="Camera pan direction (content moves the opposite way), or None for a still camera.")
+    pan: str | None = Field(
+        description="Camera pan direction (content moves the opposite way), or None for a still camera."
+    )
     pan_speed_px_per_second: float = Field(ge=0, description="Camera speed, 0 when still.")
 
 
@@ -105,9 +162,13 @@ class SpriteEvent(BaseModel):
     direction: str = Field(description="Direction of motion on screen: left, right, up or down.")
     speed_px_per_second: float = Field(gt=0, description="On-screen speed.")
     size: int = Field(gt=0, description="Side of the sprite's square box, pixels.")
-    lane: int = Field(ge=0, description="Top (horizontal motion) or left (vertical motion) of the sprite's box, pixels.")
+    lane: int = Field(
+        ge=0, description="Top (horizontal motion) or left (vertical motion) of the sprite's box, pixels."
+    )
     scene: int = Field(ge=0, description="Index of the scene it happens in.")
-    repeat_of: int | None = Field(default=None, description="Index of the earlier sprite whose shape or colour it repeats.")
+    repeat_of: int | None = Field(
+        default=None, description="Index of the earlier sprite whose shape or colour it repeats."
+    )
 
 
 class TextCard(BaseModel):
@@ -138,7 +199,7 @@ class EventLog(BaseModel):
     cards: list[TextCard] = Field(description="Text cards in time order.")
 
     @model_validator(mode="after")
-    def _check_consistent(self) -> "EventLog":
+    def _check_consistent(self) -> EventLog:
         if self.cuts_seconds != [s.start_seconds for s in self.scenes[1:]]:
             raise ValueError("cuts_seconds must list the start of every scene after the first")
         return self
@@ -183,10 +244,18 @@ def _scenes(rng: np.random.Generator, cfg: WorldConfig) -> list[Scene]:
             background += background >= previous
         previous = background
         pans = cfg.pan and rng.random() < cfg.p_pan
-        scenes.append(Scene(index=len(scenes), start_seconds=t, end_seconds=end, background_id=background,
-                            background=background_name(background), texture_seed=int(rng.integers(0, 2**31 - 1)),
-                            pan=str(rng.choice(DIRECTIONS)) if pans else None,
-                            pan_speed_px_per_second=round(_uniform(rng, cfg.pan_speed_px_per_second), 1) if pans else 0.0))
+        scenes.append(
+            Scene(
+                index=len(scenes),
+                start_seconds=t,
+                end_seconds=end,
+                background_id=background,
+                background=background_name(background),
+                texture_seed=int(rng.integers(0, 2**31 - 1)),
+                pan=str(rng.choice(DIRECTIONS)) if pans else None,
+                pan_speed_px_per_second=round(_uniform(rng, cfg.pan_speed_px_per_second), 1) if pans else 0.0,
+            )
+        )
         t = end
     return scenes
 
@@ -201,7 +270,7 @@ class _Looks:
         combos = [(shape, colour) for shape in SHAPES for colour in COLOURS]
         picks = rng.permutation(len(combos))
         reserved = [combos[i] for i in picks[: cfg.needles]]
-        self.common = [combos[i] for i in sorted(picks[cfg.needles:])]
+        self.common = [combos[i] for i in sorted(picks[cfg.needles :])]
         rare = [(shape, str(rng.choice(list(COLOURS)))) for shape in RARE_SHAPES] if cfg.rare_shapes else []
         needles = reserved + rare
         self.needles = [needles[i] for i in rng.permutation(len(needles))]
@@ -223,20 +292,38 @@ class _Looks:
         return shape, colour, None
 
 
-def _sprite(rng: np.random.Generator, cfg: WorldConfig, t: float, scene: Scene, earlier: list[SpriteEvent], looks: _Looks) -> SpriteEvent:
+def _sprite(
+    rng: np.random.Generator, cfg: WorldConfig, t: float, scene: Scene, earlier: list[SpriteEvent], looks: _Looks
+) -> SpriteEvent:
     shape, colour, repeat_of = looks.draw(earlier, t)
     size = int(round(_uniform(rng, cfg.sprite_size_fraction) * cfg.height / 2)) * 2
     direction = str(rng.choice(DIRECTIONS))
     across, along = (cfg.width, cfg.height) if direction in ("left", "right") else (cfg.height, cfg.width)
     seconds = max(0.5, round((across + size) / _uniform(rng, cfg.sprite_speed_px_per_second), 1))
     lane = int(rng.integers(0, (along - size) // 2 + 1)) * 2
-    return SpriteEvent(index=len(earlier), start_seconds=round(t, 1), end_seconds=round(t + seconds, 1), shape=shape,
-                       colour=colour, direction=direction, speed_px_per_second=round((across + size) / seconds, 1),
-                       size=size, lane=lane, scene=scene.index, repeat_of=repeat_of)
+    return SpriteEvent(
+        index=len(earlier),
+        start_seconds=round(t, 1),
+        end_seconds=round(t + seconds, 1),
+        shape=shape,
+        colour=colour,
+        direction=direction,
+        speed_px_per_second=round((across + size) / seconds, 1),
+        size=size,
+        lane=lane,
+        scene=scene.index,
+        repeat_of=repeat_of,
+    )
 
 
-def make_event_log(seed: int, minutes: float | None = None, fps: int | None = None, size: tuple[int, int] | None = None,
-                   pan: bool | None = None, config: WorldConfig | None = None) -> EventLog:
+def make_event_log(
+    seed: int,
+    minutes: float | None = None,
+    fps: int | None = None,
+    size: tuple[int, int] | None = None,
+    pan: bool | None = None,
+    config: WorldConfig | None = None,
+) -> EventLog:
     """Draw a world's event log; the positional arguments override the matching ``config`` fields."""
     overrides = {k: v for k, v in {"minutes": minutes, "fps": fps, "pan": pan}.items() if v is not None}
     if size is not None:
@@ -255,8 +342,15 @@ def make_event_log(seed: int, minutes: float | None = None, fps: int | None = No
                 length = round(_uniform(rng, cfg.card_seconds), 1)
                 if t + length > scene.end_seconds - 0.5:
                     break
-                cards.append(TextCard(index=len(cards), start_seconds=round(t, 1), end_seconds=round(t + length, 1),
-                                      word=str(rng.choice(WORDS)), scene=scene.index))
+                cards.append(
+                    TextCard(
+                        index=len(cards),
+                        start_seconds=round(t, 1),
+                        end_seconds=round(t + length, 1),
+                        word=str(rng.choice(WORDS)),
+                        scene=scene.index,
+                    )
+                )
                 end = cards[-1].end_seconds
             else:
                 sprite = _sprite(rng, cfg, t, scene, sprites, looks)
@@ -265,5 +359,15 @@ def make_event_log(seed: int, minutes: float | None = None, fps: int | None = No
                 sprites.append(sprite)
                 end = sprite.end_seconds
             t = end + _uniform(rng, cfg.gap_seconds)
-    return EventLog(seed=seed, duration_seconds=cfg.duration_seconds, fps=cfg.fps, width=cfg.width, height=cfg.height,
-                    config=cfg, scenes=scenes, cuts_seconds=[s.start_seconds for s in scenes[1:]], sprites=sprites, cards=cards)
+    return EventLog(
+        seed=seed,
+        duration_seconds=cfg.duration_seconds,
+        fps=cfg.fps,
+        width=cfg.width,
+        height=cfg.height,
+        config=cfg,
+        scenes=scenes,
+        cuts_seconds=[s.start_seconds for s in scenes[1:]],
+        sprites=sprites,
+        cards=cards,
+    )

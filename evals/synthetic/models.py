@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evals.synthetic.tiny_embedder import build_tiny_embedder
+from foveate.evals.synthetic.tiny_embedder import build_tiny_embedder
 
 
 def build_tiny_controller(out_dir: str | Path) -> Path:
     """A tiny Qwen2.5-VL-architecture controller; see :mod:`evals.synthetic.tiny_controller`."""
     # Imported here so the embedder path works without the controller's dependencies.
-    from evals.synthetic.tiny_controller import build_tiny_controller as build
+    from foveate.evals.synthetic.tiny_controller import build_tiny_controller as build
 
     return build(out_dir)
 

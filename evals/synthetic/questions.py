@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from agent.records import ManifestRow
-from evals.synthetic.events import COLOURS, DIRECTIONS, WORDS, EventLog, SpriteEvent
+from foveate.agent.records import ManifestRow
+from foveate.evals.synthetic.events import COLOURS, DIRECTIONS, WORDS, EventLog, SpriteEvent
 
 LETTERS = "ABCDE"
 NO_MOTION = "it did not move"
@@ -69,8 +69,14 @@ class _Builder:
         options = pool[:4] + [answer]
         options = [options[i] for i in self.rng.permutation(5)]
         spans = sorted((float(s.start_seconds), float(s.end_seconds)) for s in evidence)
-        self.candidates[task].append({"question": question, "options": options, "answer": LETTERS[options.index(answer)],
-                                      "evidence": [list(s) for s in spans]})
+        self.candidates[task].append(
+            {
+                "question": question,
+                "options": options,
+                "answer": LETTERS[options.index(answer)],
+                "evidence": [list(s) for s in spans],
+            }
+        )
 
     def pick(self, choices: list[str], k: int) -> list[str]:
         return [choices[i] for i in self.rng.permutation(len(choices))[:k]]
@@ -91,8 +97,13 @@ def _needle(b: _Builder) -> None:
 
 def _direction(b: _Builder) -> None:
     for s in unique_sprites(b.log):
-        b.add("direction", f"In which direction did the {name(s)} move?", s.direction,
-              [d for d in DIRECTIONS if d != s.direction] + [NO_MOTION], [s])
+        b.add(
+            "direction",
+            f"In which direction did the {name(s)} move?",
+            s.direction,
+            [d for d in DIRECTIONS if d != s.direction] + [NO_MOTION],
+            [s],
+        )
 
 
 def _counting(b: _Builder) -> None:
@@ -126,8 +137,13 @@ def _order(b: _Builder) -> None:
             target = chosen[0] if which == "first" else chosen[-1]
             order = [chosen[i] for i in b.rng.permutation(5)]
             listed = ", ".join(f"the {name(s)}" for s in order[:4]) + f" or the {name(order[4])}"
-            b.add("order", f"Which appeared {which}: {listed}?", f"the {name(target)}",
-                  [f"the {name(s)}" for s in order if s is not target], chosen)
+            b.add(
+                "order",
+                f"Which appeared {which}: {listed}?",
+                f"the {name(target)}",
+                [f"the {name(s)}" for s in order if s is not target],
+                chosen,
+            )
 
 
 def _overlaps(a: tuple[float, float], c: tuple[float, float]) -> bool:
@@ -175,12 +191,22 @@ def _text(b: _Builder) -> None:
     for s in unique_sprites(log):
         card = next((c for c in log.cards if c.start_seconds >= s.end_seconds), None)
         if card is not None:
-            b.add("text", f"What word appeared on the first text card after the {name(s)}?", card.word,
-                  distractors(card.word), [s, card])
+            b.add(
+                "text",
+                f"What word appeared on the first text card after the {name(s)}?",
+                card.word,
+                distractors(card.word),
+                [s, card],
+            )
 
 
 BUILDERS: dict[str, Callable[[_Builder], None]] = {
-    "needle": _needle, "direction": _direction, "counting": _counting, "order": _order, "grounding": _grounding, "text": _text,
+    "needle": _needle,
+    "direction": _direction,
+    "counting": _counting,
+    "order": _order,
+    "grounding": _grounding,
+    "text": _text,
 }
 
 
@@ -208,5 +234,7 @@ def make_questions(log: EventLog, video: str, vid: str, n: int, seed: int) -> li
             if len(picked) == n:
                 break
     picked.sort(key=lambda tc: (tc[1]["evidence"][0][0], tc[0]))
-    return [ManifestRow(id=f"{vid}-q{j}", video=video, task=task, duration_s=log.duration_seconds, **cand)
-            for j, (task, cand) in enumerate(picked)]
+    return [
+        ManifestRow(id=f"{vid}-q{j}", video=video, task=task, duration_s=log.duration_seconds, **cand)
+        for j, (task, cand) in enumerate(picked)
+    ]

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from evals.synthetic.events import COLOURS, PATTERNS, TINTS, EventLog, Scene, SpriteEvent, TextCard
+from foveate.evals.synthetic.events import COLOURS, PATTERNS, TINTS, EventLog, Scene, SpriteEvent, TextCard
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,9 @@ def _pattern(kind: str, rng: np.random.Generator) -> np.ndarray:
         kx, ky, a = k(3, 8), k(1, 4), float(rng.uniform(8, 20))
         return 0.5 + 0.5 * np.sin(2 * np.pi * (kx * x + a * np.sin(2 * np.pi * ky * y / TILE)) / TILE)
     kx, ky = k(2, 6), k(2, 6)  # plaid
-    return 0.5 * ((np.sin(2 * np.pi * kx * x / TILE) > 0.3).astype(np.float32) + (np.sin(2 * np.pi * ky * y / TILE) > 0.3))
+    return 0.5 * (
+        (np.sin(2 * np.pi * kx * x / TILE) > 0.3).astype(np.float32) + (np.sin(2 * np.pi * ky * y / TILE) > 0.3)
+    )
 
 
 @lru_cache(maxsize=4)
@@ -83,7 +85,9 @@ def scene_planes(scene: Scene, width: int, height: int) -> tuple[np.ndarray, np.
 def camera_offset(scene: Scene, t: float) -> tuple[int, int]:
     """Even (x, y) offset of the camera window at time ``t``; pan 'right' moves the window right."""
     shift = int(round(scene.pan_speed_px_per_second * (t - scene.start_seconds))) // 2 * 2
-    dx, dy = {"right": (shift, 0), "left": (-shift, 0), "down": (0, shift), "up": (0, -shift)}.get(scene.pan or "", (0, 0))
+    dx, dy = {"right": (shift, 0), "left": (-shift, 0), "down": (0, shift), "up": (0, -shift)}.get(
+        scene.pan or "", (0, 0)
+    )
     return dx % TILE, dy % TILE
 
 
@@ -100,13 +104,20 @@ def sprite_mask(shape: str, size: int) -> np.ndarray:
     elif shape == "triangle":
         d.polygon([(s / 2, 0), (s, s), (0, s)], fill=255)
     elif shape == "star":
-        pts = [(s / 2 + (s / 2 if i % 2 == 0 else s / 5) * math.sin(i * math.pi / 5),
-                s / 2 - (s / 2 if i % 2 == 0 else s / 5) * math.cos(i * math.pi / 5)) for i in range(10)]
+        pts = [
+            (
+                s / 2 + (s / 2 if i % 2 == 0 else s / 5) * math.sin(i * math.pi / 5),
+                s / 2 - (s / 2 if i % 2 == 0 else s / 5) * math.cos(i * math.pi / 5),
+            )
+            for i in range(10)
+        ]
         d.polygon(pts, fill=255)
     elif shape == "diamond":
         d.polygon([(s / 2, 0), (s, s / 2), (s / 2, s), (0, s / 2)], fill=255)
     elif shape == "hexagon":
-        d.polygon([(s / 2 + s / 2 * math.cos(a), s / 2 + s / 2 * math.sin(a)) for a in np.arange(6) * math.pi / 3], fill=255)
+        d.polygon(
+            [(s / 2 + s / 2 * math.cos(a), s / 2 + s / 2 * math.sin(a)) for a in np.arange(6) * math.pi / 3], fill=255
+        )
     elif shape == "ring":
         d.ellipse([0, 0, s, s], fill=255)
         d.ellipse([size * 0.3, size * 0.3, s - size * 0.3, s - size * 0.3], fill=0)
@@ -152,8 +163,8 @@ class FrameComposer:
         w, h = log.width, log.height
         self._buf = np.empty(w * h * 3 // 2, dtype=np.uint8)
         self.y = self._buf[: w * h].reshape(h, w)
-        self.u = self._buf[w * h: w * h * 5 // 4].reshape(h // 2, w // 2)
-        self.v = self._buf[w * h * 5 // 4:].reshape(h // 2, w // 2)
+        self.u = self._buf[w * h : w * h * 5 // 4].reshape(h // 2, w // 2)
+        self.v = self._buf[w * h * 5 // 4 :].reshape(h // 2, w // 2)
         self._colours = {name: np.rint(rgb_to_yuv(rgb)).astype(np.uint8) for name, rgb in COLOURS.items()}
 
     def compose(self, t: float, scene: Scene, sprites: list[SpriteEvent], cards: list[TextCard]) -> np.ndarray:
@@ -161,9 +172,9 @@ class FrameComposer:
         w, h = self.log.width, self.log.height
         py, pu, pv = scene_planes(scene, w, h)
         ox, oy = camera_offset(scene, t)
-        self.y[:] = py[oy:oy + h, ox:ox + w]
-        self.u[:] = pu[oy // 2:oy // 2 + h // 2, ox // 2:ox // 2 + w // 2]
-        self.v[:] = pv[oy // 2:oy // 2 + h // 2, ox // 2:ox // 2 + w // 2]
+        self.y[:] = py[oy : oy + h, ox : ox + w]
+        self.u[:] = pu[oy // 2 : oy // 2 + h // 2, ox // 2 : ox // 2 + w // 2]
+        self.v[:] = pv[oy // 2 : oy // 2 + h // 2, ox // 2 : ox // 2 + w // 2]
         for sprite in sprites:
             self._draw_sprite(sprite, t)
         for card in cards:
@@ -178,31 +189,39 @@ class FrameComposer:
         if x1 <= x0 or y1 <= y0:
             return
         yuv = self._colours[sprite.colour]
-        self.y[y0:y1, x0:x1][mask[y0 - y:y1 - y, x0 - x:x1 - x]] = yuv[0]
-        cm = mask[y0 - y:y1 - y:2, x0 - x:x1 - x:2]
-        self.u[y0 // 2:y1 // 2, x0 // 2:x1 // 2][cm[: (y1 - y0) // 2, : (x1 - x0) // 2]] = yuv[1]
-        self.v[y0 // 2:y1 // 2, x0 // 2:x1 // 2][cm[: (y1 - y0) // 2, : (x1 - x0) // 2]] = yuv[2]
+        self.y[y0:y1, x0:x1][mask[y0 - y : y1 - y, x0 - x : x1 - x]] = yuv[0]
+        cm = mask[y0 - y : y1 - y : 2, x0 - x : x1 - x : 2]
+        self.u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2][cm[: (y1 - y0) // 2, : (x1 - x0) // 2]] = yuv[1]
+        self.v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2][cm[: (y1 - y0) // 2, : (x1 - x0) // 2]] = yuv[2]
 
     def _draw_card(self, card: TextCard) -> None:
         w, h = self.log.width, self.log.height
         text = card_mask(card.word, w, h)
         ch, cw = text.shape
         x0, y0 = (w - cw) // 4 * 2, (h - ch) // 4 * 2
-        self.y[y0:y0 + ch, x0:x0 + cw] = CARD_Y + (text.astype(np.uint16) * (TEXT_Y - CARD_Y) // 255).astype(np.uint8)
-        self.u[y0 // 2:(y0 + ch) // 2, x0 // 2:(x0 + cw) // 2] = 128
-        self.v[y0 // 2:(y0 + ch) // 2, x0 // 2:(x0 + cw) // 2] = 128
+        self.y[y0 : y0 + ch, x0 : x0 + cw] = CARD_Y + (text.astype(np.uint16) * (TEXT_Y - CARD_Y) // 255).astype(
+            np.uint8
+        )
+        self.u[y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2] = 128
+        self.v[y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2] = 128
 
 
 def _encoder_options(log: EventLog, preset: str) -> dict[str, str]:
     keyint = max(1, 5 * log.fps)
     # Diamond search and subme 1 cut encode time by a quarter against plain veryfast; the motion
     # vectors stay right because sprites and pans move a few pixels per frame.
-    return {"preset": preset, "crf": "26", "threads": "1",
-            "x264-params": f"keyint={keyint}:min-keyint={max(1, log.fps)}:scenecut=40:threads=1:sliced-threads=0:me=dia:subme=1"}
+    return {
+        "preset": preset,
+        "crf": "26",
+        "threads": "1",
+        "x264-params": f"keyint={keyint}:min-keyint={max(1, log.fps)}:scenecut=40"
+        ":threads=1:sliced-threads=0:me=dia:subme=1",
+    }
 
 
-def render_video(log: EventLog, path: str | Path, progress: Callable[[float], None] | None = None,
-                 preset: str = "veryfast") -> Path:
+def render_video(
+    log: EventLog, path: str | Path, progress: Callable[[float], None] | None = None, preset: str = "veryfast"
+) -> Path:
     """Encode the log's video to ``path`` (H.264 yuv420p): I-frame at every cut, keyframe at least every 5 s.
 
     ``progress`` gets the fraction of frames done, about once per second of video.
@@ -224,8 +243,8 @@ def render_video(log: EventLog, path: str | Path, progress: Callable[[float], No
                 sprite_i += 1
             while card_i < len(log.cards) and log.cards[card_i].end_seconds <= t:
                 card_i += 1
-            sprites = [s for s in log.sprites[sprite_i:sprite_i + 2] if s.start_seconds <= t < s.end_seconds]
-            cards = [c for c in log.cards[card_i:card_i + 2] if c.start_seconds <= t < c.end_seconds]
+            sprites = [s for s in log.sprites[sprite_i : sprite_i + 2] if s.start_seconds <= t < s.end_seconds]
+            cards = [c for c in log.cards[card_i : card_i + 2] if c.start_seconds <= t < c.end_seconds]
             frame = av.VideoFrame.from_ndarray(composer.compose(t, log.scenes[si], sprites, cards), format="yuv420p")
             if cut:
                 frame.pict_type = av.video.frame.PictureType.I

@@ -6,8 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                  "<|image_pad|>", "<|video_pad|>"]
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 # Added as ordinary (non-special) tokens so decoding keeps them, as Qwen's tokenizers do.
 TAG_TOKENS = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<answer>", "</answer>"]
 
@@ -65,17 +72,25 @@ For each function call, return a json object with function name and arguments wi
 def _corpus(tool_schemas_in_vocab: bool = False) -> list[str]:
     import json
 
-    from agent.prompts import SYSTEM_PROMPT
-    from tools.toolbox import tool_schemas
+    from foveate.agent.prompts import SYSTEM_PROMPT
+    from foveate.tools.toolbox import tool_schemas
 
-    words = ("red green blue yellow magenta cyan white star circle square triangle cross moving left right up down "
-             "video question answer evidence seconds segment cut camera pan static keyframe clip zoom retrieve "
-             "dense_sample start end fps num_frames query choice options duration overview frames budget").split()
+    words = (
+        "red green blue yellow magenta cyan white star circle square triangle cross moving left right up down "
+        "video question answer evidence seconds segment cut camera pan static keyframe clip zoom retrieve "
+        "dense_sample start end fps num_frames query choice options duration overview frames budget"
+    ).split()
     lines = [SYSTEM_PROMPT, CHAT_TEMPLATE]
     if tool_schemas_in_vocab:  # the tool block is most of every prompt, and of a small model's training time
         lines += [json.dumps(t, ensure_ascii=False) for t in tool_schemas()]
-    lines += [f'{{"name": "zoom", "arguments": {{"start": {i}.0, "end": {i + 8}.5, "num_frames": 4}}}}' for i in range(0, 600, 7)]
-    lines += [f'{{"choice": "{c}", "answer": "{w}", "evidence": [[{i}.0, {i + 4}.0]]}}' for i, (c, w) in enumerate(zip("ABCDE" * 20, words * 3))]
+    lines += [
+        f'{{"name": "zoom", "arguments": {{"start": {i}.0, "end": {i + 8}.5, "num_frames": 4}}}}'
+        for i in range(0, 600, 7)
+    ]
+    lines += [
+        f'{{"choice": "{c}", "answer": "{w}", "evidence": [[{i}.0, {i + 4}.0]]}}'
+        for i, (c, w) in enumerate(zip("ABCDE" * 20, words * 3))
+    ]
     lines += [" ".join(words[i:] + words[:i]) for i in range(len(words))]
     lines += [f"{m}:{s:02d} {m * 60 + s}.0-{m * 60 + s + 4}.5s" for m in range(60) for s in range(0, 60, 13)]
     return lines
@@ -88,18 +103,31 @@ def build_tiny_tokenizer(vocab_size: int = 1024, tool_schemas_in_vocab: bool = F
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS + TAG_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS + TAG_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(_corpus(tool_schemas_in_vocab), trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   additional_special_tokens=SPECIAL_TOKENS[1:])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=SPECIAL_TOKENS[1:],
+    )
     fast.add_tokens(TAG_TOKENS)
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
 
-def build_tiny_controller(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2,
-                          vocab_size: int = 1024, tool_schemas_in_vocab: bool = False) -> Path:
+def build_tiny_controller(
+    out_dir: str | Path,
+    seed: int = 0,
+    hidden_size: int = 64,
+    layers: int = 2,
+    vocab_size: int = 1024,
+    tool_schemas_in_vocab: bool = False,
+) -> Path:
     """Write a tiny Qwen2.5-VL model + processor to ``out_dir``; loadable with ``--controller out_dir``.
 
     ``vocab_size``: of the BPE tokenizer. ``tool_schemas_in_vocab``: train it on the tool schemas
@@ -107,8 +135,13 @@ def build_tiny_controller(out_dir: str | Path, seed: int = 0, hidden_size: int =
     merges it spends on them are taken from numbers and words when the vocabulary is small.
     """
     import torch
-    from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
-                              Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
 
     out_dir = Path(out_dir)
     tokenizer = build_tiny_tokenizer(vocab_size, tool_schemas_in_vocab)
@@ -117,22 +150,52 @@ def build_tiny_controller(out_dir: str | Path, seed: int = 0, hidden_size: int =
     half = hidden_size // heads // 2  # mrope sections (temporal, height, width) must sum to head_dim / 2
     hw = 3 * half // 8
     config = Qwen2_5_VLConfig(
-        text_config={"vocab_size": len(tokenizer), "hidden_size": hidden_size, "intermediate_size": hidden_size * 2,
-                     "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": max(1, heads // 2),
-                     "max_position_embeddings": 8192, "rope_parameters": {"rope_type": "default", "mrope_section": [half - 2 * hw, hw, hw], "rope_theta": 10000.0},
-                     "tie_word_embeddings": True, "bos_token_id": None, "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"]},
-        vision_config={"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": hidden_size,
-                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "fullatt_block_indexes": [0], "window_size": 112},
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": hidden_size,
+            "intermediate_size": hidden_size * 2,
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "num_key_value_heads": max(1, heads // 2),
+            "max_position_embeddings": 8192,
+            "rope_parameters": {
+                "rope_type": "default",
+                "mrope_section": [half - 2 * hw, hw, hw],
+                "rope_theta": 10000.0,
+            },
+            "tie_word_embeddings": True,
+            "bos_token_id": None,
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "depth": 1,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": hidden_size,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "fullatt_block_indexes": [0],
+            "window_size": 112,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
     )
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config)
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
-    processor = Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                    video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT_TEMPLATE)
+    processor = Qwen2_5_VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(),
+        chat_template=CHAT_TEMPLATE,
+    )
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir

@@ -22,7 +22,7 @@ def build_tiny_embedder(out_dir: str | Path, seed: int = 0) -> Path:
     import torch
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
-    from memory.embedder import ClipEmbedder
+    from foveate.memory.embedder import ClipEmbedder
 
     torch.manual_seed(seed)
     model = open_clip.CLIP(**TINY_CLIP_CFG)

@@ -15,20 +15,49 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from evals.synthetic.events import (COLOURS, DIRECTIONS, SHAPES, SPLIT_SEEDS, SPLIT_SIZE, EventLog, Scene, SpriteEvent,
-                                    TextCard, WorldConfig, dump_log, load_log, make_event_log, save_log)
-from evals.synthetic.questions import make_questions
-from evals.synthetic.render import render_video
+from foveate.evals.synthetic.events import (
+    COLOURS,
+    DIRECTIONS,
+    SHAPES,
+    SPLIT_SEEDS,
+    SPLIT_SIZE,
+    EventLog,
+    Scene,
+    SpriteEvent,
+    TextCard,
+    WorldConfig,
+    dump_log,
+    load_log,
+    make_event_log,
+    save_log,
+)
+from foveate.evals.synthetic.questions import make_questions
+from foveate.evals.synthetic.render import render_video
+from foveate.memory.atomic import atomic_path, write_atomic
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COLOURS", "DIRECTIONS", "SHAPES", "SPLIT_SEEDS", "EventLog", "Scene", "SpriteEvent", "TextCard", "WorldConfig",
-           "dump_log", "generate_world", "load_log", "make_event_log", "render_video", "save_log", "video_seed"]
+__all__ = [
+    "COLOURS",
+    "DIRECTIONS",
+    "SHAPES",
+    "SPLIT_SEEDS",
+    "EventLog",
+    "Scene",
+    "SpriteEvent",
+    "TextCard",
+    "WorldConfig",
+    "dump_log",
+    "generate_world",
+    "load_log",
+    "make_event_log",
+    "render_video",
+    "save_log",
+    "video_seed",
+]
 
 
 def video_seed(split: str, seed: int, index: int = 0) -> int:
@@ -36,16 +65,11 @@ def video_seed(split: str, seed: int, index: int = 0) -> int:
     if split not in SPLIT_SEEDS:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLIT_SEEDS)}")
     if seed < 0 or seed + index >= SPLIT_SIZE:
-        raise ValueError(f"seed offset {seed + index} is outside the {split} split's range 0-{SPLIT_SIZE - 1}; "
-                         f"lower --seed or --videos")
+        raise ValueError(
+            f"seed offset {seed + index} is outside the {split} split's range 0-{SPLIT_SIZE - 1}; "
+            f"lower --seed or --videos"
+        )
     return SPLIT_SEEDS[split] + seed + index
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _render_once(log: EventLog, events_path: Path, video_path: Path, progress: Callable[[float], None] | None) -> None:
@@ -53,16 +77,24 @@ def _render_once(log: EventLog, events_path: Path, video_path: Path, progress: C
     if video_path.is_file() and events_path.is_file() and events_path.read_text() == text:
         logger.info("%s is up to date", video_path)
         return
-    tmp = video_path.with_name(f".{video_path.stem}.partial.mp4")
-    render_video(log, tmp, progress)
-    os.replace(tmp, video_path)
-    _write_text_atomic(events_path, text)
+    with atomic_path(video_path) as tmp:
+        render_video(log, tmp, progress)
+    write_atomic(events_path, text)
 
 
-def generate_world(out: str | Path, videos: int, minutes: float, seed: int = 0, split: str = "train",
-                   questions_per_video: int = 6, fps: int = 10, size: tuple[int, int] = (320, 240),
-                   progress: Callable[[float], None] | None = None, pan: bool = True,
-                   config: WorldConfig | None = None) -> Path:
+def generate_world(
+    out: str | Path,
+    videos: int,
+    minutes: float,
+    seed: int = 0,
+    split: str = "train",
+    questions_per_video: int = 6,
+    fps: int = 10,
+    size: tuple[int, int] = (320, 240),
+    progress: Callable[[float], None] | None = None,
+    pan: bool = True,
+    config: WorldConfig | None = None,
+) -> Path:
     """Write ``videos`` world videos of ``minutes`` each into ``out``; returns the manifest path.
 
     ``progress`` gets the number of videos done so far (fractional while one renders).
@@ -85,5 +117,5 @@ def generate_world(out: str | Path, videos: int, minutes: float, seed: int = 0, 
         if progress is not None:
             progress(i + 1.0)
     manifest = out / "manifest.jsonl"
-    _write_text_atomic(manifest, "".join(json.dumps(r.model_dump(exclude_none=True)) + "\n" for r in rows))
+    write_atomic(manifest, "".join(json.dumps(r.model_dump(exclude_none=True)) + "\n" for r in rows))
     return manifest

@@ -5,26 +5,32 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from agent.cli.common import EXIT_FAILED, EXIT_USAGE, err_console, fail, print_json, setup_logging
+from foveate.cli.common import EXIT_FAILED, EXIT_USAGE, err_console, fail, print_json, setup_logging
 
 logger = logging.getLogger(__name__)
 
-EMBEDDER_HELP = ("Clip embedder: openclip:ARCH/PRETRAINED (default openclip:ViT-B-32/laion2b_s34b_b79k, downloaded "
-                 "on first use) or openclip:DIR, a local model directory (e.g. from `foveate synth models OUT`).")
+EMBEDDER_HELP = (
+    "Clip embedder: openclip:ARCH/PRETRAINED (default openclip:ViT-B-32/laion2b_s34b_b79k, downloaded "
+    "on first use) or openclip:DIR, a local model directory (e.g. from `foveate synth models OUT`)."
+)
 CACHE_HELP = "Cache root (default $FOVEATE_CACHE, else ~/.cache/foveate)."
 
 
-def ingest_with_progress(video: Path, cache_dir: Optional[Path], embedder, embed: bool = True, config=None):
+def ingest_with_progress(video: Path, cache_dir: Path | None, embedder, embed: bool = True, config=None):
     """memory.ingest with a transient rich progress bar per stage on stderr (``config``: an IngestConfig)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from memory import DEFAULT_EMBEDDER, IngestConfig, ingest
+    from foveate.memory import DEFAULT_EMBEDDER, IngestConfig, ingest
 
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err_console, transient=True) as bar:
         tasks: dict[str, int] = {}
 
@@ -33,13 +39,18 @@ def ingest_with_progress(video: Path, cache_dir: Optional[Path], embedder, embed
                 tasks[stage] = bar.add_task(f"{video.name}: {stage}", total=1.0)
             bar.update(tasks[stage], completed=min(1.0, max(0.0, fraction)))
 
-        return ingest(video, cache_root=cache_dir, embedder=(embedder or DEFAULT_EMBEDDER) if embed else None,
-                      config=(config or IngestConfig()).model_copy(update={"embed": embed}), progress=progress)
+        return ingest(
+            video,
+            cache_root=cache_dir,
+            embedder=(embedder or DEFAULT_EMBEDDER) if embed else None,
+            config=(config or IngestConfig()).model_copy(update={"embed": embed}),
+            progress=progress,
+        )
 
 
 def _one_line(video: Path, exc: BaseException) -> str:
     """``path: reason`` on one line, whatever the exception."""
-    from memory.errors import FoveateError
+    from foveate.memory.errors import FoveateError
 
     text = " ".join(str(exc).split()) or exc.__class__.__name__
     if isinstance(exc, FoveateError):
@@ -47,38 +58,58 @@ def _one_line(video: Path, exc: BaseException) -> str:
     return f"{video}: unexpected {exc.__class__.__name__}: {text[:300]}"
 
 
-def _index_one(video: Path, cache_dir: Optional[Path], embedder, embed: bool) -> dict:
-    from memory.errors import FoveateError
+def _index_one(video: Path, cache_dir: Path | None, embedder, embed: bool) -> dict:
+    from foveate.memory.errors import FoveateError
 
     start = time.perf_counter()
     try:
         mem = ingest_with_progress(video, cache_dir, embedder, embed=embed)
     except FoveateError as exc:
-        return {"video": str(video), "status": "error", "error": _one_line(video, exc), "seconds": round(time.perf_counter() - start, 3)}
+        return {
+            "video": str(video),
+            "status": "error",
+            "error": _one_line(video, exc),
+            "seconds": round(time.perf_counter() - start, 3),
+        }
     except Exception as exc:  # a decoder or library failure on odd input: report it, keep going with the rest
         logger.debug("indexing %s failed", video, exc_info=True)
-        return {"video": str(video), "status": "error", "error": _one_line(video, exc), "seconds": round(time.perf_counter() - start, 3)}
-    return {"video": str(video), "status": "ok", "duration_s": round(mem.duration_seconds, 3),
-            "segments": len(mem.overview.segments), "clips": len(mem.clips) if mem.has_clip_index else 0,
-            "seconds": round(time.perf_counter() - start, 3), "motion_source": mem.overview.motion_source,
-            "transcript_cues": len(mem.transcript) if mem.transcript is not None else 0, "cached": not mem.built_parts}
+        return {
+            "video": str(video),
+            "status": "error",
+            "error": _one_line(video, exc),
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+    return {
+        "video": str(video),
+        "status": "ok",
+        "duration_s": round(mem.duration_seconds, 3),
+        "segments": len(mem.overview.segments),
+        "clips": len(mem.clips) if mem.has_clip_index else 0,
+        "seconds": round(time.perf_counter() - start, 3),
+        "motion_source": mem.overview.motion_source,
+        "transcript_cues": len(mem.transcript) if mem.transcript is not None else 0,
+        "cached": not mem.built_parts,
+    }
 
 
 def _report(row: dict, json_out: bool) -> None:
     if json_out:
         print_json(row)
     elif row["status"] == "ok":
-        err_console.print(f"[green]ok[/] {row['video']}: {row['duration_s']:.1f}s, {row['segments']} segments, {row['clips']} clips, "
-                          f"motion from {row['motion_source']}{' (cached)' if row['cached'] else ''} ({row['seconds']:.1f}s)",
-                          highlight=False)
+        err_console.print(
+            f"[green]ok[/] {row['video']}: {row['duration_s']:.1f}s, {row['segments']} segments, "
+            f"{row['clips']} clips, "
+            f"motion from {row['motion_source']}{' (cached)' if row['cached'] else ''} ({row['seconds']:.1f}s)",
+            highlight=False,
+        )
     else:
         err_console.print(f"[red]error[/] {row['error']}", highlight=False, markup=True, soft_wrap=True)
 
 
-def _load_embedder_or_exit(spec: Optional[str], videos: list[Path], json_out: bool):
+def _load_embedder_or_exit(spec: str | None, videos: list[Path], json_out: bool):
     """Load the embedder once up front: a bad spec is a usage error (2), an unloadable model fails every video (1)."""
-    from memory.embedder import DEFAULT_EMBEDDER, load_embedder, parse_spec
-    from memory.errors import EmbedderError
+    from foveate.memory.embedder import DEFAULT_EMBEDDER, load_embedder, parse_spec
+    from foveate.memory.errors import EmbedderError
 
     spec = spec or DEFAULT_EMBEDDER
     try:
@@ -99,11 +130,15 @@ def register(app: typer.Typer) -> None:
     @app.command("index")
     def index(
         videos: list[Path] = typer.Argument(..., help="Video files to index (each is cached by its content)."),
-        cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
-        embedder: Optional[str] = typer.Option(None, "--embedder", help=EMBEDDER_HELP),
-        no_embed: bool = typer.Option(False, "--no-embed", help="Build only the overview (no clip index, no model needed)."),
+        cache_dir: Path | None = typer.Option(None, "--cache-dir", help=CACHE_HELP),
+        embedder: str | None = typer.Option(None, "--embedder", help=EMBEDDER_HELP),
+        no_embed: bool = typer.Option(
+            False, "--no-embed", help="Build only the overview (no clip index, no model needed)."
+        ),
         json_out: bool = typer.Option(False, "--json", help="One JSON object per video on stdout."),
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging (shows tracebacks of unexpected failures)."),
+        verbose: bool = typer.Option(
+            False, "--verbose", "-v", help="Debug logging (shows tracebacks of unexpected failures)."
+        ),
     ) -> None:
         """Build the overview and clip index of each video. Exit 0 if all succeeded, 1 if any failed."""
         setup_logging(verbose)

@@ -8,16 +8,18 @@ from pathlib import Path
 
 import typer
 
-from agent.cli.common import EXIT_USAGE, console, err_console, fail, print_json, setup_logging
+from foveate.cli.common import EXIT_USAGE, console, err_console, fail, print_json, setup_logging
 
-CONFIG_HELP = ("A YAML run config, or the name of one in training/configs/ (tiny_sft, tiny_grpo, tiny_clip, "
-               "qwen25vl_sft, qwen25vl_grpo, vitb32_clip). Relative paths inside it resolve against its folder.")
+CONFIG_HELP = (
+    "A YAML run config, or the name of one in training/configs/ (tiny_sft, tiny_grpo, tiny_clip, "
+    "qwen25vl_sft, qwen25vl_grpo, vitb32_clip). Relative paths inside it resolve against its folder."
+)
 OUTPUT_HELP = "Output folder (overrides the config's output_dir; default runs/<config name> in the working directory)."
 
 
 def resolve_config_path(name: str) -> Path:
     """A path to an existing file, else a packaged config by name (with or without .yaml)."""
-    from training.config import ConfigError, packaged_configs
+    from foveate.training.config import ConfigError, packaged_configs
 
     path = Path(name)
     if path.is_file():
@@ -31,7 +33,14 @@ def resolve_config_path(name: str) -> Path:
 
 def trainer_progress(description: str):
     """A transformers TrainerCallback that shows a rich progress bar over optimizer steps and the last logs."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from transformers import TrainerCallback
 
     class RichProgress(TrainerCallback):
@@ -40,8 +49,16 @@ def trainer_progress(description: str):
             self.task = None
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.bar = Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=err_console, transient=False)
+            self.bar = Progress(
+                TextColumn(f"[bold]{description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=err_console,
+                transient=False,
+            )
             self.bar.start()
             self.task = self.bar.add_task("steps", total=state.max_steps, info="")
 
@@ -52,7 +69,11 @@ def trainer_progress(description: str):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.bar is None or not logs:
                 return
-            shown = [(k, logs[k]) for k in ("loss", "reward", "tools/rollouts_with_call", "tools/parse_failure_rate") if k in logs]
+            shown = [
+                (k, logs[k])
+                for k in ("loss", "reward", "tools/rollouts_with_call", "tools/parse_failure_rate")
+                if k in logs
+            ]
             self.bar.update(self.task, info="  ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in shown))
 
         def on_train_end(self, args, state, control, **kwargs):
@@ -64,12 +85,14 @@ def trainer_progress(description: str):
 
 
 def register(app: typer.Typer) -> None:
-    def run(kind: str, config_name: str, output_dir: Path | None, json_out: bool, verbose: bool, overrides: list[str]) -> None:
+    def run(
+        kind: str, config_name: str, output_dir: Path | None, json_out: bool, verbose: bool, overrides: list[str]
+    ) -> None:
         setup_logging(verbose)
         if not verbose and logging.getLogger().level > logging.INFO:
-            logging.getLogger("training").setLevel(logging.INFO)
-        from memory.errors import FoveateError
-        from training.config import ConfigError, load_config, output_dir_for
+            logging.getLogger("foveate.training").setLevel(logging.INFO)
+        from foveate.memory.errors import FoveateError
+        from foveate.training.config import ConfigError, load_config, output_dir_for
 
         try:
             path = resolve_config_path(config_name)
@@ -80,23 +103,28 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         try:
             if kind == "clip":
-                from training.clip import run_clip
+                from foveate.training.clip import run_clip
 
                 result = _run_clip(run_clip, config, out, json_out)
             elif kind == "sft":
-                from training.sft import run_sft
+                from foveate.training.sft import run_sft
 
                 result = run_sft(config, out, callbacks=[trainer_progress("sft")])
             else:
-                from training.grpo import run_grpo
+                from foveate.training.grpo import run_grpo
 
                 result = run_grpo(config, out, callbacks=[trainer_progress("grpo")])
         except (FoveateError, ValueError) as exc:
             fail(" ".join(str(exc).split()))
         except OSError as exc:
             fail(f"{getattr(exc, 'filename', None) or out}: {exc.strerror or exc}")
-        summary = {"kind": kind, "config": str(path), "output_dir": str(out), **result.summary(),
-                   "seconds": round(time.perf_counter() - started, 1)}
+        summary = {
+            "kind": kind,
+            "config": str(path),
+            "output_dir": str(out),
+            **result.summary(),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         if json_out:
             print_json(summary)
             return
@@ -108,10 +136,22 @@ def register(app: typer.Typer) -> None:
             console.print(f"use it with --controller {summary['controller']}", highlight=False, soft_wrap=True)
 
     def _run_clip(run_clip, config, out: Path, json_out: bool):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-        columns = (TextColumn("[bold]clip {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TimeRemainingColumn())
+        columns = (
+            TextColumn("[bold]clip {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=err_console, disable=json_out) as bar:
             tasks: dict[str, object] = {}
 
@@ -147,9 +187,13 @@ def register(app: typer.Typer) -> None:
             output_dir: Path = typer.Option(None, "--output-dir", "-o", help=OUTPUT_HELP),
             json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
             verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
-            overrides: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
-                                                help="Override a config field (repeatable; dotted keys, YAML values), "
-                                                     "e.g. --set trl.learning_rate=3e-4 --set world.videos=4."),
+            overrides: list[str] = typer.Option(
+                [],
+                "--set",
+                metavar="KEY=VALUE",
+                help="Override a config field (repeatable; dotted keys, YAML values), "
+                "e.g. --set trl.learning_rate=3e-4 --set world.videos=4.",
+            ),
         ) -> None:
             run(kind, config, output_dir, json_out, verbose, overrides)
 

@@ -1,4 +1,5 @@
-"""`foveate bench ingest`: overview throughput against a full decode of the same file, and peak memory.
+"""The ingest benchmark behind `foveate bench ingest`: overview throughput against a full decode
+of the same file, and peak memory.
 
 Each phase runs in a fresh child process (multiprocessing ``spawn``), so the peak RSS it reports
 (``ru_maxrss`` of that child) is that phase's alone; both phases run in the same invocation on
@@ -9,12 +10,8 @@ folder: the cache plays no part.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
-
-import typer
-
-from agent.cli.common import EXIT_FAILED, EXIT_USAGE, console, err_console, fail, print_json, setup_logging
 
 
 def _rss_mb() -> tuple[float, float]:
@@ -42,9 +39,9 @@ def _overview_phase(path: str, profile: bool = False, threads: int = 2) -> dict:
     """Probe + one-pass scan (timeline, cuts, keyframe thumbnails) + segments; no embeddings."""
     import tempfile
 
-    from memory.config import IngestConfig
-    from memory.overview import build_overview
-    from memory.probe import probe
+    from foveate.memory.config import IngestConfig
+    from foveate.memory.overview import build_overview
+    from foveate.memory.probe import probe
 
     rss_before, _ = _rss_mb()
     profiler = None
@@ -58,9 +55,19 @@ def _overview_phase(path: str, profile: bool = False, threads: int = 2) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         ov = build_overview(info.path, info, IngestConfig(embed=False, decode_threads=threads), Path(tmp))
     seconds = time.perf_counter() - start
-    result = {"seconds": seconds, "rss_before_mb": rss_before, "peak_rss_mb": _rss_mb()[1], "duration_s": info.duration_seconds,
-              "fps": info.fps, "size": f"{info.width}x{info.height}", "codec": info.codec, "segments": len(ov.segments),
-              "cuts": len(ov.cuts_seconds), "keyframes": len(ov.keyframe_seconds), "motion_source": ov.motion_source}
+    result = {
+        "seconds": seconds,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": _rss_mb()[1],
+        "duration_s": info.duration_seconds,
+        "fps": info.fps,
+        "size": f"{info.width}x{info.height}",
+        "codec": info.codec,
+        "segments": len(ov.segments),
+        "cuts": len(ov.cuts_seconds),
+        "keyframes": len(ov.keyframe_seconds),
+        "motion_source": ov.motion_source,
+    }
     if profiler is not None:
         import io
         import pstats
@@ -73,7 +80,8 @@ def _overview_phase(path: str, profile: bool = False, threads: int = 2) -> dict:
 
 
 def _full_decode_phase(path: str) -> dict:
-    """Decode every frame to an RGB ndarray (PyAV with automatic frame+slice threading on all cores): the naive alternative."""
+    """Decode every frame to an RGB ndarray (PyAV with automatic frame+slice threading on all
+    cores): the naive alternative."""
     import av
 
     rss_before, _ = _rss_mb()
@@ -85,7 +93,12 @@ def _full_decode_phase(path: str) -> dict:
         for frame in container.decode(stream):
             frame.to_ndarray(format="rgb24")
             frames += 1
-    return {"seconds": time.perf_counter() - start, "frames": frames, "rss_before_mb": rss_before, "peak_rss_mb": _rss_mb()[1]}
+    return {
+        "seconds": time.perf_counter() - start,
+        "frames": frames,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": _rss_mb()[1],
+    }
 
 
 def _child(target: str, path: str, kwargs: dict, conn) -> None:
@@ -122,20 +135,31 @@ def bench_ingest(path: str | Path, profile: bool = False, threads: int | None = 
 
     ``threads``: the overview's ``decode_threads`` (default: IngestConfig's).
     """
-    from memory.config import IngestConfig
+    from foveate.memory.config import IngestConfig
 
     path = str(Path(path).resolve())
     threads = IngestConfig().decode_threads if threads is None else threads
     ov = run_phase("_overview_phase", path, profile=profile, threads=threads)
     full = run_phase("_full_decode_phase", path)
     result = {
-        "video": path, "codec": ov["codec"], "size": ov["size"], "fps": round(ov["fps"], 3), "duration_s": round(ov["duration_s"], 2),
-        "motion_source": ov["motion_source"], "overview_threads": threads, "overview_s": round(ov["seconds"], 4),
-        "overview_x_realtime": round(ov["duration_s"] / ov["seconds"], 1), "full_decode_s": round(full["seconds"], 4),
-        "full_decode_frames": full["frames"], "full_decode_fps": round(full["frames"] / full["seconds"], 1),
+        "video": path,
+        "codec": ov["codec"],
+        "size": ov["size"],
+        "fps": round(ov["fps"], 3),
+        "duration_s": round(ov["duration_s"], 2),
+        "motion_source": ov["motion_source"],
+        "overview_threads": threads,
+        "overview_s": round(ov["seconds"], 4),
+        "overview_x_realtime": round(ov["duration_s"] / ov["seconds"], 1),
+        "full_decode_s": round(full["seconds"], 4),
+        "full_decode_frames": full["frames"],
+        "full_decode_fps": round(full["frames"] / full["seconds"], 1),
         "speedup_vs_full_decode": round(full["seconds"] / ov["seconds"], 2),
-        "overview_peak_rss_mb": round(ov["peak_rss_mb"], 1), "overview_rss_after_imports_mb": round(ov["rss_before_mb"], 1),
-        "full_decode_peak_rss_mb": round(full["peak_rss_mb"], 1), "segments": ov["segments"], "cuts": ov["cuts"],
+        "overview_peak_rss_mb": round(ov["peak_rss_mb"], 1),
+        "overview_rss_after_imports_mb": round(ov["rss_before_mb"], 1),
+        "full_decode_peak_rss_mb": round(full["peak_rss_mb"], 1),
+        "segments": ov["segments"],
+        "cuts": ov["cuts"],
         "keyframes": ov["keyframes"],
     }
     if profile:
@@ -143,9 +167,16 @@ def bench_ingest(path: str | Path, profile: bool = False, threads: int | None = 
     return result
 
 
-def make_synthetic_video(path: str | Path, minutes: float = 10.0, width: int = 1280, height: int = 720, fps: int = 30,
-                         preset: str = "veryfast", seed: int = 0,
-                         progress: Callable[[int, int], None] | None = None) -> Path:
+def make_synthetic_video(
+    path: str | Path,
+    minutes: float = 10.0,
+    width: int = 1280,
+    height: int = 720,
+    fps: int = 30,
+    preset: str = "veryfast",
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Write an H.264 test video with continuous camera motion.
 
     A smooth random world (blobs plus fine texture) is panned at 2-6 px/frame, changing direction
@@ -162,7 +193,9 @@ def make_synthetic_video(path: str | Path, minutes: float = 10.0, width: int = 1
 
     def world(k: int) -> np.ndarray:
         r = np.random.default_rng(seed * 1000 + k)
-        blobs = Image.fromarray((r.random((world_h // 48, world_w // 48, 3)) * 255).astype(np.uint8)).resize((world_w, world_h), Image.BICUBIC)
+        blobs = Image.fromarray((r.random((world_h // 48, world_w // 48, 3)) * 255).astype(np.uint8)).resize(
+            (world_w, world_h), Image.BICUBIC
+        )
         fine = (r.random((world_h // 4, world_w // 4, 1)) * 40).astype(np.int16).repeat(4, 0).repeat(4, 1)
         return np.clip(np.asarray(blobs, np.int16) + fine - 20, 0, 255).astype(np.uint8)
 
@@ -176,69 +209,18 @@ def make_synthetic_video(path: str | Path, minutes: float = 10.0, width: int = 1
         for i in range(n_frames):
             t = i / fps
             if i and i % (60 * fps) == 0:
-                scene, x, y = world(i // (60 * fps)), float(rng.integers(0, world_w - width)), float(rng.integers(0, world_h - height))
+                scene, x, y = (
+                    world(i // (60 * fps)),
+                    float(rng.integers(0, world_w - width)),
+                    float(rng.integers(0, world_h - height)),
+                )
             angle, speed = (int(t // 5) * 2.4) % (2 * np.pi), 2 + 4 * ((int(t // 5) * 7) % 5) / 4
             x, y = (x + speed * np.cos(angle)) % (world_w - width), (y + speed * np.sin(angle)) % (world_h - height)
-            frame = scene[int(y):int(y) + height, int(x):int(x) + width].copy()
+            frame = scene[int(y) : int(y) + height, int(x) : int(x) + width].copy()
             sx, sy = int((0.5 + 0.4 * np.sin(t / 3)) * (width - 80)), int((0.5 + 0.4 * np.cos(t / 4)) * (height - 80))
-            frame[sy:sy + 80, sx:sx + 80] = (250, 240, 30)
+            frame[sy : sy + 80, sx : sx + 80] = (250, 240, 30)
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             if progress is not None and (i + 1) % fps == 0:
                 progress(i + 1, n_frames)
         out.mux(stream.encode())
     return Path(path)
-
-
-def _print_table(result: dict) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"ingest benchmark: {Path(result['video']).name}", show_header=False)
-    for key, value in result.items():
-        if key != "overview_profile":
-            table.add_row(key, str(value))
-    console.print(table)
-    if "overview_profile" in result:
-        console.print(result["overview_profile"], highlight=False, markup=False)
-
-
-def register(app: typer.Typer) -> None:
-    @app.command("ingest")
-    def ingest_bench(
-        video: Optional[Path] = typer.Argument(None, help="Video to benchmark (may be omitted with --make-synthetic)."),
-        make_synthetic: Optional[Path] = typer.Option(None, "--make-synthetic", "--make",
-                                                      help="First write a synthetic H.264 camera-motion video to this path, then benchmark it."),
-        minutes: float = typer.Option(10.0, "--minutes", min=0.01, help="With --make-synthetic: length in minutes."),
-        size: str = typer.Option("1280x720", "--size", help="With --make-synthetic: WIDTHxHEIGHT (even numbers)."),
-        fps: int = typer.Option(30, "--fps", min=1, max=240, help="With --make-synthetic: frames per second."),
-        preset: str = typer.Option("veryfast", "--preset", help="With --make-synthetic: x264 preset (ultrafast has no B-frames)."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, max=16,
-                                              help="Overview decode threads (time ranges scanned in parallel); default: IngestConfig.decode_threads."),
-        profile: bool = typer.Option(False, "--profile", help="Also print where the overview spends its time (cProfile, top 12)."),
-        json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
-    ) -> None:
-        """Overview throughput vs a full decode of the same file (measured in this run), and peak RSS per phase."""
-        setup_logging()
-        if make_synthetic is not None:
-            try:
-                w, h = (int(v) for v in size.lower().split("x"))
-            except ValueError:
-                fail(f"--size {size!r}: expected WIDTHxHEIGHT, e.g. 1280x720", EXIT_USAGE)
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            with Progress(TextColumn(f"writing {make_synthetic.name} ({minutes:g} min, {w}x{h}, {fps} fps)"), BarColumn(),
-                          MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:
-                task = bar.add_task("frames", total=None)
-                video = make_synthetic_video(make_synthetic, minutes, w, h, fps, preset,
-                                             progress=lambda done, total: bar.update(task, completed=done, total=total))
-        if video is None:
-            fail("give a VIDEO or --make-synthetic PATH", EXIT_USAGE)
-        if not video.is_file():
-            fail(f"{video}: no such file", EXIT_USAGE)
-        try:
-            result = bench_ingest(video, profile, threads)
-        except RuntimeError as exc:
-            fail(f"{video}: {exc}", EXIT_FAILED)
-        if json_out:
-            print_json(result)
-        else:
-            _print_table(result)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import ask, batch, bench, evaluate, index, overview, synth, train
+from foveate.cli import ask, batch, bench, evaluate, index, overview, synth, train
 
 app = typer.Typer(
     name="foveate",
@@ -20,7 +20,9 @@ app = typer.Typer(
 )
 synth_app = typer.Typer(help="Generate the synthetic long-video world and tiny local models.", no_args_is_help=True)
 bench_app = typer.Typer(help="Speed and memory benchmarks.", no_args_is_help=True)
-train_app = typer.Typer(help="Train the controller (sft, then grpo) or fine-tune the clip embedder (clip).", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train the controller (sft, then grpo) or fine-tune the clip embedder (clip).", no_args_is_help=True
+)
 
 index.register(app)
 overview.register(app)

@@ -1,0 +1,3 @@
+from foveate.cli import main
+
+main()

@@ -1,0 +1,92 @@
+"""`foveate bench ingest`: the command around :mod:`foveate.evals.bench`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from foveate.cli.common import EXIT_FAILED, EXIT_USAGE, console, err_console, fail, print_json, setup_logging
+
+
+def _print_table(result: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"ingest benchmark: {Path(result['video']).name}", show_header=False)
+    for key, value in result.items():
+        if key != "overview_profile":
+            table.add_row(key, str(value))
+    console.print(table)
+    if "overview_profile" in result:
+        console.print(result["overview_profile"], highlight=False, markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ingest")
+    def ingest_bench(
+        video: Path | None = typer.Argument(None, help="Video to benchmark (may be omitted with --make-synthetic)."),
+        make_synthetic: Path | None = typer.Option(
+            None,
+            "--make-synthetic",
+            "--make",
+            help="First write a synthetic H.264 camera-motion video to this path, then benchmark it.",
+        ),
+        minutes: float = typer.Option(10.0, "--minutes", min=0.01, help="With --make-synthetic: length in minutes."),
+        size: str = typer.Option("1280x720", "--size", help="With --make-synthetic: WIDTHxHEIGHT (even numbers)."),
+        fps: int = typer.Option(30, "--fps", min=1, max=240, help="With --make-synthetic: frames per second."),
+        preset: str = typer.Option(
+            "veryfast", "--preset", help="With --make-synthetic: x264 preset (ultrafast has no B-frames)."
+        ),
+        threads: int | None = typer.Option(
+            None,
+            "--threads",
+            min=1,
+            max=16,
+            help="Overview decode threads (time ranges scanned in parallel); default: IngestConfig.decode_threads.",
+        ),
+        profile: bool = typer.Option(
+            False, "--profile", help="Also print where the overview spends its time (cProfile, top 12)."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+    ) -> None:
+        """Overview throughput vs a full decode of the same file (measured in this run), and peak RSS per phase."""
+        from foveate.evals.bench import bench_ingest, make_synthetic_video
+
+        setup_logging()
+        if make_synthetic is not None:
+            try:
+                w, h = (int(v) for v in size.lower().split("x"))
+            except ValueError:
+                fail(f"--size {size!r}: expected WIDTHxHEIGHT, e.g. 1280x720", EXIT_USAGE)
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(
+                TextColumn(f"writing {make_synthetic.name} ({minutes:g} min, {w}x{h}, {fps} fps)"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("frames", total=None)
+                video = make_synthetic_video(
+                    make_synthetic,
+                    minutes,
+                    w,
+                    h,
+                    fps,
+                    preset,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+        if video is None:
+            fail("give a VIDEO or --make-synthetic PATH", EXIT_USAGE)
+        if not video.is_file():
+            fail(f"{video}: no such file", EXIT_USAGE)
+        try:
+            result = bench_ingest(video, profile, threads)
+        except RuntimeError as exc:
+            fail(f"{video}: {exc}", EXIT_FAILED)
+        if json_out:
+            print_json(result)
+        else:
+            _print_table(result)
