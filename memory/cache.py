@@ -20,15 +20,17 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Bump when the layout or meaning of cached files changes.
 CACHE_FORMAT = 2
@@ -96,6 +98,76 @@ def _is_complete(folder: Path, meta: dict[str, Any]) -> bool:
         return False
 
 
+_TEMP_FOLDER = re.compile(r"^\.(?:tmp|stale)-(?P<part>[a-z_]+-[0-9a-f]{16})-")
+
+
+def _try_lock(lock_path: Path):
+    """An open handle holding ``flock`` on ``lock_path``, or None if another live process holds it."""
+    fh = open(lock_path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    return fh
+
+
+def clean_stale_temps(video_dir: Path) -> int:
+    """Remove ``.tmp-*`` / ``.stale-*`` folders left by builders that died (SIGKILL, power loss).
+
+    A builder holds its part's lock until its temp folder is renamed or removed, and the kernel
+    releases the lock when the process dies; so a temp folder whose part lock can be taken right
+    now has no live owner. Returns how many folders were removed.
+    """
+    removed = 0
+    try:
+        entries = list(video_dir.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _TEMP_FOLDER.match(entry.name)
+        if match is None or not entry.is_dir():
+            continue
+        handle = _try_lock(video_dir / f".{match['part']}.lock")
+        if handle is None:  # its builder is alive
+            continue
+        try:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += not entry.exists()
+        finally:
+            handle.close()
+    if removed:
+        logger.info("%s: removed %d temp folder(s) left by interrupted builds", video_dir, removed)
+    return removed
+
+
+def discard_part(folder: Path) -> None:
+    """Remove a part folder (under its lock): readers that opened it keep their files, new ones rebuild."""
+    with locked(folder.parent / f".{folder.name}.lock"):
+        if folder.exists():
+            stale = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".stale-{folder.name}-"))
+            os.replace(folder, stale / "old")
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def load_part(
+    video_dir: Path, kind: str, key: dict[str, Any], build: Callable[[Path], None], load: Callable[[Path], T]
+) -> tuple[T, Path, bool]:
+    """:func:`build_part`, then ``load(folder)``; a cached part that does not load (truncated, damaged by
+    hand) is discarded with a warning and built again. Returns ``(loaded, folder, built_now)``."""
+    folder, now = build_part(video_dir, kind, key, build)
+    try:
+        return load(folder), folder, now
+    except Exception as exc:
+        if now:  # freshly built and unreadable: a bug, not damage
+            raise
+        reason = " ".join(f"{exc.__class__.__name__}: {exc}".split())[:200]
+        logger.warning("%s: cached %s part does not load (%s); rebuilding it", folder, kind, reason)
+        discard_part(folder)
+    folder, now = build_part(video_dir, kind, key, build)
+    return load(folder), folder, now
+
+
 def build_part(video_dir: Path, kind: str, key: dict[str, Any], build: Callable[[Path], None]) -> tuple[Path, bool]:
     """Return ``(folder, built_now)`` for the part ``kind`` keyed by ``key``, calling ``build(tmp)`` if needed.
 
@@ -107,6 +179,7 @@ def build_part(video_dir: Path, kind: str, key: dict[str, Any], build: Callable[
     final = video_dir / part_name(meta)
     if _is_complete(final, meta):
         return final, False
+    clean_stale_temps(video_dir)
     with locked(video_dir / f".{final.name}.lock"):
         if _is_complete(final, meta):  # another process built it while this one waited
             return final, False

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from foveate.memory import frames as _frames
 from foveate.memory.atomic import write_atomic
-from foveate.memory.cache import build_part
 from foveate.memory.cache import cache_root as _cache_root
+from foveate.memory.cache import load_part
 from foveate.memory.clip_index import ClipIndex
 from foveate.memory.config import IngestConfig
 from foveate.memory.embedder import DEFAULT_EMBEDDER, ClipEmbedder, embedder_cache_key, load_embedder
@@ -315,6 +315,18 @@ def _build_clip_part(
     )
 
 
+def _load_clip_part(folder: Path, n_clips: int) -> ClipIndex:
+    """The part's index, after checking that its three files agree (a truncated file fails here, not mid-question)."""
+    index = ClipIndex.load(folder / INDEX_FILE)
+    listed = json.loads((folder / CLIPS_FILE).read_text())["clips"]
+    vectors = np.load(folder / EMBEDDINGS_FILE, allow_pickle=False, mmap_mode="r")
+    if not len(index) == len(listed) == len(vectors) == n_clips or vectors.shape[1] != index.dim:
+        raise ValueError(
+            f"{len(index)} indexed, {len(listed)} listed and {len(vectors)} embedded clips, {n_clips} expected"
+        )
+    return index
+
+
 def _transcript(
     video_dir: Path, info: VideoInfo, embedder: ClipEmbedder | None, built: list[str]
 ) -> Transcript | None:
@@ -328,12 +340,16 @@ def _transcript(
         logger.warning("%s: cannot read subtitles (%s)", side, exc)
         return None
     key = {**source, "embedder": _embedder_key(embedder) if embedder is not None else None}
-    folder, now = build_part(
-        video_dir, "transcript", key, lambda tmp: Transcript.build(load_cues(info.path), embedder).save(tmp)
+    transcript, folder, now = load_part(
+        video_dir,
+        "transcript",
+        key,
+        lambda tmp: Transcript.build(load_cues(info.path), embedder).save(tmp),
+        Transcript.load,
     )
     if now:
         built.append(folder.name)
-    return Transcript.load(folder)
+    return transcript
 
 
 def ingest(
@@ -361,24 +377,27 @@ def ingest(
     video_dir = _cache_root(cache_root) / info.fingerprint
     stage = (lambda name: lambda f: progress(name, f)) if progress else (lambda name: None)
     built: list[str] = []
-    ov_dir, now = build_part(
+    overview, ov_dir, now = load_part(
         video_dir,
         "overview",
         config.overview_key(),
         lambda tmp: build_overview(info.path, info, config, tmp, stage("overview")),
+        Overview.load,
     )
     built += [ov_dir.name] if now else []
-    overview = Overview.load(ov_dir)
     clips = clip_windows(info.duration_seconds, config.clip_seconds)
     emb = index = clips_dir = None
     if config.embed and embedder is not None:
         emb = load_embedder(embedder) if isinstance(embedder, str) else embedder
         key = {"embedder": _embedder_key(emb), **config.clips_key()}
-        clips_dir, now = build_part(
-            video_dir, "clips", key, lambda tmp: _build_clip_part(tmp, info, clips, emb, config, stage("embed"))
+        index, clips_dir, now = load_part(
+            video_dir,
+            "clips",
+            key,
+            lambda tmp: _build_clip_part(tmp, info, clips, emb, config, stage("embed")),
+            lambda folder: _load_clip_part(folder, len(clips)),
         )
         built += [clips_dir.name] if now else []
-        index = ClipIndex.load(clips_dir / INDEX_FILE)
     transcript = _transcript(video_dir, info, emb, built)
     if built or not (video_dir / "meta.json").exists():
         _write_meta(video_dir, info, config, emb, ov_dir, clips_dir)

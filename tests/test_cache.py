@@ -101,3 +101,37 @@ def test_every_ingest_field_keys_exactly_one_cache_part():
     )
     config = IngestConfig()
     assert set(config.overview_key()) == CACHE_PARTS["overview"] and set(config.clips_key()) == CACHE_PARTS["clips"]
+
+
+def test_temp_folders_of_dead_builders_are_cleaned_and_live_ones_kept(tmp_path):
+    folder, _ = build_part(tmp_path, "clips", {"k": 1}, _write("a"))
+    dead = tmp_path / f".tmp-{folder.name}-abc123"  # a builder killed mid-build: nobody holds its lock
+    dead.mkdir()
+    (dead / "half.bin").write_bytes(b"x" * 10)
+    other = part_name(part_meta("overview", {"k": 2}))
+    live = tmp_path / f".tmp-{other}-def456"
+    live.mkdir()
+    with cache.locked(tmp_path / f".{other}.lock"):  # a builder still at work on another part
+        assert cache.clean_stale_temps(tmp_path) == 1
+    assert not dead.exists() and live.exists()
+    build_part(tmp_path, "clips", {"k": 3}, _write("b"))  # the next build also sweeps
+    assert not live.exists()
+
+
+def test_a_cached_part_that_does_not_load_is_rebuilt_with_a_warning(tmp_path, caplog):
+    def load(folder: Path) -> dict:
+        return json.loads((folder / "data.json").read_text())
+
+    builds = []
+
+    def build(tmp: Path) -> None:
+        builds.append(1)
+        (tmp / "data.json").write_text('{"n": 1}')
+
+    first, folder, built = cache.load_part(tmp_path, "overview", {"k": 1}, build, load)
+    assert first == {"n": 1} and built
+    (folder / "data.json").write_text('{"n": ')  # truncated on disk
+    with caplog.at_level("WARNING", logger="foveate.memory.cache"):
+        again, folder2, built = cache.load_part(tmp_path, "overview", {"k": 1}, build, load)
+    assert again == {"n": 1} and built and folder2 == folder and len(builds) == 2
+    assert "does not load" in caplog.text and "rebuilding" in caplog.text

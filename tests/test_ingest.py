@@ -197,3 +197,15 @@ def test_truncated_stream_indexes_what_it_holds(tmp_path, tiny_embedder_spec):
     assert 2.0 < mem.duration_seconds < 8.0
     assert mem.has_clip_index and len(mem.clips) >= 1 and mem.clips[-1].end_seconds <= mem.duration_seconds + 1e-6
     np.testing.assert_allclose(np.linalg.norm(mem.clip_embeddings, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("damaged", ["overview.json", "index.faiss", "embeddings.npy"])
+def test_a_truncated_cache_file_is_rebuilt(cuts_video, tiny_embedder_spec, tmp_path, caplog, damaged):
+    first = ingest(cuts_video.path, cache_root=tmp_path, embedder=tiny_embedder_spec)
+    path = next(first.cache_dir.glob(f"*/{damaged}"))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    with caplog.at_level("WARNING", logger="foveate.memory.cache"):
+        again = ingest(cuts_video.path, cache_root=tmp_path, embedder=tiny_embedder_spec)
+    assert "does not load" in caplog.text and path.parent.name in again.built_parts
+    assert again.overview.cuts_seconds == first.overview.cuts_seconds
+    assert [h.clip_id for h in again.search("a square", 3)] == [h.clip_id for h in first.search("a square", 3)]
