@@ -239,6 +239,14 @@ def test_config_errors_name_the_file_and_field(tmp_path):
     trl_typo = write_config(tmp_path / "typo.yaml", {"model": {"path": "tiny"}, "trl": {"learnin_rate": 1.0}})
     with pytest.raises(ConfigError, match=r"typo.yaml:.*trl: .*learnin_rate"):
         load_config(trl_typo, "sft")
+    for value, expected in (("abc", "float"), (True, "float"), ([1, 2], "float")):
+        wrong = write_config(tmp_path / "wrong.yaml", {"model": {"path": "tiny"}, "trl": {"num_train_epochs": value}})
+        with pytest.raises(ConfigError, match=rf"wrong.yaml:.*trl.num_train_epochs: .* is not a valid {expected}"):
+            load_config(wrong, "sft")
+    ok = write_config(
+        tmp_path / "ok.yaml", {"model": {"path": "tiny"}, "trl": {"num_train_epochs": 3, "max_steps": 2}}
+    )
+    assert load_config(ok, "sft").trl["num_train_epochs"] == 3  # an int where a float is declared is fine
     cli = subprocess.run(
         [sys.executable, "-m", "foveate.cli", "train", "sft", str(tmp_path / "missing.yaml")],
         capture_output=True,

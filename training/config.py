@@ -271,11 +271,53 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _type_matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits a dataclass field annotation; annotations too complex to check pass."""
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list or hint is list:
+        return isinstance(value, list)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _check_trl_types(cls: type, values: dict[str, Any]) -> None:
+    """TRL's configs are dataclasses and do not check types, so ``num_train_epochs: abc`` would only fail
+    inside the Trainer, after the world was built; check each value against its field's annotation now."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for name, value in values.items():
+        if name in fields and not _type_matches(value, hints.get(name, Any)):
+            expected = hints[name].__name__ if isinstance(hints[name], type) else str(hints[name])
+            raise ValueError(f"trl.{name}: {value!r} is not a valid {expected.replace('typing.', '')}")
+
+
 def validate_trl(kind: str, values: dict[str, Any]) -> None:
     """TRL checks the values; as if on CPU, so a GPU config validates on any machine
     (devices are checked at run time)."""
     import tempfile
 
+    import trl
+
+    _check_trl_types({"sft": trl.SFTConfig, "grpo": trl.GRPOConfig}[kind], values)
     with tempfile.TemporaryDirectory() as tmp:
         trl_config(kind, {**values, "use_cpu": True}, Path(tmp))
 
