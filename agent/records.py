@@ -9,7 +9,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from foveate.agent.answer import LETTERS
 
 Span = tuple[float, float]
 
@@ -43,6 +45,21 @@ class ManifestRow(BaseModel):
     @classmethod
     def _valid_spans(cls, v):
         return None if v is None else _check_spans(v)
+
+    @model_validator(mode="after")
+    def _answer_names_an_option(self):
+        # Scoring compares the chosen letter with this one (evals/metrics.py: is_correct), so a
+        # letter no option has would make the question unanswerable.
+        if not self.options:
+            return self
+        if len(self.options) > len(LETTERS):
+            raise ValueError(f"{len(self.options)} options; at most {len(LETTERS)} (A-{LETTERS[-1]}) are supported")
+        letters = LETTERS[: len(self.options)]
+        if self.answer is not None and self.answer.strip().upper() not in letters:
+            raise ValueError(
+                f"answer {self.answer!r} must be the letter of one of the {len(letters)} options (A-{letters[-1]})"
+            )
+        return self
 
 
 class PredictionRow(BaseModel):
@@ -79,7 +96,11 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
         try:
             data = json.loads(line)
             row = ManifestRow.model_validate(data)
-        except Exception as exc:  # json or validation error: report it with its place
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ValueError(f"{path}:{lineno}: {where + ': ' if where else ''}{err['msg']}") from None
+        except Exception as exc:  # json error: report it with its place
             raise ValueError(f"{path}:{lineno}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
         if row.id in seen:
             raise ValueError(f"{path}:{lineno}: duplicate id {row.id!r}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from foveate.cli.common import EXIT_USAGE, console, err_console, fail, print_json
 
@@ -61,6 +63,12 @@ tokens, latency."""
                     f"{res['unknown_ids']} id(s) not in the manifest",
                     highlight=False,
                 )
+            if res.get("repeated_ids"):
+                err_console.print(
+                    f"{res['file']}: {res['repeated_ids']} id(s) had several rows; the last row counts",
+                    highlight=False,
+                    markup=False,
+                )
         path = write_report(results, report, str(manifest)) if report else None
         if json_out:
             print_json(metrics_json(results))
@@ -76,25 +84,36 @@ tokens, latency."""
             ..., help="Benchmark: videomme, longvideobench, mlvu, nextqa, egoschema or lvbench."
         ),
         annotation: Path = typer.Argument(
-            ..., help="The benchmark's own annotation file (see docs/synthetic_world.md)."
+            ..., help="The benchmark's own annotation file (README.md, 'Benchmarks', lists them)."
         ),
         videos: Path = typer.Option(..., "--videos", help="Folder holding the benchmark's videos."),
         out: Path = typer.Option(..., "--out", help="Manifest JSONL to write."),
+        strict: bool = typer.Option(
+            False, "--strict", help="Fail (exit 1, nothing written) when any record would be skipped."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     ) -> None:
-        """Convert a public benchmark's annotations into a Foveate manifest (for foveate batch / eval)."""
-        from foveate.evals.adapters import ADAPTERS, AnnotationError, convert
+        """Convert a public benchmark's annotations into a Foveate manifest (for foveate batch / eval).
 
+        A record that cannot be converted is skipped with a warning naming its file, place and reason."""
+        from foveate.evals.adapters import ADAPTERS, AnnotationError, convert
+        from foveate.memory.atomic import write_atomic
+
+        _adapter_warnings_to_console()
         if bench.lower() not in ADAPTERS:
             fail(f"unknown benchmark {bench!r}; valid: {', '.join(ADAPTERS)}", EXIT_USAGE)
         if not annotation.exists():
             fail(f"{annotation}: no such annotation file", EXIT_USAGE)
         try:
-            rows = convert(bench.lower(), annotation, videos.resolve())
+            result = convert(bench.lower(), annotation, videos.resolve())
         except AnnotationError as exc:
-            fail(str(exc))
+            fail(escape(str(exc)))
+        rows, skipped = result.rows, result.skipped
+        if strict and skipped:
+            fail(escape(f"{skipped[0]} ({len(skipped)} record(s) would be skipped; --strict makes that an error)"))
+        _warn_skipped(skipped)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("".join(json.dumps(r.model_dump(exclude_none=True)) + "\n" for r in rows))
+        write_atomic(out, "".join(json.dumps(r.model_dump(exclude_none=True)) + "\n" for r in rows))
         missing = sorted({r.video for r in rows if not Path(r.video).is_file()})
         summary = {
             "bench": bench.lower(),
@@ -103,12 +122,49 @@ tokens, latency."""
             "videos": len({r.video for r in rows}),
             "missing_videos": len(missing),
         }
+        if skipped:  # questions is the kept count; these keys appear when a record was left out
+            summary |= {"kept": len(rows), "skipped": len(skipped)}
+            summary["skipped_records"] = [s.model_dump() for s in skipped]
+        if missing:
+            err_console.print(
+                f"[yellow]warning:[/] {len(missing)} video file(s) not found under {escape(str(videos))}, "
+                f"e.g. {escape(missing[0])}",
+                highlight=False,
+            )
         if json_out:
             print_json(summary)
             return
-        console.print(f"wrote {len(rows)} questions about {summary['videos']} videos to {out}")
-        if missing:
-            err_console.print(
-                f"[yellow]warning:[/] {len(missing)} video file(s) not found under {videos}, e.g. {missing[0]}",
-                highlight=False,
-            )
+        err_console.print(
+            f"wrote {len(rows):,} questions about {summary['videos']:,} videos to {escape(str(out))} "
+            f"({len(skipped):,} skipped)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+MAX_SKIP_WARNINGS = 20
+
+
+class _WarningLines(logging.Handler):
+    """The adapters' logged warnings as one 'warning: ...' line each, like the skip warnings."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err_console.print(f"[yellow]warning:[/] {escape(record.getMessage())}", highlight=False, soft_wrap=True)
+
+
+def _adapter_warnings_to_console() -> None:
+    log = logging.getLogger("foveate.evals.adapters")
+    if not any(isinstance(h, _WarningLines) for h in log.handlers):
+        log.addHandler(_WarningLines(logging.WARNING))
+        log.propagate = False
+
+
+def _warn_skipped(skipped: list) -> None:
+    for s in skipped[:MAX_SKIP_WARNINGS]:
+        err_console.print(f"[yellow]warning:[/] {escape(str(s))}; skipped", highlight=False, soft_wrap=True)
+    if len(skipped) > MAX_SKIP_WARNINGS:
+        err_console.print(
+            f"[yellow]warning:[/] ... and {len(skipped) - MAX_SKIP_WARNINGS:,} more skipped record(s) "
+            "(--json lists them all)",
+            highlight=False,
+        )
