@@ -40,7 +40,7 @@ def test_a_bad_record_is_skipped_warned_about_and_counted(tmp_path):
     assert [json.loads(line)["answer"] for line in out.read_text().splitlines()] == ["D"]
     r = run("mlvu", ann, "--videos", tmp_path / "video", "--out", out, "--json")
     summary = json.loads(r.stdout)
-    assert (summary["questions"], summary["kept"], summary["skipped"]) == (1, 1, 1)
+    assert (summary["questions"], summary["skipped"], len(summary["skipped_records"])) == (1, 1, 1)
     assert summary["skipped_records"][0]["record"] == "record 1 (video needle_2.mp4)"
 
 

@@ -172,6 +172,8 @@ def test_convert_cli_writes_a_manifest_eval_reads(tmp_path):
         "questions": 1,
         "videos": 1,
         "missing_videos": 1,
+        "skipped": 0,
+        "skipped_records": [],
     }
     rows = read_manifest(tmp_path / "m.jsonl")
     assert rows[0].answer == "B" and rows[0].video == str((tmp_path / "videos" / "v1.mp4").resolve())

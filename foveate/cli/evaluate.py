@@ -68,6 +68,7 @@ tokens, latency."""
                     f"{res['file']}: {res['repeated_ids']} id(s) had several rows; the last row counts",
                     highlight=False,
                     markup=False,
+                    soft_wrap=True,
                 )
         path = write_report(results, report, str(manifest)) if report else None
         if json_out:
@@ -121,10 +122,9 @@ tokens, latency."""
             "questions": len(rows),
             "videos": len({r.video for r in rows}),
             "missing_videos": len(missing),
+            "skipped": len(skipped),
+            "skipped_records": [s.model_dump() for s in skipped],
         }
-        if skipped:  # questions is the kept count; these keys appear when a record was left out
-            summary |= {"kept": len(rows), "skipped": len(skipped)}
-            summary["skipped_records"] = [s.model_dump() for s in skipped]
         if missing:
             err_console.print(
                 f"[yellow]warning:[/] {len(missing)} video file(s) not found under {escape(str(videos))}, "
