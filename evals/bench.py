@@ -1,10 +1,21 @@
-"""The ingest benchmark behind `foveate bench ingest`: overview throughput against a full decode
-of the same file, and peak memory.
+"""The ingest benchmark behind `foveate bench ingest`: the overview and the index against the
+cheapest ways of touching the same file, measured in one run.
 
-Each phase runs in a fresh child process (multiprocessing ``spawn``), so the peak RSS it reports
-(``ru_maxrss`` of that child) is that phase's alone; both phases run in the same invocation on
-the same file, so the ratio compares like with like. The overview is built into a temporary
-folder: the cache plays no part.
+Phases, each in a fresh child process (multiprocessing ``spawn``) so that its time includes its own
+imports and its peak RSS (VmHWM) is its own:
+
+- ``demux``: read every packet (size, key flag), decode nothing: the floor for anything that
+  looks at the whole stream.
+- ``keyframes``: decode keyframes only (``skip_frame=NONKEY``), no conversion.
+- ``plain_decode``: decode every frame, no pixel conversion, PyAV's default (slice) threading.
+  This is the baseline every ratio divides by: the cheapest honest way to see every frame.
+- ``rgb_decode``: the same, converting every frame to RGB (what a naive pipeline does; shown, not
+  divided by, since it does extra work).
+- ``uniform_seek``: 64 evenly spaced frames, each by a seek and a decode to RGB.
+- ``overview``: ``foveate overview``'s work (probe, scan, thumbnails, segments) into a temp folder.
+- ``index``: ``foveate index``'s work with an embedder (only when one is given), into a temp cache.
+
+``ratio_to_plain_decode`` is plain-decode seconds over the phase's seconds: above 1 is faster.
 """
 
 from __future__ import annotations
@@ -12,6 +23,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+BASELINE = "plain_decode"
+UNIFORM_FRAMES = 64
 
 
 def _rss_mb() -> tuple[float, float]:
@@ -35,39 +49,92 @@ def _rss_mb() -> tuple[float, float]:
     return fields.get("VmRSS", 0.0), peak
 
 
+def _measured(fn: Callable[[], dict]) -> dict:
+    rss_before, _ = _rss_mb()
+    start = time.perf_counter()
+    result = fn()
+    return {"seconds": time.perf_counter() - start, "rss_before_mb": rss_before, "peak_rss_mb": _rss_mb()[1], **result}
+
+
+def _demux_phase(path: str) -> dict:
+    import av
+
+    def run() -> dict:
+        packets = size = keys = 0
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                if packet.size:
+                    packets += 1
+                    size += packet.size
+                    keys += packet.is_keyframe
+        return {"packets": packets, "bytes": size, "keyframes": keys}
+
+    return _measured(run)
+
+
+def _decode_phase(path: str, skip_frame: str | None = None, rgb: bool = False) -> dict:
+    import av
+
+    def run() -> dict:
+        frames = 0
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            if skip_frame:
+                stream.codec_context.skip_frame = skip_frame
+            for frame in container.decode(stream):
+                if rgb:
+                    frame.to_ndarray(format="rgb24")
+                frames += 1
+        return {"frames": frames}
+
+    return _measured(run)
+
+
+def _uniform_seek_phase(path: str, n: int = UNIFORM_FRAMES) -> dict:
+    def run() -> dict:
+        from foveate.memory.frames import frames_at
+        from foveate.memory.probe import probe
+
+        info = probe(path)
+        times = [(i + 0.5) * info.duration_seconds / n for i in range(n)]
+        frames = frames_at(path, times, max_side=10_000, duration_seconds=info.duration_seconds)
+        return {"frames": len(frames)}
+
+    return _measured(run)
+
+
 def _overview_phase(path: str, profile: bool = False, threads: int = 2) -> dict:
-    """Probe + one-pass scan (timeline, cuts, keyframe thumbnails) + segments; no embeddings."""
+    """Probe + scan (timeline, cuts, keyframe thumbnails) + segments; no embeddings."""
     import tempfile
 
     from foveate.memory.config import IngestConfig
     from foveate.memory.overview import build_overview
     from foveate.memory.probe import probe
 
-    rss_before, _ = _rss_mb()
     profiler = None
     if profile:
         import cProfile
 
         profiler = cProfile.Profile()
         profiler.enable()
-    start = time.perf_counter()
-    info = probe(path)
-    with tempfile.TemporaryDirectory() as tmp:
-        ov = build_overview(info.path, info, IngestConfig(embed=False, decode_threads=threads), Path(tmp))
-    seconds = time.perf_counter() - start
-    result = {
-        "seconds": seconds,
-        "rss_before_mb": rss_before,
-        "peak_rss_mb": _rss_mb()[1],
-        "duration_s": info.duration_seconds,
-        "fps": info.fps,
-        "size": f"{info.width}x{info.height}",
-        "codec": info.codec,
-        "segments": len(ov.segments),
-        "cuts": len(ov.cuts_seconds),
-        "keyframes": len(ov.keyframe_seconds),
-        "motion_source": ov.motion_source,
-    }
+
+    def run() -> dict:
+        info = probe(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            ov = build_overview(info.path, info, IngestConfig(embed=False, decode_threads=threads), Path(tmp))
+        return {
+            "duration_s": info.duration_seconds,
+            "fps": info.fps,
+            "size": f"{info.width}x{info.height}",
+            "codec": info.codec,
+            "segments": len(ov.segments),
+            "cuts": len(ov.cuts_seconds),
+            "keyframes": len(ov.keyframe_seconds),
+            "motion_source": ov.motion_source,
+        }
+
+    result = _measured(run)
     if profiler is not None:
         import io
         import pstats
@@ -79,31 +146,35 @@ def _overview_phase(path: str, profile: bool = False, threads: int = 2) -> dict:
     return result
 
 
-def _full_decode_phase(path: str) -> dict:
-    """Decode every frame to an RGB ndarray (PyAV with automatic frame+slice threading on all
-    cores): the naive alternative."""
-    import av
+def _index_phase(path: str, embedder: str = "", threads: int = 2) -> dict:
+    """What ``foveate index`` does on an empty cache: overview plus clip embeddings and their FAISS index."""
+    import tempfile
 
-    rss_before, _ = _rss_mb()
-    start = time.perf_counter()
-    frames = 0
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            frame.to_ndarray(format="rgb24")
-            frames += 1
-    return {
-        "seconds": time.perf_counter() - start,
-        "frames": frames,
-        "rss_before_mb": rss_before,
-        "peak_rss_mb": _rss_mb()[1],
-    }
+    from foveate.memory.config import IngestConfig
+    from foveate.memory.video_memory import ingest
+
+    def run() -> dict:
+        with tempfile.TemporaryDirectory() as tmp:
+            memory = ingest(path, cache_root=tmp, embedder=embedder, config=IngestConfig(decode_threads=threads))
+            return {"clips": len(memory.clips)}
+
+    return _measured(run)
+
+
+PHASES: dict[str, Callable[..., dict]] = {
+    "demux": _demux_phase,
+    "keyframes": lambda path: _decode_phase(path, skip_frame="NONKEY"),
+    "plain_decode": _decode_phase,
+    "rgb_decode": lambda path: _decode_phase(path, rgb=True),
+    "uniform_seek": _uniform_seek_phase,
+    "overview": _overview_phase,
+    "index": _index_phase,
+}
 
 
 def _child(target: str, path: str, kwargs: dict, conn) -> None:
     try:
-        conn.send(("ok", globals()[target](path, **kwargs)))
+        conn.send(("ok", PHASES[target](path, **kwargs)))
     except BaseException as exc:  # noqa: BLE001  (reported to the parent as one line)
         conn.send(("error", f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"))
     finally:
@@ -111,7 +182,7 @@ def _child(target: str, path: str, kwargs: dict, conn) -> None:
 
 
 def run_phase(target: str, path: str, **kwargs) -> dict:
-    """Run ``target(path, **kwargs)`` in a fresh spawned process; returns its result dict or raises RuntimeError."""
+    """Run phase ``target`` on ``path`` in a fresh spawned process; returns its result dict or raises RuntimeError."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -130,37 +201,59 @@ def run_phase(target: str, path: str, **kwargs) -> dict:
     return payload
 
 
-def bench_ingest(path: str | Path, profile: bool = False, threads: int | None = None) -> dict:
-    """Overview seconds, times real time, full-decode seconds, their ratio, and each phase's peak RSS.
+def bench_ingest(
+    path: str | Path,
+    profile: bool = False,
+    threads: int | None = None,
+    embedder: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Every phase on ``path`` in one run: seconds, peak RSS, and each phase's ratio to the plain decode.
 
-    ``threads``: the overview's ``decode_threads`` (default: IngestConfig's).
+    ``threads``: the overview's ``decode_threads`` (default: IngestConfig's); ``embedder``: a spec
+    for the index phase (skipped without one).
     """
     from foveate.memory.config import IngestConfig
 
     path = str(Path(path).resolve())
     threads = IngestConfig().decode_threads if threads is None else threads
-    ov = run_phase("_overview_phase", path, profile=profile, threads=threads)
-    full = run_phase("_full_decode_phase", path)
+    kwargs = {
+        "overview": {"profile": profile, "threads": threads},
+        "index": {"embedder": embedder, "threads": threads},
+    }
+    phases = {}
+    for name in PHASES:
+        if name == "index" and not embedder:
+            continue
+        if progress is not None:
+            progress(name)
+        phases[name] = run_phase(name, path, **kwargs.get(name, {}))
+    base = phases[BASELINE]["seconds"]
+    ov = phases["overview"]
     result = {
         "video": path,
         "codec": ov["codec"],
         "size": ov["size"],
         "fps": round(ov["fps"], 3),
         "duration_s": round(ov["duration_s"], 2),
+        "frames": phases[BASELINE]["frames"],
         "motion_source": ov["motion_source"],
         "overview_threads": threads,
-        "overview_s": round(ov["seconds"], 4),
-        "overview_x_realtime": round(ov["duration_s"] / ov["seconds"], 1),
-        "full_decode_s": round(full["seconds"], 4),
-        "full_decode_frames": full["frames"],
-        "full_decode_fps": round(full["frames"] / full["seconds"], 1),
-        "speedup_vs_full_decode": round(full["seconds"] / ov["seconds"], 2),
-        "overview_peak_rss_mb": round(ov["peak_rss_mb"], 1),
-        "overview_rss_after_imports_mb": round(ov["rss_before_mb"], 1),
-        "full_decode_peak_rss_mb": round(full["peak_rss_mb"], 1),
+        "embedder": embedder,
+        "baseline": BASELINE,
         "segments": ov["segments"],
         "cuts": ov["cuts"],
         "keyframes": ov["keyframes"],
+        "phases": {
+            name: {
+                "seconds": round(p["seconds"], 4),
+                "ratio_to_plain_decode": round(base / p["seconds"], 4),
+                "x_realtime": round(ov["duration_s"] / p["seconds"], 2),
+                "peak_rss_mb": round(p["peak_rss_mb"], 1),
+                "rss_after_imports_mb": round(p["rss_before_mb"], 1),
+            }
+            for name, p in phases.items()
+        },
     }
     if profile:
         result["overview_profile"] = ov["profile"]

@@ -24,21 +24,33 @@ def test_synthetic_video_has_the_requested_shape(small_synthetic):
         assert sum(1 for _ in c.decode(s)) == 30
 
 
-def test_bench_figures_are_consistent(small_synthetic):
-    r = bench_ingest(small_synthetic)
-    assert r["full_decode_frames"] == 30 and r["duration_s"] == pytest.approx(3.0, abs=0.15)
+def test_bench_figures_are_consistent(small_synthetic, tiny_embedder_spec):
+    r = bench_ingest(small_synthetic, embedder=tiny_embedder_spec)
+    phases = r["phases"]
+    assert list(phases) == ["demux", "keyframes", "plain_decode", "rgb_decode", "uniform_seek", "overview", "index"]
+    assert r["baseline"] == "plain_decode" and r["frames"] == 30 and r["duration_s"] == pytest.approx(3.0, abs=0.15)
     assert r["motion_source"] == "motion_vectors" and r["segments"] >= 1
-    assert r["speedup_vs_full_decode"] == pytest.approx(r["full_decode_s"] / r["overview_s"], rel=0.05)
-    assert r["overview_x_realtime"] == pytest.approx(r["duration_s"] / r["overview_s"], rel=0.05)
-    assert 20 < r["overview_peak_rss_mb"] < 1024 and 20 < r["full_decode_peak_rss_mb"] < 1024
-    assert r["overview_peak_rss_mb"] >= r["overview_rss_after_imports_mb"]
+    base = phases["plain_decode"]["seconds"]
+    for name, p in phases.items():
+        assert p["ratio_to_plain_decode"] == pytest.approx(base / p["seconds"], rel=0.05, abs=1e-3), name
+        assert p["x_realtime"] == pytest.approx(r["duration_s"] / p["seconds"], rel=0.05, abs=0.01), name
+        assert 20 < p["peak_rss_mb"] < 4096 and p["peak_rss_mb"] >= p["rss_after_imports_mb"], name
+    assert phases["plain_decode"]["ratio_to_plain_decode"] == 1.0
+
+
+def test_phases_touch_what_they_say(small_synthetic):
+    demux = run_phase("demux", str(small_synthetic))
+    keys = run_phase("keyframes", str(small_synthetic))
+    seek = run_phase("uniform_seek", str(small_synthetic))
+    assert demux["packets"] == 30 and demux["bytes"] > 0 and 1 <= demux["keyframes"] == keys["frames"] < 30
+    assert seek["frames"] == 64
 
 
 def test_phase_failure_is_reported_not_hung(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
     with pytest.raises(RuntimeError, match="bad.mp4"):
-        run_phase("_overview_phase", str(bad))
+        run_phase("overview", str(bad))
 
 
 def test_cli_json_and_usage_errors(small_synthetic, tmp_path):
@@ -49,7 +61,18 @@ def test_cli_json_and_usage_errors(small_synthetic, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["full_decode_frames"] == 30
+    assert json.loads(proc.stdout)["frames"] == 30
+    table = subprocess.run(
+        [sys.executable, "-m", "foveate.cli", "bench", "ingest", str(small_synthetic)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (
+        table.returncode == 0
+        and "plain_decode (baseline)" in table.stdout.replace("\n", "")
+        and "uniform_seek" in table.stdout
+    )
     missing = subprocess.run(
         [sys.executable, "-m", "foveate.cli", "bench", "ingest", str(tmp_path / "nope.mp4")],
         capture_output=True,

@@ -11,12 +11,31 @@ from foveate.cli.common import EXIT_FAILED, EXIT_USAGE, console, err_console, fa
 
 def _print_table(result: dict) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"ingest benchmark: {Path(result['video']).name}", show_header=False)
-    for key, value in result.items():
-        if key != "overview_profile":
-            table.add_row(key, str(value))
+    title = (
+        f"{Path(result['video']).name}: {result['codec']} {result['size']} {result['fps']:g} fps, "
+        f"{result['duration_s']:.1f} s, {result['frames']} frames"
+    )
+    table = Table(title=Text(title), caption="ratio: plain-decode seconds / phase seconds (above 1 is faster)")
+    for column in ("phase", "seconds", "ratio to plain decode", "x real time", "peak RSS (MB)"):
+        table.add_column(column, justify="left" if column == "phase" else "right", no_wrap=column == "phase")
+    for name, p in result["phases"].items():
+        label = f"{name} (baseline)" if name == result["baseline"] else name
+        table.add_row(
+            label,
+            f"{p['seconds']:.2f}",
+            f"{p['ratio_to_plain_decode']:.2f}x",
+            f"{p['x_realtime']:.0f}x",
+            f"{p['peak_rss_mb']:.0f}",
+        )
     console.print(table)
+    console.print(
+        f"overview: {result['segments']} segments, {result['cuts']} cuts, {result['keyframes']} keyframe thumbnails, "
+        f"motion from {result['motion_source']}",
+        highlight=False,
+        markup=False,
+    )
     if "overview_profile" in result:
         console.print(result["overview_profile"], highlight=False, markup=False)
 
@@ -47,9 +66,17 @@ def register(app: typer.Typer) -> None:
         profile: bool = typer.Option(
             False, "--profile", help="Also print where the overview spends its time (cProfile, top 12)."
         ),
+        embedder: str | None = typer.Option(
+            None,
+            "--embedder",
+            help="Also time `foveate index` with this embedder spec (e.g. openclip:DIR); without it the index "
+            "phase is skipped.",
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
     ) -> None:
-        """Overview throughput vs a full decode of the same file (measured in this run), and peak RSS per phase."""
+        """The overview (and, with --embedder, the index) against demux only, keyframes only, the plain decode of
+        every frame (the baseline), decode to RGB and uniform seeking, all measured in this run on VIDEO, each in
+        its own process: seconds, ratio to the plain decode, and peak RSS."""
         from foveate.evals.bench import bench_ingest, make_synthetic_video
 
         setup_logging()
@@ -82,10 +109,23 @@ def register(app: typer.Typer) -> None:
             fail("give a VIDEO or --make-synthetic PATH", EXIT_USAGE)
         if not video.is_file():
             fail(f"{video}: no such file", EXIT_USAGE)
-        try:
-            result = bench_ingest(video, profile, threads)
-        except RuntimeError as exc:
-            fail(f"{video}: {exc}", EXIT_FAILED)
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True
+        ) as bar:
+            task = bar.add_task("starting", total=None)
+            try:
+                result = bench_ingest(
+                    video,
+                    profile,
+                    threads,
+                    embedder,
+                    progress=lambda name: bar.update(task, description=f"phase {name}"),
+                )
+            except RuntimeError as exc:
+                bar.stop()
+                fail(f"{video}: {exc}", EXIT_FAILED)
         if json_out:
             print_json(result)
         else:
