@@ -1,33 +1,145 @@
-"""Batch QA over a manifest: grouped by video, resumable, crash-safe appends."""
+"""Batch QA over a manifest: grouped by video, resumable, crash-safe appends.
+
+The predictions file is append-only; the final answer for an id is its LAST row. A rerun skips
+ids whose last row succeeded and retries the ones whose last row is an error.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from foveate.agent.backends.base import Controller
-from foveate.agent.baselines import run_baseline
 from foveate.agent.config import AgentConfig
-from foveate.agent.graph import answer_question
 from foveate.agent.records import ManifestRow, PredictionRow, iter_predictions
-from foveate.agent.trajectory import Trajectory, write_trajectories
+
+if TYPE_CHECKING:
+    from foveate.agent.trajectory import Trajectory
 
 logger = logging.getLogger(__name__)
 POLICIES = ("agent", "uniform", "retrieval")
 
 
+# Fields every prediction row has and no manifest row has: a file holding "question" rows without
+# them is a manifest, and appending predictions to it would corrupt it.
+PREDICTION_ONLY_FIELDS = frozenset({"frames_used", "tool_calls", "tokens_in", "tokens_out", "latency_s", "error"})
+
+
+class OutputLocked(Exception):
+    """Another process holds the predictions file's lock."""
+
+    def __init__(self, out: Path, pid: int | None) -> None:
+        holder = f"pid {pid}" if pid else "another process"
+        super().__init__(f"{out}: another batch run is writing it ({holder} holds {lock_path_for(out)})")
+        self.out, self.pid = out, pid
+
+
+@dataclass
+class BatchSummary:
+    """What one run did: rows answered and failed now, rows skipped because an earlier run answered them."""
+
+    answered: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def lock_path_for(out: Path) -> Path:
+    return out.with_name(out.name + ".lock")
+
+
+def _lock_holder(lock_path: Path) -> int | None:
+    try:
+        return int(lock_path.read_text().strip())
+    except (OSError, ValueError):  # not yet written by the holder, or gone
+        return None
+
+
+@contextlib.contextmanager
+def lock_output(out: Path, wait: bool = False, on_wait: Callable[[int | None], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``out`` (a ``flock`` on ``OUT.lock``, which records the holder's pid).
+
+    Two runs appending to one file would answer and write every id twice. Raises ``OutputLocked``
+    when another process holds it, unless ``wait`` (then ``on_wait(pid)`` is called once and this blocks).
+    The lock file stays behind: removing it would let a third run lock a fresh inode while the second waits.
+    """
+    lock_path = lock_path_for(out)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise OutputLocked(out, _lock_holder(lock_path)) from None
+            if on_wait:
+                on_wait(_lock_holder(lock_path))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_output(out: Path, manifest: Path | None = None) -> None:
+    """Raise ValueError (one line) when ``out`` cannot take predictions: a folder, not writable, the
+    manifest itself, or a file holding manifest rows. Creates ``out``'s folder when missing."""
+    if out.is_dir():
+        raise ValueError(f"{out}: is a folder; --out takes a predictions file")
+    if manifest is not None and out.exists() and out.resolve() == manifest.resolve():
+        raise ValueError(f"{out}: is the manifest; write predictions to another file")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{out}: cannot write predictions there ({exc.strerror or exc})") from None
+    with open(out, "rb") as f:
+        for lineno, line in enumerate(f, start=1):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and "question" in data and not PREDICTION_ONLY_FIELDS & data.keys():
+                raise ValueError(
+                    f"{out}:{lineno}: holds manifest rows, not predictions; write predictions to another file"
+                )
+
+
 def repair_tail(path: Path) -> None:
-    """Cut a partial last line left by a killed writer."""
+    """Cut a partial last line left by a killed writer; a complete last row that only lacks its
+    newline keeps its data and gets the newline."""
     if not path.exists() or path.stat().st_size == 0:
         return
     with open(path, "rb+") as f:
         data = f.read()
-        if not data.endswith(b"\n"):
-            f.truncate(data.rfind(b"\n") + 1)
+        if data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+        except ValueError:
+            f.truncate(start)
+        else:
+            f.write(b"\n")
+
+
+def final_rows(out: Path) -> dict[str, PredictionRow]:
+    """The last row of every id in ``out``: the one that counts."""
+    return {p.id: p for p in iter_predictions(out)}
+
+
+def done_ids(out: Path) -> set[str]:
+    """Ids whose last row succeeded; an id whose last row is an error is retried."""
+    return {i for i, p in final_rows(out).items() if p.error is None}
 
 
 def append_line(path: Path, line: str) -> None:
@@ -67,27 +179,46 @@ def run_batch(
     workers: int = 1,
     trace: Path | None = None,
     on_row: Callable[[PredictionRow], None] | None = None,
-) -> int:
-    """Answer every row whose id is not yet in ``out``; returns the number answered now."""
+) -> BatchSummary:
+    """Answer every row whose id has no successful last row in ``out`` (failed ones are retried).
+
+    Concurrent runs on one ``out`` must be kept apart by the caller (``lock_output``).
+    """
+    # Imported here so the bookkeeping above (lock, checks, done ids) stays free of torch: the CLI
+    # refuses a bad --out or a held lock before paying seconds of imports.
+    from foveate.agent.baselines import run_baseline
+    from foveate.agent.graph import answer_question
+    from foveate.agent.trajectory import write_trajectories
+
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; valid: {', '.join(POLICIES)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     repair_tail(out)
-    done = {p.id for p in iter_predictions(out)}
+    done = done_ids(out)
+    summary = BatchSummary()
     by_video: dict[str, list[ManifestRow]] = defaultdict(list)
     for row in rows:
-        if row.id not in done:
+        if row.id in done:
+            summary.skipped += 1
+        else:
             by_video[row.video].append(row)
-    count = 0
+
+    def record(pred: PredictionRow) -> None:
+        append_line(out, pred.model_dump_json())
+        if pred.error is None:
+            summary.answered += 1
+        else:
+            summary.failed += 1
+        if on_row:
+            on_row(pred)
+
     for video, group in by_video.items():
         try:
             memory = load_memory(video)
         except Exception as exc:  # one bad video must not stop the batch
+            message = (str(exc).splitlines() or [type(exc).__name__])[0]
             for row in group:
-                pred = PredictionRow(id=row.id, error=str(exc).splitlines()[0], policy=policy)
-                append_line(out, pred.model_dump_json())
-                count += 1
-                on_row and on_row(pred)
+                record(PredictionRow(id=row.id, error=message, policy=policy))
             continue
 
         def one(row: ManifestRow, memory: object = memory) -> PredictionRow:
@@ -110,8 +241,5 @@ def run_batch(
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for pred in pool.map(one, group):
-                append_line(out, pred.model_dump_json())
-                count += 1
-                if on_row:
-                    on_row(pred)
-    return count
+                record(pred)
+    return summary

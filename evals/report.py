@@ -35,13 +35,15 @@ OVERALL_KEYS = (
 PLOTS = ("accuracy_by_task.png", "accuracy_vs_frames.png", "evidence_iou.png")
 
 
-def read_predictions(path: Path) -> tuple[dict[str, PredictionRow], int]:
-    """Rows by id (a later row for the same id wins) and the number of unreadable lines.
+def read_predictions(path: Path) -> tuple[dict[str, PredictionRow], int, int]:
+    """Rows by id, the number of unreadable lines and the number of ids with several rows.
 
-    Raises ValueError naming the file when nothing in it is a prediction row.
+    The LAST row of an id counts: ``foveate batch`` appends, and a rerun appends a retry of a failed
+    row after it. Raises ValueError naming the file when nothing in it is a prediction row.
     """
     preds: dict[str, PredictionRow] = {}
     bad = 0
+    repeated: set[str] = set()
     lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
     for line in lines:
         try:
@@ -49,10 +51,12 @@ def read_predictions(path: Path) -> tuple[dict[str, PredictionRow], int]:
         except ValueError:
             bad += 1
             continue
+        if p.id in preds:
+            repeated.add(p.id)
         preds[p.id] = p
     if lines and not preds:
         raise ValueError(f"{path}: no line is a prediction row (expected JSONL with 'id', 'answer', ...)")
-    return preds, bad
+    return preds, bad, len(repeated)
 
 
 def policy_name(path: Path, preds: dict[str, PredictionRow], taken: set[str]) -> str:
@@ -64,17 +68,23 @@ def policy_name(path: Path, preds: dict[str, PredictionRow], taken: set[str]) ->
 
 
 def evaluate(rows: list[ManifestRow], pred_paths: list[Path], seed: int = 0) -> dict:
-    """``{policy: score(...) + {"file", "unknown_ids", "bad_lines"}}`` in the order of ``pred_paths``."""
+    """``{policy: score(...) + {"file", "unknown_ids", "bad_lines", "repeated_ids"}}`` in the order of
+    ``pred_paths``; ``repeated_ids`` counts ids with several rows (the last one counts)."""
     ids = {r.id for r in rows}
     results: dict[str, dict] = {}
     for path in pred_paths:
         path = Path(path)
-        preds, bad = read_predictions(path)
+        preds, bad, repeated = read_predictions(path)
         unknown = sorted(set(preds) - ids)
         if unknown:
             logger.warning("%s: %d prediction ids are not in the manifest (e.g. %s)", path, len(unknown), unknown[0])
         name = policy_name(path, preds, set(results))
-        results[name] = score(rows, preds, seed) | {"file": str(path), "unknown_ids": len(unknown), "bad_lines": bad}
+        results[name] = score(rows, preds, seed) | {
+            "file": str(path),
+            "unknown_ids": len(unknown),
+            "bad_lines": bad,
+            "repeated_ids": repeated,
+        }
     return results
 
 

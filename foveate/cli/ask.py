@@ -37,6 +37,8 @@ def register(app: typer.Typer) -> None:
         max_steps: int | None = typer.Option(
             None,
             "--max-steps",
+            min=1,
+            max=64,
             show_default=False,
             help="Controller turns before a final answer is forced "
             "(default 6, or the setting the controller was trained with).",
@@ -44,6 +46,8 @@ def register(app: typer.Typer) -> None:
         max_frames: int | None = typer.Option(
             None,
             "--max-frames",
+            min=0,
+            max=512,
             show_default=False,
             help="Frames the tools may spend per question "
             "(default 48, or the setting the controller was trained with).",

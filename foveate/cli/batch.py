@@ -6,8 +6,26 @@ from pathlib import Path
 
 import typer
 
-from foveate.cli.common import err_console, fail, run_settings, setup_logging
+from foveate.cli.common import EXIT_FAILED, EXIT_USAGE, err_console, fail, run_settings, setup_logging
 from foveate.cli.index import EMBEDDER_HELP
+
+
+def _run(rows, out, ctl, load, policy, config, frames, workers, trace):
+    """run_batch under a progress bar that starts at the ids already done."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from foveate.agent.batch import done_ids, run_batch
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as bar:
+        task = bar.add_task(f"{policy}", total=len(rows))
+        bar.update(task, completed=len(done_ids(out) & {r.id for r in rows}))
+        return run_batch(rows, out, ctl, load, policy, config, frames, workers, trace, lambda _: bar.advance(task))
 
 
 def register(app: typer.Typer) -> None:
@@ -16,8 +34,10 @@ def register(app: typer.Typer) -> None:
         manifest: Path = typer.Argument(
             ..., help="Manifest JSONL: {id, video, question, options?, answer?, evidence?, task?}."
         ),
-        out: Path = typer.Option(..., "--out", help="Predictions JSONL (appended; rerun to resume)."),
-        workers: int = typer.Option(1, "--workers", help="Questions answered in parallel per video."),
+        out: Path = typer.Option(
+            ..., "--out", help="Predictions JSONL (appended; rerun to resume; an id's last row counts)."
+        ),
+        workers: int = typer.Option(1, "--workers", min=1, max=64, help="Questions answered in parallel per video."),
         controller: str | None = typer.Option(
             None, "--controller", help="HF model id, local model directory, or openai:MODEL@URL."
         ),
@@ -25,10 +45,14 @@ def register(app: typer.Typer) -> None:
         policy: str = typer.Option(
             "agent", "--policy", help="agent (tools), uniform (N even frames) or retrieval (top-N clips' frames)."
         ),
-        frames: int = typer.Option(16, "--frames", help="Frame budget of the uniform and retrieval baselines."),
+        frames: int = typer.Option(
+            16, "--frames", min=1, max=256, help="Frame budget of the uniform and retrieval baselines."
+        ),
         max_steps: int | None = typer.Option(
             None,
             "--max-steps",
+            min=1,
+            max=64,
             show_default=False,
             help="Agent: controller turns before a final answer is forced "
             "(default 6, or the setting the controller was trained with).",
@@ -36,31 +60,41 @@ def register(app: typer.Typer) -> None:
         max_frames: int | None = typer.Option(
             None,
             "--max-frames",
+            min=0,
+            max=512,
             show_default=False,
             help="Agent: frames the tools may spend per question "
             "(default 48, or the setting the controller was trained with).",
         ),
         cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Cache root."),
         trace: Path | None = typer.Option(None, "--trace", help="Append every trajectory (JSONL) here."),
+        wait: bool = typer.Option(
+            False, "--wait", help="When another run is writing --out, wait for it instead of exiting 1."
+        ),
     ) -> None:
-        """Answer every question of a manifest; finished ids are skipped, so a rerun resumes."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        """Answer every question of a manifest; answered ids are skipped and failed ones retried, so a rerun
+        resumes. Exit 1 when any question failed."""
+        from rich.markup import escape
 
         from foveate.agent.backends import DEFAULT_CONTROLLER, load_controller
-        from foveate.agent.batch import POLICIES, run_batch
+        from foveate.agent.batch import POLICIES, OutputLocked, check_output, lock_output
         from foveate.agent.records import read_manifest
         from foveate.memory import DEFAULT_EMBEDDER, ingest
         from foveate.memory.errors import FoveateError
 
         setup_logging()
         if policy not in POLICIES:
-            fail(f"--policy {policy!r}: valid policies are {', '.join(POLICIES)}", 2)
+            fail(f"--policy {policy!r}: valid policies are {', '.join(POLICIES)}", EXIT_USAGE)
         config, ingest_config, embedder = run_settings(controller, embedder, max_steps, max_frames)
+        if not manifest.is_file():
+            fail(escape(f"{manifest}: no such manifest file"), EXIT_USAGE)
         try:
             rows = read_manifest(manifest)
-            ctl = load_controller(controller or DEFAULT_CONTROLLER)
-        except (FoveateError, ValueError, OSError) as exc:
-            fail(str(exc).splitlines()[0])
+            check_output(out, manifest)
+        except (ValueError, OSError) as exc:
+            fail(escape(str(exc).splitlines()[0]))
+        if not rows:
+            fail(escape(f"{manifest}: the manifest has no rows"))
 
         def load(video):
             return ingest(
@@ -70,23 +104,30 @@ def register(app: typer.Typer) -> None:
                 config=ingest_config,
             )
 
-        failed = 0
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-        ) as bar:
-            task = bar.add_task(f"{policy}", total=len(rows))
-            from foveate.agent.records import iter_predictions
+        def waiting(pid: int | None) -> None:
+            holder = f"pid {pid}" if pid else "another process"
+            err_console.print(
+                f"waiting for {holder} to finish writing {escape(str(out))}", highlight=False, soft_wrap=True
+            )
 
-            bar.update(task, completed=len({p.id for p in iter_predictions(out)} & {r.id for r in rows}))
-
-            def on_row(pred) -> None:
-                nonlocal failed
-                failed += pred.error is not None
-                bar.advance(task)
-
-            n = run_batch(rows, out, ctl, load, policy, config, frames, workers, trace, on_row)
-        err_console.print(f"answered {n} questions ({failed} failed) -> {out}")
+        try:
+            with lock_output(out, wait=wait, on_wait=waiting):
+                try:
+                    ctl = load_controller(controller or DEFAULT_CONTROLLER)
+                except (FoveateError, ValueError, OSError) as exc:
+                    fail(escape(str(exc).splitlines()[0]))
+                summary = _run(rows, out, ctl, load, policy, config, frames, workers, trace)
+        except OutputLocked as exc:
+            fail(escape(str(exc)))
+        except OSError as exc:
+            fail(escape(f"{out}: {exc.strerror or exc}"))
+        line = (
+            f"{len(rows)} questions: {summary.answered} answered, {summary.failed} failed, "
+            f"{summary.skipped} skipped (already done) -> {out}"
+        )
+        if summary.failed:
+            err_console.print(
+                f"[bold red]error:[/] {escape(line)}; rerun to retry the failed ones", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(EXIT_FAILED)
+        err_console.print(escape(line), highlight=False, soft_wrap=True)
