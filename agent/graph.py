@@ -16,7 +16,7 @@ from typing import TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from foveate.agent.answer import LETTERS, Answer, parse_answer
-from foveate.agent.backends.base import Controller
+from foveate.agent.backends.base import Controller, ControllerError
 from foveate.agent.config import AgentConfig
 from foveate.agent.prompts import BUDGET_EXHAUSTED, initial_messages
 from foveate.agent.trajectory import Step, ToolTurn, Trajectory
@@ -132,26 +132,38 @@ def answer_question(
     qid: str = "",
     on_step: Callable[[Step], None] | None = None,
 ) -> Trajectory:
-    """Run one episode and return its Trajectory (with ``answer`` set)."""
+    """Run one episode and return its Trajectory (with ``answer`` set).
+
+    A ControllerError (a server down, a malformed reply) or a KeyboardInterrupt ends the episode early
+    and propagates with the steps done so far attached as ``exc.trajectory`` (``answer`` None).
+    """
     start = time.perf_counter()
     toolbox = VideoToolbox(memory, max_frames=config.max_frames)
     messages = initial_messages(question, options, memory, config.overview_images, config.overview_chars)
     overview_frames = count_images(messages[1]["content"])
     app = build_graph(controller, toolbox, config, len(options or []), memory.duration_seconds, on_step)
-    state = app.invoke(
-        {"messages": messages, "steps": [], "answer": None, "pending": [], "forced": False},
-        {"recursion_limit": 4 * config.max_steps + 8},
-    )
-    steps = state["steps"]
-    return Trajectory(
-        id=qid,
-        video=memory.info.path,
-        question=question,
-        options=options,
-        duration_s=memory.duration_seconds,
-        steps=steps,
-        answer=state["answer"],
-        frames_used=overview_frames + toolbox.frames_used,
-        tool_calls=sum(len(s.tool_turns) for s in steps),
-        latency_s=time.perf_counter() - start,
-    )
+    initial: LoopState = {"messages": messages, "steps": [], "answer": None, "pending": [], "forced": False}
+    state = initial
+
+    def trajectory() -> Trajectory:
+        steps = state["steps"]
+        return Trajectory(
+            id=qid,
+            video=memory.info.path,
+            question=question,
+            options=options,
+            duration_s=memory.duration_seconds,
+            steps=steps,
+            answer=state["answer"],
+            frames_used=overview_frames + toolbox.frames_used,
+            tool_calls=sum(len(s.tool_turns) for s in steps),
+            latency_s=time.perf_counter() - start,
+        )
+
+    try:  # stream the states, not invoke, so the last one is at hand when a step fails
+        for latest in app.stream(initial, {"recursion_limit": 4 * config.max_steps + 8}, stream_mode="values"):
+            state = latest
+    except (ControllerError, KeyboardInterrupt) as exc:
+        exc.trajectory = trajectory()
+        raise
+    return trajectory()

@@ -44,6 +44,7 @@ class Trajectory(BaseModel):
     frames_used: int = 0
     tool_calls: int = 0
     latency_s: float = 0.0
+    error: str | None = Field(default=None, description="Why the episode stopped before an answer, if it did.")
     gold: str | None = Field(default=None, description="Ground-truth answer, when known.")
     gold_evidence: list[tuple[float, float]] | None = None
 

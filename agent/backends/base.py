@@ -11,7 +11,13 @@ from foveate.memory.errors import FoveateError
 
 
 class ControllerError(FoveateError):
-    """The controller spec is malformed or its model cannot be loaded."""
+    """The controller spec is malformed, its model cannot be loaded, or its server failed a request.
+
+    Raised out of an episode, it carries the steps done so far as ``trajectory`` (answer None) so a
+    caller can still record them.
+    """
+
+    trajectory: Any = None
 
 
 @dataclass

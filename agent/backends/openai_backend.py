@@ -1,4 +1,9 @@
-"""Any OpenAI-compatible server (vLLM, SGLang): native tool calls, images as data URLs."""
+"""Any OpenAI-compatible server (vLLM, SGLang): native tool calls, images as data URLs.
+
+Transient failures (connection errors, timeouts, 5xx) are retried by the openai client itself
+with exponential backoff; whatever still fails, or comes back malformed, becomes one ControllerError
+line that names the server URL and the cause.
+"""
 
 from __future__ import annotations
 
@@ -41,17 +46,51 @@ def to_openai_messages(messages: list[dict]) -> list[dict]:
     return out
 
 
+DEFAULT_TIMEOUT_SECONDS = 120.0
+# Tries per request, the first included; the client waits ~0.5 s, 1 s, ... (exponential, capped) between them.
+DEFAULT_TRIES = 3
+
+
+def _request_error(url: str, model: str, exc: Exception) -> ControllerError:
+    """One line naming the server and the cause of a request that failed for good."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        why = "no reply before the timeout (raise --timeout, or check the server's load)"
+    elif isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc
+        refused = isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower()
+        why = (
+            f"connection refused — is the server up? (vllm serve {model} --port PORT)"
+            if refused
+            else f"cannot connect ({' '.join(str(cause).split())[:200] or type(cause).__name__})"
+        )
+    elif isinstance(exc, openai.APIStatusError):
+        body = " ".join((exc.response.text or "").split())[:200]
+        why = f"HTTP {exc.status_code}" + (f": {body}" if body else "")
+    else:  # a body that is not JSON, or JSON that is not a chat completion
+        why = f"malformed response ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+    return ControllerError(f"controller {url}: {why}")
+
+
 class OpenAIController(Controller):
     BACKEND_NAME: ClassVar[str] = "openai"
-    OPTIONS: ClassVar[tuple[str, ...]] = ("max_tokens", "temperature")
+    OPTIONS: ClassVar[tuple[str, ...]] = ("max_tokens", "temperature", "timeout")
 
     def __init__(
-        self, model: str, base_url: str, api_key: str = "EMPTY", max_tokens: int = 512, temperature: float = 0.0
+        self,
+        model: str,
+        base_url: str,
+        api_key: str = "EMPTY",
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        tries: int = DEFAULT_TRIES,
     ) -> None:
         from openai import OpenAI
 
-        self.client = OpenAI(base_url=base_url, api_key=api_key, max_retries=1)
-        self.model, self.max_tokens, self.temperature = model, max_tokens, temperature
+        self.client = OpenAI(base_url=base_url, api_key=api_key, max_retries=tries - 1, timeout=timeout)
+        self.model, self.base_url, self.max_tokens, self.temperature = model, base_url, max_tokens, temperature
 
     @classmethod
     def from_spec(cls, target: str, **options) -> OpenAIController:
@@ -63,16 +102,32 @@ class OpenAIController(Controller):
             )
         return cls(model, url, **options)
 
-    def generate(self, messages: list[dict], tools: list[dict] | None) -> Generation:
+    def _complete(self, messages: list[dict], tools: list[dict] | None):
+        """The first choice's message and the usage, or ControllerError."""
+        import openai
+
         kwargs = {"tools": tools} if tools else {}
-        resp = self.client.chat.completions.create(
-            model=self.model,
-            messages=to_openai_messages(messages),
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            **kwargs,
-        )
-        msg = resp.choices[0].message
+        try:
+            resp = self.client.chat.completions.create(
+                model=self.model,
+                messages=to_openai_messages(messages),
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+                **kwargs,
+            )
+            if isinstance(resp, str):  # the client hands back a non-JSON body (an HTML error page) as text
+                raise ValueError(f"not JSON: {resp[:80]!r}")
+            if not resp.choices:
+                raise ValueError("no choices")
+            msg = resp.choices[0].message
+            if msg is None or not isinstance(msg.content, (str, type(None))):
+                raise ValueError("the first choice has no message")
+            return msg, resp.usage
+        except (openai.APIError, ValueError, AttributeError, TypeError) as exc:
+            raise _request_error(self.base_url, self.model, exc) from None
+
+    def generate(self, messages: list[dict], tools: list[dict] | None) -> Generation:
+        msg, usage = self._complete(messages, tools)
         text = msg.content or ""
         calls = []
         for tc in msg.tool_calls or []:
@@ -86,7 +141,6 @@ class OpenAIController(Controller):
             )
         else:
             calls = parse_tool_calls(text)
-        usage = resp.usage
         return Generation(
             text=text.strip(),
             tool_calls=calls,

@@ -3,23 +3,140 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import typer
+from rich.text import Text
 
-from foveate.cli.common import console, err_console, fail, print_json, run_settings, setup_logging
+from foveate.agent.backends.openai_backend import DEFAULT_TIMEOUT_SECONDS
+from foveate.cli.common import (
+    EXIT_FAILED,
+    check_output_path,
+    console,
+    err_console,
+    fail,
+    print_json,
+    run_settings,
+    safe_text,
+    setup_logging,
+    visible,
+)
 from foveate.cli.index import EMBEDDER_HELP
+
+EXIT_INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 
 
 def _show_step(step) -> None:
     for turn in step.tool_turns:
         args = ", ".join(f"{k}={v}" for k, v in (turn.arguments or {}).items())
-        status = f"[red]{turn.error}[/]" if turn.error else f"{turn.frames_spent} frames"
-        name = turn.name or "(malformed call)"
-        err_console.print(f"  [cyan]{name}[/]({args}) -> {status}", highlight=False)
+        status = f"[red]{safe_text(turn.error)}[/]" if turn.error else f"{turn.frames_spent} frames"
+        name = safe_text(turn.name or "(malformed call)")
+        err_console.print(f"  [cyan]{name}[/]({safe_text(args)}) -> {status}", highlight=False)
         if not turn.error:
             for line in turn.summary.splitlines()[1:4]:
                 if line.strip() and not line.startswith("["):
-                    err_console.print(f"      {line}", highlight=False, markup=False)
+                    err_console.print(f"      {visible(line)}", highlight=False, markup=False)
+
+
+def _print_answer(traj, json_out: bool) -> None:
+    ans = traj.answer
+    if json_out:
+        print_json(
+            {
+                "answer": ans.text,
+                "choice": ans.choice,
+                "evidence": [list(s) for s in ans.evidence],
+                "frames_used": traj.frames_used,
+                "tool_calls": traj.tool_calls,
+                "steps": len(traj.steps),
+                "latency_s": round(traj.latency_s, 3),
+                "valid": ans.valid,
+            }
+        )
+        return
+    from foveate.memory.overview import format_time
+
+    spans = ", ".join(f"{format_time(s)}-{format_time(e)}" for s, e in ans.evidence) or "none"
+    choice = f"({safe_text(ans.choice)}) " if ans.choice else ""
+    console.print(
+        f"[bold]Answer:[/] {choice}{safe_text(ans.text)}"
+        + ("" if ans.valid else " [yellow](no valid answer format)[/]"),
+        highlight=False,
+    )
+    console.print(
+        f"Evidence: {spans}   [dim]{traj.frames_used} frames, {traj.tool_calls} tool calls, {traj.latency_s:.1f}s[/]",
+        highlight=False,
+    )
+
+
+def _error(message: str) -> None:
+    err_console.print(Text.assemble(("error:", "bold red"), " ", visible(message)), highlight=False, soft_wrap=True)
+
+
+def _write_trace(trace: Path | None, traj) -> bool:
+    """Append ``traj`` to ``trace``; False (after one line on stderr) when that fails."""
+    from foveate.agent.trajectory import write_trajectories
+
+    if trace is None or traj is None:
+        return True
+    try:
+        write_trajectories(trace, [traj])
+    except OSError as exc:
+        _error(f"--trace {trace}: cannot write the trajectory ({exc.strerror or exc})")
+        return False
+    return True
+
+
+def _answer_one(mem, ctl, config, question: str, options, json_out: bool, trace: Path | None) -> bool:
+    """Answer, print, then record; True when all of it worked. A controller failure prints one line
+    and records the steps done before it. KeyboardInterrupt propagates after recording them."""
+    from foveate.agent.backends import ControllerError
+    from foveate.agent.graph import answer_question
+
+    try:
+        traj = answer_question(mem, question, options, ctl, config, on_step=None if json_out else _show_step)
+    except ControllerError as exc:
+        partial = exc.trajectory
+        if partial is not None:
+            partial.error = str(exc)
+        _error(str(exc))
+        _write_trace(trace, partial)
+        return False
+    except KeyboardInterrupt as exc:
+        partial = getattr(exc, "trajectory", None)
+        if partial is not None:
+            partial.error = "interrupted"
+        _write_trace(trace, partial)
+        raise
+    _print_answer(traj, json_out)  # before the trace, which can still fail
+    return _write_trace(trace, traj)
+
+
+def _interrupted() -> NoReturn:
+    err_console.print("interrupted", highlight=False, markup=False)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _session(video: Path, mem, answer) -> None:
+    """Questions from stdin until an empty line, 'quit' or EOF; a failed or interrupted question
+    ends only itself."""
+    console.print(
+        f"[bold]{safe_text(video.name)}[/] ({mem.duration_seconds:.0f}s) — ask questions; empty line or 'quit' ends.",
+        highlight=False,
+    )
+    while True:
+        try:
+            q = console.input("[bold green]? [/]").strip()
+        except EOFError:
+            break
+        except KeyboardInterrupt:
+            _interrupted()
+        if not q or q.lower() in ("quit", "exit"):
+            break
+        try:
+            answer(q)
+        except KeyboardInterrupt:
+            err_console.print("interrupted", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -55,68 +172,41 @@ def register(app: typer.Typer) -> None:
         cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Cache root."),
         json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
         trace: Path | None = typer.Option(None, "--trace", help="Append the trajectory (JSONL) here."),
+        timeout: float = typer.Option(
+            DEFAULT_TIMEOUT_SECONDS,
+            "--timeout",
+            min=0.1,
+            help="Seconds an openai:MODEL@URL controller has to answer one request (tried up to 3 times).",
+        ),
     ) -> None:
         """Answer a question about a video, citing time spans as evidence."""
         from foveate.agent.backends import DEFAULT_CONTROLLER, load_controller
-        from foveate.agent.graph import answer_question
-        from foveate.agent.trajectory import write_trajectories
         from foveate.cli.index import ingest_with_progress
         from foveate.memory.errors import FoveateError
 
         setup_logging()
-        config, ingest_config, embedder = run_settings(controller, embedder, max_steps, max_frames)
+        if trace is not None:
+            check_output_path(trace, "--trace")
+        spec = DEFAULT_CONTROLLER if controller is None else controller
+        if not spec.strip():
+            fail("--controller is empty; give a Hugging Face id, a model directory or openai:MODEL@URL", 2)
+        config, ingest_config, embedder = run_settings(spec, embedder, max_steps, max_frames)
         try:
             mem = ingest_with_progress(video, cache_dir, embedder, config=ingest_config)
-            ctl = load_controller(controller or DEFAULT_CONTROLLER)
+            ctl = load_controller(spec, timeout=timeout)
         except FoveateError as exc:
             fail(str(exc))
         except ValueError as exc:
             fail(str(exc).splitlines()[0], 2)
+        except KeyboardInterrupt:
+            _interrupted()
 
-        def run(q: str, opts: list[str] | None) -> None:
-            traj = answer_question(mem, q, opts, ctl, config, on_step=None if json_out else _show_step)
-            if trace:
-                write_trajectories(trace, [traj])
-            ans = traj.answer
-            if json_out:
-                print_json(
-                    {
-                        "answer": ans.text,
-                        "choice": ans.choice,
-                        "evidence": [list(s) for s in ans.evidence],
-                        "frames_used": traj.frames_used,
-                        "tool_calls": traj.tool_calls,
-                        "steps": len(traj.steps),
-                        "latency_s": round(traj.latency_s, 3),
-                        "valid": ans.valid,
-                    }
-                )
-            else:
-                from foveate.memory.overview import format_time
-
-                spans = ", ".join(f"{format_time(s)}-{format_time(e)}" for s, e in ans.evidence) or "none"
-                choice = f"({ans.choice}) " if ans.choice else ""
-                console.print(
-                    f"[bold]Answer:[/] {choice}{ans.text}"
-                    + ("" if ans.valid else " [yellow](no valid answer format)[/]"),
-                    highlight=False,
-                )
-                console.print(
-                    f"Evidence: {spans}   [dim]{traj.frames_used} frames, {traj.tool_calls} tool calls, "
-                    f"{traj.latency_s:.1f}s[/]"
-                )
-
-        if question is not None:
-            run(question, option or None)
+        if question is None:
+            _session(video, mem, lambda q: _answer_one(mem, ctl, config, q, None, json_out, trace))
             return
-        console.print(
-            f"[bold]{video.name}[/] ({mem.duration_seconds:.0f}s) — ask questions; empty line or 'quit' ends."
-        )
-        while True:
-            try:
-                q = console.input("[bold green]? [/]").strip()
-            except EOFError:
-                break
-            if not q or q.lower() in ("quit", "exit"):
-                break
-            run(q, None)
+        try:
+            ok = _answer_one(mem, ctl, config, question, option or None, json_out, trace)
+        except KeyboardInterrupt:
+            _interrupted()
+        if not ok:
+            raise typer.Exit(EXIT_FAILED)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -37,10 +41,38 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+# C0 and C1 control characters except newline and tab: a model's ESC or NUL must not reach the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(value: Any) -> str:
+    """``str(value)`` with control characters other than newline and tab written as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
+def safe_text(value: Any) -> str:
+    """Text from a model, a file name or a user, ready to embed in rich markup: printed as itself,
+    never read as markup (``[/INST]`` stays ``[/INST]``), control characters made visible."""
+    return escape(visible(value))
+
+
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    """Print a one-line error to stderr and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    """Print a one-line error to stderr and exit. ``message`` is plain text, never markup."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", visible(message)), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def check_output_path(path: Path, flag: str) -> None:
+    """Exit with one line unless ``path`` can be written (appended to): checked before any work starts."""
+    if path.is_dir():
+        fail(f"{flag} {path}: is a directory; give a file path")
+    parent = path.parent
+    if not parent.is_dir():
+        fail(f"{flag} {path}: the folder {parent} does not exist")
+    if path.exists() and not os.access(path, os.W_OK):
+        fail(f"{flag} {path}: the file is not writable")
+    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        fail(f"{flag} {path}: the folder {parent} is not writable")
 
 
 def run_settings(controller: str | None, embedder: str | None, max_steps: int | None, max_frames: int | None):

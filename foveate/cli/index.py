@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from foveate.cli.common import EXIT_FAILED, EXIT_USAGE, err_console, fail, print_json, setup_logging
+from foveate.cli.common import EXIT_FAILED, EXIT_USAGE, err_console, fail, print_json, safe_text, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def ingest_with_progress(video: Path, cache_dir: Path | None, embedder, embed: b
 
         def progress(stage: str, fraction: float) -> None:
             if stage not in tasks:
-                tasks[stage] = bar.add_task(f"{video.name}: {stage}", total=1.0)
+                tasks[stage] = bar.add_task(f"{safe_text(video.name)}: {stage}", total=1.0)
             bar.update(tasks[stage], completed=min(1.0, max(0.0, fraction)))
 
         return ingest(
@@ -97,13 +97,13 @@ def _report(row: dict, json_out: bool) -> None:
         print_json(row)
     elif row["status"] == "ok":
         err_console.print(
-            f"[green]ok[/] {row['video']}: {row['duration_s']:.1f}s, {row['segments']} segments, "
+            f"[green]ok[/] {safe_text(row['video'])}: {row['duration_s']:.1f}s, {row['segments']} segments, "
             f"{row['clips']} clips, "
             f"motion from {row['motion_source']}{' (cached)' if row['cached'] else ''} ({row['seconds']:.1f}s)",
             highlight=False,
         )
     else:
-        err_console.print(f"[red]error[/] {row['error']}", highlight=False, markup=True, soft_wrap=True)
+        err_console.print(f"[red]error[/] {safe_text(row['error'])}", highlight=False, soft_wrap=True)
 
 
 def _load_embedder_or_exit(spec: str | None, videos: list[Path], json_out: bool):
@@ -122,7 +122,7 @@ def _load_embedder_or_exit(spec: str | None, videos: list[Path], json_out: bool)
         for video in videos:
             _report({"video": str(video), "status": "error", "error": str(exc), "seconds": 0.0}, json_out)
         if not json_out:
-            err_console.print(f"[red]error[/] {exc}", highlight=False)
+            err_console.print(f"[red]error[/] {safe_text(exc)}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from None
 
 
