@@ -219,6 +219,30 @@ def _from_pretrained(spec: str, arch: str, tag: str) -> ClipEmbedder:
     return ClipEmbedder(spec, model, preprocess, open_clip.get_tokenizer(arch), open_clip.get_model_config(arch))
 
 
+def check_embedder(spec: str = DEFAULT_EMBEDDER) -> None:
+    """Raise EmbedderError (one line) when ``spec`` cannot be loaded here, without loading it: a folder
+    that lacks the model's files, or hub weights that are not cached while the hub is off or unreachable."""
+    from foveate.memory.hub import hub_usable
+
+    kind, value = parse_spec(spec)
+    if kind == "dir":
+        missing = [n for n in (CONFIG_FILE, WEIGHTS_FILE) if not (value / n).is_file()]
+        if missing:
+            raise EmbedderError(f"{spec}: {value} lacks {' and '.join(missing)} (not an openclip:DIR model folder)")
+        return
+    import open_clip
+
+    arch, tag = value
+    if arch not in open_clip.list_models():
+        raise EmbedderError(f"{spec}: unknown OpenCLIP architecture {arch!r} (see open_clip.list_models())")
+    if tag not in open_clip.list_pretrained_tags_by_model(arch):
+        raise EmbedderError(f"{spec}: unknown pretrained tag {tag!r} for {arch}")
+    hub = open_clip.get_pretrained_cfg(arch, tag).get("hf_hub", "")
+    if hub and not _cached_on_hub(hub) and not hub_usable():
+        why = "HF_HUB_OFFLINE is set" if _offline() else "the Hugging Face hub is unreachable"
+        raise EmbedderError(f"{spec}: the weights are not in the local cache and {why}; {OFFLINE_HINT}")
+
+
 def load_embedder(spec: str = DEFAULT_EMBEDDER) -> ClipEmbedder:
     """Load the embedder named by ``spec``, once per process (a directory re-saved since is reloaded)."""
     key = json.dumps(embedder_cache_key(spec), sort_keys=True)

@@ -36,8 +36,8 @@ def memory(cuts_video, tiny_embedder_spec, shared_cache):
 
 
 def ask(video, embedder, cache, *args, stdin=None, timeout=90):
-    cmd = [sys.executable, "-m", "foveate.cli", "ask", str(video), *args, "--embedder", embedder]
-    cmd += ["--cache-dir", str(cache), "--max-steps", "3"]
+    cmd = [sys.executable, "-m", "foveate.cli", "ask", str(video), "--embedder", embedder]
+    cmd += ["--cache-dir", str(cache), "--max-steps", "3", *args]  # the last of a repeated flag wins
     return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
 
 
@@ -147,12 +147,16 @@ def test_ctrl_c_cancels_promptly(cuts_video, tiny_embedder_spec, shared_cache):
         (["--controller", ""], 2, "--controller is empty"),
         (["--trace", "{tmp}/missing/t.jsonl"], 1, "does not exist"),
         (["--trace", "{tmp}"], 1, "is a directory"),
+        (["--controller", "{tmp}/no-such-controller"], 1, "no-such-controller: no such model directory"),
+        (["--controller", "Qwen/Not-A-Model-7B"], 1, "Qwen/Not-A-Model-7B: the controller is not in the local"),
+        (["--controller", "openai:no-url"], 1, "expected openai:MODEL@URL"),
+        (["--embedder", "openclip:{tmp}", "--controller", "openai:m@http://127.0.0.1:9/v1"], 1, "lacks open_clip"),
     ],
 )
-def test_bad_flags_fail_before_any_work(cuts_video, tmp_path, args, code, needle):
+def test_bad_flags_fail_before_any_work(cuts_video, tiny_embedder_spec, tmp_path, args, code, needle):
     cache = tmp_path / "cache"
     args = [a.format(tmp=tmp_path) for a in args]
-    proc = ask(cuts_video.path, "openclip:/nonexistent", cache, "q?", *args, timeout=30)
+    proc = ask(cuts_video.path, tiny_embedder_spec, cache, "q?", *args, timeout=60)
     assert proc.returncode == code
     assert_one_line_error(proc, needle)
     assert not cache.exists()  # nothing was indexed

@@ -19,8 +19,8 @@ BACKENDS: dict[str, type[Controller]] = {
 }
 
 
-def load_controller(spec: str = DEFAULT_CONTROLLER, **options) -> Controller:
-    """Build the backend named by ``spec``'s prefix; ``options`` the backend does not take are ignored."""
+def _resolve(spec: str) -> tuple[type[Controller], str]:
+    """The backend class named by ``spec``'s prefix and the rest of the spec."""
     if not spec or not spec.strip():
         raise ControllerError(
             "the controller spec is empty; give a Hugging Face id, a model directory or openai:MODEL@URL"
@@ -33,8 +33,27 @@ def load_controller(spec: str = DEFAULT_CONTROLLER, **options) -> Controller:
             f"{spec}: unknown controller backend {name!r}; valid prefixes: "
             f"{', '.join(f'{n}:' for n in BACKENDS)} (or a Hugging Face id / model directory)"
         )
-    cls = BACKENDS[name]
+    return BACKENDS[name], target
+
+
+def check_controller(spec: str = DEFAULT_CONTROLLER) -> None:
+    """Raise ControllerError (one line) when ``spec`` is malformed or its model is clearly missing; no model load."""
+    cls, target = _resolve(spec)
+    cls.check(target)
+
+
+def load_controller(spec: str = DEFAULT_CONTROLLER, **options) -> Controller:
+    """Build the backend named by ``spec``'s prefix; ``options`` the backend does not take are ignored."""
+    cls, target = _resolve(spec)
     return cls.from_spec(target, **{k: v for k, v in options.items() if k in cls.OPTIONS})
 
 
-__all__ = ["BACKENDS", "Controller", "ControllerError", "DEFAULT_CONTROLLER", "Generation", "load_controller"]
+__all__ = [
+    "BACKENDS",
+    "Controller",
+    "ControllerError",
+    "DEFAULT_CONTROLLER",
+    "Generation",
+    "check_controller",
+    "load_controller",
+]

@@ -43,6 +43,11 @@ class Controller(ABC):
         """Continue ``messages``; ``tools`` are the JSON schemas the model may call."""
 
     @classmethod
+    def check(cls, target: str) -> None:
+        """Raise ControllerError when ``target`` clearly cannot be loaded; cheap (no model load)."""
+        return None  # by default every target is worth trying
+
+    @classmethod
     def from_spec(cls, target: str, **options: Any) -> Controller:
         """Build from the part of the spec after ``BACKEND_NAME:``; ``options`` are already filtered by ``OPTIONS``."""
         return cls(target, **options)

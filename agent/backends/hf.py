@@ -98,6 +98,23 @@ class HFController(Controller):
         self.model.to(self.device).eval()
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
 
+    @classmethod
+    def check(cls, target: str) -> None:
+        from foveate.memory.hub import cached_file, hub_usable, offline
+
+        if Path(target).is_dir():
+            if not (Path(target) / "config.json").is_file():
+                raise ControllerError(f"{target}: no config.json in this folder (not a model directory)")
+            return
+        if "/" not in target or target.startswith((".", "/", "~")):
+            raise ControllerError(f"{target}: no such model directory")
+        if not cached_file(target, "config.json") and not hub_usable():
+            why = "HF_HUB_OFFLINE is set" if offline() else "the Hugging Face hub is unreachable"
+            raise ControllerError(
+                f"{target}: the controller is not in the local Hugging Face cache and {why}; pass --controller DIR "
+                "with a local model directory (e.g. from `foveate synth models OUT`)"
+            )
+
     def generate(self, messages: list[dict], tools: list[dict] | None) -> Generation:
         import torch
 

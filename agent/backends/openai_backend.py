@@ -93,13 +93,18 @@ class OpenAIController(Controller):
         self.model, self.base_url, self.max_tokens, self.temperature = model, base_url, max_tokens, temperature
 
     @classmethod
-    def from_spec(cls, target: str, **options) -> OpenAIController:
+    def check(cls, target: str) -> None:
         model, sep, url = target.rpartition("@")
         if not sep or not model or not url:
             raise ControllerError(
                 f"openai:{target}: expected openai:MODEL@URL, "
                 "e.g. openai:Qwen/Qwen2.5-VL-7B-Instruct@http://localhost:8000/v1"
             )
+
+    @classmethod
+    def from_spec(cls, target: str, **options) -> OpenAIController:
+        cls.check(target)
+        model, _, url = target.rpartition("@")
         return cls(model, url, **options)
 
     def _complete(self, messages: list[dict], tools: list[dict] | None):

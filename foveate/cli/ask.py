@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
-from rich.text import Text
 
 from foveate.agent.backends.openai_backend import DEFAULT_TIMEOUT_SECONDS
 from foveate.cli.common import (
     EXIT_FAILED,
+    check_models,
     check_output_path,
     console,
     err_console,
     fail,
+    print_error,
     print_json,
     run_settings,
     safe_text,
@@ -69,10 +70,6 @@ def _print_answer(traj, json_out: bool) -> None:
     )
 
 
-def _error(message: str) -> None:
-    err_console.print(Text.assemble(("error:", "bold red"), " ", visible(message)), highlight=False, soft_wrap=True)
-
-
 def _write_trace(trace: Path | None, traj) -> bool:
     """Append ``traj`` to ``trace``; False (after one line on stderr) when that fails."""
     from foveate.agent.trajectory import write_trajectories
@@ -82,7 +79,7 @@ def _write_trace(trace: Path | None, traj) -> bool:
     try:
         write_trajectories(trace, [traj])
     except OSError as exc:
-        _error(f"--trace {trace}: cannot write the trajectory ({exc.strerror or exc})")
+        print_error(f"--trace {trace}: cannot write the trajectory ({exc.strerror or exc})")
         return False
     return True
 
@@ -99,7 +96,7 @@ def _answer_one(mem, ctl, config, question: str, options, json_out: bool, trace:
         partial = exc.trajectory
         if partial is not None:
             partial.error = str(exc)
-        _error(str(exc))
+        print_error(str(exc))
         _write_trace(trace, partial)
         return False
     except KeyboardInterrupt as exc:
@@ -191,6 +188,7 @@ def register(app: typer.Typer) -> None:
         if not spec.strip():
             fail("--controller is empty; give a Hugging Face id, a model directory or openai:MODEL@URL", 2)
         config, ingest_config, embedder = run_settings(spec, embedder, max_steps, max_frames)
+        check_models(spec, embedder)
         try:
             mem = ingest_with_progress(video, cache_dir, embedder, config=ingest_config)
             ctl = load_controller(spec, timeout=timeout)

@@ -56,9 +56,14 @@ def safe_text(value: Any) -> str:
     return escape(visible(value))
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    """Print a one-line error to stderr and exit. ``message`` is plain text, never markup."""
+def print_error(message: str) -> None:
+    """One ``error: ...`` line on stderr; ``message`` is plain text, never markup."""
     err_console.print(Text.assemble(("error:", "bold red"), " ", visible(message)), highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """Print a one-line error to stderr and exit."""
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -95,3 +100,22 @@ def run_settings(controller: str | None, embedder: str | None, max_steps: int | 
     if trained is not None:
         err_console.print(f"[dim]settings the controller was trained with: {trained.describe()}[/]", highlight=False)
     return agent, ingest, embedder
+
+
+def check_models(controller: str, embedder: str | None) -> None:
+    """Exit with one line per model that cannot be loaded here, both at once, before any indexing: cheap
+    checks of both specs, local folders and the local Hugging Face cache (no model is loaded)."""
+    from foveate.agent.backends import ControllerError, check_controller
+    from foveate.memory.embedder import DEFAULT_EMBEDDER, check_embedder
+    from foveate.memory.errors import EmbedderError
+
+    problems = []
+    for check, spec in ((check_controller, controller), (check_embedder, embedder or DEFAULT_EMBEDDER)):
+        try:
+            check(spec)
+        except (ControllerError, EmbedderError) as exc:
+            problems.append(str(exc))
+    for problem in problems[:-1]:
+        print_error(problem)
+    if problems:
+        fail(problems[-1])
