@@ -184,3 +184,9 @@ def test_paths_with_markup_are_printed_as_text(cuts_video, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert f"ok {video}" in proc.stderr and str(folder / "missing[x].mp4") in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "foveate.cli", "overview", str(folder / "missing[x].mp4"), "--image",
+         str(folder / "o[/b].png")],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 1 and str(folder / "missing[x].mp4") in assert_one_line_error(proc)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from foveate.cli.common import console, fail, print_json, setup_logging
+from foveate.cli.common import console, fail, print_json, setup_logging, visible
 from foveate.cli.index import CACHE_HELP
 
 
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
             print_json(_json_view(video, mem, image))
             return
         console.print(
-            blocks_text(mem.overview.render(max_images=0, max_chars=max_chars)), highlight=False, markup=False
+            visible(blocks_text(mem.overview.render(max_images=0, max_chars=max_chars))), highlight=False, markup=False
         )
         if image is not None:
-            console.print(f"wrote {image}", highlight=False)
+            console.print(f"wrote {visible(image)}", highlight=False, markup=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from foveate.cli.common import EXIT_USAGE, console, err_console, fail, print_json
+from foveate.cli.common import EXIT_USAGE, console, err_console, fail, print_json, safe_text
 
 
 def _parse_size(size: str) -> tuple[int, int]:
@@ -103,11 +103,15 @@ def register(app: typer.Typer) -> None:
             print_json(summary)
             return
         console.print(
-            f"wrote {videos} video(s) of {minutes:g} min to {out / 'videos'}, event logs to {out / 'events'}"
+            f"wrote {videos} video(s) of {minutes:g} min to {safe_text(out / 'videos')}, "
+            f"event logs to {safe_text(out / 'events')}",
+            highlight=False,
         )
         console.print(
-            f"{len(rows)} questions in {manifest} ({', '.join(f'{k} {v}' for k, v in sorted(tasks.items()))}) "
-            f"in {summary['seconds']:.1f} s"
+            f"{len(rows)} questions in {safe_text(manifest)} "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(tasks.items()))}) "
+            f"in {summary['seconds']:.1f} s",
+            highlight=False,
         )
 
     @app.command("models")
@@ -126,7 +130,8 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json({"controller": str(controller), "embedder": f"openclip:{embedder}"})
             return
-        console.print(f"controller: {controller}\nembedder:   {embedder}")
+        controller, embedder = safe_text(controller), safe_text(embedder)
+        console.print(f"controller: {controller}\nembedder:   {embedder}", highlight=False)
         console.print(
             "These are untrained: they exercise the code, they do not answer well. Use them with\n"
             f'  foveate ask VIDEO "question" --controller {controller} --embedder openclip:{embedder}\n'

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from foveate.cli.common import EXIT_USAGE, console, err_console, fail, print_json, setup_logging
+from foveate.cli.common import EXIT_USAGE, console, err_console, fail, print_json, safe_text, setup_logging
 
 CONFIG_HELP = (
     "A YAML run config, or the name of one in training/configs/ (tiny_sft, tiny_grpo, tiny_clip, "
@@ -129,11 +129,9 @@ def register(app: typer.Typer) -> None:
             print_json(summary)
             return
         for key, value in summary.items():
-            console.print(f"{key:>14}: {value}", highlight=False, soft_wrap=True)
-        if kind == "clip":
-            console.print(f"use it with --embedder {summary['embedder']}", highlight=False, soft_wrap=True)
-        else:
-            console.print(f"use it with --controller {summary['controller']}", highlight=False, soft_wrap=True)
+            console.print(f"{key:>14}: {safe_text(value)}", highlight=False, soft_wrap=True)
+        flag = "embedder" if kind == "clip" else "controller"
+        console.print(f"use it with --{flag} {safe_text(summary[flag])}", highlight=False, soft_wrap=True)
 
     def _run_clip(run_clip, config, out: Path, json_out: bool):
         from rich.progress import (
