@@ -38,7 +38,9 @@ def test_a_bad_record_is_skipped_warned_about_and_counted(tmp_path):
     )
     assert f"wrote 1 questions about 1 videos to {out} (1 skipped)" in r.stderr
     assert [json.loads(line)["answer"] for line in out.read_text().splitlines()] == ["D"]
-    r = run("mlvu", ann, "--videos", tmp_path / "video", "--out", out, "--json")
+    again = run("mlvu", ann, "--videos", tmp_path / "video", "--out", out, "--json")
+    assert again.returncode == 1 and "exists; pass --force" in again.stderr and "Traceback" not in again.stderr
+    r = run("mlvu", ann, "--videos", tmp_path / "video", "--out", out, "--json", "--force")
     summary = json.loads(r.stdout)
     assert (summary["questions"], summary["skipped"], len(summary["skipped_records"])) == (1, 1, 1)
     assert summary["skipped_records"][0]["record"] == "record 1 (video needle_2.mp4)"
@@ -68,7 +70,7 @@ def test_values_that_used_to_raise_are_skips_not_tracebacks(tmp_path):
     assert f"{ann}: record 1 (id v1_1): correct_choice 'B' is not an option index" in r.stderr
     assert "(2 skipped)" in r.stderr
     ann.write_text(json.dumps([rec | {"duration": "190.16s"}, rec | {"id": "v1_1", "correct_choice": "B"}]))
-    r = run("longvideobench", ann, "--videos", tmp_path, "--out", tmp_path / "m.jsonl")
+    r = run("longvideobench", ann, "--videos", tmp_path, "--out", tmp_path / "m.jsonl", "--force")
     assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert f"{ann}: none of its 2 record(s) could be converted" in r.stderr
 
@@ -83,7 +85,7 @@ def test_empty_and_malformed_files_are_one_line_errors(tmp_path):
     ]
     for bench, name, content, message in cases:
         (tmp_path / name).write_text(content)
-        r = run(bench, tmp_path / name, "--videos", tmp_path, "--out", tmp_path / "m.jsonl")
+        r = run(bench, tmp_path / name, "--videos", tmp_path, "--out", tmp_path / "m.jsonl", "--force")
         assert r.returncode == 1, (bench, r.stderr)
         assert message in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, (
             bench,
@@ -102,3 +104,31 @@ def test_an_unusable_time_reference_is_one_warning_line(tmp_path):
         f"warning: {ann}: record 0 (key k1) question 0 (uid 1): time_reference '01:16-00:00' ends before it starts"
         in r.stderr.splitlines()[0]
     )
+
+
+def test_out_must_not_be_a_directory_and_eval_report_must_not_be_a_file(tmp_path):
+    ann = _mlvu_file(tmp_path)
+    r = run("mlvu", ann, "--videos", tmp_path / "video", "--out", tmp_path)
+    assert r.returncode == 1 and "is a directory" in r.stderr and "Traceback" not in r.stderr
+    manifest = tmp_path / "m.jsonl"
+    assert run("mlvu", ann, "--videos", tmp_path / "video", "--out", manifest).returncode == 0
+    (tmp_path / "report.txt").write_text("x")
+    import subprocess
+    import sys
+
+    ev = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "foveate.cli",
+            "eval",
+            str(manifest),
+            str(manifest),
+            "--report",
+            str(tmp_path / "report.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ev.returncode == 1 and "is a file" in ev.stderr and "Traceback" not in ev.stderr

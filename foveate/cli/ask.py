@@ -177,11 +177,14 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Answer a question about a video, citing time spans as evidence."""
+        from foveate.agent.answer import LETTERS
         from foveate.agent.backends import DEFAULT_CONTROLLER, load_controller
         from foveate.cli.index import ingest_with_progress
         from foveate.memory.errors import FoveateError
 
         setup_logging()
+        if len(option) > len(LETTERS):
+            fail(f"--option given {len(option)} times; at most {len(LETTERS)} options (A-{LETTERS[-1]})", 2)
         if trace is not None:
             check_output_path(trace, "--trace")
         spec = DEFAULT_CONTROLLER if controller is None else controller

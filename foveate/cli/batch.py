@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from foveate.cli.common import EXIT_FAILED, EXIT_USAGE, err_console, fail, run_settings, setup_logging
+from foveate.agent.backends.openai_backend import DEFAULT_TIMEOUT_SECONDS
+from foveate.cli.common import EXIT_FAILED, EXIT_USAGE, err_console, fail, run_settings, safe_text, setup_logging
 from foveate.cli.index import EMBEDDER_HELP
 
 
@@ -71,11 +72,15 @@ def register(app: typer.Typer) -> None:
         wait: bool = typer.Option(
             False, "--wait", help="When another run is writing --out, wait for it instead of exiting 1."
         ),
+        timeout: float = typer.Option(
+            DEFAULT_TIMEOUT_SECONDS,
+            "--timeout",
+            min=0.1,
+            help="Seconds an openai:MODEL@URL controller has to answer one request (tried up to 3 times).",
+        ),
     ) -> None:
         """Answer every question of a manifest; answered ids are skipped and failed ones retried, so a rerun
         resumes. Exit 1 when any question failed."""
-        from rich.markup import escape
-
         from foveate.agent.backends import DEFAULT_CONTROLLER, load_controller
         from foveate.agent.batch import POLICIES, OutputLocked, check_output, lock_output
         from foveate.agent.records import read_manifest
@@ -87,14 +92,14 @@ def register(app: typer.Typer) -> None:
             fail(f"--policy {policy!r}: valid policies are {', '.join(POLICIES)}", EXIT_USAGE)
         config, ingest_config, embedder = run_settings(controller, embedder, max_steps, max_frames)
         if not manifest.is_file():
-            fail(escape(f"{manifest}: no such manifest file"), EXIT_USAGE)
+            fail(f"{manifest}: no such manifest file", EXIT_USAGE)
         try:
             rows = read_manifest(manifest)
             check_output(out, manifest)
         except (ValueError, OSError) as exc:
-            fail(escape(str(exc).splitlines()[0]))
+            fail(str(exc).splitlines()[0])
         if not rows:
-            fail(escape(f"{manifest}: the manifest has no rows"))
+            fail(f"{manifest}: the manifest has no rows")
 
         def load(video):
             return ingest(
@@ -107,27 +112,29 @@ def register(app: typer.Typer) -> None:
         def waiting(pid: int | None) -> None:
             holder = f"pid {pid}" if pid else "another process"
             err_console.print(
-                f"waiting for {holder} to finish writing {escape(str(out))}", highlight=False, soft_wrap=True
+                f"waiting for {holder} to finish writing {safe_text(str(out))}", highlight=False, soft_wrap=True
             )
 
         try:
             with lock_output(out, wait=wait, on_wait=waiting):
                 try:
-                    ctl = load_controller(controller or DEFAULT_CONTROLLER)
+                    ctl = load_controller(controller or DEFAULT_CONTROLLER, timeout=timeout)
                 except (FoveateError, ValueError, OSError) as exc:
-                    fail(escape(str(exc).splitlines()[0]))
+                    fail(str(exc).splitlines()[0])
                 summary = _run(rows, out, ctl, load, policy, config, frames, workers, trace)
         except OutputLocked as exc:
-            fail(escape(str(exc)))
+            fail(str(exc))
         except OSError as exc:
-            fail(escape(f"{out}: {exc.strerror or exc}"))
+            fail(f"{out}: {exc.strerror or exc}")
         line = (
             f"{len(rows)} questions: {summary.answered} answered, {summary.failed} failed, "
             f"{summary.skipped} skipped (already done) -> {out}"
         )
         if summary.failed:
             err_console.print(
-                f"[bold red]error:[/] {escape(line)}; rerun to retry the failed ones", highlight=False, soft_wrap=True
+                f"[bold red]error:[/] {safe_text(line)}; rerun to retry the failed ones",
+                highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(EXIT_FAILED)
-        err_console.print(escape(line), highlight=False, soft_wrap=True)
+        err_console.print(safe_text(line), highlight=False, soft_wrap=True)

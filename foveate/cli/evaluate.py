@@ -7,9 +7,8 @@ import logging
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from foveate.cli.common import EXIT_USAGE, console, err_console, fail, print_json
+from foveate.cli.common import EXIT_USAGE, console, err_console, fail, print_json, safe_text
 
 
 def _summary_line(name: str, o: dict) -> str:
@@ -43,6 +42,8 @@ tokens, latency."""
 
         if not manifest.is_file():
             fail(f"{manifest}: no such manifest file", EXIT_USAGE)
+        if report is not None and report.exists() and not report.is_dir():
+            fail(f"--report {report}: is a file; give a folder for metrics.json, report.md and the plots")
         try:
             rows = read_manifest(manifest)
         except (OSError, ValueError) as exc:
@@ -92,6 +93,7 @@ tokens, latency."""
         strict: bool = typer.Option(
             False, "--strict", help="Fail (exit 1, nothing written) when any record would be skipped."
         ),
+        force: bool = typer.Option(False, "--force", help="Overwrite --out when it exists."),
         json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     ) -> None:
         """Convert a public benchmark's annotations into a Foveate manifest (for foveate batch / eval).
@@ -105,13 +107,17 @@ tokens, latency."""
             fail(f"unknown benchmark {bench!r}; valid: {', '.join(ADAPTERS)}", EXIT_USAGE)
         if not annotation.exists():
             fail(f"{annotation}: no such annotation file", EXIT_USAGE)
+        if out.is_dir():
+            fail(f"--out {out}: is a directory; give the manifest file to write")
+        if out.exists() and not force:
+            fail(f"--out {out}: exists; pass --force to overwrite it")
         try:
             result = convert(bench.lower(), annotation, videos.resolve())
         except AnnotationError as exc:
-            fail(escape(str(exc)))
+            fail(str(exc))
         rows, skipped = result.rows, result.skipped
         if strict and skipped:
-            fail(escape(f"{skipped[0]} ({len(skipped)} record(s) would be skipped; --strict makes that an error)"))
+            fail(f"{skipped[0]} ({len(skipped)} record(s) would be skipped; --strict makes that an error)")
         _warn_skipped(skipped)
         out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, "".join(json.dumps(r.model_dump(exclude_none=True)) + "\n" for r in rows))
@@ -127,15 +133,15 @@ tokens, latency."""
         }
         if missing:
             err_console.print(
-                f"[yellow]warning:[/] {len(missing)} video file(s) not found under {escape(str(videos))}, "
-                f"e.g. {escape(missing[0])}",
+                f"[yellow]warning:[/] {len(missing)} video file(s) not found under {safe_text(str(videos))}, "
+                f"e.g. {safe_text(missing[0])}",
                 highlight=False,
             )
         if json_out:
             print_json(summary)
             return
         err_console.print(
-            f"wrote {len(rows):,} questions about {summary['videos']:,} videos to {escape(str(out))} "
+            f"wrote {len(rows):,} questions about {summary['videos']:,} videos to {safe_text(str(out))} "
             f"({len(skipped):,} skipped)",
             highlight=False,
             soft_wrap=True,
@@ -149,7 +155,7 @@ class _WarningLines(logging.Handler):
     """The adapters' logged warnings as one 'warning: ...' line each, like the skip warnings."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        err_console.print(f"[yellow]warning:[/] {escape(record.getMessage())}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {safe_text(record.getMessage())}", highlight=False, soft_wrap=True)
 
 
 def _adapter_warnings_to_console() -> None:
@@ -161,7 +167,7 @@ def _adapter_warnings_to_console() -> None:
 
 def _warn_skipped(skipped: list) -> None:
     for s in skipped[:MAX_SKIP_WARNINGS]:
-        err_console.print(f"[yellow]warning:[/] {escape(str(s))}; skipped", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {safe_text(str(s))}; skipped", highlight=False, soft_wrap=True)
     if len(skipped) > MAX_SKIP_WARNINGS:
         err_console.print(
             f"[yellow]warning:[/] ... and {len(skipped) - MAX_SKIP_WARNINGS:,} more skipped record(s) "

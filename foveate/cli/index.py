@@ -8,7 +8,16 @@ from pathlib import Path
 
 import typer
 
-from foveate.cli.common import EXIT_FAILED, EXIT_USAGE, err_console, fail, print_json, safe_text, setup_logging
+from foveate.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    err_console,
+    fail,
+    print_error,
+    print_json,
+    safe_text,
+    setup_logging,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +128,11 @@ def _load_embedder_or_exit(spec: str | None, videos: list[Path], json_out: bool)
     try:
         return load_embedder(spec)
     except EmbedderError as exc:
-        for video in videos:
-            _report({"video": str(video), "status": "error", "error": str(exc), "seconds": 0.0}, json_out)
-        if not json_out:
-            err_console.print(f"[red]error[/] {safe_text(exc)}", highlight=False, soft_wrap=True)
+        if json_out:  # the contract: one object per video
+            for video in videos:
+                _report({"video": str(video), "status": "error", "error": str(exc), "seconds": 0.0}, json_out)
+        else:  # the cause once, not once per video
+            print_error(f"{exc} ({len(videos)} video(s) not indexed)")
         raise typer.Exit(EXIT_FAILED) from None
 
 
