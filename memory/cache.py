@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Bump when the layout or meaning of cached files changes.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: overviews sampled after keyframes, with packet sizes
 META_FILE = "meta.json"
 _DISTRIBUTIONS = {
     "foveate": "foveate",

@@ -24,6 +24,12 @@ CACHE_PARTS: dict[str, frozenset[str]] = {
             "min_segment_seconds",
             "max_segment_seconds",
             "motion_change_ratio",
+            "motion_sample_frames",
+            "full_scan_below_seconds",
+            "full_scan_gop_seconds",
+            "cut_size_ratio",
+            "cut_histogram_distance",
+            "motion_budget_share",
         }
     ),
     "clips": frozenset({"clip_seconds", "frames_per_clip", "embed_max_side", "ivf_threshold"}),
@@ -63,6 +69,50 @@ class IngestConfig(BaseModel):
         default=True,
         description="Skip the deblocking filter in the motion pass (it changes pixels, not vectors); "
         "thumbnails get slightly blockier.",
+    )
+    # ---- overview: what is decoded ---------------------------------------------------------
+    motion_sample_frames: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description="Packets decoded after each keyframe (decoding order) for their motion vectors; the rest of "
+        "each group of pictures is read from packet sizes only.",
+    )
+    motion_budget_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Beyond the keyframe windows, this share of all frames is decoded for motion where the "
+        "P-frames are largest (busiest) in their group (0.03 shows about twice as many short object motions "
+        "and costs about half again the overview's time on 720p).",
+    )
+    full_scan_below_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=36000,
+        description="Videos shorter than this are scanned frame by frame (every reference frame decoded): cheap "
+        "at that length, and motion for every frame.",
+    )
+    full_scan_gop_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="When keyframes are further apart than this (median), sampling after keyframes would miss "
+        "too much: every reference frame is decoded instead.",
+    )
+    cut_size_ratio: float = Field(
+        default=2.5,
+        gt=1,
+        le=100,
+        description="A predicted frame whose packet is this many times the predicted frames on one side of it "
+        "(and no smaller than those on the other, and at least 0.4 of a keyframe) is a scene cut without a keyframe.",
+    )
+    cut_histogram_distance: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="A keyframe is a scene cut when its Y/U/V histograms differ from the frame decoded before it "
+        "by at least this (half the L1 distance, 0..1).",
     )
     # ---- overview: scene cuts ----------------------------------------------------------------
     cut_threshold: float = Field(

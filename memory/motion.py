@@ -308,7 +308,7 @@ class MotionScanner:
                     next_analysis = t + analyse_every
                     gap = max(1.0, round((t - prev_t) * self.info.fps)) if prev_t is not None else 1.0
                     motion = motion_from_vectors(arr, frame.width, frame.height, self.config.moving_threshold * gap, t)
-                    _scale(motion, 1.0 / gap)  # vectors span the gap to the reference frame
+                    scale_motion(motion, 1.0 / gap)  # vectors span the gap to the reference frame
                 if candidate and recent and not warmup:
                     cur, prev = signature(entry), signature(recent[-1])
                     # The plain difference bounds the camera-discounted one from above: below the
@@ -334,7 +334,8 @@ class MotionScanner:
             prev_t = t
 
 
-def _scale(fm: FrameMotion, factor: float) -> None:
+def scale_motion(fm: FrameMotion, factor: float) -> None:
+    """Scale every displacement of ``fm`` in place (vectors that span several frame intervals -> per frame)."""
     fm.camera_dx *= factor
     fm.camera_dy *= factor
     fm.magnitude *= factor
@@ -360,7 +361,18 @@ class MotionTimeline(BaseModel):
     local_dx: list[float] = Field(description="Mean displacement of locally moving blocks relative to the camera, x.")
     local_dy: list[float] = Field(description="Same, y (down).")
     intra_fraction: list[float] = Field(
-        description="Largest intra-coded area fraction of a frame in the bin (1 at keyframes)."
+        description="Largest intra-coded area fraction of a frame in the bin (1 at keyframes); from packet "
+        "sizes (a frame's size over the keyframes' median size) when not every frame is decoded."
+    )
+    bytes_per_frame: list[float] = Field(
+        default_factory=list,
+        description="Mean compressed size of the bin's frames, bytes (bits are spent where the picture changes); "
+        "empty when the scan did not read packet sizes.",
+    )
+    sampled: list[bool] = Field(
+        default_factory=list,
+        description="Whether the bin's motion was measured (True) or held from the nearest measured bin of the "
+        "same shot (False); empty when every bin was measured.",
     )
 
     @property
@@ -420,6 +432,13 @@ class TimelineBuilder:
             self._sums[i] = self._sums[i] + sums
             self._counts[i] += count
             self._intra[i] = max(self._intra[i], intra)
+
+    def measured(self, n_bins: int) -> np.ndarray:
+        """``(n_bins,) bool``: the bins that received at least one FrameMotion."""
+        out = np.zeros(n_bins, bool)
+        m = min(n_bins, len(self._counts))
+        out[:m] = np.asarray(self._counts[:m]) > 0
+        return out
 
     def add(self, fm: FrameMotion) -> None:
         i = self._bin(fm.time_seconds)

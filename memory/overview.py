@@ -23,6 +23,7 @@ from foveate.memory.config import IngestConfig
 from foveate.memory.errors import CorruptVideoError
 from foveate.memory.keyframes import THUMB_NAME, CutDetector, ThumbnailWriter
 from foveate.memory.motion import MotionScanner, MotionTimeline, TimelineBuilder
+from foveate.memory.packets import read_packets
 from foveate.memory.probe import VideoInfo
 from foveate.memory.segments import Segment, build_segments
 
@@ -54,6 +55,11 @@ class Overview(BaseModel):
     width: int = Field(gt=0, description="Display width after rotation.")
     height: int = Field(gt=0, description="Display height after rotation.")
     motion_source: str = Field(description="'motion_vectors' (compressed stream) or 'frame_diff' (fallback).")
+    motion_sampling: str = Field(
+        default="every_frame",
+        description="'after_keyframes': every frame's packet size, motion from a few frames after each keyframe; "
+        "'every_frame': every reference frame decoded (short videos, rare keyframes).",
+    )
     timeline: MotionTimeline
     cuts_seconds: list[float] = Field(description="Detected scene cuts, seconds.")
     keyframe_seconds: list[float] = Field(
@@ -222,6 +228,32 @@ def scan_ranges(
 
 
 def build_overview(
+    path: str | Path,
+    info: VideoInfo,
+    config: IngestConfig,
+    out_dir: str | Path,
+    progress: Callable[[float], None] | None = None,
+    min_range_seconds: float = MIN_RANGE_SECONDS,
+) -> Overview:
+    """Build the overview of ``path`` and save it (``overview.json`` + ``thumbs/``) into ``out_dir``.
+
+    Every frame's packet size and picture type come from one demux pass; motion vectors from a
+    few frames after each keyframe (:mod:`foveate.memory.sampled`). Short videos and videos whose
+    keyframes are rare are scanned frame by frame instead (``_build_full_scan``), which is what
+    ``Overview.motion_sampling`` records. ``progress`` is called with the fraction done (0..1).
+    """
+    table = read_packets(path, info)
+    gops = np.diff(np.append(table.time_seconds[table.is_key], info.duration_seconds))
+    typical_gop = float(np.median(gops)) if len(gops) else math.inf
+    if info.duration_seconds < config.full_scan_below_seconds or typical_gop > config.full_scan_gop_seconds:
+        logger.debug("%s: full scan (duration %.1fs, keyframes every %.1fs)", path, info.duration_seconds, typical_gop)
+        return _build_full_scan(path, info, config, out_dir, progress, min_range_seconds)
+    from foveate.memory.sampled_overview import build_sampled_overview  # it builds an Overview, defined here
+
+    return build_sampled_overview(path, info, config, Path(out_dir), table, progress)
+
+
+def _build_full_scan(
     path: str | Path,
     info: VideoInfo,
     config: IngestConfig,

@@ -61,6 +61,7 @@ def _boundaries(
     activity = np.asarray(timeline.magnitude) + timeline.local_magnitude()
     frac = np.sqrt(np.asarray(timeline.local_fraction))
     flow = np.stack([np.asarray(timeline.local_dx) * frac, np.asarray(timeline.local_dy) * frac], axis=1)
+    pan = np.stack([np.asarray(timeline.camera_dx), np.asarray(timeline.camera_dy)], axis=1)
     k = max(1, int(round(2.0 / timeline.bin_seconds)))  # 2 s windows either side
     n = len(activity)
     if n < 2 * k:
@@ -68,12 +69,9 @@ def _boundaries(
     # Means of the k bins before and after every candidate boundary i in [k, n - k], from running sums.
     i = np.arange(k, n - k + 1)
     run_a = np.concatenate([[0.0], np.cumsum(activity)])
-    run_f = np.concatenate([np.zeros((1, 2)), np.cumsum(flow, axis=0)])
     before = (run_a[i] - run_a[i - k]) / k + STILL_OBJECTS
     after = (run_a[i + k] - run_a[i]) / k + STILL_OBJECTS
-    fb, fa = (run_f[i] - run_f[i - k]) / k, (run_f[i + k] - run_f[i]) / k
-    nb, na = np.hypot(fb[:, 0], fb[:, 1]), np.hypot(fa[:, 0], fa[:, 1])
-    turned = (np.minimum(nb, na) > STILL_OBJECTS) & ((fb * fa).sum(axis=1) < 0.2 * nb * na)
+    turned = _turned(flow, i, k, STILL_OBJECTS) | _turned(pan, i, k, STILL_CAMERA)  # objects or camera turn
     changed = turned | (np.maximum(before, after) / np.minimum(before, after) >= config.motion_change_ratio)
     taken = sorted(bounds)
     for t in (round(float(j) * timeline.bin_seconds, 3) for j in i[changed]):
@@ -82,6 +80,15 @@ def _boundaries(
             bounds[t] = False
             taken.insert(at, t)
     return sorted(bounds.items())
+
+
+def _turned(vectors: np.ndarray, i: np.ndarray, k: int, still: float) -> np.ndarray:
+    """Whether the mean ``(n, 2)`` vector of the ``k`` bins before each ``i`` and of the ``k`` after both move
+    (above ``still``) and point more than about 80 degrees apart."""
+    run = np.concatenate([np.zeros((1, 2)), np.cumsum(vectors, axis=0)])
+    vb, va = (run[i] - run[i - k]) / k, (run[i + k] - run[i]) / k
+    nb, na = np.hypot(vb[:, 0], vb[:, 1]), np.hypot(va[:, 0], va[:, 1])
+    return (np.minimum(nb, na) > still) & ((vb * va).sum(axis=1) < 0.2 * nb * na)
 
 
 def _summarise(timeline: MotionTimeline, start: float, end: float) -> dict:

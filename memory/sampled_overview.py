@@ -1,0 +1,168 @@
+"""The overview of a longer video from its packet table and the few frames decoded after each keyframe.
+
+Cuts: keyframes whose colours differ from the last decoded frame before them (the encoder's
+scene-cut keyframes) and predicted frames whose packet size spikes (cuts without a keyframe).
+Motion: the measured bins, held over the unmeasured bins of the same shot, so each segment says
+which way the camera and the objects move; ``MotionTimeline.sampled`` says which bins were measured.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from foveate.memory.atomic import atomic_path
+from foveate.memory.config import IngestConfig
+from foveate.memory.keyframes import THUMB_NAME
+from foveate.memory.motion import MV_CODECS, MotionTimeline, TimelineBuilder
+from foveate.memory.overview import THUMBS_DIR, Overview
+from foveate.memory.packets import PacketTable, size_spike_cuts
+from foveate.memory.probe import VideoInfo
+from foveate.memory.sampled import DecodedFrame, histogram_distance, sample_frames
+from foveate.memory.segments import build_segments
+
+logger = logging.getLogger(__name__)
+
+
+def build_sampled_overview(
+    path: str | Path,
+    info: VideoInfo,
+    config: IngestConfig,
+    out_dir: Path,
+    table: PacketTable,
+    progress: Callable[[float], None] | None = None,
+) -> Overview:
+    """The overview from ``table`` (every frame's packet) and the frames :func:`sample_frames` decodes;
+    saved into ``out_dir`` (``overview.json`` + ``thumbs/``)."""
+    spikes = size_spike_cuts(table, config.cut_size_ratio)
+    frames = sample_frames(path, info, table, config, spikes, progress)
+    source = "motion_vectors" if info.codec in MV_CODECS else "frame_diff"
+    builder = TimelineBuilder(config.bin_seconds)
+    for f in frames:
+        if f.motion is not None:
+            builder.add(f.motion)
+    decoded = {f.index for f in frames}
+    cut_indices = sorted(set(_keyframe_cuts(table, frames, config, info.fps)) | {i for i in spikes if i in decoded})
+    cuts_seconds: list[float] = []
+    for i in cut_indices:
+        t = round(float(table.time_seconds[i]), 3)
+        if t > 0 and (not cuts_seconds or t - cuts_seconds[-1] >= config.min_cut_gap_seconds):
+            cuts_seconds.append(t)
+    keyframe_seconds = _write_thumbnails(frames, set(cut_indices), out_dir / THUMBS_DIR, config)
+    timeline = _sampled_timeline(builder, table, info, config, source, cuts_seconds)
+    segments = build_segments(timeline, cuts_seconds, keyframe_seconds, info.duration_seconds, config)
+    w, h = info.display_size
+    ov = Overview(
+        duration_seconds=info.duration_seconds,
+        width=w,
+        height=h,
+        motion_source=source,
+        motion_sampling="after_keyframes",
+        timeline=timeline,
+        cuts_seconds=cuts_seconds,
+        keyframe_seconds=keyframe_seconds,
+        segments=segments,
+    )
+    ov.save(out_dir)
+    logger.debug(
+        "%s: %d of %d frames decoded, %d cuts, %d segments",
+        path,
+        len(frames),
+        len(table),
+        len(cuts_seconds),
+        len(segments),
+    )
+    if progress is not None:
+        progress(1.0)
+    return ov
+
+
+def _keyframe_cuts(table: PacketTable, frames: list[DecodedFrame], config: IngestConfig, fps: float) -> list[int]:
+    """Keyframes the encoder placed at a scene cut: their colours differ from the last decoded frame before them.
+
+    The test is on colour histograms, which a panning camera leaves nearly unchanged. A keyframe on
+    the encoder's schedule (the most common keyframe interval) is not a cut unless the frame it is
+    compared with is less than a second back: with more between them, the change may have happened
+    anywhere in the group, and a cut placed at the keyframe would be seconds late.
+    """
+    key_idx = table.keyframe_indices
+    intervals = np.round(np.diff(table.time_seconds[key_idx]) * fps).astype(np.int64)
+    values, counts = np.unique(intervals, return_counts=True)
+    schedule = int(values[np.argmax(counts)]) if len(values) else -1
+    cuts, previous = [], None
+    for f in frames:
+        if table.is_key[f.index] and previous is not None:
+            k = int(np.searchsorted(key_idx, f.index))
+            on_schedule = k > 0 and intervals[k - 1] == schedule
+            if on_schedule and f.time_seconds - previous.time_seconds > 1.0:
+                previous = f
+                continue
+            if histogram_distance(previous.histogram, f.histogram) >= config.cut_histogram_distance:
+                cuts.append(f.index)
+        previous = f
+    return cuts
+
+
+def _write_thumbnails(
+    frames: list[DecodedFrame], cuts: set[int], thumbs_dir: Path, config: IngestConfig
+) -> list[float]:
+    """Save thumbnails for every cut and for keyframes at least ``thumbnail_min_gap_seconds`` apart; their times."""
+    thumbs_dir.mkdir(parents=True, exist_ok=True)
+    times: list[float] = []
+    for f in frames:
+        if f.thumbnail is None:
+            continue
+        since = f.time_seconds - times[-1] if times else math.inf
+        if f.index in cuts or since >= config.thumbnail_min_gap_seconds:
+            with atomic_path(thumbs_dir / THUMB_NAME.format(len(times))) as tmp:
+                f.thumbnail.save(tmp, format="JPEG", quality=85)
+            times.append(round(f.time_seconds, 3))
+    return times
+
+
+def _sampled_timeline(
+    builder: TimelineBuilder,
+    table: PacketTable,
+    info: VideoInfo,
+    config: IngestConfig,
+    source: str,
+    cuts_seconds: list[float],
+) -> MotionTimeline:
+    """The measured bins, held over the unmeasured ones of the same shot; sizes and intra share for every bin."""
+    timeline = builder.build(info.duration_seconds, source)
+    n, b = timeline.n_bins, config.bin_seconds
+    bins = np.clip((table.time_seconds / b).astype(np.int64), 0, n - 1)
+    count = np.bincount(bins, minlength=n)
+    size = np.bincount(bins, weights=table.size_bytes, minlength=n)
+    key_sizes = table.size_bytes[table.is_key]
+    intra = np.where(table.is_key, 1.0, np.minimum(1.0, table.size_bytes / max(1.0, float(np.median(key_sizes)))))
+    intra_bins = np.zeros(n)
+    np.maximum.at(intra_bins, bins, intra)
+    measured = builder.measured(n)
+    fields = ("magnitude", "camera_dx", "camera_dy", "local_fraction", "local_dx", "local_dy")
+    held = {name: np.asarray(getattr(timeline, name)) for name in fields}
+    src = np.flatnonzero(measured)
+    if len(src):
+        shot = np.searchsorted(np.asarray(cuts_seconds), np.arange(n) * b, side="right")
+        pos = np.clip(np.searchsorted(src, np.arange(n)), 0, len(src) - 1)
+        prev = src[np.clip(pos - 1, 0, None)]
+        nxt = src[pos]
+        nearest = np.where(np.abs(np.arange(n) - prev) <= np.abs(nxt - np.arange(n)), prev, nxt)
+        other = np.where(nearest == prev, nxt, prev)
+        nearest = np.where(shot[nearest] == shot, nearest, other)
+        fill = ~measured & (shot[nearest] == shot)
+        for name in fields:
+            held[name] = np.where(fill, held[name][nearest], held[name])
+    r = lambda a: [round(float(x), 6) for x in a]  # noqa: E731
+    return timeline.model_copy(
+        update={
+            **{name: r(values) for name, values in held.items()},
+            "intra_fraction": r(intra_bins),
+            "bytes_per_frame": r(np.divide(size, count, out=np.zeros(n), where=count > 0)),
+            "sampled": [bool(m) for m in measured],
+        }
+    )

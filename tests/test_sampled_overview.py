@@ -1,0 +1,106 @@
+"""The overview of longer videos: packet sizes for every frame, motion decoded only after keyframes.
+
+Truth comes from how the videos were made: the benchmark's camera-pan generator (the pan turns
+every 5 s), and real clips stitched end to end (every clip boundary is a cut).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from foveate.evals.bench import make_synthetic_video
+from foveate.memory.config import IngestConfig
+from foveate.memory.motion import direction_label
+from foveate.memory.overview import build_overview
+from foveate.memory.packets import B_FRAME, I_FRAME, P_FRAME, read_packets
+from foveate.memory.probe import probe
+from foveate.memory.sampled import plan_decoding
+from tests.fixtures.videos import stitch_clips
+
+
+@pytest.fixture(scope="module")
+def pan_video(tmp_path_factory):
+    """90 s, 320x180, 10 fps, x264 veryfast (B-frames): the camera pan turns every 5 s; a cut every 60 s."""
+    path = tmp_path_factory.mktemp("pan") / "pan.mp4"
+    return make_synthetic_video(path, minutes=1.5, width=320, height=180, fps=10, preset="veryfast", seed=3)
+
+
+def _pan_label(t: float) -> str:
+    """Where make_synthetic_video's camera moves at time t (its window slides by (cos a, sin a))."""
+    angle = (int(t // 5) * 2.4) % (2 * np.pi)
+    return direction_label(math.cos(angle), math.sin(angle))
+
+
+def test_packet_table_covers_every_frame_with_inferred_picture_types(pan_video):
+    table = read_packets(pan_video, probe(pan_video))
+    assert len(table) == 900 and np.all(np.diff(table.time_seconds) > 0)
+    assert table.is_key[0] and set(np.unique(table.picture)) == {I_FRAME, P_FRAME, B_FRAME}
+    assert np.array_equal(table.picture == I_FRAME, table.is_key)
+    assert sorted(table.decode_order) == list(range(900))
+    gaps = table.reference_gaps()
+    assert gaps.min() >= 1 and np.all(gaps[table.is_key] == 1)
+
+
+def test_the_plan_decodes_keyframes_and_a_few_p_frames_after_each(pan_video):
+    table = read_packets(pan_video, probe(pan_video))
+    plans = plan_decoding(table, window=4, cut_indices=[], threads=2)
+    planned = set().union(*(p.indices for p in plans))
+    assert len(plans) == 2 and set(table.keyframe_indices) <= planned
+    assert not any(table.picture[i] == B_FRAME for i in planned)
+    assert len(planned) <= 5 * len(table.keyframe_indices) < len(table) / 4
+
+
+def test_sampled_overview_reads_the_pan_direction(pan_video, tmp_path):
+    ov = build_overview(pan_video, probe(pan_video), IngestConfig(), tmp_path / "ov")
+    assert ov.motion_sampling == "after_keyframes" and ov.motion_source == "motion_vectors"
+    tl = ov.timeline
+    assert len(tl.bytes_per_frame) == tl.n_bins and min(tl.bytes_per_frame) > 0
+    judged = [
+        (tl.camera_direction(i), _pan_label(i * tl.bin_seconds))
+        for i in range(tl.n_bins)
+        if tl.sampled[i] and 0.6 < (i * tl.bin_seconds) % 5 < 4.4  # away from the turns
+    ]
+    assert len(judged) >= 10
+    right = sum(found == truth for found, truth in judged)
+    assert right >= 0.9 * len(judged), judged
+    # Segments split where the pan turns, and each says which way the camera moves.
+    moving = [s for s in ov.segments if s.camera != "still"]
+    assert len(moving) >= 0.8 * len(ov.segments) and len(ov.segments) >= 6
+
+
+def _stitched(shared_videos_dir, tmp_path, scenecut: bool):
+    with open(shared_videos_dir / "MANIFEST.tsv") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    clips = [
+        shared_videos_dir / r["file"] for r in rows if float(r["duration_s"]) >= 2.0 and "vp8" not in r["streams"]
+    ]
+    path = tmp_path / "stitched.mp4"
+    return path, stitch_clips(clips, path, scenecut=scenecut)
+
+
+def _cut_scores(path, truth, tmp_path):
+    ov = build_overview(path, probe(path), IngestConfig(), tmp_path / "ov")
+    found = ov.cuts_seconds
+    hits = sum(any(abs(f - c) <= 1.0 for f in found) for c in truth)
+    return ov, hits / len(truth), len(found) / len(truth)
+
+
+def test_cuts_in_real_clips_stitched_without_scene_cut_keyframes(shared_videos_dir, tmp_path):
+    """Keyframes only every 10 s: cuts fall inside groups of pictures and show only in packet sizes."""
+    path, truth = _stitched(shared_videos_dir, tmp_path, scenecut=False)
+    ov, recall, reported = _cut_scores(path, truth, tmp_path)
+    assert ov.motion_sampling == "after_keyframes" and len(truth) >= 25
+    assert recall >= 0.9 and reported <= 3.0, (recall, reported, ov.cuts_seconds, truth)
+    for cut in ov.cuts_seconds:  # every cut has its thumbnail
+        assert cut in ov.keyframe_seconds
+
+
+@pytest.mark.slow
+def test_cuts_in_real_clips_stitched_with_scene_cut_keyframes(shared_videos_dir, tmp_path):
+    path, truth = _stitched(shared_videos_dir, tmp_path, scenecut=True)
+    _, recall, reported = _cut_scores(path, truth, tmp_path)
+    assert recall >= 0.9 and reported <= 3.0, (recall, reported)
