@@ -9,6 +9,7 @@ numbers compare across resolutions. Image y points down: "up" is -y.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from collections import deque
@@ -281,7 +282,9 @@ class MotionScanner:
                 entry[1] = luma_signature(luma_plane(entry[0]), side)
             return entry[1]
 
-        for frame in container.decode(stream):
+        for n, frame in enumerate(container.decode(stream)):
+            if n % 32 == 31:
+                gc.collect()  # frames whose vectors were read sit in cycles: memory.threads.collecting_cycles
             if frame.time is None:
                 continue
             t = float(frame.time) - start

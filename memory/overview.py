@@ -8,7 +8,6 @@ import os
 import shutil
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from foveate.memory.motion import MotionScanner, MotionTimeline, TimelineBuilder
 from foveate.memory.packets import read_packets
 from foveate.memory.probe import VideoInfo
 from foveate.memory.segments import Segment, build_segments
+from foveate.memory.threads import Cancelled, collecting_cycles, map_stoppable
 
 logger = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ def _build_full_scan(
     done = [0.0] * len(ranges)
     lock = threading.Lock()
 
-    def scan(k: int) -> _RangeScan:
+    def scan(k: int, stop: threading.Event) -> _RangeScan:
         start, end = ranges[k]
         part = _RangeScan(
             scanner=MotionScanner(path, info, config, start_seconds=start, end_seconds=end),
@@ -284,6 +284,8 @@ def _build_full_scan(
         reported = start
         try:
             for sample in part.scanner:
+                if stop.is_set():
+                    raise Cancelled
                 part.builder.add_intra(sample.time_seconds, sample.intra_fraction)
                 if sample.motion is not None:
                     part.builder.add(sample.motion)
@@ -299,8 +301,8 @@ def _build_full_scan(
             part.error = str(exc)  # a later range of a damaged file: keep what the earlier ones saw
         return part
 
-    with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="overview-scan") as pool:
-        parts = list(pool.map(scan, range(len(ranges))))
+    with collecting_cycles():
+        parts = map_stoppable(scan, range(len(ranges)), "overview-scan")
     builder, cuts_seconds, keyframe_seconds = _merge(parts, thumbs_dir, config)
     first = parts[0].scanner
     if any(p.error for p in parts):

@@ -14,9 +14,10 @@ own container (PyAV releases the GIL while decoding); results are merged in time
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from foveate.memory.motion import (
 )
 from foveate.memory.packets import B_FRAME, PacketTable
 from foveate.memory.probe import VideoInfo, ffmpeg_reason, open_video
+from foveate.memory.threads import Cancelled, collecting_cycles, map_stoppable
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +48,8 @@ class DecodedFrame:
 
     index: int  # presentation index into the packet table
     time_seconds: float
-    signature: np.ndarray | None  # (h, w) float32 luma signature (frame differences, camera shift)
-    histogram: np.ndarray  # (48,) float32 Y/U/V histograms, each summing to 1 (shot changes; blind to camera motion)
+    signature: np.ndarray | None  # (h, w) float32 luma signature, for motion without vectors
+    histogram: np.ndarray | None  # (48,) float32 Y/U/V histograms for the cut test (see _Plan.compared)
     motion: FrameMotion | None
     thumbnail: object | None = None  # PIL image, for keyframes and cut frames
 
@@ -82,10 +84,12 @@ def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass
 class _Plan:
-    """The packets one thread decodes, by presentation index, and where its decoding starts."""
+    """The packets one worker decodes, by presentation index, group by group."""
 
-    start_index: int  # presentation index of the plan's first keyframe
+    groups: list[tuple[int, set[int]]]  # (keyframe index, the group's planned indices), in time order
     indices: set[int] = field(default_factory=set)
+    # Frames whose colours the cut test compares: keyframes and the last decoded frame of each group.
+    compared: set[int] = field(default_factory=set)
 
 
 def plan_decoding(
@@ -121,7 +125,11 @@ def plan_decoding(
         _extend_busy_groups(table, key_positions, anchors, by_position, wanted, window, budget_frames)
     chunks = np.array_split(key_positions, max(1, min(threads, len(key_positions))))
     return [
-        _Plan(start_index=int(by_position[chunk[0]]), indices=set().union(*(wanted[int(p)] for p in chunk)))
+        _Plan(
+            groups=[(int(by_position[p]), wanted[int(p)]) for p in chunk],
+            indices=set().union(*(wanted[int(p)] for p in chunk)),
+            compared={int(by_position[p]) for p in chunk} | {max(wanted[int(p)]) for p in chunk},
+        )
         for chunk in chunks
         if len(chunk)
     ]
@@ -168,31 +176,40 @@ class _Sampler:
         self.vectors = info.codec in MV_CODECS
         self.gaps = table.reference_gaps()
 
-    def run(self, plan: _Plan, keep: set[int], progress: Callable[[int], None] | None) -> list[DecodedFrame]:
+    def run(
+        self, plan: _Plan, keep: set[int], progress: Callable[[int], None] | None, stop: threading.Event
+    ) -> list[DecodedFrame]:
+        """Per group: seek to its keyframe, decode its planned packets, drain the decoder. Seeking (an index
+        lookup) skips the packets between groups unread, so the stream is demuxed once, by read_packets."""
         out: list[DecodedFrame] = []
+        self.compared = plan.compared
         pts_index = self._pts_index()
-        remaining = len(plan.indices)
         with open_video(self.path) as container:
             stream = container.streams.video[0]
             self._configure(stream)
-            if self.table.time_seconds[plan.start_index] > 0:
-                container.seek(int(self.table.pts[plan.start_index]), stream=stream)
             ctx = stream.codec_context
             previous: DecodedFrame | None = None
             try:
-                for packet in container.demux(stream):
-                    index = pts_index.get(packet.pts) if packet.pts is not None else None
-                    if index is None or index not in plan.indices:
-                        continue
-                    remaining -= 1
-                    for frame in ctx.decode(packet):
+                for g, (key, planned) in enumerate(plan.groups):
+                    if g % 2 == 1:
+                        gc.collect()  # see memory.threads.collecting_cycles
+                    container.seek(int(self.table.pts[key]), stream=stream)
+                    remaining = len(planned)
+                    for packet in container.demux(stream):
+                        if stop.is_set():
+                            raise Cancelled
+                        index = pts_index.get(packet.pts) if packet.pts is not None else None
+                        if index is None or index not in planned:
+                            continue
+                        for frame in ctx.decode(packet):
+                            previous = self._frame(frame, previous, keep, pts_index, out)
+                        remaining -= 1
+                        if remaining == 0:
+                            break
+                    for frame in ctx.decode(None):  # drain: frames the decoder held back for reordering
                         previous = self._frame(frame, previous, keep, pts_index, out)
                     if progress is not None:
-                        progress(1)
-                    if remaining == 0:
-                        break
-                for frame in ctx.decode(None):
-                    previous = self._frame(frame, previous, keep, pts_index, out)
+                        progress(len(planned))
             except av.FFmpegError as exc:
                 if not out:
                     raise CorruptVideoError(self.path, f"no frame could be decoded ({ffmpeg_reason(exc)})") from None
@@ -230,9 +247,7 @@ class _Sampler:
             return previous
         t = float(self.table.time_seconds[index])
         is_key = bool(self.table.is_key[index])
-        signature = None
-        if is_key or index in keep or not self.vectors:
-            signature = luma_signature(luma_plane(frame), self.config.fallback_side)
+        signature = None if self.vectors else luma_signature(luma_plane(frame), self.config.fallback_side)
         motion = None
         if self.vectors and not is_key:
             mvs = frame.side_data.get("MOTION_VECTORS")
@@ -242,9 +257,12 @@ class _Sampler:
                 motion = motion_from_vectors(arr, frame.width, frame.height, self.config.moving_threshold * gap, t)
                 scale_motion(motion, 1.0 / gap)
         elif not self.vectors and previous is not None and previous.signature is not None and not is_key:
-            if 0 < index - previous.index <= 2:  # consecutive frames of one window
-                motion = motion_from_luma(previous.signature, signature, self.config.moving_threshold, t)
-        decoded = DecodedFrame(index, t, signature, colour_histogram(frame), motion)
+            gap = index - previous.index
+            if 0 < gap <= 4:  # neighbouring I/P frames of one window
+                motion = motion_from_luma(previous.signature, signature, self.config.moving_threshold * gap, t)
+                scale_motion(motion, 1.0 / gap)
+        histogram = colour_histogram(frame) if index in self.compared or index in keep else None
+        decoded = DecodedFrame(index, t, signature, histogram, motion)
         if is_key or index in keep:
             decoded.thumbnail = self._thumbnail(frame)
         out.append(decoded)
@@ -254,7 +272,8 @@ class _Sampler:
         side = self.config.thumbnail_max_side
         scale = min(1.0, side / max(frame.width, frame.height))
         w, h = max(2, int(round(frame.width * scale / 2)) * 2), max(2, int(round(frame.height * scale / 2)) * 2)
-        img = frame.to_image(width=w, height=h)
+        # A copy: the image PyAV makes shares the frame's buffer, which would pin the decoder's frame pool.
+        img = frame.reformat(width=w, height=h, format="rgb24", interpolation="FAST_BILINEAR").to_image().copy()
         if self.info.rotation_degrees:
             img = img.rotate(self.info.rotation_degrees, expand=True)  # PIL rotates counter-clockwise
         return img
@@ -276,14 +295,14 @@ def sample_frames(
 
     def tick(n: int) -> None:
         done[0] += n
-        if progress is not None and done[0] % 16 == 0:
+        if progress is not None:
             progress(min(1.0, done[0] / total))
 
-    def run(plan: _Plan) -> list[DecodedFrame]:
-        return _Sampler(path, info, table, config).run(plan, set(cut_indices), tick)
+    def run(plan: _Plan, stop: threading.Event) -> list[DecodedFrame]:
+        return _Sampler(path, info, table, config).run(plan, set(cut_indices), tick, stop)
 
-    with ThreadPoolExecutor(max_workers=max(1, len(plans)), thread_name_prefix="overview-sample") as pool:
-        parts = list(pool.map(run, plans))
+    with collecting_cycles():
+        parts = map_stoppable(run, plans, "overview-sample")
     frames = sorted((f for part in parts for f in part), key=lambda f: f.index)
     unique: list[DecodedFrame] = []
     for f in frames:  # a frame decoded by two threads (a seek landing early) counts once

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from foveate.memory.atomic import atomic_path
 from foveate.memory.config import IngestConfig
 from foveate.memory.keyframes import THUMB_NAME
 from foveate.memory.motion import MV_CODECS, MotionTimeline, TimelineBuilder
@@ -94,7 +93,7 @@ def _keyframe_cuts(table: PacketTable, frames: list[DecodedFrame], config: Inges
     values, counts = np.unique(intervals, return_counts=True)
     schedule = int(values[np.argmax(counts)]) if len(values) else -1
     cuts, previous = [], None
-    for f in frames:
+    for f in (f for f in frames if f.histogram is not None):
         if table.is_key[f.index] and previous is not None:
             k = int(np.searchsorted(key_idx, f.index))
             on_schedule = k > 0 and intervals[k - 1] == schedule
@@ -118,8 +117,9 @@ def _write_thumbnails(
             continue
         since = f.time_seconds - times[-1] if times else math.inf
         if f.index in cuts or since >= config.thumbnail_min_gap_seconds:
-            with atomic_path(thumbs_dir / THUMB_NAME.format(len(times))) as tmp:
-                f.thumbnail.save(tmp, format="JPEG", quality=85)
+            # No temp file per thumbnail: the whole overview part is built in a temp folder and renamed
+            # into the cache at once (memory.cache.build_part).
+            f.thumbnail.save(thumbs_dir / THUMB_NAME.format(len(times)), format="JPEG", quality=85)
             times.append(round(f.time_seconds, 3))
     return times
 

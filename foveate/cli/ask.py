@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
 
 import typer
 
@@ -15,6 +14,7 @@ from foveate.cli.common import (
     console,
     err_console,
     fail,
+    interrupted,
     print_error,
     print_json,
     run_settings,
@@ -23,8 +23,6 @@ from foveate.cli.common import (
     visible,
 )
 from foveate.cli.index import EMBEDDER_HELP
-
-EXIT_INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 
 
 def _show_step(step) -> None:
@@ -109,11 +107,6 @@ def _answer_one(mem, ctl, config, question: str, options, json_out: bool, trace:
     return _write_trace(trace, traj)
 
 
-def _interrupted() -> NoReturn:
-    err_console.print("interrupted", highlight=False, markup=False)
-    raise typer.Exit(EXIT_INTERRUPTED)
-
-
 def _session(video: Path, mem, answer) -> None:
     """Questions from stdin until an empty line, 'quit' or EOF; a failed or interrupted question
     ends only itself."""
@@ -127,7 +120,7 @@ def _session(video: Path, mem, answer) -> None:
         except EOFError:
             break
         except KeyboardInterrupt:
-            _interrupted()
+            interrupted()
         if not q or q.lower() in ("quit", "exit"):
             break
         try:
@@ -200,7 +193,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             fail(str(exc).splitlines()[0], 2)
         except KeyboardInterrupt:
-            _interrupted()
+            interrupted()
 
         if question is None:
             _session(video, mem, lambda q: _answer_one(mem, ctl, config, q, None, json_out, trace))
@@ -208,6 +201,6 @@ def register(app: typer.Typer) -> None:
         try:
             ok = _answer_one(mem, ctl, config, question, option or None, json_out, trace)
         except KeyboardInterrupt:
-            _interrupted()
+            interrupted()
         if not ok:
             raise typer.Exit(EXIT_FAILED)

@@ -61,6 +61,15 @@ def print_error(message: str) -> None:
     err_console.print(Text.assemble(("error:", "bold red"), " ", visible(message)), highlight=False, soft_wrap=True)
 
 
+EXIT_INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
+
+
+def interrupted() -> NoReturn:
+    """Ctrl-C: say so on stderr and exit 130 (click would print 'Aborted!' and exit 1)."""
+    err_console.print("interrupted", highlight=False, markup=False)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print a one-line error to stderr and exit."""
     print_error(message)

@@ -13,6 +13,7 @@ from foveate.cli.common import (
     EXIT_USAGE,
     err_console,
     fail,
+    interrupted,
     print_error,
     print_json,
     safe_text,
@@ -48,13 +49,17 @@ def ingest_with_progress(video: Path, cache_dir: Path | None, embedder, embed: b
                 tasks[stage] = bar.add_task(f"{safe_text(video.name)}: {stage}", total=1.0)
             bar.update(tasks[stage], completed=min(1.0, max(0.0, fraction)))
 
-        return ingest(
-            video,
-            cache_root=cache_dir,
-            embedder=(embedder or DEFAULT_EMBEDDER) if embed else None,
-            config=(config or IngestConfig()).model_copy(update={"embed": embed}),
-            progress=progress,
-        )
+        try:
+            return ingest(
+                video,
+                cache_root=cache_dir,
+                embedder=(embedder or DEFAULT_EMBEDDER) if embed else None,
+                config=(config or IngestConfig()).model_copy(update={"embed": embed}),
+                progress=progress,
+            )
+        except KeyboardInterrupt:  # the scan's threads have stopped (memory.threads); the cache keeps what was done
+            bar.stop()
+            interrupted()
 
 
 def _one_line(video: Path, exc: BaseException) -> str:
