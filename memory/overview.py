@@ -68,6 +68,30 @@ class Overview(BaseModel):
     segments: list[Segment]
     _dir: Path | None = PrivateAttr(default=None)
 
+    @classmethod
+    def assemble(
+        cls,
+        info: VideoInfo,
+        config: IngestConfig,
+        timeline: MotionTimeline,
+        cuts_seconds: list[float],
+        keyframe_seconds: list[float],
+        motion_sampling: str,
+    ) -> Overview:
+        """The overview of ``info``'s video from what a scan found; segments are built here."""
+        w, h = info.display_size
+        return cls(
+            duration_seconds=info.duration_seconds,
+            width=w,
+            height=h,
+            motion_source=timeline.source,
+            motion_sampling=motion_sampling,
+            timeline=timeline,
+            cuts_seconds=cuts_seconds,
+            keyframe_seconds=keyframe_seconds,
+            segments=build_segments(timeline, cuts_seconds, keyframe_seconds, info.duration_seconds, config),
+        )
+
     # ---- persistence -------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
         """Write ``overview.json`` (and copy the thumbnails when saving elsewhere), atomically."""
@@ -314,18 +338,7 @@ def _build_full_scan(
             bad.error,
         )
     timeline = builder.build(info.duration_seconds, first.source)
-    segments = build_segments(timeline, cuts_seconds, keyframe_seconds, info.duration_seconds, config)
-    w, h = info.display_size
-    ov = Overview(
-        duration_seconds=info.duration_seconds,
-        width=w,
-        height=h,
-        motion_source=first.source,
-        timeline=timeline,
-        cuts_seconds=cuts_seconds,
-        keyframe_seconds=keyframe_seconds,
-        segments=segments,
-    )
+    ov = Overview.assemble(info, config, timeline, cuts_seconds, keyframe_seconds, "every_frame")
     ov.save(out_dir)
     logger.debug(
         "%s: %d frames decoded in %d ranges, %d cuts, %d segments",
@@ -333,7 +346,7 @@ def _build_full_scan(
         sum(p.scanner.decoded for p in parts),
         len(parts),
         len(ov.cuts_seconds),
-        len(segments),
+        len(ov.segments),
     )
     if progress is not None:
         progress(1.0)

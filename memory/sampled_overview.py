@@ -22,7 +22,6 @@ from foveate.memory.overview import THUMBS_DIR, Overview
 from foveate.memory.packets import PacketTable, size_spike_cuts
 from foveate.memory.probe import VideoInfo
 from foveate.memory.sampled import DecodedFrame, histogram_distance, sample_frames
-from foveate.memory.segments import build_segments
 
 logger = logging.getLogger(__name__)
 
@@ -53,19 +52,7 @@ def build_sampled_overview(
             cuts_seconds.append(t)
     keyframe_seconds = _write_thumbnails(frames, set(cut_indices), out_dir / THUMBS_DIR, config)
     timeline = _sampled_timeline(builder, table, info, config, source, cuts_seconds)
-    segments = build_segments(timeline, cuts_seconds, keyframe_seconds, info.duration_seconds, config)
-    w, h = info.display_size
-    ov = Overview(
-        duration_seconds=info.duration_seconds,
-        width=w,
-        height=h,
-        motion_source=source,
-        motion_sampling="after_keyframes",
-        timeline=timeline,
-        cuts_seconds=cuts_seconds,
-        keyframe_seconds=keyframe_seconds,
-        segments=segments,
-    )
+    ov = Overview.assemble(info, config, timeline, cuts_seconds, keyframe_seconds, "after_keyframes")
     ov.save(out_dir)
     logger.debug(
         "%s: %d of %d frames decoded, %d cuts, %d segments",
@@ -73,7 +60,7 @@ def build_sampled_overview(
         len(frames),
         len(table),
         len(cuts_seconds),
-        len(segments),
+        len(ov.segments),
     )
     if progress is not None:
         progress(1.0)
