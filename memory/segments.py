@@ -91,6 +91,12 @@ def _turned(vectors: np.ndarray, i: np.ndarray, k: int, still: float) -> np.ndar
     return (np.minimum(nb, na) > still) & ((vb * va).sum(axis=1) < 0.2 * nb * na)
 
 
+def summarise_motion(timeline: MotionTimeline, start: float, end: float) -> dict:
+    """Mean motion over ``[start, end)``: ``{"motion", "camera_motion", "object_motion", "camera": "still" |
+    "pan <direction>", "objects": "still" | "moving <direction>"}`` (with their compass degrees when moving)."""
+    return _summarise(timeline, start, end)
+
+
 def _summarise(timeline: MotionTimeline, start: float, end: float) -> dict:
     b = timeline.bin_seconds
     lo = int(start / b)

@@ -287,6 +287,31 @@ class VideoMemory:
         ``(times (N,) float64, frames (N, H, W, 3) uint8)``."""
         return _frames.frames_window(self.info.path, start_seconds, end_seconds, fps, max_side, **self._frame_kwargs())
 
+    def motion_in(self, start_seconds: float, end_seconds: float) -> dict | None:
+        """Motion in ``[start_seconds, end_seconds)`` from every frame's vectors there (decoded now, from the
+        keyframe before the window: the overview measures only a few frames per group of pictures).
+
+        Returns :func:`memory.segments.summarise_motion`'s dict plus ``"source"``, or None when the window
+        yields no motion (a codec without vectors and a window too short for frame differences).
+        """
+        from foveate.memory.motion import MotionScanner, TimelineBuilder
+        from foveate.memory.segments import summarise_motion
+
+        config = IngestConfig()
+        scanner = MotionScanner(
+            self.info.path, self.info, config, start_seconds=start_seconds, end_seconds=end_seconds
+        )
+        builder = TimelineBuilder(config.bin_seconds)
+        measured = 0
+        for sample in scanner:
+            if sample.motion is not None:
+                builder.add(sample.motion)
+                measured += 1
+        if not measured:
+            return None
+        timeline = builder.build(self.duration_seconds, scanner.source)
+        return {**summarise_motion(timeline, start_seconds, end_seconds), "source": scanner.source}
+
     def _frame_kwargs(self) -> dict:
         """Duration and rotation for the frame readers (saves them probing the file again)."""
         return {"duration_seconds": self.duration_seconds, "rotation_degrees": self.info.rotation_degrees}

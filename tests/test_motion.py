@@ -122,3 +122,25 @@ def test_only_a_few_frames_per_bin_are_analysed(panning_video):
     samples = list(MotionScanner(panning_video.path, info, IngestConfig(bin_seconds=1.0), samples_per_bin=2))
     analysed = [s.time_seconds for s in samples if s.motion is not None]
     assert len(samples) == 50 and 8 <= len(analysed) <= 12
+
+
+def test_motion_in_a_window_is_measured_from_its_own_frames(moving_square_video, panning_video, tmp_path):
+    """What dense_sample reports: the overview may have measured only a few frames of the window."""
+    from foveate.memory import ingest
+
+    square = ingest(moving_square_video.path, embedder=None, cache_root=tmp_path)
+    assert square.motion_in(0.5, 2.5)["objects"] == "moving right"
+    assert square.motion_in(3.5, 5.5)["objects"] == "moving up"
+    pan = ingest(panning_video.path, embedder=None, cache_root=tmp_path)
+    summary = pan.motion_in(1.0, 4.0)
+    assert summary["camera"] == "pan right" and summary["source"] == "motion_vectors"
+
+
+def test_dense_sample_says_which_way_things_move(moving_square_video, tmp_path):
+    from foveate.memory import ingest
+    from foveate.memory.blocks import blocks_text
+    from foveate.tools import VideoToolbox
+
+    toolbox = VideoToolbox(ingest(moving_square_video.path, embedder=None, cache_root=tmp_path), max_frames=32)
+    text = blocks_text(toolbox.dense_sample(3.5, 5.5, fps=2))
+    assert "motion in this window (motion vectors): camera still, objects moving up" in text, text

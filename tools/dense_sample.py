@@ -33,6 +33,12 @@ def dense_sample(memory: VideoMemory, start: float, end: float, fps: float) -> t
     blocks: list[ContentBlock] = [
         text_block(f"dense_sample {start:.1f}-{end:.1f}s at {fps:g} fps: {len(times)} frames")
     ]
+    motion = memory.motion_in(start, end)
+    if motion is not None:
+        source = "motion vectors" if motion["source"] == "motion_vectors" else "frame differences"
+        blocks.append(
+            text_block(f"motion in this window ({source}): camera {motion['camera']}, objects {motion['objects']}")
+        )
     for i in range(0, len(times), SHEET_FRAMES):
         chunk = times[i : i + SHEET_FRAMES]
         blocks.append(text_block("sheet, frames at " + ", ".join(f"{t:.1f}s" for t in chunk)))
