@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from foveate.agent.backends.openai_backend import DEFAULT_TIMEOUT_SECONDS
 from foveate.cli.common import (
     EXIT_FAILED,
     check_models,
@@ -15,11 +14,14 @@ from foveate.cli.common import (
     err_console,
     fail,
     interrupted,
+    max_frames_option,
+    max_steps_option,
     print_error,
     print_json,
     run_settings,
     safe_text,
     setup_logging,
+    timeout_option,
     visible,
 )
 from foveate.cli.index import EMBEDDER_HELP
@@ -141,33 +143,12 @@ def register(app: typer.Typer) -> None:
             None, "--controller", help="HF model id, local model directory, or openai:MODEL@URL."
         ),
         embedder: str | None = typer.Option(None, "--embedder", help=EMBEDDER_HELP),
-        max_steps: int | None = typer.Option(
-            None,
-            "--max-steps",
-            min=1,
-            max=64,
-            show_default=False,
-            help="Controller turns before a final answer is forced "
-            "(default 6, or the setting the controller was trained with).",
-        ),
-        max_frames: int | None = typer.Option(
-            None,
-            "--max-frames",
-            min=0,
-            max=512,
-            show_default=False,
-            help="Frames the tools may spend per question "
-            "(default 48, or the setting the controller was trained with).",
-        ),
+        max_steps: int | None = max_steps_option(),
+        max_frames: int | None = max_frames_option(),
         cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Cache root."),
         json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
         trace: Path | None = typer.Option(None, "--trace", help="Append the trajectory (JSONL) here."),
-        timeout: float = typer.Option(
-            DEFAULT_TIMEOUT_SECONDS,
-            "--timeout",
-            min=0.1,
-            help="Seconds an openai:MODEL@URL controller has to answer one request (tried up to 3 times).",
-        ),
+        timeout: float = timeout_option(),
     ) -> None:
         """Answer a question about a video, citing time spans as evidence."""
         from foveate.agent.answer import LETTERS

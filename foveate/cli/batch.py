@@ -6,8 +6,18 @@ from pathlib import Path
 
 import typer
 
-from foveate.agent.backends.openai_backend import DEFAULT_TIMEOUT_SECONDS
-from foveate.cli.common import EXIT_FAILED, EXIT_USAGE, err_console, fail, run_settings, safe_text, setup_logging
+from foveate.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    err_console,
+    fail,
+    max_frames_option,
+    max_steps_option,
+    run_settings,
+    safe_text,
+    setup_logging,
+    timeout_option,
+)
 from foveate.cli.index import EMBEDDER_HELP
 
 
@@ -49,35 +59,14 @@ def register(app: typer.Typer) -> None:
         frames: int = typer.Option(
             16, "--frames", min=1, max=256, help="Frame budget of the uniform and retrieval baselines."
         ),
-        max_steps: int | None = typer.Option(
-            None,
-            "--max-steps",
-            min=1,
-            max=64,
-            show_default=False,
-            help="Agent: controller turns before a final answer is forced "
-            "(default 6, or the setting the controller was trained with).",
-        ),
-        max_frames: int | None = typer.Option(
-            None,
-            "--max-frames",
-            min=0,
-            max=512,
-            show_default=False,
-            help="Agent: frames the tools may spend per question "
-            "(default 48, or the setting the controller was trained with).",
-        ),
+        max_steps: int | None = max_steps_option(agent_policy_only=True),
+        max_frames: int | None = max_frames_option(agent_policy_only=True),
         cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Cache root."),
         trace: Path | None = typer.Option(None, "--trace", help="Append every trajectory (JSONL) here."),
         wait: bool = typer.Option(
             False, "--wait", help="When another run is writing --out, wait for it instead of exiting 1."
         ),
-        timeout: float = typer.Option(
-            DEFAULT_TIMEOUT_SECONDS,
-            "--timeout",
-            min=0.1,
-            help="Seconds an openai:MODEL@URL controller has to answer one request (tried up to 3 times).",
-        ),
+        timeout: float = timeout_option(),
     ) -> None:
         """Answer every question of a manifest; answered ids are skipped and failed ones retried, so a rerun
         resumes. Exit 1 when any question failed."""

@@ -128,3 +128,40 @@ def check_models(controller: str, embedder: str | None) -> None:
         print_error(problem)
     if problems:
         fail(problems[-1])
+
+
+# Options ask and batch share: declared once so their bounds and help cannot drift apart.
+def max_steps_option(agent_policy_only: bool = False):
+    lead = "Agent: controller" if agent_policy_only else "Controller"
+    return typer.Option(
+        None,
+        "--max-steps",
+        min=1,
+        max=64,
+        show_default=False,
+        help=f"{lead} turns before a final answer is forced (default 6, or the setting the controller was "
+        "trained with).",
+    )
+
+
+def max_frames_option(agent_policy_only: bool = False):
+    lead = "Agent: frames" if agent_policy_only else "Frames"
+    return typer.Option(
+        None,
+        "--max-frames",
+        min=0,
+        max=512,
+        show_default=False,
+        help=f"{lead} the tools may spend per question (default 48, or the setting the controller was trained with).",
+    )
+
+
+def timeout_option():
+    from foveate.agent.backends.openai_backend import DEFAULT_TIMEOUT_SECONDS
+
+    return typer.Option(
+        DEFAULT_TIMEOUT_SECONDS,
+        "--timeout",
+        min=0.1,
+        help="Seconds an openai:MODEL@URL controller has to answer one request (tried up to 3 times).",
+    )
