@@ -29,7 +29,6 @@ CACHE_PARTS: dict[str, frozenset[str]] = {
             "full_scan_gop_seconds",
             "cut_size_ratio",
             "cut_histogram_distance",
-            "motion_budget_share",
         }
     ),
     "clips": frozenset({"clip_seconds", "frames_per_clip", "embed_max_side", "ivf_threshold"}),
@@ -72,19 +71,11 @@ class IngestConfig(BaseModel):
     )
     # ---- overview: what is decoded ---------------------------------------------------------
     motion_sample_frames: int = Field(
-        default=4,
+        default=2,
         ge=0,
         le=64,
         description="Packets decoded after each keyframe (decoding order) for their motion vectors; the rest of "
         "each group of pictures is read from packet sizes only.",
-    )
-    motion_budget_share: float = Field(
-        default=0.0,
-        ge=0,
-        le=1,
-        description="Beyond the keyframe windows, this share of all frames is decoded for motion where the "
-        "P-frames are largest (busiest) in their group (0.03 shows about twice as many short object motions "
-        "and costs about half again the overview's time on 720p).",
     )
     full_scan_below_seconds: float = Field(
         default=60.0,

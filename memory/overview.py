@@ -22,7 +22,6 @@ from foveate.memory.config import IngestConfig
 from foveate.memory.errors import CorruptVideoError
 from foveate.memory.keyframes import THUMB_NAME, CutDetector, ThumbnailWriter
 from foveate.memory.motion import MotionScanner, MotionTimeline, TimelineBuilder
-from foveate.memory.packets import read_packets
 from foveate.memory.probe import VideoInfo
 from foveate.memory.segments import Segment, build_segments
 from foveate.memory.threads import Cancelled, collecting_cycles, map_stoppable
@@ -261,20 +260,26 @@ def build_overview(
 ) -> Overview:
     """Build the overview of ``path`` and save it (``overview.json`` + ``thumbs/``) into ``out_dir``.
 
-    Every frame's packet size and picture type come from one demux pass; motion vectors from a
-    few frames after each keyframe (:mod:`foveate.memory.sampled`). Short videos and videos whose
+    Every frame's packet size and picture type come from one demux pass, which also decodes each
+    keyframe and a few frames after it (:mod:`foveate.memory.sampled`). Short videos and videos whose
     keyframes are rare are scanned frame by frame instead (``_build_full_scan``), which is what
     ``Overview.motion_sampling`` records. ``progress`` is called with the fraction done (0..1).
     """
-    table = read_packets(path, info)
-    gops = np.diff(np.append(table.time_seconds[table.is_key], info.duration_seconds))
-    typical_gop = float(np.median(gops)) if len(gops) else math.inf
-    if info.duration_seconds < config.full_scan_below_seconds or typical_gop > config.full_scan_gop_seconds:
-        logger.debug("%s: full scan (duration %.1fs, keyframes every %.1fs)", path, info.duration_seconds, typical_gop)
+    if info.duration_seconds < config.full_scan_below_seconds:
+        logger.debug("%s: full scan (%.1fs is short)", path, info.duration_seconds)
         return _build_full_scan(path, info, config, out_dir, progress, min_range_seconds)
+    from foveate.memory.sampled import sample_frames
     from foveate.memory.sampled_overview import build_sampled_overview  # it builds an Overview, defined here
 
-    return build_sampled_overview(path, info, config, Path(out_dir), table, progress)
+    ranges = scan_ranges(info.duration_seconds, config.bin_seconds, config.decode_threads, min_range_seconds)
+    table, frames, spikes = sample_frames(path, info, config, ranges, config.cut_size_ratio, progress)
+    gops = np.diff(np.append(table.time_seconds[table.is_key], info.duration_seconds))
+    typical_gop = float(np.median(gops)) if len(gops) else math.inf
+    if typical_gop > config.full_scan_gop_seconds:
+        # Keyframes this rare leave the motion unmeasured for too long: decode every frame after all.
+        logger.debug("%s: full scan (keyframes every %.1fs)", path, typical_gop)
+        return _build_full_scan(path, info, config, out_dir, progress, min_range_seconds)
+    return build_sampled_overview(path, info, config, Path(out_dir), table, frames, spikes, progress)
 
 
 def _build_full_scan(

@@ -12,7 +12,7 @@ time is earlier than one already demuxed was reordered, so it is a B-frame; the 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -74,46 +74,72 @@ class PacketTable:
         return np.diff(self.time_seconds[self.is_key])
 
 
+@dataclass
+class PacketColumns:
+    """What demuxing records per packet, in decoding order; :meth:`table` sorts it into a PacketTable."""
+
+    times: list[float] = field(default_factory=list)
+    pts: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    keys: list[bool] = field(default_factory=list)
+    reordered: list[bool] = field(default_factory=list)
+    latest: float = -np.inf  # the latest presentation time demuxed so far
+
+    def add(self, t: float, pts: int, size: int, key: bool) -> bool:
+        """Record a packet (presentation time ``t``); True when it was reordered (a B-frame)."""
+        reordered = t < self.latest
+        self.times.append(t)
+        self.pts.append(pts)
+        self.sizes.append(size)
+        self.keys.append(key)
+        self.reordered.append(reordered)
+        self.latest = max(self.latest, t)
+        return reordered
+
+    def extend(self, other: PacketColumns) -> None:
+        for name in ("times", "pts", "sizes", "keys", "reordered"):
+            getattr(self, name).extend(getattr(other, name))
+        self.latest = max(self.latest, other.latest)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def table(self) -> PacketTable:
+        order = np.argsort(np.asarray(self.times), kind="stable")
+        is_key = np.asarray(self.keys, bool)[order]
+        picture = np.where(np.asarray(self.reordered, bool)[order], B_FRAME, P_FRAME).astype(np.uint8)
+        picture[is_key] = I_FRAME
+        return PacketTable(
+            time_seconds=np.asarray(self.times, np.float64)[order],
+            size_bytes=np.asarray(self.sizes, np.int64)[order],
+            is_key=is_key,
+            picture=picture,
+            decode_order=order.astype(np.int64),
+            pts=np.asarray(self.pts, np.int64)[order],
+        )
+
+
 def read_packets(path: str | Path, info: VideoInfo) -> PacketTable:
     """One demux pass over the first video stream; raises CorruptVideoError if no packet comes out."""
-    times: list[float] = []
-    raw_pts: list[int] = []
-    sizes: list[int] = []
-    keys: list[bool] = []
-    reordered: list[bool] = []
-    latest = -np.inf
+    columns = PacketColumns()
     with open_video(path) as container:
         stream = container.streams.video[0]
         base = float(stream.time_base)
         try:
             for packet in container.demux(stream):
-                if packet.size == 0 or packet.pts is None:
+                pts, size = packet.pts, packet.size
+                if size == 0 or pts is None:
                     continue  # the demuxer's flush packet; packets without a timestamp cannot be placed
-                t = packet.pts * base - info.start_seconds
-                times.append(t)
-                raw_pts.append(int(packet.pts))
-                sizes.append(packet.size)
-                keys.append(bool(packet.is_keyframe))
-                reordered.append(t < latest)
-                latest = max(latest, t)
+                columns.add(pts * base - info.start_seconds, pts, size, packet.is_keyframe)
         except av.FFmpegError as exc:
-            if not times:
+            if not columns:
                 raise CorruptVideoError(path, f"no packet could be read ({ffmpeg_reason(exc)})") from None
-            logger.warning("%s: demuxing stopped at %.2fs (%s); using what was read", path, latest, ffmpeg_reason(exc))
-    if not times:
+            logger.warning(
+                "%s: demuxing stopped at %.2fs (%s); using what was read", path, columns.latest, ffmpeg_reason(exc)
+            )
+    if not columns:
         raise CorruptVideoError(path, "the video stream holds no packets")
-    order = np.argsort(np.asarray(times), kind="stable")
-    is_key = np.asarray(keys, bool)[order]
-    picture = np.where(np.asarray(reordered, bool)[order], B_FRAME, P_FRAME).astype(np.uint8)
-    picture[is_key] = I_FRAME
-    return PacketTable(
-        time_seconds=np.asarray(times, np.float64)[order],
-        size_bytes=np.asarray(sizes, np.int64)[order],
-        is_key=is_key,
-        picture=picture,
-        decode_order=order.astype(np.int64),
-        pts=np.asarray(raw_pts, np.int64)[order],
-    )
+    return columns.table()
 
 
 def _rolling_median(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,9 +19,9 @@ from foveate.memory.config import IngestConfig
 from foveate.memory.keyframes import THUMB_NAME
 from foveate.memory.motion import MV_CODECS, MotionTimeline, TimelineBuilder
 from foveate.memory.overview import THUMBS_DIR, Overview
-from foveate.memory.packets import PacketTable, size_spike_cuts
+from foveate.memory.packets import PacketTable
 from foveate.memory.probe import VideoInfo
-from foveate.memory.sampled import DecodedFrame, histogram_distance, sample_frames
+from foveate.memory.sampled import DecodedFrame, histogram_distance
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +32,12 @@ def build_sampled_overview(
     config: IngestConfig,
     out_dir: Path,
     table: PacketTable,
+    frames: list[DecodedFrame],
+    spikes: list[int],
     progress: Callable[[float], None] | None = None,
 ) -> Overview:
-    """The overview from ``table`` (every frame's packet) and the frames :func:`sample_frames` decodes;
-    saved into ``out_dir`` (``overview.json`` + ``thumbs/``)."""
-    spikes = size_spike_cuts(table, config.cut_size_ratio)
-    frames = sample_frames(path, info, table, config, spikes, progress)
+    """The overview from ``table`` (every frame's packet), the ``frames`` :func:`sample_frames` decoded and
+    the size-spike cuts inside groups; saved into ``out_dir`` (``overview.json`` + ``thumbs/``)."""
     source = "motion_vectors" if info.codec in MV_CODECS else "frame_diff"
     builder = TimelineBuilder(config.bin_seconds)
     for f in frames:

@@ -15,10 +15,10 @@ import pytest
 from foveate.evals.bench import make_synthetic_video
 from foveate.memory.config import IngestConfig
 from foveate.memory.motion import direction_label
-from foveate.memory.overview import build_overview
+from foveate.memory.overview import build_overview, scan_ranges
 from foveate.memory.packets import B_FRAME, I_FRAME, P_FRAME, read_packets
 from foveate.memory.probe import probe
-from foveate.memory.sampled import plan_decoding
+from foveate.memory.sampled import cut_chains, sample_frames
 from tests.fixtures.videos import stitch_clips
 
 
@@ -45,13 +45,24 @@ def test_packet_table_covers_every_frame_with_inferred_picture_types(pan_video):
     assert gaps.min() >= 1 and np.all(gaps[table.is_key] == 1)
 
 
-def test_the_plan_decodes_keyframes_and_a_few_p_frames_after_each(pan_video):
-    table = read_packets(pan_video, probe(pan_video))
-    plans = plan_decoding(table, window=4, cut_indices=[], threads=2)
-    planned = set().union(*(p.indices for p in plans))
-    assert len(plans) == 2 and set(table.keyframe_indices) <= planned
-    assert not any(table.picture[i] == B_FRAME for i in planned)
-    assert len(planned) <= 5 * len(table.keyframe_indices) < len(table) / 4
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_pass_reads_every_packet_and_decodes_keyframes_and_a_few_p_frames(pan_video, threads):
+    info = probe(pan_video)
+    config = IngestConfig(decode_threads=threads, motion_sample_frames=3)
+    ranges = scan_ranges(info.duration_seconds, config.bin_seconds, threads, min_range_seconds=30)
+    assert len(ranges) == threads
+    table, frames, spikes = sample_frames(pan_video, info, config, ranges, config.cut_size_ratio)
+    whole = read_packets(pan_video, info)  # the ranges tile the stream: the same table as one demux pass
+    for name in ("time_seconds", "size_bytes", "is_key", "picture", "pts"):
+        assert np.array_equal(getattr(table, name), getattr(whole, name)), name
+    decoded = [f.index for f in frames]
+    assert decoded == sorted(set(decoded)) and set(table.keyframe_indices) <= set(decoded)
+    assert not any(table.picture[i] == B_FRAME for i in decoded)
+    chained = {i for _, chain in cut_chains(table, spikes) for i in chain}
+    assert len(set(decoded) - chained) <= 4 * len(table.keyframe_indices) < len(table) / 4
+    # Motion comes from the predicted frames; keyframes and the frame before each carry colours for the cut test.
+    assert sum(f.motion is not None for f in frames) >= 2 * len(table.keyframe_indices)
+    assert all(frames[k].histogram is not None for k in range(len(frames)) if table.is_key[frames[k].index])
 
 
 def test_sampled_overview_reads_the_pan_direction(pan_video, tmp_path):
