@@ -63,6 +63,17 @@ def test_cli_json_and_usage_errors(small_synthetic, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["frames"] == 30
+    twice = subprocess.run(
+        [sys.executable, "-m", "foveate.cli", "bench", "ingest", str(small_synthetic), "--json", "--repeat", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert twice.returncode == 0, twice.stderr
+    for phase in json.loads(twice.stdout)["phases"].values():  # the fastest of two runs is reported
+        assert len(phase["process_seconds_runs"]) == 2 and phase["process_seconds"] == min(
+            phase["process_seconds_runs"]
+        )
     table = subprocess.run(
         [sys.executable, "-m", "foveate.cli", "bench", "ingest", str(small_synthetic)],
         capture_output=True,

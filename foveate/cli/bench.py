@@ -77,6 +77,13 @@ def register(app: typer.Typer) -> None:
             help="Also time `foveate index` with this embedder spec (e.g. openclip:DIR); without it the index "
             "phase is skipped.",
         ),
+        repeat: int = typer.Option(
+            1,
+            "--repeat",
+            min=1,
+            max=20,
+            help="Run every phase this many times (in rounds) and report each phase's fastest run.",
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
     ) -> None:
         """The overview (and, with --embedder, the index) against demux only, keyframes only, the plain decode of
@@ -127,6 +134,7 @@ def register(app: typer.Typer) -> None:
                     threads,
                     embedder,
                     progress=lambda name: bar.update(task, description=f"phase {name}"),
+                    repeat=repeat,
                 )
             except RuntimeError as exc:
                 bar.stop()
