@@ -88,7 +88,9 @@ def test_tool_calls_run_with_their_arguments(memory):
     [
         ('<tool_call>{"name": "zoom", "arguments": {"start": 1,}}</tool_call>', "not valid JSON"),
         (call("teleport", start=1), "unknown tool"),
-        (call("zoom", start=2.0), "bad arguments"),
+        (call("zoom", start=2.0), "end missing"),
+        (call("zoom", stat=2.0, end=4.0), "bad arguments"),
+        (call("zoom", clip="c1"), "no clip has been retrieved yet"),
         (call("zoom", start=500.0, end=600.0), "outside the video"),
         (call("zoom", start=5.0, end=2.0), "greater than start"),
         (call("retrieve", query="", k=3), "non-empty"),

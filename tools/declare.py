@@ -9,7 +9,9 @@ its parameters, types, defaults and ranges are written:
   is checked when the tool is called.
 - Arguments the model produced are bound to the signature and coerced to the annotated type
   (``str`` non-empty, ``int``, finite ``float``) before the body runs; a bad value raises
-  :class:`ToolInputError`, whose message goes back to the model.
+  :class:`ToolInputError`, whose message goes back to the model. ``X | None = None`` makes a
+  parameter optional: None (given or defaulted) reaches the body as None, and the body decides
+  which combinations of optional parameters are valid.
 - The body returns ``(blocks, frames spent)``; the tool returns the blocks, with the budget line
   appended, and the call is recorded by the toolbox.
 """
@@ -20,9 +22,10 @@ import functools
 import inspect
 import math
 import re
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 from foveate.memory.blocks import ContentBlock
 
@@ -72,11 +75,17 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
 
 
 def _parameters(fn: Callable) -> dict[str, tuple[type, Range | None]]:
-    """``{name: (type, range)}`` for every parameter after ``self``, from the (Annotated) type hints."""
+    """``{name: (type, range)}`` for every parameter after ``self``, from the (Annotated) type hints;
+    ``X | None`` gives ``X`` (whether None is allowed is read from the default)."""
     hints = get_type_hints(fn, include_extras=True)
     out = {}
     for name in list(inspect.signature(fn).parameters)[1:]:
         hint, bound = hints[name], None
+        if get_origin(hint) in (Union, types.UnionType):
+            kinds = [a for a in get_args(hint) if a is not type(None)]
+            if len(kinds) != 1:
+                raise TypeError(f"tool parameter {name!r}: of unions only `X | None` is supported")
+            hint = kinds[0]
         if get_origin(hint) is Annotated:
             hint, *extras = get_args(hint)
             bound = next((e for e in extras if isinstance(e, Range)), None)
@@ -110,6 +119,9 @@ def tool(fn: Callable[..., Observation]) -> Callable[..., list[ContentBlock]]:
             bound.apply_defaults()
             values = {}
             for name, (kind, limits) in params.items():
+                if bound.arguments[name] is None and signature.parameters[name].default is None:
+                    values[name] = None
+                    continue
                 values[name] = _coerce(name, kind, bound.arguments[name])
                 if limits is not None:
                     limits.check(name, values[name])

@@ -5,8 +5,10 @@ its signature and Google-style docstring are its schema (read by transformers'
 ``get_json_schema``, TRL's ``environment_factory`` and the agent loop alike), so helpers here
 start with ``_`` and read-only state is exposed as properties (TRL lists functions, not
 properties). Tools never raise on bad arguments: they return an error text block that says what
-to try instead. :func:`dispatch` runs a parsed call; it is a function rather than a method so
-that TRL does not offer it to the model as a tool.
+to try instead. Clips that ``retrieve`` returns get handles (``c1``, ``c2``, ... across the
+episode, :mod:`foveate.tools.handles`) that ``zoom`` and ``dense_sample`` accept in place of
+seconds; every result records the window it resolved to. :func:`dispatch` runs a parsed call;
+it is a function rather than a method so that TRL does not offer it to the model as a tool.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from foveate.memory.blocks import ContentBlock, text_block
 from foveate.memory.video_memory import VideoMemory
 from foveate.tools.declare import Observation, Range, ToolInputError, tool, tool_names
 from foveate.tools.dense_sample import dense_sample as _dense_sample
+from foveate.tools.handles import ClipHandles, Span
 from foveate.tools.retrieve import retrieve as _retrieve
 from foveate.tools.zoom import zoom as _zoom
 
@@ -42,6 +45,7 @@ class ToolResult:
     blocks: list[ContentBlock]
     frames_spent: int = 0
     error: str | None = None
+    window: Span | None = None  # [start_seconds, end_seconds) that zoom / dense_sample looked at, handles resolved
 
 
 class VideoToolbox:
@@ -55,10 +59,12 @@ class VideoToolbox:
         self._load(memory)
 
     def _load(self, memory: VideoMemory | None) -> None:
-        """Point the toolbox at ``memory`` with a fresh frame budget and an empty call log."""
+        """Point the toolbox at ``memory`` with a fresh frame budget, an empty call log and no clip handles."""
         self._memory = memory
         self._frames_used = 0
         self._results: list[ToolResult] = []
+        self._handles = ClipHandles()
+        self._resolved: Span | None = None  # the window of the call being run
 
     # ---- tools ---------------------------------------------------------------------------
     @tool
@@ -70,30 +76,44 @@ class VideoToolbox:
             k: How many clips to return.
 
         Returns:
-            The top clips with their time spans, similarity scores and one small thumbnail each.
+            The top clips, each with its handle (c1, c2, ...), time span, similarity score and thumbnail.
         """
         if not self._memory.has_clip_index:
             raise ToolInputError("this video has no clip index; use zoom or dense_sample")
-        return _retrieve(self._memory, query, k, with_thumbnails=self.frames_left >= k)
+        handles = self._handles.copy()  # kept only if the model gets to see the result
+        observation = _retrieve(self._memory, query, k, handles, with_thumbnails=self.frames_left >= k)
+        self._handles = handles
+        return observation
 
     @tool
-    def zoom(self, start: float, end: float, num_frames: Annotated[int, Range(1, MAX_ZOOM_FRAMES)] = 4) -> Observation:
+    def zoom(
+        self,
+        start: float | None = None,
+        end: float | None = None,
+        num_frames: Annotated[int, Range(1, MAX_ZOOM_FRAMES)] = 4,
+        clip: str | None = None,
+    ) -> Observation:
         """Look closely at a time window: a few high-resolution frames spread evenly inside it.
 
         Args:
             start: Window start, seconds from the beginning of the video.
             end: Window end, seconds (greater than start).
             num_frames: How many frames to show.
+            clip: A clip handle from retrieve (e.g. "c2"); used instead of start and end.
 
         Returns:
             The frames with their timestamps.
         """
-        start, end = self._window(start, end)
+        start, end = self._window(start, end, clip)
         return _zoom(self._memory, start, end, self._frames_allowed(num_frames))
 
     @tool
     def dense_sample(
-        self, start: float, end: float, fps: Annotated[float, Range(0, MAX_FPS, low_open=True)] = 2.0
+        self,
+        start: float | None = None,
+        end: float | None = None,
+        fps: Annotated[float, Range(0, MAX_FPS, low_open=True)] = 2.0,
+        clip: str | None = None,
     ) -> Observation:
         """Sample a window densely at low resolution, to follow motion or count events.
 
@@ -101,11 +121,12 @@ class VideoToolbox:
             start: Window start, seconds from the beginning of the video.
             end: Window end, seconds (greater than start).
             fps: Frames per second to sample; at most 32 frames in total, the rate is lowered to fit.
+            clip: A clip handle from retrieve (e.g. "c2"); used instead of start and end.
 
         Returns:
             Contact sheets of small frames in time order, with their timestamps.
         """
-        start, end = self._window(start, end)
+        start, end = self._window(start, end, clip)
         n = math.ceil((end - start) * fps)
         allowed = self._frames_allowed(min(n, MAX_DENSE_FRAMES))
         if n > allowed:  # keep the window, lower the rate to fit the cap
@@ -136,9 +157,15 @@ class VideoToolbox:
         """Every call so far, in order, errors included."""
         return tuple(self._results)
 
+    @property
+    def handles(self) -> dict[str, Span]:
+        """The clip handles retrieve has given so far, ``{"c1": (start_seconds, end_seconds), ...}`` (a copy)."""
+        return self._handles.as_dict()
+
     # ---- helpers -------------------------------------------------------------------------
     def _record(self, name: str, arguments: dict, run: Callable[[], Observation]) -> list[ContentBlock]:
         """Run a tool body, spend its frames and log the result; failures become an error result."""
+        self._resolved = None
         try:
             blocks, frames = run()
         except ToolInputError as exc:
@@ -148,7 +175,7 @@ class VideoToolbox:
             return self._reject(name, arguments, f"{exc.__class__.__name__}: {exc}").blocks
         self._frames_used += frames
         blocks = blocks + [text_block(f"[frames spent: {frames}; frame budget left: {self.frames_left}]")]
-        self._results.append(ToolResult(name, arguments, blocks, frames))
+        self._results.append(ToolResult(name, arguments, blocks, frames, window=self._resolved))
         return blocks
 
     def _reject(self, name: str, arguments: dict, message: str) -> ToolResult:
@@ -157,13 +184,31 @@ class VideoToolbox:
         self._results.append(result)
         return result
 
-    def _window(self, start: float, end: float) -> tuple[float, float]:
+    def _window(self, start: float | None, end: float | None, clip: str | None) -> Span:
+        """The call's window ``[start, end)`` in seconds, from ``clip`` or from ``start`` and ``end``,
+        cut to the video; exactly one of the two ways must be given."""
+        if clip is not None:
+            known = self._handles.describe_known()
+            if start is not None or end is not None:
+                raise ToolInputError(f'give either clip or start and end, not both (e.g. {{"clip": "c2"}}); {known}')
+            span = self._handles.resolve(clip)
+            if span is None:
+                raise ToolInputError(f"unknown clip handle {clip!r}; {known}")
+            start, end = span
+        elif start is None or end is None:
+            missing = " and ".join(n for n, v in (("start", start), ("end", end)) if v is None)
+            known = f"; {self._handles.describe_known()}" if len(self._handles) else ""
+            raise ToolInputError(
+                f"{missing} missing: give start and end in seconds, or clip, a handle from retrieve "
+                f'(e.g. {{"clip": "c2"}}){known}'
+            )
         duration = self._memory.duration_seconds
         if start < 0 or start >= duration:
             raise ToolInputError(f"start={start:g} is outside the video [0, {duration:.1f})")
         end = min(end, duration)
         if end <= start:
             raise ToolInputError(f"end must be greater than start (got start={start:g}, end={end:g})")
+        self._resolved = (start, end)
         return start, end
 
     def _frames_allowed(self, wanted: int) -> int:
