@@ -5,13 +5,15 @@ The controller ends a turn with::
     <answer>{"choice": "B", "answer": "red", "evidence": [[12.0, 18.5]]}</answer>
 
 ``choice`` is an option letter (omitted or null for open questions), ``answer`` the text,
-``evidence`` a list of half-open ``[start_seconds, end_seconds)`` spans.
+``evidence`` a list of half-open ``[start_seconds, end_seconds)`` spans and clip handles that
+``retrieve`` printed (``"evidence": ["c2", [30.0, 34.5]]``); handles are resolved to their spans.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -30,21 +32,41 @@ class Answer(BaseModel):
     valid: bool = Field(default=True, description="False when the model's output had no parseable answer.")
 
 
-def format_answer(answer: Answer) -> str:
-    """Render an Answer in the exact format `parse_answer` reads back."""
+def format_answer(answer: Answer, cite: Sequence[str | tuple[float, float]] | None = None) -> str:
+    """Render an Answer in the exact format `parse_answer` reads back.
+
+    ``cite``: the evidence to write instead of ``answer.evidence``, clip handles (``"c2"``) and spans.
+    """
+    evidence = answer.evidence if cite is None else cite
     payload = {
         "choice": answer.choice,
         "answer": answer.text,
-        "evidence": [[round(s, 2), round(e, 2)] for s, e in answer.evidence],
+        "evidence": [item if isinstance(item, str) else [round(item[0], 2), round(item[1], 2)] for item in evidence],
     }
     return "<answer>" + json.dumps(payload) + "</answer>"
 
 
-def parse_answer(text: str, n_options: int = 0, duration_seconds: float | None = None) -> Answer | None:
+def _span(item: object, handles: Mapping[str, tuple[float, float]]) -> tuple[float, float] | None:
+    """An evidence item as a span: a handle's span, a pair of numbers, else None."""
+    if isinstance(item, str):
+        return handles.get(item.strip().lower())
+    if isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, (int, float)) for x in item):
+        return float(item[0]), float(item[1])
+    return None
+
+
+def parse_answer(
+    text: str,
+    n_options: int = 0,
+    duration_seconds: float | None = None,
+    handles: Mapping[str, tuple[float, float]] | None = None,
+) -> Answer | None:
     """Parse the last ``<answer>`` block; None when there is none or it is not valid JSON.
 
-    Spans are clipped to ``[0, duration_seconds]``; spans that are empty after clipping, or not
-    pairs of numbers, are dropped. A choice outside the options is dropped (kept as text).
+    Evidence items are spans or clip handles, resolved with ``handles`` (the toolbox's
+    ``{"c1": (start_seconds, end_seconds), ...}``). Spans are clipped to ``[0, duration_seconds]``;
+    spans that are empty after clipping, items that are not pairs of numbers, and unknown handles
+    are dropped. A choice outside the options is dropped (kept as text).
     """
     matches = ANSWER_RE.findall(text or "")
     if not matches:
@@ -60,11 +82,14 @@ def parse_answer(text: str, n_options: int = 0, duration_seconds: float | None =
     if choice is not None and n_options and choice not in LETTERS[:n_options]:
         choice = None
     spans: list[tuple[float, float]] = []
-    for item in payload.get("evidence") or []:
-        if not (isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, (int, float)) for x in item)):
+    evidence = payload.get("evidence") or []
+    if isinstance(evidence, str):  # a lone handle, "evidence": "c2"
+        evidence = [evidence]
+    for item in evidence if isinstance(evidence, list) else []:
+        span = _span(item, handles or {})
+        if span is None:
             continue
-        start, end = float(item[0]), float(item[1])
-        start = max(0.0, start)
+        start, end = max(0.0, span[0]), span[1]
         if duration_seconds is not None:
             end = min(end, duration_seconds)
         if end > start:

@@ -74,7 +74,7 @@ def build_graph(
             seconds=time.perf_counter() - start,
             forced_final=bool(forced),
         )
-        answer = parse_answer(gen.text, n_options, duration)
+        answer = parse_answer(gen.text, n_options, duration, toolbox.handles)
         new_messages = messages + [{"role": "assistant", "content": [text_block(gen.text)]}]
         if answer is None and forced:
             answer = _fallback_answer(gen.text, n_options)
@@ -102,6 +102,7 @@ def build_graph(
                     arguments=call.arguments if isinstance(call.arguments, dict) else None,
                     frames_spent=result.frames_spent,
                     error=result.error,
+                    window=result.window,
                     summary=blocks_text(result.blocks),
                     images=count_images(result.blocks),
                 )

@@ -17,7 +17,9 @@ using the tools:
 """
     + tool_signatures()
     + """
-Frames are limited, so spend them where they matter.
+retrieve names the clips it returns c1, c2, ... (numbered across the question); zoom, dense_sample and \
+the answer's evidence accept these handles in place of seconds, e.g. {"clip": "c2"}. Frames are limited, \
+so spend them where they matter.
 
 To call a tool, write exactly one line:
 <tool_call>{"name": "zoom", "arguments": {"start": 12.0, "end": 20.0, "num_frames": 4}}</tool_call>
@@ -25,7 +27,7 @@ To call a tool, write exactly one line:
 When you can answer, write exactly:
 <answer>{"choice": "B", "answer": "short answer", "evidence": [[start_seconds, end_seconds]]}</answer>
 choice is the option letter (null when there are no options); evidence lists the time spans, in \
-seconds, that show the answer."""
+seconds, or the handles of the clips that show the answer, e.g. ["c2", [30.0, 34.5]]."""
 )
 
 BUDGET_EXHAUSTED = "No more tool calls are allowed. Give your final answer now, in the <answer> format."

@@ -20,6 +20,10 @@ class ToolTurn(BaseModel):
     arguments: dict | None = None
     frames_spent: int = 0
     error: str | None = None
+    window: tuple[float, float] | None = Field(
+        default=None,
+        description="The [start_seconds, end_seconds) window zoom or dense_sample looked at, clip handles resolved.",
+    )
     summary: str = Field(default="", description="The result's text blocks (images referenced, not stored).")
     images: int = 0
 

@@ -3,7 +3,9 @@
 TRL exposes every public method of the environment class as a tool, with the schema read from
 its signature and docstring. Subclassing :class:`foveate.tools.toolbox.VideoToolbox` makes those the very
 ``retrieve``/``zoom``/``dense_sample`` methods the agent loop dispatches to (same schemas, same
-validation, same error texts, same frame budget); this class only adds ``reset``.
+validation, same error texts, same frame budget, same clip handles); this class only adds ``reset``.
+A rollout's handles (``handles``, c1, c2, ... from its retrieve calls) stay on the environment until
+the next ``reset``, so the rewards resolve the handles its answer cites as the agent loop does.
 
 The episode's first turn is split between the dataset row and ``reset``: the row's ``prompt`` holds
 the system turn and the question text, and ``reset`` returns the rest of the agent's first user

@@ -289,6 +289,14 @@ def answer_test(out: Path, runs: list[tuple[str, Path, str]], embedder: str, age
     return paths
 
 
+def _looked_window(turn) -> tuple[float, float]:
+    """The window a zoom / dense_sample turn looked at (clip handles resolved); traces written before
+    turns recorded it give it only in their arguments."""
+    if turn.window is not None:
+        return turn.window
+    return float(turn.arguments["start"]), float(turn.arguments["end"])
+
+
 def look_metrics(trace: Path) -> dict:
     """Where an agent run looked: the share of questions where a window it zoomed on or densely sampled
     (and got frames from) overlaps the gold evidence, and its executed tool calls per question."""
@@ -299,11 +307,7 @@ def look_metrics(trace: Path) -> dict:
     for traj in read_trajectories(trace):
         n += 1
         turns = [t for s in traj.steps for t in s.tool_turns if t.name and t.error is None]
-        windows = [
-            (float(t.arguments["start"]), float(t.arguments["end"]))
-            for t in turns
-            if t.name in ("zoom", "dense_sample") and t.frames_spent > 0
-        ]
+        windows = [_looked_window(t) for t in turns if t.name in ("zoom", "dense_sample") and t.frames_spent > 0]
         found += temporal_iou(windows, list(traj.gold_evidence or [])) > 0
         executed += len(turns)
     return {"n": n, "looked_at_evidence": found / n if n else None, "executed_tool_calls": executed / n if n else None}
