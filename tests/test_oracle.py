@@ -1,7 +1,9 @@
 """The oracle's SFT episodes: every path runs in the agent loop and ends with the gold answer and evidence;
-its wrong guesses come from what retrieval really returned, and it names the clip that matches."""
+its wrong guesses come from what retrieval really returned, and it names the clip that matches by the
+handle the retrieve tool prints."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from foveate.agent.answer import parse_answer
 from foveate.agent.config import AgentConfig
 from foveate.memory.config import IngestConfig
+from foveate.tools import ClipHandles
 from foveate.training.assets import event_log, world_rows
 from foveate.training.episodes import oracle_episodes
 from foveate.training.oracle import OracleConfig, OraclePolicy
@@ -36,6 +39,20 @@ def memory(world, tiny_embedder_spec, tmp_path_factory):
 
 def _calls(outputs):
     return [json.loads(o.split("<tool_call>")[1].split("</tool_call>")[0]) for o in outputs if "<tool_call>" in o]
+
+
+def _handles(hits) -> dict:
+    """The handles one retrieve call (an episode's first) gives ``hits``."""
+    handles = ClipHandles()
+    for h in hits:
+        handles.name(h.start_seconds, h.end_seconds)
+    return handles.as_dict()
+
+
+def _printed_handles(summary: str) -> dict:
+    """``{handle: (start, end)}`` as a retrieve result's lines print them (seconds to 0.1)."""
+    lines = (re.match(r"^(c\d+) \[[\d:]+-[\d:]+\) ([\d.]+)-([\d.]+)s", line) for line in summary.splitlines())
+    return {m[1]: (float(m[2]), float(m[3])) for m in lines if m}
 
 
 def test_oracle_episodes_run_in_the_agent_and_cite_the_gold_evidence(world, memory):
@@ -67,20 +84,15 @@ def test_wrong_first_guess_is_the_top_retrieved_clip_when_it_misses(world, memor
         calls = _calls(outputs)
         query, k = calls[0]["arguments"]["query"], calls[0]["arguments"]["k"]
         hits = memory.search(query, k)
+        handles = _handles(hits)
         overlapping = [
             i for i, h in enumerate(hits, 1) if any(h.start_seconds < e and s < h.end_seconds for s, e in row.evidence)
         ]
         if not overlapping or overlapping[0] > 1:  # the top clip misses every event: look at it first, then correct
             checked += 1
-            assert calls[1] == {
-                "name": "zoom",
-                "arguments": {
-                    "start": round(hits[0].start_seconds, 1),
-                    "end": round(hits[0].end_seconds, 1),
-                    "num_frames": 2,
-                },
-            }
-            s, e = calls[2]["arguments"]["start"], calls[2]["arguments"]["end"]
+            assert calls[1] == {"name": "zoom", "arguments": {"clip": "c1", "num_frames": 2}}
+            assert handles["c1"] == (hits[0].start_seconds, hits[0].end_seconds)
+            s, e = calls[2]["arguments"]["start"], calls[2]["arguments"]["end"]  # its own window: seconds
             assert any(s < ee and ss < e for ss, ee in row.evidence)
         first = [
             i
@@ -88,7 +100,7 @@ def test_wrong_first_guess_is_the_top_retrieved_clip_when_it_misses(world, memor
             if h.start_seconds < row.evidence[0][1] and row.evidence[0][0] < h.end_seconds
         ]
         if first and calls[-1]["name"] == "zoom":  # the clip it names shows the window it then looks at
-            named += outputs[len(calls) - 1].startswith(f"Clip {first[0]} (")
+            named += outputs[len(calls) - 1].startswith(f"Clip {list(handles)[first[0] - 1]} (")
         final = parse_answer(outputs[-1], len(row.options or []), memory.duration_seconds)
         assert final.valid and final.choice == row.answer
     assert checked >= 1 and named >= 1, (checked, named)
@@ -109,13 +121,13 @@ def test_retrieved_mode_looks_only_at_what_retrieval_shows_and_cites_it(world, m
         kept += 1
         calls = _calls(outputs)
         assert calls[0]["name"] == "retrieve"
-        query_hits = memory.search(calls[0]["arguments"]["query"], calls[0]["arguments"]["k"])
-        listed = {(round(h.start_seconds, 1), round(h.end_seconds, 1)) for h in query_hits}
-        looked = [(c["arguments"]["start"], c["arguments"]["end"]) for c in calls[1:]]
-        assert looked and set(looked) <= listed
-        assert all(any(s < e and ss < ee for ss, ee in row.evidence) for s, e in looked)  # each look shows the event
-        final = parse_answer(outputs[-1], len(row.options or []), memory.duration_seconds)
-        assert final.valid and final.choice == row.answer and [tuple(s) for s in final.evidence] == looked
+        handles = _handles(memory.search(calls[0]["arguments"]["query"], calls[0]["arguments"]["k"]))
+        assert all(set(c["arguments"]) & {"start", "end"} == set() for c in calls[1:])  # handles, not seconds
+        looked = [handles[c["arguments"]["clip"]] for c in calls[1:]]
+        assert looked and all(any(s < ee and ss < e for ss, ee in row.evidence) for s, e in looked)  # shows the event
+        final = parse_answer(outputs[-1], len(row.options or []), memory.duration_seconds, handles)
+        assert final.valid and final.choice == row.answer and final.evidence == looked
+        assert json.loads(outputs[-1][8:-9])["evidence"] == [c["arguments"]["clip"] for c in calls[1:]]
     assert kept >= 1
     # The same rows through the agent loop: executed, none forced, no tool errors.
     episodes = list(
@@ -127,3 +139,8 @@ def test_retrieved_mode_looks_only_at_what_retrieval_shows_and_cites_it(world, m
     assert all(
         t.error is None and t.frames_spent > 0 for ep in episodes for s in ep.trajectory.steps for t in s.tool_turns
     )
+    for ep in episodes:  # the handles the oracle wrote are the ones the retrieve tool printed
+        retrieve, *looks = [t for s in ep.trajectory.steps for t in s.tool_turns]
+        printed = _printed_handles(retrieve.summary)
+        assert looks and all(printed[t.arguments["clip"]] == tuple(round(x, 1) for x in t.window) for t in looks)
+        assert ep.trajectory.answer.evidence == [t.window for t in looks]

@@ -9,10 +9,15 @@ its query will get, as a controller reads the tool result: it names the clip tha
 when the top clip misses the event it sometimes checks that clip first and then corrects itself,
 so its wrong guesses are the ones retrieval really suggests.
 
+Where it looks at a retrieved clip it writes the clip's handle (``zoom(clip="c1")``), as the
+retrieve tool prints it: the oracle numbers the hits with the tool's own
+:class:`foveate.tools.handles.ClipHandles`, in the order its retrieve calls run. Windows of its
+own (padded event windows, wrong guesses) are written in seconds.
+
 With ``look_at="retrieved"`` it uses the ground truth only to choose among what the tools show:
-it always retrieves, looks at the retrieved clips that show the event (their exact spans), and
-cites the windows it looked at. Every number it writes is then one a controller can read off
-the retrieve result, so a small model trained on it can learn the procedure rather than memorise
+it always retrieves, looks at the retrieved clips that show the event (by handle), and cites
+those handles as evidence. Everything it writes is then something a controller can read off the
+retrieve result, so a small model trained on it can learn the procedure rather than memorise
 event times; a question whose event no retrieved clip shows gets no episode.
 
 Its outputs are only text; :func:`training.episodes.run_scripted` executes them in the agent's
@@ -32,6 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from foveate.agent.answer import LETTERS, Answer, format_answer
 from foveate.agent.config import AgentConfig
 from foveate.agent.records import ManifestRow
+from foveate.tools.handles import ClipHandles
+from foveate.tools.toolbox import MAX_DENSE_FRAMES
 
 Span = tuple[float, float]
 
@@ -135,47 +142,55 @@ class OraclePolicy:
         if not row.evidence or row.answer is None:
             raise ValueError(f"{row.id}: the oracle needs a ground-truth answer and evidence")
         spans = [tuple(s) for s in row.evidence]
+        handles = ClipHandles()  # what the episode's retrieve calls will name the clips, call after call
+        cite: list[str | Span] = spans
         if self.config.look_at == "retrieved":
             if search is None:
                 raise ValueError("look_at='retrieved' needs the memory's search function")
-            planned = self._plan_retrieved(row, log, spans, rng, search)
+            planned = self._plan_retrieved(row, log, spans, rng, search, handles)
             if planned is None:
                 return None
-            calls, spans = planned
+            calls, cite = planned
         else:
-            calls = self._plan(row, log, spans, duration_seconds, rng, search)
-        return [self._say(text, rng) + call for text, call in calls] + [self._answer(row, spans)]
+            calls = self._plan(row, log, spans, duration_seconds, rng, search, handles)
+        return [self._say(text, rng) + call for text, call in calls] + [self._answer(row, cite)]
 
     def _plan_retrieved(
-        self, row: ManifestRow, log, spans: list[Span], rng: np.random.Generator, search: Callable[[str, int], list]
-    ) -> tuple[list[tuple[str, str]], list[Span]] | None:
-        """Retrieve, then look at the retrieved clips that show the event; cite those clips."""
+        self,
+        row: ManifestRow,
+        log,
+        spans: list[Span],
+        rng: np.random.Generator,
+        search: Callable[[str, int], list],
+        handles: ClipHandles,
+    ) -> tuple[list[tuple[str, str]], list[str]] | None:
+        """Retrieve, then look at the retrieved clips that show the event; cite those clips' handles."""
         subject = _subject(row, log, spans[0])
         k = int(rng.choice([3, 5]))
         query = _query(subject, rng)
         hits = search(query, k)
-        matching = [(rank, h) for rank, h in enumerate(hits, 1) if _overlaps((h.start_seconds, h.end_seconds), spans)]
+        names = [handles.name(h.start_seconds, h.end_seconds) for h in hits]
+        matching = [(n, h) for n, h in zip(names, hits) if _overlaps((h.start_seconds, h.end_seconds), spans)]
         looks = max(0, self.agent.max_steps - 3)  # after the retrieve call, before the answer turn
         if not matching or looks == 0:
             return None
         frames_left = (self.agent.max_frames or 10**6) - k - 1  # the last frame keeps the budget from running out
         calls = [(f"Let me find {subject}.", tool_call("retrieve", query=query, k=k))]
-        cited: list[Span] = []
-        for rank, hit in matching[: looks if row.task == "counting" else 1]:
-            s, e = round(hit.start_seconds, 1), round(hit.end_seconds, 1)
-            seen = f"Clip {rank} ({s:.1f}-{e:.1f}s) shows {subject}."
+        cited: list[str] = []
+        for name, hit in matching[: looks if row.task == "counting" else 1]:
+            seen = f"Clip {name} ({hit.start_seconds:.1f}-{hit.end_seconds:.1f}s) shows {subject}."
             if row.task == "direction" or rng.random() < self.config.p_dense:
                 fps = 2.0
-                n = math.ceil((e - s) * fps)
-                call = tool_call("dense_sample", start=s, end=e, fps=fps)
+                n = min(MAX_DENSE_FRAMES, math.ceil((hit.end_seconds - hit.start_seconds) * fps))  # as the tool counts
+                call = tool_call("dense_sample", clip=name, fps=fps)
             else:
                 n = int(rng.choice([2, 3, 4]))
-                call = tool_call("zoom", start=s, end=e, num_frames=n)
+                call = tool_call("zoom", clip=name, num_frames=n)
             if n > frames_left:
                 break
             frames_left -= n
             calls.append((seen, call))
-            cited.append((s, e))
+            cited.append(name)
         return (calls, cited) if cited else None
 
     def _plan(
@@ -185,12 +200,13 @@ class OraclePolicy:
         spans: list[Span],
         duration: float,
         rng: np.random.Generator,
-        search: Callable[[str, int], list] | None = None,
+        search: Callable[[str, int], list] | None,
+        handles: ClipHandles,
     ) -> list[tuple[str, str]]:
         c = self.config
         subject = _subject(row, log, spans[0])
         plan: list[tuple[str, str, int]] = []  # (thought, call, frames it spends)
-        match = None  # (rank, hit) of the first retrieved clip that shows the event
+        match = None  # (handle, hit) of the first retrieved clip that shows the event
         if rng.random() >= c.p_skip_retrieve:
             k = int(rng.choice([3, 5]))
             query = _query(subject, rng)
@@ -198,13 +214,10 @@ class OraclePolicy:
             if len(spans) == 1 and row.task in ("needle", "grounding", "text") and rng.random() < c.p_retrieve_only:
                 return [(t, call) for t, call, _ in plan]
             hits = search(query, k) if search is not None else []
+            names = [handles.name(h.start_seconds, h.end_seconds) for h in hits]
             # The clip named before the look must show the window looked at (the first evidence span).
             match = next(
-                (
-                    (rank, h)
-                    for rank, h in enumerate(hits, 1)
-                    if _overlaps((h.start_seconds, h.end_seconds), spans[:1])
-                ),
+                ((n, h) for n, h in zip(names, hits) if _overlaps((h.start_seconds, h.end_seconds), spans[:1])),
                 None,
             )
             top_misses = bool(hits) and not _overlaps((hits[0].start_seconds, hits[0].end_seconds), spans)
@@ -212,10 +225,8 @@ class OraclePolicy:
                 top = hits[0]
                 plan.append(
                     (
-                        f"Checking clip 1 ({top.start_seconds:.1f}-{top.end_seconds:.1f}s) first.",
-                        tool_call(
-                            "zoom", start=round(top.start_seconds, 1), end=round(top.end_seconds, 1), num_frames=2
-                        ),
+                        f"Checking clip {names[0]} ({top.start_seconds:.1f}-{top.end_seconds:.1f}s) first.",
+                        tool_call("zoom", clip=names[0], num_frames=2),
                         2,
                     )
                 )
@@ -242,7 +253,7 @@ class OraclePolicy:
         subject: str,
         duration: float,
         rng: np.random.Generator,
-        match: tuple[int, object] | None = None,
+        match: tuple[str, object] | None = None,
     ) -> list[tuple[str, str, int]]:
         if row.task == "counting":
             looks = []
@@ -257,9 +268,9 @@ class OraclePolicy:
             return [(f"Following the motion of {subject}.", tool_call("dense_sample", start=s, end=e, fps=fps), n)]
         n = int(rng.choice([2, 3, 4]))
         if match is not None:
-            rank, hit = match
+            name, hit = match
             thought = (
-                f"Clip {rank} ({hit.start_seconds:.1f}-{hit.end_seconds:.1f}s) shows {subject}; "
+                f"Clip {name} ({hit.start_seconds:.1f}-{hit.end_seconds:.1f}s) shows {subject}; "
                 f"looking closer at {s:.0f}-{e:.0f}s."
             )
         else:
@@ -280,10 +291,11 @@ class OraclePolicy:
         return thought + "\n" if rng.random() < self.config.p_thought else ""
 
     @staticmethod
-    def _answer(row: ManifestRow, spans: list[Span]) -> str:
+    def _answer(row: ManifestRow, cite: list[str | Span]) -> str:
+        """The final answer citing ``cite``: evidence spans in seconds, or clip handles."""
         if row.options:
             choice = row.answer.strip().upper()[:1]
             text = row.options[LETTERS.index(choice)]
         else:
             choice, text = None, row.answer
-        return format_answer(Answer(text=text, choice=choice, evidence=spans))
+        return format_answer(Answer(text=text, choice=choice), cite)
