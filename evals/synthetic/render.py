@@ -206,6 +206,20 @@ class FrameComposer:
         self.v[y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2] = 128
 
 
+def render_frame(log: EventLog, t: float) -> np.ndarray:
+    """The frame at ``t`` seconds as ``(H, W, 3) uint8`` RGB, drawn straight from the log (no video).
+
+    The composition :func:`render_video` encodes at ``t`` (before compression), converted to RGB by
+    libswscale as PyAV's ``to_ndarray(format="rgb24")`` converts decoded frames, so it looks like
+    what the agent's tools decode.
+    """
+    scene = log.scene_at(t)
+    sprites = [s for s in log.sprites if s.start_seconds <= t < s.end_seconds]
+    cards = [c for c in log.cards if c.start_seconds <= t < c.end_seconds]
+    yuv = FrameComposer(log).compose(t, scene, sprites, cards)
+    return av.VideoFrame.from_ndarray(yuv, format="yuv420p").to_ndarray(format="rgb24")
+
+
 def _encoder_options(log: EventLog, preset: str) -> dict[str, str]:
     keyint = max(1, 5 * log.fps)
     # Diamond search and subme 1 cut encode time by a quarter against plain veryfast; the motion
