@@ -233,7 +233,124 @@ class ClipRunConfig(Section):
     )
 
 
-CONFIGS: dict[str, type[Section]] = {"sft": SFTRunConfig, "grpo": GRPORunConfig, "clip": ClipRunConfig}
+class PretrainMix(Section):
+    """Weights of the task families; reading examples are one agent episode cut after the turn they train."""
+
+    search: float = Field(
+        default=1.0, ge=0, description="Question -> retrieve call whose query copies the question's subject."
+    )
+    look: float = Field(
+        default=1.0,
+        ge=0,
+        description="... -> retrieve result and a thought naming a clip -> zoom on that clip's handle (or times).",
+    )
+    cite: float = Field(
+        default=1.0, ge=0, description="... -> zoom result -> answer whose evidence copies the handle (or span)."
+    )
+    caption: float = Field(default=1.0, ge=0, description="A world frame -> the world's caption of it.")
+
+    @model_validator(mode="after")
+    def _check_some(self) -> PretrainMix:
+        if self.search + self.look + self.cite + self.caption <= 0:
+            raise ValueError("mix: at least one of search, look, cite and caption must be > 0")
+        return self
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {"search": self.search, "look": self.look, "cite": self.cite, "caption": self.caption}
+
+
+class ReadTasks(Section):
+    max_clips: int = Field(default=5, ge=1, le=10, description="Retrieve results list 1 to this many clips.")
+    p_second_search: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Probability of a second retrieve round (its handles continue the first's).",
+    )
+    p_times: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Probability that a look names its window by times rather than by handle "
+        "(the answer then cites the span).",
+    )
+    p_by_rank: float = Field(
+        default=0.3, ge=0, le=1, description="Probability that the thought names the clip by rank rather than by span."
+    )
+    p_bare: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Probability that a training episode drops the system prompt and tool block (~1,000 tokens): "
+        "from random init, attention finds the text to copy far sooner in a short context. Held-out episodes "
+        "always have the agent's full prompt.",
+    )
+    heldout_fraction: float = Field(
+        default=0.25,
+        gt=0,
+        lt=1,
+        description="Fraction of colour+shape subjects never trained on; held-out episodes ask about them.",
+    )
+
+
+class CaptionTasks(Section):
+    width: int = Field(default=160, ge=64, le=640, multiple_of=2, description="Frame width, pixels.")
+    height: int = Field(default=120, ge=64, le=480, multiple_of=2, description="Frame height, pixels.")
+    minutes: float = Field(default=1.0, gt=0, le=10, description="Length of the world logs frames are drawn from.")
+
+
+class PretrainRunConfig(Section):
+    output_dir: RelPath | None = Field(
+        default=None, description="Where the controller and metrics.json go; --output-dir overrides it."
+    )
+    seed: int = Field(default=0, description="Seed for the generated data and training.")
+    model: ModelSection = Field(description="The controller to pretrain (all weights are trained, no LoRA).")
+    steps: int = Field(default=600, ge=1, description="Optimizer steps (each on freshly generated examples).")
+    batch_size: int = Field(default=8, ge=1, description="Examples per step.")
+    learning_rate: float = Field(default=3e-3, gt=0, description="AdamW peak learning rate.")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    warmup_steps: int = Field(default=20, ge=0, description="Linear warm-up steps.")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        default="cosine", description="After warm-up: constant, or cosine decay to a tenth of the peak."
+    )
+    max_grad_norm: float = Field(default=1.0, gt=0, description="Gradient clipping norm.")
+    mix: PretrainMix = Field(default_factory=PretrainMix, description="Task families and their weights.")
+    read: ReadTasks = Field(default_factory=ReadTasks, description="How reading episodes are drawn.")
+    caption: CaptionTasks = Field(default_factory=CaptionTasks, description="How captioned frames are drawn.")
+    eval_examples: int = Field(default=48, ge=1, description="Held-out examples per task family.")
+    eval_every: int = Field(
+        default=0,
+        ge=0,
+        description="Score the held-out examples every this many steps too (0: before and after only).",
+    )
+    log_every: int = Field(default=10, ge=1, description="Log the mean training loss every this many steps.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _train_vision_for_captions(cls, data: Any) -> Any:
+        """Captions train the vision tower, so it trains unless the config says otherwise."""
+        if isinstance(data, dict) and isinstance(data.get("model"), dict) and "train_vision" not in data["model"]:
+            mix = data.get("mix")
+            captions = mix.get("caption", 1.0) if isinstance(mix, dict) else getattr(mix, "caption", 1.0)
+            data = {**data, "model": {**data["model"], "train_vision": bool(captions)}}
+        return data
+
+    @model_validator(mode="after")
+    def _check_vision(self) -> PretrainRunConfig:
+        if self.mix.caption > 0 and not self.model.train_vision:
+            raise ValueError(
+                "captions train the vision tower; set model.train_vision: true (or mix.caption: 0 for reading only)"
+            )
+        return self
+
+
+CONFIGS: dict[str, type[Section]] = {
+    "sft": SFTRunConfig,
+    "grpo": GRPORunConfig,
+    "clip": ClipRunConfig,
+    "pretrain": PretrainRunConfig,
+}
 
 
 def trl_config(kind: str, values: dict[str, Any], output_dir: Path, **ours: Any):

@@ -1,0 +1,610 @@
+"""Pretraining the controller to read and to see, on data the synthetic world makes in any amount.
+
+A controller built from random init (evals/synthetic/tiny_controller.py) learns from a few hundred
+oracle episodes only what those episodes show: it does not learn to *read* (copy the question's
+subject into a retrieve query, a clip's handle or times from a tool result into a zoom call and
+into the answer's evidence) nor to *see* (tell a red star from a blue circle). Real VLMs bring
+both from pretraining; this stage gives the small controller a little of each, mixed:
+
+- reading episodes, text only, in the agent's chat and tool-call format (its system prompt, the
+  tool schemas, ``<tool_call>`` and ``<answer>``), drawn at random: a question about a subject; a
+  retrieve call whose query copies it; a result listing handles ``c1``..``ck`` (numbered across
+  the episode) with their spans; a thought naming one clip by span or rank and a zoom on that
+  clip's handle (or its times); the zoom's result; a thought naming the answer and the answer
+  JSON citing the handle (or the span). Loss on the assistant turns, as in SFT.
+- captioned frames: a frame drawn straight from a world event log (no video is encoded or
+  decoded) in a user turn -> the world's caption of it (evals.synthetic.captions).
+
+Held-out scores, before and after: *teacher-forced argmax* over the tokens of each copied span
+(query, handle, times, evidence) and of the colour, shape and card word of a caption. A span
+counts when each of its tokens is the model's argmax given the true text before it, which is
+exactly when greedy decoding from the span's start writes it. Held-out reading episodes ask about
+colour+shape subjects never trained on (with fresh times and handles); held-out frames come from
+the world's val split.
+
+Why a plain PyTorch loop rather than TRL's SFTTrainer: examples are drawn fresh every step (there
+is no dataset to hold), and the ~1,000 tokens of system prompt and tool block are the same in
+every reading episode, so their keys and values are computed once per batch and shared by its
+examples (same loss and gradients, several times less compute on CPU).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from foveate.agent.answer import LETTERS
+from foveate.agent.prompts import SYSTEM_PROMPT, question_text
+from foveate.evals.synthetic.events import COLOURS, DIRECTIONS, RARE_SHAPES, SHAPES, SPLIT_SEEDS, SPLIT_SIZE, WORDS
+from foveate.memory.blocks import image_block, text_block
+from foveate.memory.errors import FoveateError
+from foveate.memory.overview import format_time
+from foveate.memory.video_memory import ClipHit
+from foveate.training.collator import PAD_VALUES
+from foveate.training.config import CaptionTasks, PretrainRunConfig, ReadTasks
+from foveate.training.oracle import tool_call
+
+logger = logging.getLogger(__name__)
+
+HOLDOUT_SEED = 7_001  # which subjects are held out: fixed, so every run and seed scores the same strings
+EVAL_SEED = 7_002  # the held-out examples themselves
+CAPTION_PROMPT = "What does this frame show?"
+COPY_SKILLS = ("query", "handle", "times", "evidence")
+FAMILIES = ("search", "look", "cite", "caption")
+KINDS = ("read", "read_bare", "caption")  # rendered alike within a kind: full agent prompt, no prompt, image
+SPRITE_RE = re.compile(r"^a (\w+) (\w+) moving ")
+CARD_RE = re.compile(r"^a text card reading '([A-Z]+)'")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Characters ``[start, end)`` of assistant turn ``turn`` that copy something (scored held out)."""
+
+    skill: str
+    turn: int
+    start: int
+    end: int
+
+
+@dataclass
+class Example:
+    kind: str  # one of KINDS
+    messages: list[dict]  # agent messages; image blocks hold PIL images
+    targets: list[Target] = field(default_factory=list)
+
+
+# ---- reading episodes -----------------------------------------------------------------------
+def subjects(heldout_fraction: float) -> tuple[list[str], list[str]]:
+    """(trained, held-out) colour+shape subjects, e.g. 'green triangle'."""
+    pairs = [f"{c} {s}" for c in COLOURS for s in SHAPES + RARE_SHAPES]
+    order = np.random.default_rng(HOLDOUT_SEED).permutation(len(pairs))
+    n = max(1, round(heldout_fraction * len(pairs)))
+    return [pairs[i] for i in sorted(order[n:])], [pairs[i] for i in sorted(order[:n])]
+
+
+def _question(rng: np.random.Generator, subject: str) -> tuple[str, list[str], str]:
+    """(question, five options, what a retrieve query copies from it), in the world's question styles."""
+    shape = subject.split()[1]
+    family = int(rng.integers(5))
+    if family == 0:
+        return f"In which direction did the {subject} move?", [*DIRECTIONS, "it did not move"], subject
+    if family == 1:
+        starts = sorted(rng.choice(600, 5, replace=False))
+        return f"When did the {subject} appear?", [f"{format_time(s)}-{format_time(s + 6)}" for s in starts], subject
+    if family == 2:
+        low = int(rng.integers(0, 5))
+        return f"How many times did a {subject} appear?", [str(n) for n in range(low, low + 5)], subject
+    if family == 3:
+        words = [WORDS[i] for i in rng.choice(len(WORDS), 5, replace=False)]
+        return f"What word appeared on the first text card after the {subject}?", words, subject
+    colours = [list(COLOURS)[i] for i in rng.choice(len(COLOURS), 5, replace=False)]
+    return f"What colour was the {shape}?", colours, shape
+
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
+class ListedClips:
+    """A stand-in for a VideoMemory in text-only episodes: ``search`` returns the hits it was handed,
+    frames are blank and no motion is measured. The real toolbox runs over it, so tool results are
+    the tools' own text (handles, spans, timestamps, frame budget); their images are then dropped."""
+
+    has_clip_index = True
+    has_transcript = False
+
+    def __init__(self, duration_seconds: float) -> None:
+        self.duration_seconds = duration_seconds
+        self.hits: list[ClipHit] = []
+
+    def search(self, query: str, k: int = 5) -> list[ClipHit]:
+        return self.hits[:k]
+
+    def clip_thumbnail(self, clip_id: int) -> np.ndarray:
+        return np.zeros((2, 2, 3), np.uint8)
+
+    def frames_at(self, times_seconds, max_side: int = 448) -> np.ndarray:
+        return np.zeros((len(times_seconds), 2, 2, 3), np.uint8)
+
+    def frames_window(self, start_seconds: float, end_seconds: float, fps: float, max_side: int = 224):
+        times = np.arange(start_seconds, end_seconds, 1.0 / fps, dtype=np.float64)  # as memory.frames does
+        return times, self.frames_at(times)
+
+    def motion_in(self, start_seconds: float, end_seconds: float) -> None:
+        return None
+
+
+class ReadEpisode:
+    """One reading episode in the agent's messages, cut after the turn its stage trains, and the spans
+    its assistant turns copy."""
+
+    def __init__(self, rng: np.random.Generator, tasks: ReadTasks, bare: bool = False) -> None:
+        from foveate.tools.toolbox import VideoToolbox
+
+        self.rng, self.tasks = rng, tasks
+        self.kind = "read_bare" if bare else "read"
+        self.messages: list[dict] = [] if bare else [{"role": "system", "content": [text_block(SYSTEM_PROMPT)]}]
+        self.targets: list[Target] = []
+        self.turns = 0
+        self.clip_seconds = float(rng.choice([2.0, 4.0, 5.0, 8.0]))
+        self.memory = ListedClips(float(rng.integers(60, 1800)))
+        self.toolbox = VideoToolbox(self.memory, max_frames=int(rng.choice([48, 64])))  # never runs out: <= 42 spent
+        self.seen: list[ClipHit] = []
+
+    def build(self, subject: str, stage: str) -> Example:
+        """Ask about ``subject``; search and look (twice when a first look is a detour); answer.
+        ``stage`` (search, look or cite) is the last turn kept."""
+        question, options, query = _question(self.rng, subject)
+        options = [options[i] for i in self.rng.permutation(len(options))]
+        text = question_text(question, options, self.memory.duration_seconds)
+        self.messages.append({"role": "user", "content": [text_block(text)]})
+        rounds = 2 if self.rng.random() < self.tasks.p_second_search else 1
+        cited: str | list[float] = ""
+        for r in range(rounds):
+            # The oracle's query forms (training/oracle.py); the subject inside is what is copied and scored.
+            q = str(self.rng.choice([f"a {query}", f"the {query}", f"a {query} crossing the screen"]))
+            k = int(self.rng.integers(1, self.tasks.max_clips + 1))
+            thought = (
+                "Not there; searching again.\n"
+                if r
+                else (f"Let me find the {query}.\n" if self.rng.random() < 0.5 else "")
+            )
+            self._say(thought + tool_call("retrieve", query=q, k=k), [("query", query, '"query": ')])
+            if stage == "search":
+                return Example(self.kind, self.messages, self.targets)
+            self.memory.hits = self._hits(k)
+            self._tool("retrieve", {"query": q, "k": k})
+            rank = int(self.rng.integers(k))
+            final = r == rounds - 1
+            cited = self._look(self.memory.hits[rank], rank, subject, final, last=final and stage == "look")
+        if stage == "look":
+            return Example(self.kind, self.messages, self.targets)
+        self._answer(options, int(self.rng.integers(len(options))), cited)
+        return Example(self.kind, self.messages, self.targets)
+
+    def _hits(self, k: int) -> list[ClipHit]:
+        """``k`` clips, some of them (on a second search) clips an earlier search returned."""
+        n_clips = int(self.memory.duration_seconds // self.clip_seconds)
+        hits: list[ClipHit] = []
+        for score in sorted(self.rng.uniform(0.15, 0.45, k), reverse=True):
+            old = [h for h in self.seen if h not in hits]
+            if old and self.rng.random() < 0.3:
+                hit = old[int(self.rng.integers(len(old)))]
+            else:
+                taken = {h.clip_id for h in self.seen + hits}
+                clip_id = int(self.rng.choice([c for c in range(n_clips) if c not in taken]))
+                start = clip_id * self.clip_seconds
+                hit = ClipHit(clip_id=clip_id, start_seconds=start, end_seconds=start + self.clip_seconds, score=0.0)
+            hits.append(hit.model_copy(update={"score": round(float(score), 3)}))
+        self.seen += [h for h in hits if h.clip_id not in {s.clip_id for s in self.seen}]
+        return hits
+
+    def _say(self, text: str, copies: list[tuple[str, str, str]]) -> None:
+        """An assistant turn; ``copies`` are (skill, copied text, the key it follows)."""
+        for skill, value, after in copies:
+            start = text.index(value, text.index(after) + len(after))
+            self.targets.append(Target(skill, self.turns, start, start + len(value)))
+        self.messages.append({"role": "assistant", "content": [text_block(text)]})
+        self.turns += 1
+
+    def _tool(self, name: str, arguments: dict) -> None:
+        """Run the call on the real toolbox; the observation keeps its text blocks (images dropped)."""
+        from foveate.tools.toolbox import dispatch
+
+        result = dispatch(self.toolbox, name, arguments)
+        if result.error is not None:
+            raise FoveateError(f"reading episode: {name}({arguments}) failed: {result.error}")
+        blocks = [b for b in result.blocks if b["type"] == "text"]
+        self.messages.append({"role": "tool", "name": name, "content": blocks})
+
+    def _look(self, hit: ClipHit, rank: int, subject: str, final: bool, last: bool) -> str | list[float]:
+        """Name a clip in a thought, look at it by handle (or times); returns what the answer cites.
+        ``last``: the episode ends with this call (no tool result)."""
+        s, e = hit.start_seconds, hit.end_seconds
+        handle = {span: h for h, span in self.toolbox.handles.items()}[(s, e)]
+        by_rank = self.rng.random() < self.tasks.p_by_rank
+        named = f"the {ORDINALS[rank]} clip" if by_rank else f"the clip at {s:.1f}-{e:.1f}s"
+        thought = f"{named[0].upper()}{named[1:]} shows the {subject}.\n" if final else f"Checking {named} first.\n"
+        n = int(self.rng.choice([2, 3, 4]))
+        if self.rng.random() < self.tasks.p_times:
+            name, arguments, cited = "zoom", {"start": s, "end": e, "num_frames": n}, [s, e]
+            copies = [("times", json.dumps(s), '"start": '), ("times", json.dumps(e), '"end": ')]
+        else:
+            dense = self.rng.random() < 0.2
+            name, cited = ("dense_sample", handle) if dense else ("zoom", handle)
+            arguments = {"clip": handle, "fps": 2.0} if dense else {"clip": handle, "num_frames": n}
+            copies = [("handle", handle, '"clip": ')]
+        self._say(thought + tool_call(name, **arguments), copies)
+        if not last:
+            self._tool(name, arguments)
+        return cited
+
+    def _answer(self, options: list[str], index: int, cited: str | list[float]) -> None:
+        from foveate.agent.answer import Answer, format_answer
+
+        letter, text = LETTERS[index], options[index]
+        answer = format_answer(Answer(text=text, choice=letter), [cited if isinstance(cited, str) else tuple(cited)])
+        value = cited if isinstance(cited, str) else f"{json.dumps(cited[0])}, {json.dumps(cited[1])}"
+        self._say(f"The answer is {letter}: {text}.\n{answer}", [("evidence", value, '"evidence": ')])
+
+
+# ---- captioned frames -----------------------------------------------------------------------
+@lru_cache(maxsize=256)
+def _world_frames(seed: int, minutes: float, width: int, height: int):
+    """A world log and its captioned frame times (evals.synthetic.captions.frame_captions)."""
+    from foveate.evals.synthetic.captions import frame_captions
+    from foveate.evals.synthetic.events import make_event_log
+
+    log = make_event_log(seed, minutes, 10, (width, height))
+    return log, list(frame_captions(log, seed=seed))
+
+
+def caption_example(rng: np.random.Generator, split: str, tasks: CaptionTasks) -> Example:
+    """A frame of a random ``split`` world log -> its caption; targets: colour and shape, or the card's word."""
+    from foveate.evals.synthetic.render import render_frame
+
+    log, pairs = _world_frames(
+        SPLIT_SEEDS[split] + int(rng.integers(SPLIT_SIZE)), tasks.minutes, tasks.width, tasks.height
+    )
+    t, caption = pairs[int(rng.integers(len(pairs)))]
+    messages = [
+        {"role": "user", "content": [image_block(render_frame(log, t)), text_block(CAPTION_PROMPT)]},
+        {"role": "assistant", "content": [text_block(caption)]},
+    ]
+    targets = []
+    if (m := SPRITE_RE.match(caption)) and m[1] in COLOURS:
+        targets = [Target("colour", 0, m.start(1), m.end(1)), Target("shape", 0, m.start(2), m.end(2))]
+    elif m := CARD_RE.match(caption):
+        targets = [Target("word", 0, m.start(1), m.end(1))]
+    return Example("caption", messages, targets)
+
+
+class TaskSampler:
+    """Draws training examples in the configured mix, and the fixed held-out set (the same families,
+    ``eval_examples`` of each, about held-out subjects and val-split frames)."""
+
+    def __init__(self, config: PretrainRunConfig) -> None:
+        self.config = config
+        self.trained, self.heldout_subjects = subjects(config.read.heldout_fraction)
+        weights = config.mix.weights
+        self.families = [f for f in FAMILIES if weights[f] > 0]
+        p = np.array([weights[f] for f in self.families])
+        self.p = p / p.sum()
+
+    def draw(self, rng: np.random.Generator, n: int) -> list[Example]:
+        families = rng.choice(self.families, n, p=self.p)
+        return [
+            self._one(rng, str(f), self.trained, "train", rng.random() < self.config.read.p_bare) for f in families
+        ]
+
+    def heldout(self) -> list[Example]:
+        rng = np.random.default_rng(EVAL_SEED)
+        n = self.config.eval_examples
+        return [self._one(rng, f, self.heldout_subjects, "val") for f in self.families for _ in range(n)]
+
+    def _one(self, rng: np.random.Generator, family: str, pool: list[str], split: str, bare: bool = False) -> Example:
+        if family == "caption":
+            return caption_example(rng, split, self.config.caption)
+        return ReadEpisode(rng, self.config.read, bare).build(pool[int(rng.integers(len(pool)))], family)
+
+
+# ---- rendering and the forward pass ------------------------------------------------------------
+@dataclass
+class Rendered:
+    kind: str
+    inputs: dict[str, torch.Tensor]  # the collator's per-token fields (no batch dimension) and pixel inputs
+    targets: list[tuple[str, torch.Tensor]] = field(default_factory=list)  # (skill, token positions)
+
+
+class Renderer:
+    """Examples -> model inputs with labels on assistant tokens, rendered as training/collator.py renders
+    SFT examples: reading episodes with the tool schemas, captions (a user turn with one image) without.
+
+    Text-only episodes take the collator's call with ``return_tensors=None``: with tensors,
+    transformers walks the token offsets one tensor element at a time to build the assistant mask
+    (~70 ms for a 2,000-token episode, more than the episode's share of a training step); with
+    lists the same tokens and mask come out ~20 times faster (tests/test_pretrain.py checks they match).
+    """
+
+    def __init__(self, processor) -> None:
+        from foveate.tools.toolbox import tool_schemas
+        from foveate.training.collator import AgentChatCollator
+
+        self.processor, self.tokenizer = processor, processor.tokenizer
+        self.pad_id = processor.tokenizer.pad_token_id
+        self.collators = {
+            "read": AgentChatCollator(processor, tool_schemas()),
+            "read_bare": AgentChatCollator(processor, []),
+            "caption": AgentChatCollator(processor, []),
+        }
+
+    def _render_text(self, messages: list[dict], kind: str) -> dict[str, torch.Tensor]:
+        from foveate.agent.backends.hf import prepare_messages
+
+        collator = self.collators[kind]
+        messages, tools = prepare_messages(messages, collator.tools, self.processor)
+        out = self.processor.apply_chat_template(
+            [messages],
+            tools=tools,
+            chat_template=collator.chat_template,
+            tokenize=True,
+            return_dict=True,
+            return_assistant_tokens_mask=True,
+            processor_kwargs={"add_special_tokens": False},
+        )
+        ids = torch.tensor(out["input_ids"][0])
+        return {"input_ids": ids, "labels": torch.where(torch.tensor(out["assistant_masks"][0]).bool(), ids, -100)}
+
+    def __call__(self, example: Example, score: bool = False) -> Rendered:
+        if example.kind != "caption":
+            inputs = self._render_text(example.messages, example.kind)
+        else:
+            inputs = self.collators["caption"].render(example.messages)
+        if not score:
+            return Rendered(example.kind, inputs)
+        positions = (inputs["labels"] != -100).nonzero().flatten()
+        runs = torch.tensor_split(positions, (torch.diff(positions) > 1).nonzero().flatten() + 1)
+        texts = [m["content"][0]["text"] for m in example.messages if m["role"] == "assistant"]
+        if len(runs) != len(texts):
+            raise FoveateError(f"{len(texts)} assistant turns rendered as {len(runs)} labelled runs")
+        targets = []
+        for t in example.targets:
+            pieces = [self.tokenizer.decode([int(i)]) for i in inputs["input_ids"][runs[t.turn]]]
+            if not "".join(pieces).startswith(texts[t.turn]):
+                raise FoveateError(f"assistant turn {t.turn} does not decode to its text: {''.join(pieces)!r}")
+            ends = np.cumsum([len(p) for p in pieces])
+            inside = [i for i, end in enumerate(ends) if end > t.start and end - len(pieces[i]) < t.end]
+            targets.append((t.skill, runs[t.turn][inside]))
+        return Rendered(example.kind, inputs, targets)
+
+
+def _pad(values: list[torch.Tensor], value: int) -> torch.Tensor:
+    longest = max(len(v) for v in values)
+    return torch.stack([torch.nn.functional.pad(v, (0, longest - len(v)), value=value) for v in values])
+
+
+@lru_cache(maxsize=4)
+def _cache_argument(model_class: type) -> str:
+    """transformers 5 calls the cache argument ``cache``, 4.x ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
+def _forward(model, items: list[Rendered], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(logits, input_ids, offset): logits ``(B, L, V)`` for the positions ``offset..offset+L`` of
+    every item, with the items' ``(B, L)`` token ids there (right-padded).
+
+    Text-only items share their common token prefix (system prompt and tool block): its keys and
+    values are computed once and repeated over the batch, the rest attends to them. Positions are
+    passed explicitly, so mrope deltas the model kept from an image batch do not apply.
+    """
+    from transformers import DynamicCache
+
+    if any("pixel_values" in it.inputs for it in items):
+        batch = {k: v for k, v in _collate(items, pad_id).items() if k != "labels"}
+        return model(**batch).logits, batch["input_ids"], 0
+    ids = [it.inputs["input_ids"] for it in items]
+    first_label = min(int((it.inputs["labels"] != -100).nonzero()[0]) for it in items)
+    m = min(min(len(i) for i in ids), first_label - 1)
+    n = int(torch.stack([i[:m] == ids[0][:m] for i in ids]).all(0).int().cumprod(0).sum())
+    if n == 0:
+        batch = {"input_ids": _pad(ids, pad_id)}
+        return model(**batch).logits, batch["input_ids"], 0
+    cache = DynamicCache()
+    model(input_ids=ids[0][None, :n], use_cache=True, **{_cache_argument(type(model)): cache})
+    cache.batch_repeat_interleave(len(items))
+    suffix = _pad([i[n:] for i in ids], pad_id)
+    positions = torch.arange(n, n + suffix.shape[1]).view(1, 1, -1).expand(3, len(items), -1)
+    logits = model(input_ids=suffix, position_ids=positions, use_cache=True, **{_cache_argument(type(model)): cache})
+    return logits.logits, suffix, n
+
+
+def _collate(items: list[Rendered], pad_id: int) -> dict[str, torch.Tensor]:
+    batch = {}
+    for key in items[0].inputs:
+        values = [it.inputs[key] for it in items]
+        if key in PAD_VALUES:
+            batch[key] = _pad(values, pad_id if PAD_VALUES[key] is None else PAD_VALUES[key])
+        else:
+            batch[key] = torch.cat(values)
+    return batch
+
+
+def _labels(items: list[Rendered], offset: int, length: int) -> torch.Tensor:
+    return _pad([it.inputs["labels"][offset:] for it in items], -100)[:, :length]
+
+
+def batch_loss(model, items: list[Rendered], pad_id: int) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean token loss of each kind in the batch, weighted by the kind's share of the examples."""
+    total, parts = torch.zeros(()), {}
+    for kind in KINDS:
+        group = [it for it in items if it.kind == kind]
+        if not group:
+            continue
+        logits, ids, offset = _forward(model, group, pad_id)
+        labels = _labels(group, offset, ids.shape[1])
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100
+        )
+        parts[kind] = float(loss.detach())
+        total = total + loss * len(group) / len(items)
+    return total, parts
+
+
+# ---- held-out scores ----------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(model, items: list[Rendered], batch_size: int, pad_id: int) -> dict[str, float]:
+    """Held-out loss per kind and exact-match rates per skill (teacher-forced argmax over each span's tokens)."""
+    was_training = model.training
+    model.eval()
+    hits: dict[str, list[bool]] = {}
+    losses: dict[str, list[float]] = {}
+    both: list[bool] = []  # captions naming a sprite: colour and shape both right
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        for kind in KINDS:
+            group = [it for it in chunk if it.kind == kind]
+            if not group:
+                continue
+            _, parts = batch_loss(model, group, pad_id)
+            losses.setdefault(kind, []).append(parts[kind] * len(group))
+            logits, ids, offset = _forward(model, group, pad_id)
+            predicted = logits.argmax(-1)
+            for b, it in enumerate(group):
+                right = {}
+                for skill, pos in it.targets:
+                    ok = bool((predicted[b, pos - offset - 1] == ids[b, pos - offset]).all())
+                    hits.setdefault(skill, []).append(ok)
+                    right[skill] = ok
+                if "colour" in right:
+                    both.append(right["colour"] and right["shape"])
+    metrics = {f"{kind}_loss": sum(v) / sum(it.kind == kind for it in items) for kind, v in losses.items()}
+    copies = [ok for skill in COPY_SKILLS for ok in hits.get(skill, [])]
+    if copies:
+        metrics["copy_accuracy"] = float(np.mean(copies))
+    if both:
+        metrics["caption_accuracy"] = float(np.mean(both))
+    metrics |= {skill: float(np.mean(v)) for skill, v in sorted(hits.items())}
+    model.train(was_training)
+    return {k: round(v, 4) for k, v in metrics.items()}
+
+
+# ---- the run --------------------------------------------------------------------------------------
+@dataclass
+class PretrainResult:
+    controller: Path
+    steps: int
+    losses: list[float]
+    before: dict[str, float]
+    after: dict[str, float]
+    seconds: float
+
+    def summary(self) -> dict:
+        out = {
+            "controller": str(self.controller),
+            "steps": self.steps,
+            "first_loss": self.losses[0] if self.losses else None,
+            "last_loss": self.losses[-1] if self.losses else None,
+        }
+        for key in ("copy_accuracy", "caption_accuracy"):
+            if key in self.after:
+                out[f"{key}_before"], out[f"{key}_after"] = self.before[key], self.after[key]
+        return out
+
+
+def _lr_factor(config: PretrainRunConfig, step: int) -> float:
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.lr_schedule == "constant":
+        return 1.0
+    done = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, done)))
+
+
+def _train(model, renderer: Renderer, sampler: TaskSampler, config: PretrainRunConfig, heldout, progress):
+    """The optimisation loop; returns (losses per step, held-out scores every ``eval_every`` steps)."""
+    rng = np.random.default_rng([config.seed, 1])
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(config, step))
+    losses, curve = [], []
+    model.train()
+    for step in range(1, config.steps + 1):
+        items = [renderer(ex) for ex in sampler.draw(rng, config.batch_size)]
+        loss, _ = batch_loss(model, items, renderer.pad_id)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        losses.append(round(float(loss.detach()), 5))
+        if step % config.log_every == 0:
+            logger.info("step %d/%d: loss %.4f", step, config.steps, np.mean(losses[-config.log_every :]))
+        if config.eval_every and step % config.eval_every == 0 and step < config.steps:
+            curve.append({"step": step, **evaluate(model, heldout, config.batch_size, renderer.pad_id)})
+            logger.info("step %d held out: %s", step, curve[-1])
+        if progress is not None:
+            progress(step, config.steps, losses[-1])
+    return losses, curve
+
+
+def run_pretrain(
+    config: PretrainRunConfig, out: Path, progress: Callable[[int, int, float], None] | None = None
+) -> PretrainResult:
+    """Pretrain, score before and after, save ``out/controller`` and ``out/metrics.json``.
+
+    ``progress(step, steps, loss)`` is called after every step.
+    """
+    from foveate.training.assets import resolve_controller
+    from foveate.training.checkpoint import load_for_training, save_controller
+
+    # config -> model
+    started = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    model, processor = load_for_training(resolve_controller(config.model.path, out), config.model)
+    renderer = Renderer(processor)
+
+    # data: held-out examples are rendered once; training examples are drawn every step
+    sampler = TaskSampler(config)
+    heldout = [renderer(ex, score=True) for ex in sampler.heldout()]
+
+    # before, train, after; deterministic kernels where torch has them (cheap on CPU)
+    restore = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        before = evaluate(model, heldout, config.batch_size, renderer.pad_id)
+        logger.info("held out before: %s", before)
+        losses, curve = _train(model, renderer, sampler, config, heldout, progress)
+        after = evaluate(model, heldout, config.batch_size, renderer.pad_id)
+        logger.info("held out after: %s", after)
+    finally:
+        torch.use_deterministic_algorithms(restore[0], warn_only=restore[1])
+
+    # save
+    path = save_controller(model, processor, out / "controller")
+    seconds = round(time.perf_counter() - started, 1)
+    metrics = {
+        "measure": "teacher-forced argmax: a span counts when each of its tokens is the argmax given the true text "
+        "before it (what greedy decoding from the span's start writes)",
+        "before": before,
+        "after": after,
+        "curve": curve,
+        "steps": config.steps,
+        "seconds": seconds,
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+        "heldout": {"examples": len(heldout), "subjects": sampler.heldout_subjects},
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return PretrainResult(path, config.steps, losses, before, after, seconds)
