@@ -8,10 +8,16 @@ both from pretraining; this stage gives the small controller a little of each, m
 
 - reading episodes, text only, in the agent's chat and tool-call format (its system prompt, the
   tool schemas, ``<tool_call>`` and ``<answer>``), drawn at random: a question about a subject; a
-  retrieve call whose query copies it; a result listing handles ``c1``..``ck`` (numbered across
-  the episode) with their spans; a thought naming one clip by span or rank and a zoom on that
-  clip's handle (or its times); the zoom's result; a thought naming the answer and the answer
-  JSON citing the handle (or the span). Loss on the assistant turns, as in SFT.
+  retrieve call whose query copies it; the retrieve result listing handles ``c1``..``ck`` with
+  their spans; a thought naming one clip by span or rank and a zoom on that clip's handle (or its
+  times); the zoom's result; a thought naming the answer and the answer JSON citing the handle
+  (or the span). Tool results come from the real toolbox (over a stand-in memory that lists the
+  drawn clips), images dropped. An episode is cut after the turn its family trains (search, look
+  or cite); loss on every assistant turn, as in SFT. Half of the training episodes (``p_bare``)
+  leave out the system prompt and tool block: from random init, attention finds the token to copy
+  in a 100-token context long before it does in a 1,100-token one (with none left out, copying had
+  not started after 300 steps; with half, it had by 250-400), and held-out episodes keep the full
+  prompt, so the scores are the agent's format.
 - captioned frames: a frame drawn straight from a world event log (no video is encoded or
   decoded) in a user turn -> the world's caption of it (evals.synthetic.captions).
 
@@ -439,8 +445,14 @@ def _collate(items: list[Rendered], pad_id: int) -> dict[str, torch.Tensor]:
     return batch
 
 
-def _labels(items: list[Rendered], offset: int, length: int) -> torch.Tensor:
-    return _pad([it.inputs["labels"][offset:] for it in items], -100)[:, :length]
+def _group_loss(model, group: list[Rendered], pad_id: int):
+    """(mean token loss on the labels, logits, ids, offset) of items of one kind (see :func:`_forward`)."""
+    logits, ids, offset = _forward(model, group, pad_id)
+    labels = _pad([it.inputs["labels"][offset:] for it in group], -100)[:, : ids.shape[1]]
+    loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100
+    )
+    return loss, logits, ids, offset
 
 
 def batch_loss(model, items: list[Rendered], pad_id: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -448,15 +460,10 @@ def batch_loss(model, items: list[Rendered], pad_id: int) -> tuple[torch.Tensor,
     total, parts = torch.zeros(()), {}
     for kind in KINDS:
         group = [it for it in items if it.kind == kind]
-        if not group:
-            continue
-        logits, ids, offset = _forward(model, group, pad_id)
-        labels = _labels(group, offset, ids.shape[1])
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100
-        )
-        parts[kind] = float(loss.detach())
-        total = total + loss * len(group) / len(items)
+        if group:
+            loss = _group_loss(model, group, pad_id)[0]
+            parts[kind] = float(loss.detach())
+            total = total + loss * len(group) / len(items)
     return total, parts
 
 
@@ -475,9 +482,8 @@ def evaluate(model, items: list[Rendered], batch_size: int, pad_id: int) -> dict
             group = [it for it in chunk if it.kind == kind]
             if not group:
                 continue
-            _, parts = batch_loss(model, group, pad_id)
-            losses.setdefault(kind, []).append(parts[kind] * len(group))
-            logits, ids, offset = _forward(model, group, pad_id)
+            loss, logits, ids, offset = _group_loss(model, group, pad_id)
+            losses.setdefault(kind, []).append(float(loss) * len(group))
             predicted = logits.argmax(-1)
             for b, it in enumerate(group):
                 right = {}
