@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -84,6 +86,35 @@ def trainer_progress(description: str):
     return RichProgress()
 
 
+@contextlib.contextmanager
+def step_progress(description: str, disable: bool = False):
+    """A rich progress bar over optimizer steps; yields ``progress(step, steps, loss)``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn(f"[bold]{description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+    with Progress(*columns, console=err_console, disable=disable) as bar:
+        task = bar.add_task("steps", total=None, info="")
+
+        def progress(step: int, steps: int, loss: float) -> None:
+            bar.update(task, completed=step, total=steps, info=f"loss {loss:.4g}")
+
+        yield progress
+
+
 def register(app: typer.Typer) -> None:
     def run(
         kind: str, config_name: str, output_dir: Path | None, json_out: bool, verbose: bool, overrides: list[str]
@@ -106,6 +137,11 @@ def register(app: typer.Typer) -> None:
                 from foveate.training.clip import run_clip
 
                 result = _run_clip(run_clip, config, out, json_out)
+            elif kind == "pretrain":
+                from foveate.training.pretrain import run_pretrain
+
+                with step_progress("pretrain", disable=json_out) as progress:
+                    result = run_pretrain(config, out, progress)
             elif kind == "sft":
                 from foveate.training.sft import run_sft
 
@@ -130,7 +166,7 @@ def register(app: typer.Typer) -> None:
             return
         for key, value in summary.items():
             console.print(f"{key:>14}: {safe_text(value)}", highlight=False, soft_wrap=True)
-        flag = "embedder" if kind == "clip" else "controller"
+        flag = "embedder" if kind == "clip" else "controller"  # pretrain, sft and grpo save a controller
         console.print(f"use it with --{flag} {safe_text(summary[flag])}", highlight=False, soft_wrap=True)
 
     def _run_clip(run_clip, config, out: Path, json_out: bool):
@@ -161,6 +197,14 @@ def register(app: typer.Typer) -> None:
             return run_clip(config, out, progress)
 
     docs = {
+        "pretrain": """Pretraining of a small controller on data the synthetic world makes without decoding video.
+
+        Reading: episodes in the agent's own chat and tool-call format that make the model copy the
+        question's subject into a retrieve query and a clip's handle or times into a zoom call and
+        into the answer's evidence. Seeing: a world frame -> its caption. Reports held-out copy and
+        caption accuracy before and after. Writes OUTPUT/controller (use it as model.path of an SFT
+        config, or with --controller) and OUTPUT/metrics.json.
+        """,
         "sft": """Supervised fine-tuning of the controller on oracle and recorded trajectories (TRL SFTTrainer).
 
         Writes OUTPUT/controller (load it with --controller), OUTPUT/data (the rendered examples)
@@ -200,3 +244,76 @@ def register(app: typer.Typer) -> None:
 
     for kind in docs:
         app.command(kind)(command(kind))
+
+    pipeline_doc = """The whole learning study in one resumable command.
+
+        world -> embedder -> controller -> pretraining -> SFT -> GRPO -> the held-out test split answered
+        by the untrained, pretrained, SFT and GRPO controllers and the uniform and retrieval baselines (same
+        model, same frame budget) -> one eval report (OUTPUT/report) and OUTPUT/results.json. A finished
+        stage is skipped when the command is run again.
+        """
+
+    @app.command("pipeline", help="\n\n".join(" ".join(par.split()) for par in pipeline_doc.split("\n\n")))
+    def pipeline(
+        preset: str = typer.Argument(
+            ..., help="cpu (2 CPU cores), gpu (one GPU) or a YAML file of PipelineConfig fields.", metavar="PRESET"
+        ),
+        output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Output folder; rerun it to resume."),
+        seed: int | None = typer.Option(None, "--seed", help="Seed of the whole run (default: the preset's, 0)."),
+        json_out: bool = typer.Option(
+            False, "--json", help="Print the results as one JSON object on the last line of stdout."
+        ),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    ) -> None:
+        setup_logging(verbose)
+        if not verbose and logging.getLogger().level > logging.INFO:
+            logging.getLogger("foveate.training").setLevel(logging.INFO)
+        from foveate.memory.errors import FoveateError
+        from foveate.training.config import ConfigError
+        from foveate.training.pipeline import STAGES, load_pipeline_config, run_pipeline
+
+        try:
+            config = load_pipeline_config(preset, seed)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_USAGE)
+
+        def announce(stage: str) -> None:
+            err_console.print(f"[bold]stage {STAGES.index(stage) + 1}/{len(STAGES)}: {stage}", highlight=False)
+
+        try:
+            summary = run_pipeline(
+                config,
+                output_dir,
+                announce,
+                callbacks=lambda stage: [trainer_progress(stage)],
+                step_progress=lambda stage: step_progress(stage, disable=json_out),
+            )
+        except (FoveateError, ValueError, RuntimeError) as exc:
+            fail(" ".join(str(exc).split()))
+        except OSError as exc:
+            fail(f"{getattr(exc, 'filename', None) or output_dir}: {exc.strerror or exc}")
+        if json_out:
+            print(json.dumps(summary, default=str))
+            return
+        _print_pipeline(summary, output_dir)
+
+    def _print_pipeline(summary: dict, out: Path) -> None:
+        from rich.table import Table
+
+        table = Table(title=f"held-out test ({summary['preset']}, seed {summary['seed']})")
+        cols = ("accuracy", "evidence_iou", "looked_at_evidence", "frames_used", "tool_calls", "distinct_query_share")
+        table.add_column("run")
+        for col in cols:
+            table.add_column(col.replace("_", " "), justify="right")
+        for name, run in summary["runs"].items():
+            cells = [run.get(col) for col in cols]
+            table.add_row(name, *("-" if v is None else f"{v:.3g}" for v in cells))
+        console.print(table)
+        top = summary.get("retrieval_top1", {})
+        console.print(
+            f"top retrieved clip alone: looked at evidence {top.get('looked_at_evidence')}, "
+            f"evidence IoU {top.get('evidence_iou')}",
+            highlight=False,
+        )
+        console.print(f"stage seconds: {summary['seconds']}", highlight=False)
+        console.print(f"report: {safe_text(out / 'report')}", highlight=False)

@@ -1,0 +1,115 @@
+"""`foveate train pipeline`: the held-out figures it reports, and its stages end to end at a tiny size."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from foveate.agent.answer import Answer
+from foveate.agent.trajectory import Step, ToolTurn, Trajectory, write_trajectories
+from foveate.training.pipeline import PRESETS, STAGES, load_pipeline_config, trace_metrics
+
+
+def _traj(question: str, turns: list[ToolTurn], gold, answer: Answer | None = None, gold_letter="A") -> Trajectory:
+    return Trajectory(
+        video="v.mp4",
+        question=question,
+        options=["x", "y", "z"],
+        duration_s=60.0,
+        steps=[Step(text="", tool_turns=turns)],
+        gold_evidence=gold,
+        gold=gold_letter,
+        answer=answer,
+    )
+
+
+def _retrieve(query: str) -> ToolTurn:
+    return ToolTurn(name="retrieve", arguments={"query": query, "k": 3}, frames_spent=3)
+
+
+def test_trace_metrics_count_looks_distinct_queries_and_the_reward(tmp_path):
+    def zoom(s, e, frames=2, error=None):
+        return ToolTurn(name="zoom", arguments={"start": s, "end": e}, frames_spent=frames, error=error)
+
+    by_handle = ToolTurn(name="zoom", arguments={"clip": "c2"}, frames_spent=4, window=(11.0, 13.0))
+    right = Answer(text="x", choice="A", evidence=[(12.0, 13.0)])
+    trajectories = [
+        _traj("where is the red star?", [_retrieve("red star"), zoom(10, 14)], [(12.0, 13.0)], right),
+        _traj("where is the blue circle?", [_retrieve("red star"), by_handle], [(12.0, 13.0)]),  # same query
+        _traj("when does the cross move?", [_retrieve("cross"), zoom(20, 24)], [(12.0, 13.0)]),  # elsewhere
+        _traj("what colour?", [zoom(10, 14, frames=0, error="budget")], [(12.0, 13.0)]),  # failed: no look
+        _traj("what shape?", [ToolTurn(name=None, error="not JSON")], [(12.0, 13.0)]),  # unparsed: not executed
+    ]
+    write_trajectories(tmp_path / "t.jsonl", trajectories)
+    m = trace_metrics(tmp_path / "t.jsonl", max_frames=16)
+    assert m["looked_at_evidence"] == 2 / 5
+    assert m["executed_tool_calls"] == 6 / 5  # 2 + 2 + 2 + 0 + 0 over 5 questions
+    assert m["distinct_query_share"] == 2 / 3  # three questions retrieved, with two distinct queries
+    assert m["call_errors"] == 2 / 8
+    # Only the first is answered: correct (1) + format (0.2) + IoU 1 (0.5) - 5 of 16 frames (0.2 * 5/16)
+    penalties = 0.2 * (5 + 7 + 5 + 0 + 0) / 16
+    assert m["heldout_reward"] == pytest.approx((1.0 + 0.2 + 0.5 - penalties) / 5)
+
+
+def test_presets_and_yaml_configs(tmp_path):
+    assert load_pipeline_config("cpu", seed=3).seed == 3 and load_pipeline_config("cpu") == PRESETS["cpu"]
+    path = tmp_path / "small.yaml"
+    path.write_text("train_videos: 2\nseed: 5\n")
+    config = load_pipeline_config(str(path))
+    assert config.name == "small" and config.train_videos == 2 and config.seed == 5
+    path.write_text("train_vidoes: 2\n")
+    from foveate.training.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train_vidoes"):
+        load_pipeline_config(str(path))
+
+
+TINY = """
+train_videos: 2
+val_videos: 1
+test_videos: 1
+minutes: 0.3
+questions: 2
+clip_epochs: 1
+hidden: 32
+layers: 1
+vocab: 600
+schemas_in_vocab: false
+pretrain_steps: 4
+pretrain: {batch_size: 2}
+sft_epochs: 1
+sft_batch: 2
+sft_warmup: 0
+paths: 1
+grpo_steps: 1
+grpo_batch: 2
+grpo_generations: 2
+agent: {max_steps: 3, max_frames: 8, overview_images: 1, overview_chars: 400}
+"""
+
+
+def test_pipeline_runs_every_stage_and_resumes(tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "foveate.cli", "train", "pipeline", str(config), "-o", str(out), "--json"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert set(summary["runs"]) == {"untrained", "pretrained", "sft", "grpo", "uniform", "retrieval"}
+    for run in summary["runs"].values():
+        assert run["n"] == 2 and 0.0 <= run["accuracy"] <= 1.0 and len(run["accuracy_ci"]) == 2
+    assert summary["runs"]["uniform"]["frames_used"] >= summary["runs"]["untrained"]["frames_used"]
+    assert tuple(summary["seconds"]) == STAGES
+    assert summary["grpo"]["step"] == [1] and "pretrain" in summary
+    assert (out / "report" / "grpo_reward.png").stat().st_size > 1000
+    assert (out / "pretrain" / "controller" / "config.json").is_file()
+    # A second run finds every stage done: nothing is retrained, the figures are the same.
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    again = json.loads(second.stdout.strip().splitlines()[-1])
+    assert again["runs"] == summary["runs"] and again["seconds"] == summary["seconds"]
+    assert "stage 1/8" not in second.stderr

@@ -1,0 +1,530 @@
+"""`foveate train pipeline`: the whole learning study in one resumable command.
+
+world -> embedder -> controller (random init) -> pretraining -> SFT -> GRPO -> the held-out test
+split answered by the untrained, pretrained-only, SFT and GRPO controllers and by the uniform and
+retrieval baselines (the SFT controller, the same frame budget) -> one ``foveate eval`` report.
+
+Every stage writes into its own folder of OUT and is skipped when its output is there, so an
+interrupted run resumes where it stopped; OUT/stages.json keeps each finished stage's seconds.
+A preset is ``cpu`` (2 CPU cores, well under an hour), ``gpu`` (a larger world and controller,
+one GPU) or a YAML file with the fields of :class:`PipelineConfig`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("worlds", "embedder", "controller", "pretrain", "sft", "grpo", "answer", "report")
+
+
+class PipelineConfig(BaseModel):
+    """Sizes and schedules of one learning study. Presets: :data:`PRESETS`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="custom", description="Shown in the results.")
+    seed: int = Field(default=0, description="Seeds the worlds, the controller's init, pretraining, SFT and GRPO.")
+    # world
+    train_videos: int = Field(default=32, ge=1)
+    val_videos: int = Field(default=2, ge=1)
+    test_videos: int = Field(default=4, ge=1)
+    minutes: float = Field(default=1.0, gt=0)
+    questions: int = Field(default=16, ge=1, description="Questions per video.")
+    width: int = 160
+    height: int = 120
+    # embedder
+    clip_epochs: int = Field(default=20, ge=0)
+    # controller
+    hidden: int = 128
+    layers: int = 2
+    vocab: int = 2048
+    schemas_in_vocab: bool = True
+    # pretraining (0 steps: skipped, SFT starts from the random init)
+    pretrain_steps: int = Field(default=600, ge=0)
+    pretrain: dict[str, Any] = Field(default_factory=dict, description="Further PretrainRunConfig fields.")
+    # SFT
+    sft_epochs: int = 5
+    sft_batch: int = 4
+    sft_lr: float = 3e-3
+    sft_warmup: int = 20
+    paths: int = Field(default=2, description="Oracle paths per training question.")
+    oracle: dict[str, Any] = Field(default_factory=dict)
+    # GRPO
+    grpo_steps: int = 20
+    grpo_batch: int = 8
+    grpo_generations: int = 4
+    grpo_lr: float = 5e-5
+    # the agent and the ingest settings shared by training and answering
+    agent: dict[str, Any] = Field(
+        default_factory=lambda: {"max_steps": 4, "max_frames": 16, "overview_images": 2, "overview_chars": 800}
+    )
+    ingest: dict[str, Any] = Field(default_factory=lambda: {"thumbnail_max_side": 64, "embed_max_side": 128})
+
+
+PRESETS: dict[str, PipelineConfig] = {
+    # 2 CPU cores: 32 train videos x 16 questions, 4 held-out videos (64 questions).
+    "cpu": PipelineConfig(
+        name="cpu",
+        oracle={"look_at": "retrieved", "p_thought": 1.0, "p_dense": 0.0},
+    ),
+    # One GPU: a larger world and controller, longer schedules.
+    "gpu": PipelineConfig(
+        name="gpu",
+        train_videos=96,
+        test_videos=8,
+        minutes=2.0,
+        questions=16,
+        hidden=256,
+        layers=4,
+        pretrain_steps=3000,
+        sft_epochs=8,
+        sft_batch=8,
+        sft_lr=1e-3,
+        paths=2,
+        oracle={"look_at": "retrieved", "p_thought": 1.0, "p_dense": 0.0},
+        grpo_steps=100,
+        grpo_batch=16,
+        grpo_generations=8,
+        grpo_lr=2e-5,
+    ),
+}
+
+
+def load_pipeline_config(preset: str, seed: int | None = None) -> PipelineConfig:
+    """A preset by name, or a YAML file of PipelineConfig fields; ``seed`` overrides the config's."""
+    from foveate.training.config import ConfigError
+
+    if preset in PRESETS:
+        config = PRESETS[preset]
+    else:
+        path = Path(preset)
+        if not path.is_file():
+            raise ConfigError(f"{preset}: not a preset ({', '.join(PRESETS)}) and no such YAML file")
+        import yaml
+        from pydantic import ValidationError
+
+        try:
+            config = PipelineConfig(**{"name": path.stem, **(yaml.safe_load(path.read_text()) or {})})
+        except (yaml.YAMLError, ValidationError, TypeError) as exc:
+            raise ConfigError(f"{path}: {' '.join(str(exc).split())}") from None
+    return config if seed is None else config.model_copy(update={"seed": seed})
+
+
+class _Stages:
+    """Stage timing that survives a resume: OUT/stages.json holds every finished stage's seconds."""
+
+    def __init__(self, out: Path, announce: Callable[[str], None] | None) -> None:
+        self.path = out / "stages.json"
+        self.seconds: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.announce = announce
+
+    def run(self, name: str, done: Callable[[], bool], work: Callable[[], None]) -> None:
+        if done():
+            logger.info("stage %s: done before, skipped", name)
+            return
+        if self.announce is not None:
+            self.announce(name)
+        started = time.perf_counter()
+        work()
+        self.seconds[name] = round(time.perf_counter() - started, 1)
+        self.path.write_text(json.dumps(self.seconds, indent=1))
+        logger.info("stage %s: %.1f s", name, self.seconds[name])
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    out: Path,
+    announce: Callable[[str], None] | None = None,
+    callbacks: Callable[[str], list] | None = None,
+    step_progress: Callable[[str], Any] | None = None,
+) -> dict:
+    """Run (or resume) every stage into ``out``; returns the summary (also OUT/results.json).
+
+    ``announce(stage)`` is called as each stage starts; ``callbacks(stage)`` gives transformers
+    TrainerCallbacks (progress bars) for the TRL stages; ``step_progress(stage)`` a context manager
+    that yields ``progress(step, steps, loss)`` for pretraining.
+    """
+    import torch
+
+    from foveate.agent.config import AgentConfig
+    from foveate.memory.config import IngestConfig
+
+    out = Path(out).resolve()  # the embedder spec and the caches name paths inside it
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(config.model_dump_json(indent=1))
+    stages = _Stages(out, announce)
+    cuda = torch.cuda.is_available()
+    c = config
+    trl_common = {
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_steps": 5,
+        "gradient_checkpointing": False,
+        "bf16": False,  # fp32: bf16 GRPO on a model this small hit NaN gradients
+        **({} if cuda else {"use_cpu": True}),
+    }
+    cb = (lambda stage: callbacks(stage)) if callbacks is not None else (lambda stage: None)
+
+    def worlds() -> None:
+        from foveate.evals.synthetic.world import generate_world
+
+        for split, videos in (("train", c.train_videos), ("val", c.val_videos), ("test", c.test_videos)):
+            if not (out / split / "manifest.jsonl").is_file():
+                generate_world(out / split, videos, c.minutes, c.seed, split, c.questions, 10, (c.width, c.height))
+
+    stages.run("worlds", lambda: (out / "test" / "manifest.jsonl").is_file(), worlds)
+
+    def embedder() -> None:
+        from foveate.training.clip import run_clip
+        from foveate.training.config import ClipRunConfig
+
+        clip_cfg = ClipRunConfig(
+            embedder="tiny",
+            world={"dir": out / "train"},
+            eval_world={"dir": out / "val"},
+            frames_per_event=4,
+            frame_max_side=128,
+            epochs=c.clip_epochs,
+            batch_size=64,
+            learning_rate=5e-4,
+            seed=c.seed,
+        )
+        run_clip(clip_cfg, out / "clip")
+
+    stages.run("embedder", lambda: (out / "clip" / "metrics.json").is_file(), embedder)
+    clip = json.loads((out / "clip" / "metrics.json").read_text())
+    embedder_spec = clip["embedder"]
+
+    init = out / "models" / "controller"
+
+    def controller() -> None:
+        from foveate.evals.synthetic.tiny_controller import build_tiny_controller
+
+        build_tiny_controller(
+            init,
+            seed=c.seed,
+            hidden_size=c.hidden,
+            layers=c.layers,
+            vocab_size=c.vocab,
+            tool_schemas_in_vocab=c.schemas_in_vocab,
+        )
+
+    stages.run("controller", lambda: (init / "config.json").is_file(), controller)
+
+    pretrained = out / "pretrain" / "controller" if c.pretrain_steps else init
+
+    def pretrain() -> None:
+        from foveate.training.config import PretrainRunConfig
+        from foveate.training.pretrain import run_pretrain
+
+        fields = {
+            "model": {"path": str(init), "dtype": "float32"},
+            "seed": c.seed,
+            "steps": c.pretrain_steps,
+            "caption": {"width": c.width, "height": c.height, "minutes": c.minutes},
+        }
+        cfg = PretrainRunConfig(**{**fields, **c.pretrain})
+        with step_progress("pretrain") if step_progress is not None else contextlib.nullcontext() as progress:
+            run_pretrain(cfg, out / "pretrain", progress)
+
+    if c.pretrain_steps:
+        stages.run("pretrain", lambda: (out / "pretrain" / "metrics.json").is_file(), pretrain)
+
+    common = {
+        "embedder": embedder_spec,
+        "lora": {"enabled": False},
+        "world": {"dir": out / "train"},
+        "agent": c.agent,
+        "ingest": c.ingest,
+        "seed": c.seed,
+    }
+
+    def sft() -> None:
+        from foveate.training.config import SFTRunConfig
+        from foveate.training.sft import run_sft
+
+        data = {"oracle_paths_per_question": c.paths, "cache_rendered": True, "oracle": c.oracle}
+        sft_cfg = SFTRunConfig(
+            model={"path": str(pretrained), "dtype": "float32"},
+            data=data,
+            trl={
+                **trl_common,
+                "num_train_epochs": c.sft_epochs,
+                "per_device_train_batch_size": c.sft_batch,
+                "learning_rate": c.sft_lr,
+                "lr_scheduler_type": "cosine",
+                "warmup_steps": c.sft_warmup,
+            },
+            **common,
+        )
+        run_sft(sft_cfg, out / "sft", callbacks=cb("sft"))
+
+    stages.run("sft", lambda: (out / "sft" / "controller" / "config.json").is_file(), sft)
+
+    def grpo() -> None:
+        from foveate.training.config import GRPORunConfig
+        from foveate.training.grpo import run_grpo
+
+        grpo_cfg = GRPORunConfig(
+            model={"path": str(out / "sft" / "controller"), "dtype": "float32"},
+            generation="transformers",
+            trl={
+                **trl_common,
+                "logging_steps": 1,
+                "max_steps": c.grpo_steps,
+                "per_device_train_batch_size": c.grpo_batch,
+                "num_generations": c.grpo_generations,
+                # TRL counts tool results in the completion: retrieve + zoom + answer must fit
+                "max_completion_length": 768,
+                "temperature": 0.7,
+                "learning_rate": c.grpo_lr,
+                "beta": 0.0,
+            },
+            **common,
+        )
+        run_grpo(grpo_cfg, out / "grpo", callbacks=cb("grpo"))
+
+    stages.run("grpo", lambda: (out / "grpo" / "controller" / "config.json").is_file(), grpo)
+
+    runs = [("untrained", init, "agent")]
+    if c.pretrain_steps:
+        runs.append(("pretrained", pretrained, "agent"))
+    runs += [
+        ("sft", out / "sft" / "controller", "agent"),
+        ("grpo", out / "grpo" / "controller", "agent"),
+        ("uniform", out / "sft" / "controller", "uniform"),
+        ("retrieval", out / "sft" / "controller", "retrieval"),
+    ]
+    agent, ingest = AgentConfig(**c.agent), IngestConfig(**c.ingest)
+    preds = [out / "preds" / f"{name}.jsonl" for name, _, _ in runs]
+    expected = len(_manifest_ids(out / "test" / "manifest.jsonl"))
+    stages.run(
+        "answer",
+        lambda: all(p.is_file() and len(_manifest_ids(p)) >= expected for p in preds),
+        lambda: answer_test(out, runs, embedder_spec, agent, ingest),
+    )
+
+    def report() -> None:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "foveate.cli",
+                "eval",
+                str(out / "test" / "manifest.jsonl"),
+                *map(str, preds),
+                "--report",
+                str(out / "report"),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"foveate eval failed: {proc.stderr.strip()[-2000:]}")
+        (out / "report" / "eval.json").write_text(proc.stdout.splitlines()[-1])
+        _plot_grpo(out / "grpo" / "train_log.json", out / "report" / "grpo_reward.png")
+
+    stages.run("report", lambda: (out / "report" / "eval.json").is_file(), report)
+    summary = summarise(out, config, [name for name, _, _ in runs], agent.max_frames, embedder_spec, ingest)
+    summary["seconds"] = dict(stages.seconds)
+    (out / "results.json").write_text(json.dumps(summary, indent=1, default=str))
+    return summary
+
+
+def _manifest_ids(path: Path) -> set[str]:
+    return {json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()}
+
+
+def summarise(out: Path, config: PipelineConfig, names: list[str], max_frames: int, embedder: str, ingest) -> dict:
+    """The figures of a finished run, from its files."""
+    evaluated = json.loads((out / "report" / "eval.json").read_text())
+    by_name = {Path(v["file"]).stem: v["overall"] for v in evaluated.values()}
+    runs = {}
+    for name in names:
+        overall = by_name.get(name, {})
+        traces = trace_metrics(out / "preds" / f"{name}.trace.jsonl", max_frames)
+        runs[name] = {
+            "n": overall.get("n"),
+            "accuracy": overall.get("accuracy"),
+            "accuracy_ci": overall.get("accuracy_ci95"),
+            "evidence_iou": overall.get("evidence_iou"),
+            "frames_used": overall.get("frames_used"),
+            "tool_calls": overall.get("tool_calls"),
+            **traces,
+        }
+    summary: dict = {"preset": config.name, "seed": config.seed, "runs": runs}
+    summary["retrieval_top1"] = retrieval_localization(out, embedder, ingest)
+    summary["clip"] = json.loads((out / "clip" / "metrics.json").read_text())
+    if (out / "pretrain" / "metrics.json").is_file():
+        summary["pretrain"] = json.loads((out / "pretrain" / "metrics.json").read_text())
+    summary["grpo"] = grpo_curve(out / "grpo" / "train_log.json")
+    return summary
+
+
+def grpo_curve(log_path: Path) -> dict:
+    """GRPO's logged figures by step: reward, its parts, tool calls and parse failures."""
+    if not log_path.is_file():
+        return {}
+    keys = {
+        "reward": "reward",
+        "correct": "rewards/correct/mean",
+        "format": "rewards/format/mean",
+        "evidence_iou": "rewards/evidence_iou/mean",
+        "frame_penalty": "rewards/frame_penalty/mean",
+        "tool_calls": "tools/call_frequency",
+        "parse_failure_rate": "tools/parse_failure_rate",
+    }
+    rows = [h for h in json.loads(log_path.read_text()) if "reward" in h]
+    curve: dict = {"step": [int(h["step"]) for h in rows]}
+    for name, key in keys.items():
+        curve[name] = [round(float(h[key]), 4) if key in h else None for h in rows]
+    return curve
+
+
+def _plot_grpo(log_path: Path, png: Path) -> None:
+    curve = grpo_curve(log_path)
+    if not curve.get("step"):
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name in ("reward", "correct", "evidence_iou", "format"):
+        ax.plot(curve["step"], [v if v is not None else float("nan") for v in curve[name]], label=name)
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel("mean over the step's rollouts")
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
+def trace_metrics(trace: Path, max_frames: int) -> dict:
+    """Where an agent run looked and what it asked, from its trajectories.
+
+    - ``looked_at_evidence``: share of questions where a window it zoomed on or densely sampled
+      (and got frames from) overlaps the gold evidence.
+    - ``distinct_query_share``: distinct first retrieve queries / distinct questions, over the
+      questions that retrieved (1.0: every question got its own query; low: one memorised query).
+    - ``heldout_reward``: the GRPO reward (default weights) of each held-out episode, averaged.
+    - ``call_errors``: tool calls that were refused (did not parse, bad arguments), as a share of all calls.
+    """
+    from foveate.agent.answer import matches_gold
+    from foveate.agent.trajectory import read_trajectories
+    from foveate.evals.metrics import temporal_iou
+    from foveate.training.config import RewardWeights
+
+    if not trace.is_file():
+        return {}
+    w = RewardWeights()
+    found = executed = calls = failed = n = 0
+    queries: dict[str, str] = {}
+    rewards = []
+    for traj in read_trajectories(trace):
+        n += 1
+        turns = [t for s in traj.steps for t in s.tool_turns]
+        ok = [t for t in turns if t.name and t.error is None]
+        calls += len(turns)
+        failed += sum(1 for t in turns if t.error is not None)
+        windows = [_looked_window(t) for t in ok if t.name in ("zoom", "dense_sample") and t.frames_spent > 0]
+        found += temporal_iou(list(windows), list(traj.gold_evidence or [])) > 0
+        executed += len(ok)
+        first = next((t for t in ok if t.name == "retrieve"), None)
+        if first is not None and traj.question not in queries:
+            queries[traj.question] = " ".join(str((first.arguments or {}).get("query", "")).lower().split())
+        answer = traj.answer if traj.answer is not None and traj.answer.valid else None
+        correct = matches_gold(answer, traj.gold, traj.options)
+        fmt = 0.0 if answer is None else (0.5 if any(t.error for t in turns) else 1.0)
+        iou = temporal_iou(list(answer.evidence), list(traj.gold_evidence or [])) if answer is not None else 0.0
+        tool_frames = sum(t.frames_spent for t in turns)
+        rewards.append(
+            w.correct * correct + w.format * fmt + w.evidence_iou * iou - w.frame_penalty * tool_frames / max_frames
+        )
+    return {
+        "looked_at_evidence": found / n if n else None,
+        "executed_tool_calls": executed / n if n else None,
+        "distinct_query_share": len(set(queries.values())) / len(queries) if queries else None,
+        "heldout_reward": sum(rewards) / n if n else None,
+        "call_errors": failed / calls if calls else None,
+    }
+
+
+def _looked_window(turn) -> tuple[float, float]:
+    """The window a zoom / dense_sample turn looked at (clip handles resolved); traces written before
+    turns recorded it give it only in their arguments."""
+    if turn.window is not None:
+        return turn.window
+    return float(turn.arguments["start"]), float(turn.arguments["end"])
+
+
+def answer_test(out: Path, runs: list[tuple[str, Path, str]], embedder: str, agent, ingest_config) -> list[Path]:
+    """One predictions file per run (resumable: `run_batch` skips answered ids)."""
+    from foveate.agent.backends import load_controller
+    from foveate.agent.batch import run_batch
+    from foveate.agent.records import read_manifest
+    from foveate.memory.video_memory import ingest
+
+    rows = read_manifest(out / "test" / "manifest.jsonl")
+    memories: dict[str, object] = {}
+
+    def load(video: str):
+        if video not in memories:
+            memories[video] = ingest(video, cache_root=out / "cache", embedder=embedder, config=ingest_config)
+        return memories[video]
+
+    paths = []
+    for name, controller, policy in runs:
+        path = out / "preds" / f"{name}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ctl = load_controller(str(controller), max_new_tokens=128)  # an answer or a tool call takes < 100 tokens
+        run_batch(
+            rows,
+            path,
+            ctl,
+            load,
+            policy,
+            agent,
+            n_frames=agent.max_frames,
+            trace=out / "preds" / f"{name}.trace.jsonl",
+        )
+        paths.append(path)
+        del ctl
+    return paths
+
+
+def retrieval_localization(out: Path, embedder: str, ingest_config) -> dict:
+    """A reference for where to look without a controller: the top clip that ``VideoMemory.search``
+    returns for the question's text, cited as evidence (mean IoU with the gold evidence, share overlapping it)."""
+    from foveate.agent.records import read_manifest
+    from foveate.evals.metrics import temporal_iou
+    from foveate.memory.video_memory import ingest
+
+    rows = [r for r in read_manifest(out / "test" / "manifest.jsonl") if r.evidence]
+    ious = []
+    for video in dict.fromkeys(r.video for r in rows):  # one memory per video, in manifest order
+        memory = ingest(video, cache_root=out / "cache", embedder=embedder, config=ingest_config)
+        for row in (r for r in rows if r.video == video):
+            hit = memory.search(row.question, 1)[0]
+            ious.append(temporal_iou([(hit.start_seconds, hit.end_seconds)], [tuple(g) for g in row.evidence]))
+    return {
+        "n": len(rows),
+        "evidence_iou": sum(ious) / len(ious) if ious else None,
+        "looked_at_evidence": sum(i > 0 for i in ious) / len(ious) if ious else None,
+    }
