@@ -113,3 +113,7 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     again = json.loads(second.stdout.strip().splitlines()[-1])
     assert again["runs"] == summary["runs"] and again["seconds"] == summary["seconds"]
     assert "stage 1/8" not in second.stderr
+    # Another config into the same folder would mix two runs' stages: refused before any work.
+    config.write_text(TINY + "seed: 7\n")
+    other = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and "holds a run of another config" in other.stderr, other.stderr[-2000:]

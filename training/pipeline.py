@@ -77,6 +77,9 @@ PRESETS: dict[str, PipelineConfig] = {
     # 2 CPU cores: 32 train videos x 16 questions, 4 held-out videos (64 questions).
     "cpu": PipelineConfig(
         name="cpu",
+        pretrain_steps=1200,
+        pretrain={"batch_size": 16, "eval_every": 300, "eval_examples": 32},
+        sft_lr=1e-3,
         oracle={"look_at": "retrieved", "p_thought": 1.0, "p_dense": 0.0},
     ),
     # One GPU: a larger world and controller, longer schedules.
@@ -163,7 +166,14 @@ def run_pipeline(
 
     out = Path(out).resolve()  # the embedder spec and the caches name paths inside it
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(config.model_dump_json(indent=1))
+    saved = out / "config.json"
+    if saved.is_file() and PipelineConfig.model_validate_json(saved.read_text()) != config:
+        from foveate.training.config import ConfigError
+
+        raise ConfigError(
+            f"{out} holds a run of another config ({saved}); resume it with that config or use a new folder"
+        )
+    saved.write_text(config.model_dump_json(indent=1))
     stages = _Stages(out, announce)
     cuda = torch.cuda.is_available()
     c = config

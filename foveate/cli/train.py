@@ -288,6 +288,8 @@ def register(app: typer.Typer) -> None:
                 callbacks=lambda stage: [trainer_progress(stage)],
                 step_progress=lambda stage: step_progress(stage, disable=json_out),
             )
+        except ConfigError as exc:
+            fail(" ".join(str(exc).split()), EXIT_USAGE)
         except (FoveateError, ValueError, RuntimeError) as exc:
             fail(" ".join(str(exc).split()))
         except OSError as exc:
