@@ -158,7 +158,7 @@ def _index_phase(path: str, embedder: str = "", threads: int = 2) -> dict:
     def run() -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             memory = ingest(path, cache_root=tmp, embedder=embedder, config=IngestConfig(decode_threads=threads))
-            return {"clips": len(memory.clips)}
+            return {"clips": len(memory.clips), "clip_frames": memory.clip_frame_source}
 
     return _measured(run)
 

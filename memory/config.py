@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Which cached part each field keys: the one list ingest and the tests read. A field in no list keys
@@ -31,7 +33,17 @@ CACHE_PARTS: dict[str, frozenset[str]] = {
             "cut_histogram_distance",
         }
     ),
-    "clips": frozenset({"clip_seconds", "frames_per_clip", "embed_max_side", "ivf_threshold"}),
+    "clips": frozenset(
+        {
+            "clip_seconds",
+            "frames_per_clip",
+            "embed_max_side",
+            "ivf_threshold",
+            "clip_frames",
+            "keyframe_clips_min_seconds",
+            "keyframe_clips_max_gap_seconds",
+        }
+    ),
     # Whether to build the clip part at all; it changes no part's content.
     "switches": frozenset({"embed"}),
 }
@@ -168,6 +180,22 @@ class IngestConfig(BaseModel):
     )
     ivf_threshold: int = Field(
         default=20000, ge=1, description="Above this many clips the FAISS index is IVF instead of flat."
+    )
+    clip_frames: Literal["auto", "keyframes", "decoded"] = Field(
+        default="auto",
+        description="Where clip frames come from. 'decoded': the frames nearest each clip's sample times, from one "
+        "pass decoding every reference frame. 'keyframes': only keyframes are decoded and each sample time takes "
+        "the keyframe at or before it (the start of its group of pictures). 'auto': keyframes for videos of at "
+        "least keyframe_clips_min_seconds whose keyframes are at most keyframe_clips_max_gap_seconds apart "
+        "(median), else decoded.",
+    )
+    keyframe_clips_min_seconds: float = Field(
+        default=600.0, ge=0, description="'auto' clip frames: shorter videos are decoded (cheap at that length)."
+    )
+    keyframe_clips_max_gap_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="'auto' clip frames: with keyframes further apart than this (median), clip frames are decoded.",
     )
     embed: bool = Field(default=True, description="Build the clip index (False: overview only).")
 

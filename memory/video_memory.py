@@ -139,8 +139,42 @@ def embed_clips(
     config: IngestConfig,
     thumbs_dir: Path,
     progress: Callable[[float], None] | None = None,
+) -> tuple[np.ndarray, str]:
+    """Clip embeddings ``(C, D) float32`` and where their frames came from (``"keyframes"`` or ``"decoded"``).
+
+    See ``IngestConfig.clip_frames``: a long video with regular keyframes has only its keyframes
+    decoded (:func:`_embed_from_keyframes`); otherwise :func:`_embed_from_decoded`. In "auto" mode
+    the keyframe pass checks the keyframe spacing as it goes and hands over to the decoded pass
+    when they are too far apart.
+    """
+    mode = config.clip_frames
+    if mode == "auto" and info.duration_seconds < config.keyframe_clips_min_seconds:
+        mode = "decoded"
+    if mode != "decoded":
+        gap = config.keyframe_clips_max_gap_seconds if mode == "auto" else None
+        vecs = _embed_from_keyframes(info, clips, embedder, config, thumbs_dir, progress, gap)
+        if vecs is not None:
+            return vecs, "keyframes"
+        logger.info("%s: keyframes more than %.0fs apart: clip frames decoded instead", info.path, gap)
+    return _embed_from_decoded(info, clips, embedder, config, thumbs_dir, progress), "decoded"
+
+
+def _rgb(frame: av.VideoFrame, size: tuple[int, int], info: VideoInfo) -> np.ndarray:
+    arr = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+    if info.rotation_degrees:
+        arr = np.ascontiguousarray(np.rot90(arr, k=(info.rotation_degrees // 90) % 4))
+    return arr
+
+
+def _embed_from_decoded(
+    info: VideoInfo,
+    clips: list[Clip],
+    embedder: ClipEmbedder,
+    config: IngestConfig,
+    thumbs_dir: Path,
+    progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
-    """Clip embeddings ``(C, D) float32`` from ONE sequential decoding pass (no per-clip seeks).
+    """Clip embeddings from ONE sequential decoding pass (no per-clip seeks).
 
     Frames are decoded in order with frame threading (no motion vectors are needed here),
     non-reference frames skipped, and only the frames nearest the sample times are converted to
@@ -159,9 +193,7 @@ def embed_clips(
             for frame in container.decode(stream):
                 if frame.time is None or frame.time + half_frame < times[nxt]:
                     continue
-                arr = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
-                if info.rotation_degrees:
-                    arr = np.ascontiguousarray(np.rot90(arr, k=(info.rotation_degrees // 90) % 4))
+                arr = _rgb(frame, size, info)
                 while nxt < len(times) and frame.time + half_frame >= times[nxt]:
                     acc.add(nxt, arr)
                     nxt += 1
@@ -177,6 +209,75 @@ def embed_clips(
     if not acc.counts.any():
         raise CorruptVideoError(info.path, "no frame could be decoded for the clip index")
     return acc.vectors()
+
+
+def _embed_from_keyframes(
+    info: VideoInfo,
+    clips: list[Clip],
+    embedder: ClipEmbedder,
+    config: IngestConfig,
+    thumbs_dir: Path,
+    progress: Callable[[float], None] | None = None,
+    max_gap: float | None = None,
+) -> np.ndarray | None:
+    """Clip embeddings from the keyframes alone (``skip_frame=NONKEY``, no conversion of anything else).
+
+    Each sample time takes the keyframe at or before it, the start of its group of pictures: with
+    the encoder's keyframes at scene cuts, that is the same shot. Every keyframe is embedded once,
+    in batches, and a clip is the mean over its sample times. None when ``max_gap`` is given and
+    the median spacing of the keyframes seen (checked once 16 are in) exceeds it.
+    """
+    times = _sample_times(clips, config.frames_per_clip)
+    per = config.frames_per_clip
+    key_times: list[float] = []
+    vectors: list[np.ndarray] = []
+    thumbs: list[Image.Image] = []
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        if batch:
+            vectors.append(embedder.embed_images(np.stack(batch)))
+            batch.clear()
+
+    with av.open(info.path, metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONKEY"
+        size = _embed_size(stream.codec_context.width, stream.codec_context.height, config.embed_max_side)
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                arr = _rgb(frame, size, info)
+                key_times.append(float(frame.time))
+                thumb = Image.fromarray(arr)
+                thumb.thumbnail((CLIP_THUMB_SIDE, CLIP_THUMB_SIDE))
+                thumbs.append(thumb)
+                batch.append(arr)
+                if len(batch) >= EMBED_BATCH:
+                    flush()
+                if max_gap is not None and len(key_times) == 16 and np.median(np.diff(key_times)) > max_gap:
+                    return None
+                if progress is not None and info.duration_seconds > 0:
+                    progress(min(1.0, frame.time / info.duration_seconds))
+        except av.FFmpegError as exc:  # truncated or damaged tail: keep what was decoded
+            logger.warning(
+                "%s: decoding stopped after %d keyframes while embedding (%s)", info.path, len(key_times), exc
+            )
+    flush()
+    if not key_times:
+        raise CorruptVideoError(info.path, "no keyframe could be decoded for the clip index")
+    if max_gap is not None and len(key_times) > 1 and np.median(np.diff(key_times)) > max_gap:
+        return None
+    keys = np.asarray(key_times)
+    order = np.argsort(keys, kind="stable")  # decode order is presentation order for keyframes, but be sure
+    keys, embedded = keys[order], np.concatenate(vectors)[order]
+    picked = np.clip(np.searchsorted(keys, times + 0.5 / max(info.fps, 1e-3), side="right") - 1, 0, len(keys) - 1)
+    vecs = embedded[picked].reshape(len(clips), per, -1).mean(axis=1)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
+    thumbs_dir.mkdir(parents=True, exist_ok=True)
+    for clip, first in enumerate(picked[::per]):
+        thumbs[order[first]].save(thumbs_dir / f"{clip:06d}.jpg", quality=85)
+    return vecs.astype(np.float32)
 
 
 class VideoMemory:
@@ -212,6 +313,13 @@ class VideoMemory:
     @property
     def has_clip_index(self) -> bool:
         return self._index is not None
+
+    @property
+    def clip_frame_source(self) -> str | None:
+        """Where the clip index's frames came from: "keyframes", "decoded", or None (no index, or an older cache)."""
+        if self._clips_dir is None:
+            return None
+        return json.loads((self._clips_dir / CLIPS_FILE).read_text()).get("frame_source")
 
     @property
     def has_transcript(self) -> bool:
@@ -332,12 +440,11 @@ def _build_clip_part(
     config: IngestConfig,
     progress: Callable[[float], None] | None,
 ) -> None:
-    vecs = embed_clips(info, clips, embedder, config, tmp / THUMBS_DIR, progress)
+    vecs, source = embed_clips(info, clips, embedder, config, tmp / THUMBS_DIR, progress)
     ClipIndex.build(vecs, np.arange(len(clips)), config.ivf_threshold).save(tmp / INDEX_FILE)
     np.save(tmp / EMBEDDINGS_FILE, vecs, allow_pickle=False)
-    (tmp / CLIPS_FILE).write_text(
-        json.dumps({"embedder": embedder.spec, "dim": embedder.dim, "clips": [c.model_dump() for c in clips]})
-    )
+    listed = {"embedder": embedder.spec, "dim": embedder.dim, "frame_source": source}
+    (tmp / CLIPS_FILE).write_text(json.dumps({**listed, "clips": [c.model_dump() for c in clips]}))
 
 
 def _load_clip_part(folder: Path, n_clips: int) -> ClipIndex:

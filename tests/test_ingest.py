@@ -44,6 +44,43 @@ def test_clip_embeddings_are_the_mean_of_the_sampled_frames(moving_square_video,
     assert clips_json["clips"][2] == {"clip_id": 2, "start_seconds": 2.0, "end_seconds": 3.0}
 
 
+def _index_video(tmp_path):
+    """20 s at 10 fps, a keyframe every 2.5 s; frame i is one flat colour encoding i (red: i % 20, blue: i // 20)."""
+    from tests.fixtures.videos import H, W, make_video
+
+    def frame(i: int) -> np.ndarray:
+        return np.full((H, W, 3), (12 * (i % 20), 128, 24 * (i // 20)), np.uint8)
+
+    return make_video(tmp_path / "index.mp4", frame, 10, n_frames=200, gop=25)
+
+
+def _thumb_frame(mem, clip: int) -> int:
+    """Which frame a clip's thumbnail shows, read back from its colour."""
+    rgb = np.asarray(mem.clip_thumbnail(clip)).reshape(-1, 3).mean(0)
+    return int(round(rgb[0] / 12)) + 20 * int(round(rgb[2] / 24))
+
+
+def test_keyframe_clip_frames_decode_only_keyframes_and_take_the_one_at_or_before(tmp_path, tiny_embedder_spec):
+    path = _index_video(tmp_path)
+    emb = load_embedder(tiny_embedder_spec)
+    keyed = ingest(path, cache_root=tmp_path / "c", embedder=emb, config=IngestConfig(clip_frames="keyframes"))
+    decoded = ingest(path, cache_root=tmp_path / "c", embedder=emb, config=IngestConfig(clip_frames="decoded"))
+    assert (keyed.clip_frame_source, decoded.clip_frame_source) == ("keyframes", "decoded")
+    # 4-s clips sampled at 1 and 3 s into each: the keyframes at or before those times (every 25 frames)
+    # and, decoded, the frames at those times.
+    assert [_thumb_frame(keyed, c) for c in range(5)] == [0, 50, 75, 125, 150]
+    assert [_thumb_frame(decoded, c) for c in range(5)] == [10, 50, 90, 130, 170]
+    expected = emb.embed_images(keyed.frames_at([0.0, 2.5], max_side=224)).mean(0)  # clip 0's two keyframes
+    expected /= np.linalg.norm(expected)
+    np.testing.assert_allclose(keyed.clip_embeddings[0], expected, atol=2e-2)
+    # auto: a short video is decoded; a long one with keyframes this close takes them; sparse keyframes are decoded
+    assert ingest(path, cache_root=tmp_path / "c", embedder=emb).clip_frame_source == "decoded"
+    auto = IngestConfig(keyframe_clips_min_seconds=10)
+    assert ingest(path, cache_root=tmp_path / "c", embedder=emb, config=auto).clip_frame_source == "keyframes"
+    sparse = IngestConfig(keyframe_clips_min_seconds=10, keyframe_clips_max_gap_seconds=2.0)
+    assert ingest(path, cache_root=tmp_path / "c", embedder=emb, config=sparse).clip_frame_source == "decoded"
+
+
 def test_second_ingest_is_a_cache_hit_without_decoding(moving_square_video, tiny_embedder_spec, monkeypatch):
     first = ingest(moving_square_video.path, embedder=tiny_embedder_spec)
     assert any(p.startswith("overview-") for p in first.built_parts) and any(

@@ -101,6 +101,8 @@ def _index_one(video: Path, cache_dir: Path | None, embedder, embed: bool) -> di
         "clips": len(mem.clips) if mem.has_clip_index else 0,
         "seconds": round(time.perf_counter() - start, 3),
         "motion_source": mem.overview.motion_source,
+        "motion_sampling": mem.overview.motion_sampling,
+        "clip_frames": mem.clip_frame_source,
         "transcript_cues": len(mem.transcript) if mem.transcript is not None else 0,
         "cached": not mem.built_parts,
     }
@@ -113,7 +115,8 @@ def _report(row: dict, json_out: bool) -> None:
         err_console.print(
             f"[green]ok[/] {safe_text(row['video'])}: {row['duration_s']:.1f}s, {row['segments']} segments, "
             f"{row['clips']} clips, "
-            f"motion from {row['motion_source']}{' (cached)' if row['cached'] else ''} ({row['seconds']:.1f}s)",
+            f"motion from {row['motion_source']}, clip frames from {row['clip_frames'] or '-'}"
+            f"{' (cached)' if row['cached'] else ''} ({row['seconds']:.1f}s)",
             highlight=False,
         )
     else:
