@@ -268,6 +268,8 @@ def bench_ingest(
             for name, p in phases.items()
         },
     }
+    if "index" in phases:
+        result["clips"], result["clip_frames"] = phases["index"]["clips"], phases["index"].get("clip_frames")
     if profile:
         result["overview_profile"] = ov["profile"]
     return result

@@ -30,6 +30,7 @@ def test_bench_figures_are_consistent(small_synthetic, tiny_embedder_spec):
     assert list(phases) == ["demux", "keyframes", "plain_decode", "rgb_decode", "uniform_seek", "overview", "index"]
     assert r["baseline"] == "plain_decode" and r["frames"] == 30 and r["duration_s"] == pytest.approx(3.0, abs=0.15)
     assert r["motion_source"] == "motion_vectors" and r["segments"] >= 1
+    assert r["clips"] == 1 and r["clip_frames"] == "decoded"  # 3 s: too short to embed keyframes alone
     base = phases["plain_decode"]["process_seconds"]
     for name, p in phases.items():
         assert p["process_seconds"] > p["seconds"] > 0, name  # the process also starts Python and imports

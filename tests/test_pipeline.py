@@ -48,6 +48,7 @@ def test_trace_metrics_count_looks_distinct_queries_and_the_reward(tmp_path):
     assert m["looked_at_evidence"] == 2 / 5
     assert m["executed_tool_calls"] == 6 / 5  # 2 + 2 + 2 + 0 + 0 over 5 questions
     assert m["distinct_query_share"] == 2 / 3  # three questions retrieved, with two distinct queries
+    assert m["query_names_subject"] == 2 / 3  # "red star" names its subject, "cross" too; not the blue circle
     assert m["call_errors"] == 2 / 8
     # Only the first is answered: correct (1) + format (0.2) + IoU 1 (0.5) - 5 of 16 frames (0.2 * 5/16)
     penalties = 0.2 * (5 + 7 + 5 + 0 + 0) / 16
@@ -117,3 +118,30 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     config.write_text(TINY + "seed: 7\n")
     other = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert other.returncode == 2 and "holds a run of another config" in other.stderr, other.stderr[-2000:]
+
+
+def test_same_seed_same_weights_and_answers(tmp_path):
+    """Two runs of one config and seed: every trained controller is the same bit for bit, and so is every answer."""
+    import hashlib
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    runs = []
+    for name in ("a", "b"):
+        cmd = [sys.executable, "-m", "foveate.cli", "train", "pipeline", str(config), "-o", str(tmp_path / name)]
+        proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    for part in ("pretrain", "sft", "grpo"):
+        digests = {
+            hashlib.sha256((tmp_path / n / part / "controller" / "model.safetensors").read_bytes()).digest()
+            for n in "ab"
+        }
+        assert len(digests) == 1, part
+
+    def answers(name: str) -> list:
+        rows = [json.loads(line) for line in (tmp_path / name / "preds" / "grpo.jsonl").read_text().splitlines()]
+        return [(r["id"], r.get("answer"), r.get("choice"), r.get("evidence")) for r in rows]
+
+    assert answers("a") == answers("b")
+    assert runs[0]["runs"] == runs[1]["runs"]

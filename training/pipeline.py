@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -433,6 +434,8 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
       (and got frames from) overlaps the gold evidence.
     - ``distinct_query_share``: distinct first retrieve queries / distinct questions, over the
       questions that retrieved (1.0: every question got its own query; low: one memorised query).
+    - ``query_names_subject``: over the questions about one sprite that retrieved, the share whose
+      first query names its colour and shape words (the world's vocabulary) as the question does.
     - ``heldout_reward``: the GRPO reward (default weights) of each held-out episode, averaged.
     - ``call_errors``: tool calls that were refused (did not parse, bad arguments), as a share of all calls.
     """
@@ -444,7 +447,7 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
     if not trace.is_file():
         return {}
     w = RewardWeights()
-    found = executed = calls = failed = n = 0
+    found = executed = calls = failed = n = named = about_one = 0
     queries: dict[str, str] = {}
     rewards = []
     for traj in read_trajectories(trace):
@@ -459,6 +462,10 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
         first = next((t for t in ok if t.name == "retrieve"), None)
         if first is not None and traj.question not in queries:
             queries[traj.question] = " ".join(str((first.arguments or {}).get("query", "")).lower().split())
+            subject = _subject_words(traj.question)
+            if 1 <= len(subject) <= 2:
+                about_one += 1
+                named += set(subject) <= set(re.findall(r"[a-z]+", queries[traj.question]))
         answer = traj.answer if traj.answer is not None and traj.answer.valid else None
         correct = matches_gold(answer, traj.gold, traj.options)
         fmt = 0.0 if answer is None else (0.5 if any(t.error for t in turns) else 1.0)
@@ -471,9 +478,18 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
         "looked_at_evidence": found / n if n else None,
         "executed_tool_calls": executed / n if n else None,
         "distinct_query_share": len(set(queries.values())) / len(queries) if queries else None,
+        "query_names_subject": named / about_one if about_one else None,
         "heldout_reward": sum(rewards) / n if n else None,
         "call_errors": failed / calls if calls else None,
     }
+
+
+def _subject_words(question: str) -> list[str]:
+    """The colour and shape words of a question about the synthetic world (one sprite: one or two words)."""
+    from foveate.evals.synthetic.events import COLOURS, SHAPES
+
+    vocab = set(COLOURS) | set(SHAPES)
+    return [w for w in re.findall(r"[a-z]+", question.lower()) if w in vocab]
 
 
 def _looked_window(turn) -> tuple[float, float]:

@@ -303,7 +303,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         table = Table(title=f"held-out test ({summary['preset']}, seed {summary['seed']})")
-        cols = ("accuracy", "evidence_iou", "looked_at_evidence", "frames_used", "tool_calls", "distinct_query_share")
+        cols = ("accuracy", "evidence_iou", "looked_at_evidence", "frames_used", "tool_calls", "query_names_subject")
         table.add_column("run")
         for col in cols:
             table.add_column(col.replace("_", " "), justify="right")
