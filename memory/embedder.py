@@ -11,9 +11,11 @@ cache key stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import struct
 import threading
 from pathlib import Path
 from typing import Any
@@ -79,10 +81,15 @@ class ClipEmbedder:
     def __repr__(self) -> str:
         return f"ClipEmbedder(spec={self.spec!r}, dim={self.dim}, device={self.device})"
 
-    def embed_images(self, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """``(N, H, W, 3) uint8`` RGB frames -> ``(N, D) float32``, L2-normalised."""
+    def embed_images(self, frames: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """``(N, H, W, 3) uint8`` RGB frames -> ``(N, D) float32``, L2-normalised.
+
+        ``batch_size``: frames per forward pass; default 64 on a GPU, 16 on the CPU (as fast there
+        as 64, with about 180 MB less peak memory for ViT-B-32).
+        """
         import torch
 
+        batch_size = batch_size or (16 if self.device.type == "cpu" else 64)
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"embed_images expects (N, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
@@ -190,7 +197,13 @@ def _from_dir(spec: str, directory: Path) -> ClipEmbedder:
     try:
         cfg = json.loads((directory / CONFIG_FILE).read_text())
         name = f"local-dir:{directory}"
-        model, _, preprocess = open_clip.create_model_and_transforms(name, device=_device())
+        # Built without its weights, which are then read into it tensor by tensor: open_clip's own
+        # loading holds a second full copy of them (about 600 MB more peak memory for ViT-B-32).
+        with _quiet_random_init():
+            model, _, preprocess = open_clip.create_model_and_transforms(name, load_weights=False)
+        if not load_in_place(model, directory / WEIGHTS_FILE):
+            open_clip.load_checkpoint(model, str(directory / WEIGHTS_FILE))
+        model = model.to(_device())
         tokenizer = open_clip.get_tokenizer(name)
     except Exception as exc:  # malformed JSON, missing keys, mismatched weights all surface differently
         raise EmbedderError(
@@ -198,6 +211,54 @@ def _from_dir(spec: str, directory: Path) -> ClipEmbedder:
             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})"
         ) from None
     return ClipEmbedder(spec, model, preprocess, tokenizer, cfg.get("model_cfg"), cfg.get("preprocess_cfg"))
+
+
+class _quiet_random_init(contextlib.ContextDecorator):
+    """Drops open_clip's "initialized randomly" warning while a model is built to be loaded right after."""
+
+    @staticmethod
+    def filter(record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
+
+    def __enter__(self):
+        logging.getLogger().addFilter(self.filter)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger().removeFilter(self.filter)
+        return False
+
+
+_SAFETENSORS_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I64": "int64"}
+
+
+def load_in_place(model: Any, path: Path) -> bool:
+    """Read a safetensors file straight into ``model``'s parameters and buffers, one tensor at a time.
+
+    False (nothing written) when the file's tensors are not exactly the model's (names, shapes,
+    known dtypes): the caller then loads it the usual way, with its conversions.
+    """
+    import torch
+
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+        header.pop("__metadata__", None)
+        state = model.state_dict(keep_vars=True)
+        if set(header) != set(state) or any(
+            list(state[k].shape) != v["shape"] or v["dtype"] not in _SAFETENSORS_DTYPES for k, v in header.items()
+        ):
+            return False
+        with torch.no_grad():
+            for key, meta in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+                start, end = meta["data_offsets"]
+                f.seek(8 + size + start)
+                target, dtype = state[key].data, getattr(torch, _SAFETENSORS_DTYPES[meta["dtype"]])
+                if target.dtype == dtype and target.is_contiguous() and target.device.type == "cpu":
+                    f.readinto(memoryview(target.reshape(-1).view(torch.uint8).numpy()))
+                else:
+                    target.copy_(torch.frombuffer(bytearray(f.read(end - start)), dtype=dtype).reshape(target.shape))
+    return True
 
 
 def _from_pretrained(spec: str, arch: str, tag: str) -> ClipEmbedder:

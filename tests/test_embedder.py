@@ -44,6 +44,27 @@ def test_save_and_load_round_trip_is_identical(tiny_embedder_spec, tmp_path):
     np.testing.assert_array_equal(again.embed_texts(["a cat on a mat"]), emb.embed_texts(["a cat on a mat"]))
 
 
+def test_weights_are_read_in_place_or_left_to_open_clip(tiny_embedder_spec, tmp_path):
+    """The folder's weights go straight into a fresh model; a file that does not match it is refused untouched."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    from foveate.memory.embedder import load_in_place
+
+    emb = load_embedder(tiny_embedder_spec)
+    out = emb.save(tmp_path / "copy")
+    model = open_clip.create_model(f"local-dir:{out}", load_weights=False)
+    assert load_in_place(model, out / "open_clip_model.safetensors")
+    for (name, a), b in zip(model.state_dict().items(), emb.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    partial = dict(list(emb.model.state_dict().items())[:-1])  # one tensor missing
+    save_file({k: v.contiguous() for k, v in partial.items()}, tmp_path / "partial.safetensors")
+    assert not load_in_place(model, tmp_path / "partial.safetensors")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
 def test_different_seed_gives_a_different_model(tiny_embedder_spec, tmp_path):
     from foveate.evals.synthetic.tiny_embedder import build_tiny_embedder
 
