@@ -33,8 +33,8 @@ def resolve_config_path(name: str) -> Path:
     raise ConfigError(f"{name}: no such config file, and not a packaged config ({', '.join(packaged)})")
 
 
-def trainer_progress(description: str):
-    """A transformers TrainerCallback that shows a rich progress bar over optimizer steps and the last logs."""
+def _steps_bar(label: str, disable: bool = False, info: bool = True):
+    """The rich bar every training command shows: label, bar, n/total, elapsed, remaining (and the last figures)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -43,6 +43,15 @@ def trainer_progress(description: str):
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+
+    columns = [TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    columns += [TimeRemainingColumn(), *([TextColumn("{task.fields[info]}")] if info else [])]
+    return Progress(*columns, console=err_console, disable=disable, transient=False)
+
+
+def trainer_progress(description: str):
+    """A transformers TrainerCallback that shows a rich progress bar over optimizer steps and the last logs."""
+    from rich.progress import Progress
     from transformers import TrainerCallback
 
     class RichProgress(TrainerCallback):
@@ -51,16 +60,7 @@ def trainer_progress(description: str):
             self.task = None
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.bar = Progress(
-                TextColumn(f"[bold]{description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[info]}"),
-                console=err_console,
-                transient=False,
-            )
+            self.bar = _steps_bar(description)
             self.bar.start()
             self.task = self.bar.add_task("steps", total=state.max_steps, info="")
 
@@ -89,24 +89,7 @@ def trainer_progress(description: str):
 @contextlib.contextmanager
 def step_progress(description: str, disable: bool = False):
     """A rich progress bar over optimizer steps; yields ``progress(step, steps, loss)``."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn(f"[bold]{description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-    )
-    with Progress(*columns, console=err_console, disable=disable) as bar:
+    with _steps_bar(description, disable) as bar:
         task = bar.add_task("steps", total=None, info="")
 
         def progress(step: int, steps: int, loss: float) -> None:
@@ -170,23 +153,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"use it with --{flag} {safe_text(summary[flag])}", highlight=False, soft_wrap=True)
 
     def _run_clip(run_clip, config, out: Path, json_out: bool):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        columns = (
-            TextColumn("[bold]clip {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=err_console, disable=json_out) as bar:
+        with _steps_bar("clip {task.description}", json_out, info=False) as bar:
             tasks: dict[str, object] = {}
 
             def progress(stage: str, done: int, total: int) -> None:
