@@ -6,6 +6,7 @@ for the question text.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
@@ -35,23 +36,17 @@ def baseline_times(memory: VideoMemory, policy: str, question: str, n_frames: in
     raise ValueError(f"unknown baseline policy {policy!r}; valid: uniform, retrieval")
 
 
-def run_baseline(
-    memory: VideoMemory,
-    question: str,
-    options: list[str] | None,
-    controller: Controller,
-    policy: str,
-    n_frames: int,
-    qid: str = "",
-) -> Trajectory:
-    start = time.perf_counter()
-    times = baseline_times(memory, policy, question, n_frames)
+def _baseline_messages(memory: VideoMemory, question: str, options: list[str] | None, times: list[float]) -> list[dict]:
     frames = memory.frames_at(times, max_side=448)
     content = [text_block(question_text(question, options, memory.duration_seconds)), text_block(BASELINE_INSTRUCTION)]
     for t, f in zip(times, frames):
         content += [text_block(f"t={t:.1f}s"), image_block(f)]
-    messages = [{"role": "system", "content": [text_block(SYSTEM_PROMPT)]}, {"role": "user", "content": content}]
-    gen = controller.generate(messages, None)
+    return [{"role": "system", "content": [text_block(SYSTEM_PROMPT)]}, {"role": "user", "content": content}]
+
+
+def _baseline_trajectory(
+    memory: VideoMemory, question: str, options: list[str] | None, qid: str, times: list[float], gen, start: float
+) -> Trajectory:
     answer = parse_answer(gen.text, len(options or []), memory.duration_seconds) or _fallback_answer(
         gen.text, len(options or [])
     )
@@ -74,3 +69,36 @@ def run_baseline(
         tool_calls=0,
         latency_s=time.perf_counter() - start,
     )
+
+
+def run_baseline(
+    memory: VideoMemory,
+    question: str,
+    options: list[str] | None,
+    controller: Controller,
+    policy: str,
+    n_frames: int,
+    qid: str = "",
+) -> Trajectory:
+    """Answer from ``n_frames`` frames chosen by ``policy`` (uniform or retrieval), in one controller turn."""
+    start = time.perf_counter()
+    times = baseline_times(memory, policy, question, n_frames)
+    gen = controller.generate(_baseline_messages(memory, question, options, times), None)
+    return _baseline_trajectory(memory, question, options, qid, times, gen, start)
+
+
+async def run_baseline_async(
+    memory: VideoMemory,
+    question: str,
+    options: list[str] | None,
+    controller: Controller,
+    policy: str,
+    n_frames: int,
+    qid: str = "",
+) -> Trajectory:
+    """:func:`run_baseline` as a coroutine: frames are chosen and decoded in a worker thread, the controller awaited."""
+    start = time.perf_counter()
+    times = await asyncio.to_thread(baseline_times, memory, policy, question, n_frames)
+    messages = await asyncio.to_thread(_baseline_messages, memory, question, options, times)
+    gen = await controller.agenerate(messages, None)
+    return _baseline_trajectory(memory, question, options, qid, times, gen, start)

@@ -6,6 +6,7 @@ ids whose last row succeeded and retries the ones whose last row is an error.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -176,32 +177,38 @@ def run_batch(
     policy: str = "agent",
     config: AgentConfig = AgentConfig(),
     n_frames: int = 16,
-    workers: int = 1,
+    concurrency: int = 1,
     trace: Path | None = None,
     on_row: Callable[[PredictionRow], None] | None = None,
 ) -> BatchSummary:
     """Answer every row whose id has no successful last row in ``out`` (failed ones are retried).
 
+    Up to ``concurrency`` questions are in flight at once, across videos, on one event loop: the
+    controller is awaited (``Controller.agenerate``: an async HTTP client for ``openai:`` servers, a
+    worker thread otherwise), decoding and retrieval run in worker threads. Each video is indexed
+    once (``load_memory``, one video at a time, in manifest order) and shared by its questions; a
+    video that cannot be loaded gets one error row per question. Rows are appended by one writer,
+    each as its question finishes, so ``out`` holds every id at most once per run.
+
     Concurrent runs on one ``out`` must be kept apart by the caller (``lock_output``).
     """
-    # Imported here so the bookkeeping above (lock, checks, done ids) stays free of torch: the CLI
-    # refuses a bad --out or a held lock before paying seconds of imports.
-    from foveate.agent.baselines import run_baseline
-    from foveate.agent.graph import answer_question
-    from foveate.agent.trajectory import write_trajectories
-
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; valid: {', '.join(POLICIES)}")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     out.parent.mkdir(parents=True, exist_ok=True)
     repair_tail(out)
     done = done_ids(out)
     summary = BatchSummary()
+    todo: list[ManifestRow] = []
     by_video: dict[str, list[ManifestRow]] = defaultdict(list)
     for row in rows:
         if row.id in done:
             summary.skipped += 1
         else:
             by_video[row.video].append(row)
+    for group in by_video.values():  # grouped by video, so a video's questions run together
+        todo.extend(group)
 
     def record(pred: PredictionRow) -> None:
         append_line(out, pred.model_dump_json())
@@ -212,34 +219,91 @@ def run_batch(
         if on_row:
             on_row(pred)
 
-    for video, group in by_video.items():
+    batch = _Batch(todo, controller, load_memory, policy, config, n_frames, trace, record)
+    _run_coroutine(batch.run(concurrency))
+    return summary
+
+
+def _run_coroutine(coro) -> None:
+    """``asyncio.run(coro)``, also from a thread that already runs an event loop (a notebook)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coro)
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
+def _error_row(row: ManifestRow, exc: BaseException, policy: str) -> PredictionRow:
+    text = str(exc)
+    return PredictionRow(
+        id=row.id, error=f"{exc.__class__.__name__}: {text.splitlines()[0] if text else ''}", policy=policy
+    )
+
+
+class _Batch:
+    """The questions of one run, answered by ``concurrency`` coroutines that pull them in order."""
+
+    def __init__(self, todo, controller, load_memory, policy, config, n_frames, trace, record) -> None:
+        self.todo, self.controller, self.load_memory = todo, controller, load_memory
+        self.policy, self.config, self.n_frames, self.trace, self.record = policy, config, n_frames, trace, record
+        self.left = defaultdict(int)  # video -> its questions not yet answered (its memory is dropped at 0)
+        for row in todo:
+            self.left[row.video] += 1
+        self.memories: dict[str, asyncio.Task] = {}
+
+    async def run(self, concurrency: int) -> None:
+        self.queue = iter(self.todo)
+        self.index_lock = asyncio.Lock()  # one video indexed at a time: one embedder, its memory bounded
+        workers = [asyncio.create_task(self._worker()) for _ in range(min(concurrency, len(self.todo)))]
         try:
-            memory = load_memory(video)
+            await asyncio.gather(*workers)
+        finally:
+            for task in [*workers, *self.memories.values()]:
+                task.cancel()
+
+    async def _worker(self) -> None:
+        for row in self.queue:  # one iterator shared by every worker: each row is taken once
+            pred = await self._answer(row)
+            self.record(pred)
+            self.left[row.video] -= 1
+            if self.left[row.video] == 0:
+                self.memories.pop(row.video, None)  # its last question is done: let the memory go
+
+    async def _memory(self, video: str):
+        task = self.memories.get(video)
+        if task is None:
+            task = self.memories[video] = asyncio.create_task(self._load(video))
+        return await asyncio.shield(task)  # a cancelled question does not cancel the shared load
+
+    async def _load(self, video: str):
+        async with self.index_lock:
+            return await asyncio.to_thread(self.load_memory, video)
+
+    async def _answer(self, row: ManifestRow) -> PredictionRow:
+        from foveate.agent.baselines import run_baseline_async
+        from foveate.agent.graph import answer_question_async
+        from foveate.agent.trajectory import write_trajectories
+
+        try:
+            memory = await self._memory(row.video)
         except Exception as exc:  # one bad video must not stop the batch
             message = (str(exc).splitlines() or [type(exc).__name__])[0]
-            for row in group:
-                record(PredictionRow(id=row.id, error=message, policy=policy))
-            continue
-
-        def one(row: ManifestRow, memory: object = memory) -> PredictionRow:
-            try:
-                if policy == "agent":
-                    traj = answer_question(memory, row.question, row.options, controller, config, qid=row.id)
-                else:
-                    traj = run_baseline(memory, row.question, row.options, controller, policy, n_frames, qid=row.id)
-                traj.gold, traj.gold_evidence = row.answer, row.evidence
-                if trace is not None:
-                    write_trajectories(trace, [traj])
-                return prediction_from(traj, policy)
-            except Exception as exc:
-                logger.warning("%s: %s", row.id, exc)
-                return PredictionRow(
-                    id=row.id,
-                    error=f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                    policy=policy,
+            return PredictionRow(id=row.id, error=message, policy=self.policy)
+        try:
+            if self.policy == "agent":
+                traj = await answer_question_async(
+                    memory, row.question, row.options, self.controller, self.config, qid=row.id
                 )
-
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for pred in pool.map(one, group):
-                record(pred)
-    return summary
+            else:
+                traj = await run_baseline_async(
+                    memory, row.question, row.options, self.controller, self.policy, self.n_frames, qid=row.id
+                )
+            traj.gold, traj.gold_evidence = row.answer, row.evidence
+            if self.trace is not None:
+                write_trajectories(self.trace, [traj])
+            return prediction_from(traj, self.policy)
+        except Exception as exc:
+            logger.warning("%s: %s", row.id, exc)
+            return _error_row(row, exc, self.policy)

@@ -7,6 +7,7 @@ model writes, the loop ends with an Answer (``valid=False`` when none could be p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -55,24 +56,30 @@ def build_graph(
     n_options: int,
     duration: float,
     on_step: Callable[[Step], None] | None = None,
+    asynchronous: bool = False,
 ):
+    """The compiled loop. With ``asynchronous`` its nodes are coroutines (run it with ``astream``): the
+    controller is awaited (``Controller.agenerate``) and the tools run in a worker thread, so one event
+    loop keeps many episodes in flight."""
     schemas = tool_schemas()
 
-    def controller_node(state: LoopState) -> dict:
+    def prompt(state: LoopState) -> tuple[list[dict], bool]:
+        """The messages to send this turn, and whether this is the forced final turn (no tools)."""
         forced = len(state["steps"]) >= config.max_steps - 1 or (
             config.max_frames > 0 and toolbox.frames_left <= 0 and state["steps"]
         )
         messages = state["messages"]
         if forced:
             messages = messages + [{"role": "user", "content": [text_block(BUDGET_EXHAUSTED)]}]
-        start = time.perf_counter()
-        gen = controller.generate(messages, None if forced else schemas)
+        return messages, bool(forced)
+
+    def reply(state: LoopState, messages: list[dict], forced: bool, gen, seconds: float) -> dict:
         step = Step(
             text=gen.text,
             tokens_in=gen.tokens_in,
             tokens_out=gen.tokens_out,
-            seconds=time.perf_counter() - start,
-            forced_final=bool(forced),
+            seconds=seconds,
+            forced_final=forced,
         )
         answer = parse_answer(gen.text, n_options, duration, toolbox.handles)
         new_messages = messages + [{"role": "assistant", "content": [text_block(gen.text)]}]
@@ -85,8 +92,20 @@ def build_graph(
             "steps": state["steps"] + [step],
             "answer": answer,
             "pending": [] if (answer is not None or forced) else gen.tool_calls,
-            "forced": bool(forced),
+            "forced": forced,
         }
+
+    def controller_node(state: LoopState) -> dict:
+        messages, forced = prompt(state)
+        start = time.perf_counter()
+        gen = controller.generate(messages, None if forced else schemas)
+        return reply(state, messages, forced, gen, time.perf_counter() - start)
+
+    async def controller_node_async(state: LoopState) -> dict:
+        messages, forced = prompt(state)
+        start = time.perf_counter()
+        gen = await controller.agenerate(messages, None if forced else schemas)
+        return reply(state, messages, forced, gen, time.perf_counter() - start)
 
     def tools_node(state: LoopState) -> dict:
         messages = list(state["messages"])
@@ -112,16 +131,61 @@ def build_graph(
             on_step(step)
         return {"messages": messages, "pending": []}
 
+    async def tools_node_async(state: LoopState) -> dict:
+        return await asyncio.to_thread(tools_node, state)  # decoding and retrieval hold no event loop
+
     def route(state: LoopState) -> str:
         return END if state["answer"] is not None else "tools"
 
     graph = StateGraph(LoopState)
-    graph.add_node("controller", controller_node)
-    graph.add_node("tools", tools_node)
+    graph.add_node("controller", controller_node_async if asynchronous else controller_node)
+    graph.add_node("tools", tools_node_async if asynchronous else tools_node)
     graph.add_edge(START, "controller")
     graph.add_conditional_edges("controller", route, {"tools": "tools", END: END})
     graph.add_edge("tools", "controller")
     return graph.compile()
+
+
+class _Episode:
+    """One question's loop: its toolbox, first messages, compiled graph, and the latest state."""
+
+    def __init__(
+        self,
+        memory: VideoMemory,
+        question: str,
+        options: list[str] | None,
+        controller: Controller,
+        config: AgentConfig,
+        qid: str,
+        on_step: Callable[[Step], None] | None,
+        asynchronous: bool,
+    ) -> None:
+        self.start = time.perf_counter()
+        self.memory, self.question, self.options, self.qid = memory, question, options, qid
+        self.toolbox = VideoToolbox(memory, max_frames=config.max_frames)
+        messages = initial_messages(question, options, memory, config.overview_images, config.overview_chars)
+        self.overview_frames = count_images(messages[1]["content"])
+        self.app = build_graph(
+            controller, self.toolbox, config, len(options or []), memory.duration_seconds, on_step, asynchronous
+        )
+        self.initial: LoopState = {"messages": messages, "steps": [], "answer": None, "pending": [], "forced": False}
+        self.state = self.initial
+        self.run_config = {"recursion_limit": 4 * config.max_steps + 8}
+
+    def trajectory(self) -> Trajectory:
+        steps = self.state["steps"]
+        return Trajectory(
+            id=self.qid,
+            video=self.memory.info.path,
+            question=self.question,
+            options=self.options,
+            duration_s=self.memory.duration_seconds,
+            steps=steps,
+            answer=self.state["answer"],
+            frames_used=self.overview_frames + self.toolbox.frames_used,
+            tool_calls=sum(len(s.tool_turns) for s in steps),
+            latency_s=time.perf_counter() - self.start,
+        )
 
 
 def answer_question(
@@ -138,33 +202,31 @@ def answer_question(
     A ControllerError (a server down, a malformed reply) or a KeyboardInterrupt ends the episode early
     and propagates with the steps done so far attached as ``exc.trajectory`` (``answer`` None).
     """
-    start = time.perf_counter()
-    toolbox = VideoToolbox(memory, max_frames=config.max_frames)
-    messages = initial_messages(question, options, memory, config.overview_images, config.overview_chars)
-    overview_frames = count_images(messages[1]["content"])
-    app = build_graph(controller, toolbox, config, len(options or []), memory.duration_seconds, on_step)
-    initial: LoopState = {"messages": messages, "steps": [], "answer": None, "pending": [], "forced": False}
-    state = initial
-
-    def trajectory() -> Trajectory:
-        steps = state["steps"]
-        return Trajectory(
-            id=qid,
-            video=memory.info.path,
-            question=question,
-            options=options,
-            duration_s=memory.duration_seconds,
-            steps=steps,
-            answer=state["answer"],
-            frames_used=overview_frames + toolbox.frames_used,
-            tool_calls=sum(len(s.tool_turns) for s in steps),
-            latency_s=time.perf_counter() - start,
-        )
-
+    episode = _Episode(memory, question, options, controller, config, qid, on_step, asynchronous=False)
     try:  # stream the states, not invoke, so the last one is at hand when a step fails
-        for latest in app.stream(initial, {"recursion_limit": 4 * config.max_steps + 8}, stream_mode="values"):
-            state = latest
+        for latest in episode.app.stream(episode.initial, episode.run_config, stream_mode="values"):
+            episode.state = latest
     except (ControllerError, KeyboardInterrupt) as exc:
-        exc.trajectory = trajectory()
+        exc.trajectory = episode.trajectory()
         raise
-    return trajectory()
+    return episode.trajectory()
+
+
+async def answer_question_async(
+    memory: VideoMemory,
+    question: str,
+    options: list[str] | None,
+    controller: Controller,
+    config: AgentConfig = AgentConfig(),
+    qid: str = "",
+    on_step: Callable[[Step], None] | None = None,
+) -> Trajectory:
+    """:func:`answer_question` as a coroutine: many of them share one event loop (``foveate batch --concurrency``)."""
+    episode = _Episode(memory, question, options, controller, config, qid, on_step, asynchronous=True)
+    try:
+        async for latest in episode.app.astream(episode.initial, episode.run_config, stream_mode="values"):
+            episode.state = latest
+    except (ControllerError, asyncio.CancelledError) as exc:
+        exc.trajectory = episode.trajectory()
+        raise
+    return episode.trajectory()

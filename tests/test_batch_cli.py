@@ -116,7 +116,7 @@ def test_wait_waits_for_the_lock_holder(manifest, script, tmp_path):
 
 @pytest.mark.parametrize(
     "flags",
-    [("--frames", "0"), ("--frames", "100000"), ("--workers", "0"), ("--workers", "65"), ("--max-steps", "0")],
+    [("--frames", "0"), ("--frames", "100000"), ("--workers", "0"), ("--concurrency", "1025"), ("--max-steps", "0")],
 )
 def test_numeric_flags_are_bounded(manifest, script, tmp_path, flags):
     r = run(*batch_args(manifest, tmp_path / "pred.jsonl", script, *flags))

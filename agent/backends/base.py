@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -41,6 +42,11 @@ class Controller(ABC):
     @abstractmethod
     def generate(self, messages: list[dict], tools: list[dict] | None) -> Generation:
         """Continue ``messages``; ``tools`` are the JSON schemas the model may call."""
+
+    async def agenerate(self, messages: list[dict], tools: list[dict] | None) -> Generation:
+        """``generate`` as a coroutine. By default it runs ``generate`` in a worker thread; backends with
+        a native async path (an async HTTP client, a batching engine) override it."""
+        return await asyncio.to_thread(self.generate, messages, tools)
 
     @classmethod
     def check(cls, target: str) -> None:

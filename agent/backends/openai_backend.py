@@ -1,5 +1,9 @@
 """Any OpenAI-compatible server (vLLM, SGLang): native tool calls, images as data URLs.
 
+``generate`` uses the blocking client; ``agenerate`` an ``AsyncOpenAI`` client (one per event
+loop), so ``foveate batch --concurrency N`` keeps N requests in flight and the server's continuous
+batching sees them together.
+
 Transient failures (connection errors, timeouts, 5xx) are retried by the openai client itself
 with exponential backoff; whatever still fails, or comes back malformed, becomes one ControllerError
 line that names the server URL and the cause.
@@ -7,9 +11,11 @@ line that names the server URL and the cause.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
+import weakref
 from typing import ClassVar
 
 from foveate.agent.backends.base import Controller, ControllerError, Generation
@@ -91,6 +97,9 @@ class OpenAIController(Controller):
 
         self.client = OpenAI(base_url=base_url, api_key=api_key, max_retries=tries - 1, timeout=timeout)
         self.model, self.base_url, self.max_tokens, self.temperature = model, base_url, max_tokens, temperature
+        self._client_options = {"base_url": base_url, "api_key": api_key, "max_retries": tries - 1, "timeout": timeout}
+        # event loop -> AsyncOpenAI: an async client's connections belong to the loop that made them
+        self._async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     @classmethod
     def check(cls, target: str) -> None:
@@ -107,32 +116,63 @@ class OpenAIController(Controller):
         model, _, url = target.rpartition("@")
         return cls(model, url, **options)
 
+    def _request(self, messages: list[dict], tools: list[dict] | None) -> dict:
+        kwargs = {"tools": tools} if tools else {}
+        return {
+            "model": self.model,
+            "messages": to_openai_messages(messages),
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            **kwargs,
+        }
+
+    @staticmethod
+    def _first_message(resp):
+        """The first choice's message and the usage of a completion; ValueError when it has none."""
+        if isinstance(resp, str):  # the client hands back a non-JSON body (an HTML error page) as text
+            raise ValueError(f"not JSON: {resp[:80]!r}")
+        if not resp.choices:
+            raise ValueError("no choices")
+        msg = resp.choices[0].message
+        if msg is None or not isinstance(msg.content, (str, type(None))):
+            raise ValueError("the first choice has no message")
+        return msg, resp.usage
+
     def _complete(self, messages: list[dict], tools: list[dict] | None):
         """The first choice's message and the usage, or ControllerError."""
         import openai
 
-        kwargs = {"tools": tools} if tools else {}
         try:
-            resp = self.client.chat.completions.create(
-                model=self.model,
-                messages=to_openai_messages(messages),
-                max_tokens=self.max_tokens,
-                temperature=self.temperature,
-                **kwargs,
-            )
-            if isinstance(resp, str):  # the client hands back a non-JSON body (an HTML error page) as text
-                raise ValueError(f"not JSON: {resp[:80]!r}")
-            if not resp.choices:
-                raise ValueError("no choices")
-            msg = resp.choices[0].message
-            if msg is None or not isinstance(msg.content, (str, type(None))):
-                raise ValueError("the first choice has no message")
-            return msg, resp.usage
+            return self._first_message(self.client.chat.completions.create(**self._request(messages, tools)))
+        except (openai.APIError, ValueError, AttributeError, TypeError) as exc:
+            raise _request_error(self.base_url, self.model, exc) from None
+
+    def _async_client(self):
+        from openai import AsyncOpenAI
+
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_clients[loop] = AsyncOpenAI(**self._client_options)
+        return client
+
+    async def _acomplete(self, messages: list[dict], tools: list[dict] | None):
+        import openai
+
+        request = await asyncio.to_thread(self._request, messages, tools)  # JPEG encoding, off the event loop
+        try:
+            return self._first_message(await self._async_client().chat.completions.create(**request))
         except (openai.APIError, ValueError, AttributeError, TypeError) as exc:
             raise _request_error(self.base_url, self.model, exc) from None
 
     def generate(self, messages: list[dict], tools: list[dict] | None) -> Generation:
-        msg, usage = self._complete(messages, tools)
+        return self._generation(*self._complete(messages, tools))
+
+    async def agenerate(self, messages: list[dict], tools: list[dict] | None) -> Generation:
+        return self._generation(*await self._acomplete(messages, tools))
+
+    @staticmethod
+    def _generation(msg, usage) -> Generation:
         text = msg.content or ""
         calls = []
         for tc in msg.tool_calls or []:

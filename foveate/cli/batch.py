@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -21,8 +22,8 @@ from foveate.cli.common import (
 from foveate.cli.index import EMBEDDER_HELP
 
 
-def _run(rows, out, ctl, load, policy, config, frames, workers, trace):
-    """run_batch under a progress bar that starts at the ids already done."""
+def _run(rows, out, ctl, load, policy, config, frames, concurrency, trace):
+    """run_batch under a progress bar that starts at the ids already done and shows questions per minute."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from foveate.agent.batch import done_ids, run_batch
@@ -31,12 +32,21 @@ def _run(rows, out, ctl, load, policy, config, frames, workers, trace):
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         console=err_console,
     ) as bar:
-        task = bar.add_task(f"{policy}", total=len(rows))
+        task = bar.add_task(f"{policy}", total=len(rows), rate="")
         bar.update(task, completed=len(done_ids(out) & {r.id for r in rows}))
-        return run_batch(rows, out, ctl, load, policy, config, frames, workers, trace, lambda _: bar.advance(task))
+        start, answered = time.monotonic(), 0
+
+        def advance(_) -> None:
+            nonlocal answered
+            answered += 1
+            per_minute = 60.0 * answered / max(1e-9, time.monotonic() - start)
+            bar.update(task, advance=1, rate=f"{per_minute:.1f} q/min")
+
+        return run_batch(rows, out, ctl, load, policy, config, frames, concurrency, trace, advance)
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +58,15 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(
             ..., "--out", help="Predictions JSONL (appended; rerun to resume; an id's last row counts)."
         ),
-        workers: int = typer.Option(1, "--workers", min=1, max=64, help="Questions answered in parallel per video."),
+        concurrency: int = typer.Option(
+            1,
+            "--concurrency",
+            "--workers",
+            min=1,
+            max=1024,
+            help="Questions in flight at once, across videos (one event loop; an openai: server gets this many "
+            "requests together, for its continuous batching). Each video is indexed once, one at a time.",
+        ),
         controller: str | None = typer.Option(
             None, "--controller", help="HF model id, local model directory, or openai:MODEL@URL."
         ),
@@ -110,7 +128,7 @@ def register(app: typer.Typer) -> None:
                     ctl = load_controller(controller or DEFAULT_CONTROLLER, timeout=timeout)
                 except (FoveateError, ValueError, OSError) as exc:
                     fail(str(exc).splitlines()[0])
-                summary = _run(rows, out, ctl, load, policy, config, frames, workers, trace)
+                summary = _run(rows, out, ctl, load, policy, config, frames, concurrency, trace)
         except OutputLocked as exc:
             fail(str(exc))
         except OSError as exc:

@@ -1,0 +1,125 @@
+"""`foveate batch --concurrency`: many questions in flight across videos against an OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from foveate.agent.backends import load_controller
+from foveate.agent.batch import run_batch
+from foveate.agent.records import ManifestRow
+from foveate.memory import IngestConfig, ingest
+from tests.fixtures.chat_server import ChatServer, text_message, tool_call_message
+
+ANSWER = '<answer>{"choice": "B", "answer": "blue", "evidence": [[3.0, 6.0]]}</answer>'
+
+
+@pytest.fixture(scope="module")
+def memories(cuts_video, colour_video, tiny_embedder_spec, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("c")
+    return {
+        str(v.path): ingest(v.path, cache_root=cache, embedder=tiny_embedder_spec, config=IngestConfig(clip_seconds=2.0))
+        for v in (cuts_video, colour_video)
+    }
+
+
+def _rows(memories, n):
+    videos = sorted(memories)
+    return [
+        ManifestRow(id=f"q{i:02d}", video=videos[i % len(videos)], question="Which colour?", options=["red", "blue"])
+        for i in range(n)
+    ]
+
+
+def _ids(path):
+    return [json.loads(line)["id"] for line in path.read_text().splitlines()]
+
+
+def test_sixteen_in_flight_answer_32_questions_at_least_8x_faster_than_one(memories, tmp_path):
+    """A server that takes 1 s per request: one question at a time costs 32 s, sixteen at a time about 2 s."""
+    rows = _rows(memories, 32)
+    seconds, most = {}, {}
+    for n in (1, 16):
+        with ChatServer([text_message(ANSWER)], max_requests=40, lifetime_s=120, delay_s=1.0) as server:
+            ctl = load_controller(f"openai:m@{server.url}")
+            out = tmp_path / f"c{n}.jsonl"
+            start = time.perf_counter()
+            summary = run_batch(rows, out, ctl, memories.__getitem__, concurrency=n)
+            seconds[n] = time.perf_counter() - start
+            most[n] = server.most_in_flight
+        assert (summary.answered, summary.failed) == (32, 0)
+        assert sorted(_ids(out)) == [r.id for r in rows]  # each question exactly once
+        assert len(server.requests) == 32
+    print(f"32 questions, 1 s per request: {seconds[1]:.2f} s one at a time, {seconds[16]:.2f} s sixteen at a time")
+    assert most == {1: 1, 16: 16}
+    assert seconds[1] >= 32
+    assert seconds[1] / seconds[16] >= 8, seconds
+
+
+def test_tool_turns_in_flight_keep_each_episode_apart(memories, tmp_path):
+    """Episodes that interleave on one event loop still see only their own turns: every question makes one
+    zoom call (run in a worker thread) and then answers, and each trajectory holds exactly that."""
+    rows = _rows(memories, 8)
+    zoom = tool_call_message("zoom", start=1.0, end=3.0, num_frames=2)
+    script = [zoom] * 8 + [text_message(ANSWER)] * 8  # with 8 in flight, every first turn comes before any second
+    trace = tmp_path / "trace.jsonl"
+    with ChatServer(script, max_requests=16, lifetime_s=60, delay_s=0.2) as server:
+        ctl = load_controller(f"openai:m@{server.url}")
+        summary = run_batch(rows, tmp_path / "p.jsonl", ctl, memories.__getitem__, concurrency=8, trace=trace)
+    assert (summary.answered, summary.failed) == (8, 0)
+    assert server.most_in_flight == 8
+    trajectories = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert sorted(t["id"] for t in trajectories) == [r.id for r in rows]
+    for t in trajectories:
+        assert [turn["name"] for step in t["steps"] for turn in step["tool_turns"]] == ["zoom"]
+        assert t["answer"]["choice"] == "B"
+    # The second request of every episode carries that episode's own zoom result (2 frames) after the overview.
+    seconds = [r for r in server.requests if any(m["role"] == "assistant" for m in r["messages"])]
+    assert len(seconds) == 8
+
+
+def test_a_video_that_cannot_be_loaded_fails_only_its_questions(memories, tmp_path):
+    rows = _rows(memories, 6) + [
+        ManifestRow(id=f"bad{i}", video=str(tmp_path / "missing.mp4"), question="?", options=["a", "b"])
+        for i in range(3)
+    ]
+
+    def load(video):
+        if video not in memories:
+            raise FileNotFoundError(f"{video}: no such file")
+        return memories[video]
+
+    with ChatServer([text_message(ANSWER)], max_requests=10, lifetime_s=60, delay_s=0.05) as server:
+        ctl = load_controller(f"openai:m@{server.url}")
+        summary = run_batch(rows, tmp_path / "p.jsonl", ctl, load, concurrency=4)
+    assert (summary.answered, summary.failed) == (6, 3)
+    preds = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert {p["id"] for p in preds if p["error"]} == {"bad0", "bad1", "bad2"}
+    assert all("no such file" in p["error"] for p in preds if p["error"])
+
+
+def test_cli_concurrency_resumes_without_duplicates(cuts_video, colour_video, tiny_embedder_spec, tmp_path):
+    """`foveate batch --concurrency 4` over two videos; a rerun finds nothing left and appends nothing."""
+    manifest = tmp_path / "m.jsonl"
+    videos = [str(cuts_video.path), str(colour_video.path)]
+    rows = [{"id": f"q{i}", "video": videos[i % 2], "question": "?", "options": ["a", "b"]} for i in range(8)]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "pred.jsonl"
+    with ChatServer([text_message(ANSWER)], max_requests=20, lifetime_s=120, delay_s=0.3) as server:
+        cmd = [
+            *(sys.executable, "-m", "foveate.cli", "batch", str(manifest), "--out", str(out)),
+            *("--controller", f"openai:m@{server.url}", "--embedder", tiny_embedder_spec),
+            *("--policy", "uniform", "--frames", "2", "--concurrency", "4"),
+        ]
+        first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        in_flight = server.most_in_flight
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert sorted(_ids(out)) == sorted(r["id"] for r in rows)
+    assert "8 skipped" in again.stderr
+    assert in_flight == 4
