@@ -36,7 +36,9 @@ def baseline_times(memory: VideoMemory, policy: str, question: str, n_frames: in
     raise ValueError(f"unknown baseline policy {policy!r}; valid: uniform, retrieval")
 
 
-def _baseline_messages(memory: VideoMemory, question: str, options: list[str] | None, times: list[float]) -> list[dict]:
+def _baseline_messages(
+    memory: VideoMemory, question: str, options: list[str] | None, times: list[float]
+) -> list[dict]:
     frames = memory.frames_at(times, max_side=448)
     content = [text_block(question_text(question, options, memory.duration_seconds)), text_block(BASELINE_INSTRUCTION)]
     for t, f in zip(times, frames):

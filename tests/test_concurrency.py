@@ -22,7 +22,9 @@ ANSWER = '<answer>{"choice": "B", "answer": "blue", "evidence": [[3.0, 6.0]]}</a
 def memories(cuts_video, colour_video, tiny_embedder_spec, tmp_path_factory):
     cache = tmp_path_factory.mktemp("c")
     return {
-        str(v.path): ingest(v.path, cache_root=cache, embedder=tiny_embedder_spec, config=IngestConfig(clip_seconds=2.0))
+        str(v.path): ingest(
+            v.path, cache_root=cache, embedder=tiny_embedder_spec, config=IngestConfig(clip_seconds=2.0)
+        )
         for v in (cuts_video, colour_video)
     }
 
@@ -123,3 +125,39 @@ def test_cli_concurrency_resumes_without_duplicates(cuts_video, colour_video, ti
     assert sorted(_ids(out)) == sorted(r["id"] for r in rows)
     assert "8 skipped" in again.stderr
     assert in_flight == 4
+
+
+def _conversation(i: int, image: bool) -> list[dict]:
+    from PIL import Image
+
+    content = [{"type": "text", "text": f"question {i}: " + "what colour " * i}]
+    if image:
+        content.append({"type": "image", "image": Image.new("RGB", (64 + 16 * i, 64), (40 * i, 90, 0))})
+    return [{"role": "system", "content": [{"type": "text", "text": "Answer."}]}, {"role": "user", "content": content}]
+
+
+def test_local_model_batches_concurrent_requests_and_answers_as_alone(tiny_controller_dir):
+    """Requests made together on one event loop run as one left-padded generate call, and each gets what
+    it would get alone (greedy decoding, prompts of different lengths, with and without images)."""
+    import asyncio
+
+    ctl = load_controller(str(tiny_controller_dir), max_new_tokens=12)
+    conversations = [_conversation(i, image=i % 2 == 0) for i in range(5)]
+    alone = [ctl.generate(c, None) for c in conversations]
+    sizes = []
+    generate_batch = ctl.generate_batch
+
+    def counted(batch, tools):
+        sizes.append(len(batch))
+        return generate_batch(batch, tools)
+
+    ctl.generate_batch = counted
+
+    async def together():
+        return await asyncio.gather(*(ctl.agenerate(c, None) for c in conversations))
+
+    batched = asyncio.run(together())
+    assert sizes == [5]
+    assert [g.text for g in batched] == [g.text for g in alone]
+    assert [g.tokens_in for g in batched] == [g.tokens_in for g in alone]
+    assert len({g.tokens_in for g in alone}) == 5  # the prompts did need padding

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import weakref
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -60,7 +62,7 @@ def prepare_messages(
 
 class HFController(Controller):
     BACKEND_NAME: ClassVar[str] = "hf"
-    OPTIONS: ClassVar[tuple[str, ...]] = ("max_new_tokens", "temperature")
+    OPTIONS: ClassVar[tuple[str, ...]] = ("max_new_tokens", "temperature", "max_batch")
 
     def __init__(
         self,
@@ -69,6 +71,7 @@ class HFController(Controller):
         temperature: float = 0.0,
         trust_remote_code: bool = False,
         device: str | None = None,
+        max_batch: int = 16,
     ) -> None:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -96,7 +99,8 @@ class HFController(Controller):
             )
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
-        self.max_new_tokens, self.temperature = max_new_tokens, temperature
+        self.max_new_tokens, self.temperature, self.max_batch = max_new_tokens, temperature, max_batch
+        self._batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> _Batcher
 
     @classmethod
     def check(cls, target: str) -> None:
@@ -116,25 +120,91 @@ class HFController(Controller):
             )
 
     def generate(self, messages: list[dict], tools: list[dict] | None) -> Generation:
+        return self.generate_batch([messages], tools)[0]
+
+    def generate_batch(self, conversations: list[list[dict]], tools: list[dict] | None) -> list[Generation]:
+        """Continue several conversations in one ``generate`` call (left-padded); same tools for all."""
         import torch
 
-        msgs, tools_arg = prepare_messages(messages, tools, self.processor)
+        prepared = [prepare_messages(messages, tools, self.processor) for messages in conversations]
+        tools_arg = prepared[0][1]
+        batch = [msgs for msgs, _ in prepared]
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
         inputs = self.processor.apply_chat_template(
-            msgs, tools=tools_arg, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+            batch if len(batch) > 1 else batch[0],
+            tools=tools_arg,
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            # left padding: the new tokens of every row follow its prompt directly
+            processor_kwargs={"padding": True, "padding_side": "left"} if len(batch) > 1 else None,
         ).to(self.device)
         kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": self.temperature > 0}
         if self.temperature > 0:
             kwargs["temperature"] = self.temperature
         with torch.inference_mode():
             out = self.model.generate(**inputs, **kwargs)
-        new = out[0, inputs["input_ids"].shape[1] :]
-        text = self.processor.decode(new, skip_special_tokens=False)
-        for s in _STRIP:
-            text = text.replace(s, "")
-        text = text.strip()
-        return Generation(
-            text=text,
-            tool_calls=parse_tool_calls(text),
-            tokens_in=int(inputs["input_ids"].shape[1]),
-            tokens_out=int(len(new)),
-        )
+        prompt_len = inputs["input_ids"].shape[1]
+        pad = getattr(tokenizer, "pad_token_id", None)
+        results = []
+        for k in range(len(batch)):
+            new = out[k, prompt_len:]
+            if pad is not None and len(batch) > 1:
+                new = new[new != pad]  # a row that finished early is padded to the longest
+            text = self.processor.decode(new, skip_special_tokens=False)
+            for s in _STRIP:
+                text = text.replace(s, "")
+            text = text.strip()
+            results.append(
+                Generation(
+                    text=text,
+                    tool_calls=parse_tool_calls(text),
+                    tokens_in=int(inputs["attention_mask"][k].sum()),
+                    tokens_out=int(len(new)),
+                )
+            )
+        return results
+
+    async def agenerate(self, messages: list[dict], tools: list[dict] | None) -> Generation:
+        """Requests that arrive while the model is busy are generated together, as one batch, when it is free."""
+        loop = asyncio.get_running_loop()
+        batcher = self._batchers.get(loop)
+        if batcher is None:
+            batcher = self._batchers[loop] = _Batcher(self.generate_batch, self.max_batch)
+        return await batcher.submit(messages, tools)
+
+
+class _Batcher:
+    """Collects concurrent requests on one event loop and runs them as batches, one batch at a time, in a
+    worker thread. A batch takes the oldest request and every waiting one with the same tools (up to
+    ``max_batch``), so nothing waits for a batch to fill: a lone request runs alone."""
+
+    def __init__(self, generate_batch, max_batch: int) -> None:
+        self.generate_batch, self.max_batch = generate_batch, max_batch
+        self.waiting: list[tuple[list[dict], list[dict] | None, asyncio.Future]] = []
+        self.running: asyncio.Task | None = None
+
+    async def submit(self, messages: list[dict], tools: list[dict] | None) -> Generation:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((messages, tools, future))
+        if self.running is None or self.running.done():
+            self.running = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(0)  # let the requests made in the same tick join the first batch
+        while self.waiting:
+            tools = self.waiting[0][1]
+            batch = [w for w in self.waiting if w[1] == tools][: self.max_batch]
+            self.waiting = [w for w in self.waiting if all(w is not b for b in batch)]
+            try:
+                gens = await asyncio.to_thread(self.generate_batch, [m for m, _, _ in batch], tools)
+            except Exception as exc:  # every request of the batch gets the error
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, _, future), gen in zip(batch, gens):
+                if not future.done():
+                    future.set_result(gen)
