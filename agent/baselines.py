@@ -98,7 +98,7 @@ async def run_baseline_async(
     n_frames: int,
     qid: str = "",
 ) -> Trajectory:
-    """:func:`run_baseline` as a coroutine: frames are chosen and decoded in a worker thread, the controller awaited."""
+    """:func:`run_baseline` as a coroutine: frames chosen and decoded in a worker thread, the controller awaited."""
     start = time.perf_counter()
     times = await asyncio.to_thread(baseline_times, memory, policy, question, n_frames)
     messages = await asyncio.to_thread(_baseline_messages, memory, question, options, times)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import weakref
 import os
+import weakref
 from pathlib import Path
 from typing import ClassVar
 
