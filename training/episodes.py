@@ -156,6 +156,12 @@ def save_examples(episodes: Iterable[Episode], out_dir: Path) -> list[dict]:
     return rows
 
 
+def load_examples(out_dir: Path) -> list[dict]:
+    """The rows :func:`save_examples` wrote into ``out_dir``."""
+    with (out_dir / "examples.jsonl").open() as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def load_messages(row: dict) -> list[dict]:
     """A stored example's messages with its PNG images filled into the placeholders, in order."""
     from PIL import Image

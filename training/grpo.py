@@ -115,29 +115,31 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
     from foveate.training.environment import VideoEnvironment
     from foveate.training.rewards import ToolCallMonitor, reward_functions
 
-    # config -> assets
-    out.mkdir(parents=True, exist_ok=True)
-    world = prepare_world(config.world, out)
-    controller = (
-        warm_start(config, out, callbacks) if config.warm_start_sft else resolve_controller(config.model.path, out)
-    )
-    embedder = resolve_embedder(config.embedder, out)
-    memories = MemoryCache(embedder, config.ingest)
-
-    # data, rewards
-    dataset = build_dataset(config, world, memories)
+    # The trainer's arguments first: under torchrun / accelerate launch they set up the process group.
     monitor = ToolCallMonitor(config.stop_after_steps_without_tool_calls)
     funcs, weights = reward_functions(config.rewards, monitor)
-
-    # model, trainer
-    model, processor = load_for_training(controller, config.model)
-    ensure_tool_parsing(processor)
     ours = {"seed": config.seed, "reward_weights": weights, **quiet_progress(config.trl, callbacks)}
     if "use_vllm" not in config.trl:
         ours |= {"use_vllm": use_vllm(config)} | ({"vllm_mode": "colocate"} if use_vllm(config) else {})
     if "max_tool_calling_iterations" not in config.trl:
         ours["max_tool_calling_iterations"] = max(1, config.agent.max_steps - 1)
     args = trl_config("grpo", config.trl, out / "checkpoints", **ours)
+    if args.process_index == 0:
+        out.mkdir(parents=True, exist_ok=True)
+
+    # assets, data: the warm-start SFT runs on every process (it trains under the same launcher); the
+    # main process then builds the world and the memories first, the others read them from disk.
+    controller = warm_start(config, out, callbacks) if config.warm_start_sft else None
+    with args.main_process_first(local=False, desc="world, models and GRPO prompts"):
+        world = prepare_world(config.world, out)
+        controller = controller or resolve_controller(config.model.path, out)
+        embedder = resolve_embedder(config.embedder, out)
+        memories = MemoryCache(embedder, config.ingest)
+        dataset = build_dataset(config, world, memories)
+
+    # model, trainer
+    model, processor = load_for_training(controller, config.model)
+    ensure_tool_parsing(processor)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=funcs,
@@ -152,11 +154,15 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
     # train, save
     drop_log_printer(trainer, callbacks)
     trainer.train()
-    path = save_controller(
-        trainer.model,
-        processor,
-        out / "controller",
-        TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder),
-    )
-    (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    path = out / "controller"
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:  # one checkpoint, whatever the number of processes
+        save_controller(
+            trainer.accelerator.unwrap_model(trainer.model),
+            processor,
+            path,
+            TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder),
+        )
+        (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    trainer.accelerator.wait_for_everyone()
     return GRPOResult(path, len(dataset), trainer.state.log_history)

@@ -71,20 +71,10 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
     from foveate.training.assets import MemoryCache, prepare_world, resolve_controller, resolve_embedder
     from foveate.training.checkpoint import load_for_training, save_controller
     from foveate.training.collator import AgentChatCollator
+    from foveate.training.episodes import load_examples
 
-    # config -> assets
-    out.mkdir(parents=True, exist_ok=True)
-    world = prepare_world(config.world, out)
-    controller = resolve_controller(config.model.path, out)
-    embedder = resolve_embedder(config.embedder, out)
-    memories = MemoryCache(embedder, config.ingest)
-
-    # data
-    examples = build_examples(config, out, memories, world)
-    dataset = Dataset.from_list([{"messages": e["messages"], "images": e["images"]} for e in examples])
-
-    # model and trainer
-    model, processor = load_for_training(controller, config.model)
+    # The trainer's arguments first: under torchrun / accelerate launch they set up the process group,
+    # and the main process builds what every process then reads (world, models, examples).
     args = trl_config(
         "sft",
         config.trl,
@@ -96,6 +86,21 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
         max_length=None,
         **quiet_progress(config.trl, callbacks),
     )
+    main = args.process_index == 0
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    with args.main_process_first(local=False, desc="world, models and SFT examples"):
+        world = prepare_world(config.world, out)
+        controller = resolve_controller(config.model.path, out)
+        embedder = resolve_embedder(config.embedder, out)
+        if main or not (out / "data" / "examples.jsonl").is_file():
+            examples = build_examples(config, out, MemoryCache(embedder, config.ingest), world)
+        else:  # the main process wrote them (a shared filesystem): read, do not rewrite under its feet
+            examples = load_examples(out / "data")
+    dataset = Dataset.from_list([{"messages": e["messages"], "images": e["images"]} for e in examples])
+
+    # model and trainer
+    model, processor = load_for_training(controller, config.model)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -110,11 +115,15 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
     drop_log_printer(trainer, callbacks)
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    path = save_controller(
-        trainer.model,
-        processor,
-        out / "controller",
-        TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder),
-    )
-    (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    path = out / "controller"
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:  # one checkpoint, whatever the number of processes
+        save_controller(
+            trainer.accelerator.unwrap_model(trainer.model),
+            processor,
+            path,
+            TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder),
+        )
+        (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    trainer.accelerator.wait_for_everyone()
     return SFTResult(path, len(examples), losses)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def trainer_progress(description: str):
             self.task = None
 
         def on_train_begin(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:  # under torchrun / accelerate launch one process shows progress
+                return
             self.bar = _steps_bar(description)
             self.bar.start()
             self.task = self.bar.add_task("steps", total=state.max_steps, info="")
@@ -96,6 +99,11 @@ def step_progress(description: str, disable: bool = False):
             bar.update(task, completed=step, total=steps, info=f"loss {loss:.4g}")
 
         yield progress
+
+
+def _rank() -> int:
+    """This process's global rank under torchrun / accelerate launch (0 when launched alone)."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def register(app: typer.Typer) -> None:
@@ -137,6 +145,8 @@ def register(app: typer.Typer) -> None:
             fail(" ".join(str(exc).split()))
         except OSError as exc:
             fail(f"{getattr(exc, 'filename', None) or out}: {exc.strerror or exc}")
+        if _rank() != 0:  # under torchrun / accelerate launch the first process alone reports
+            return
         summary = {
             "kind": kind,
             "config": str(path),

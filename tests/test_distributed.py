@@ -1,0 +1,63 @@
+"""`foveate train sft|grpo` under torchrun: two CPU processes (gloo) train as one, and one of them writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _train(kind: str, out, processes: int, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    cli = ["-m", "foveate.cli", "train", kind, f"tiny_{kind}", "-o", str(out), "--json"]
+    for item in overrides:
+        cli += ["--set", item]
+    if processes > 1:
+        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+        cmd = [sys.executable, *launcher, *cli]
+    else:
+        cmd = [sys.executable, *cli]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _losses(out) -> list[float]:
+    return [h["loss"] for h in json.loads((out / "train_log.json").read_text()) if "loss" in h]
+
+
+def test_two_process_sft_learns_as_one_process_and_writes_one_checkpoint(tmp_path):
+    """Same global batch (2 x 1 vs 1 x 2), same steps: the loss curves agree while they are large, both fall below
+    a third of where they began, the summary is printed once, and one controller is written."""
+    common = ("trl.num_train_epochs=15", "trl.logging_steps=5")
+    one = _train("sft", tmp_path / "one", 1, *common, "trl.per_device_train_batch_size=2")
+    two = _train("sft", tmp_path / "two", 2, *common, "trl.per_device_train_batch_size=1")
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert two.returncode == 0, two.stderr[-3000:]
+
+    summaries = [line for line in two.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 1, two.stdout  # the first process alone reports
+    assert json.loads(summaries[0])["controller"] == str(tmp_path / "two" / "controller")
+    assert two.stderr.count("controller saved to") == 1
+    assert (tmp_path / "two" / "controller" / "model.safetensors").is_file()
+    assert not list((tmp_path / "two").glob("controller.*"))  # no second, half-written copy beside it
+
+    a, b = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert len(a) == len(b) >= 6
+    print("losses, 1 process:", [round(x, 3) for x in a], "2 processes:", [round(y, 3) for y in b])
+    assert a[-1] < 0.3 * a[0] and b[-1] < 0.3 * b[0], (a, b)
+    for x, y in zip(a, b):
+        if x > 0.5:
+            assert abs(x - y) <= 0.25 * x, (a, b)
+
+
+@pytest.mark.slow
+def test_two_process_grpo_after_a_two_process_warm_start(tmp_path):
+    """The GRPO config's warm-start SFT and then GRPO itself, both on two processes."""
+    r = _train("grpo", tmp_path / "g", 2, "trl.per_device_train_batch_size=2", "trl.max_steps=2", timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len([line for line in r.stdout.splitlines() if line.startswith("{")]) == 1
+    assert (tmp_path / "g" / "sft" / "controller" / "model.safetensors").is_file()
+    assert (tmp_path / "g" / "controller" / "model.safetensors").is_file()
+    assert r.stderr.count("controller saved to") == 2
