@@ -210,7 +210,11 @@ def run_batch(
     for group in by_video.values():  # grouped by video, so a video's questions run together
         todo.extend(group)
 
-    def record(pred: PredictionRow) -> None:
+    def record(pred: PredictionRow, traj: Trajectory | None) -> None:
+        from foveate.agent.trajectory import write_trajectories
+
+        if trace is not None and traj is not None:
+            write_trajectories(trace, [traj])
         append_line(out, pred.model_dump_json())
         if pred.error is None:
             summary.answered += 1
@@ -219,9 +223,23 @@ def run_batch(
         if on_row:
             on_row(pred)
 
-    batch = _Batch(todo, controller, load_memory, policy, config, n_frames, trace, record)
-    _run_coroutine(batch.run(concurrency))
+    answer_rows(todo, controller, load_memory, record, policy, config, n_frames, concurrency)
     return summary
+
+
+def answer_rows(
+    rows: list[ManifestRow],
+    controller: Controller,
+    load_memory: Callable[[str], object],
+    record: Callable[[PredictionRow, Trajectory | None], None],
+    policy: str = "agent",
+    config: AgentConfig = AgentConfig(),
+    n_frames: int = 16,
+    concurrency: int = 1,
+) -> None:
+    """Answer ``rows`` (grouped by video), ``concurrency`` at a time; ``record(row, trajectory)`` gets each as it
+    finishes (the trajectory is None for a question that failed), always on the calling thread."""
+    _run_coroutine(_Batch(rows, controller, load_memory, policy, config, n_frames, record).run(concurrency))
 
 
 def _run_coroutine(coro) -> None:
@@ -245,9 +263,9 @@ def _error_row(row: ManifestRow, exc: BaseException, policy: str) -> PredictionR
 class _Batch:
     """The questions of one run, answered by ``concurrency`` coroutines that pull them in order."""
 
-    def __init__(self, todo, controller, load_memory, policy, config, n_frames, trace, record) -> None:
+    def __init__(self, todo, controller, load_memory, policy, config, n_frames, record) -> None:
         self.todo, self.controller, self.load_memory = todo, controller, load_memory
-        self.policy, self.config, self.n_frames, self.trace, self.record = policy, config, n_frames, trace, record
+        self.policy, self.config, self.n_frames, self.record = policy, config, n_frames, record
         self.left = defaultdict(int)  # video -> its questions not yet answered (its memory is dropped at 0)
         for row in todo:
             self.left[row.video] += 1
@@ -265,8 +283,8 @@ class _Batch:
 
     async def _worker(self) -> None:
         for row in self.queue:  # one iterator shared by every worker: each row is taken once
-            pred = await self._answer(row)
-            self.record(pred)
+            pred, traj = await self._answer(row)
+            self.record(pred, traj)
             self.left[row.video] -= 1
             if self.left[row.video] == 0:
                 self.memories.pop(row.video, None)  # its last question is done: let the memory go
@@ -281,16 +299,15 @@ class _Batch:
         async with self.index_lock:
             return await asyncio.to_thread(self.load_memory, video)
 
-    async def _answer(self, row: ManifestRow) -> PredictionRow:
+    async def _answer(self, row: ManifestRow) -> tuple[PredictionRow, Trajectory | None]:
         from foveate.agent.baselines import run_baseline_async
         from foveate.agent.graph import answer_question_async
-        from foveate.agent.trajectory import write_trajectories
 
         try:
             memory = await self._memory(row.video)
         except Exception as exc:  # one bad video must not stop the batch
             message = (str(exc).splitlines() or [type(exc).__name__])[0]
-            return PredictionRow(id=row.id, error=message, policy=self.policy)
+            return PredictionRow(id=row.id, error=message, policy=self.policy), None
         try:
             if self.policy == "agent":
                 traj = await answer_question_async(
@@ -301,9 +318,7 @@ class _Batch:
                     memory, row.question, row.options, self.controller, self.policy, self.n_frames, qid=row.id
                 )
             traj.gold, traj.gold_evidence = row.answer, row.evidence
-            if self.trace is not None:
-                write_trajectories(self.trace, [traj])
-            return prediction_from(traj, self.policy)
+            return prediction_from(traj, self.policy), traj
         except Exception as exc:
             logger.warning("%s: %s", row.id, exc)
-            return _error_row(row, exc, self.policy)
+            return _error_row(row, exc, self.policy), None

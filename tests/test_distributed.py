@@ -29,8 +29,8 @@ def _losses(out) -> list[float]:
 
 def test_two_process_sft_learns_as_one_process_and_writes_one_checkpoint(tmp_path):
     """Same global batch (2 x 1 vs 1 x 2), same steps: the loss curves agree while they are large, both fall below
-    a third of where they began, the summary is printed once, and one controller is written."""
-    common = ("trl.num_train_epochs=15", "trl.logging_steps=5")
+    0.45 of where they began, the summary is printed once, and one controller is written."""
+    common = ("trl.num_train_epochs=10", "trl.logging_steps=5")
     one = _train("sft", tmp_path / "one", 1, *common, "trl.per_device_train_batch_size=2")
     two = _train("sft", tmp_path / "two", 2, *common, "trl.per_device_train_batch_size=1")
     assert one.returncode == 0, one.stderr[-3000:]
@@ -46,7 +46,7 @@ def test_two_process_sft_learns_as_one_process_and_writes_one_checkpoint(tmp_pat
     a, b = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert len(a) == len(b) >= 6
     print("losses, 1 process:", [round(x, 3) for x in a], "2 processes:", [round(y, 3) for y in b])
-    assert a[-1] < 0.3 * a[0] and b[-1] < 0.3 * b[0], (a, b)
+    assert a[-1] < 0.45 * a[0] and b[-1] < 0.45 * b[0], (a, b)
     for x, y in zip(a, b):
         if x > 0.5:
             assert abs(x - y) <= 0.25 * x, (a, b)

@@ -22,31 +22,62 @@ from foveate.cli.common import (
 from foveate.cli.index import EMBEDDER_HELP
 
 
-def _run(rows, out, ctl, load, policy, config, frames, concurrency, trace):
-    """run_batch under a progress bar that starts at the ids already done and shows questions per minute."""
+def _ray_runner():
+    """The Ray runner, or a usage error naming the extra to install."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        fail("--ray needs Ray: pip install 'foveate[ray]'", EXIT_USAGE)
+    from foveate.agent import ray_runner
+
+    return ray_runner
+
+
+def _progress_bar():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from foveate.agent.batch import done_ids, run_batch
-
-    with Progress(
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         console=err_console,
-    ) as bar:
+    )
+
+
+def _run_ray(rows, out, settings, address, workers, trace):
+    """run_batch_ray under the same progress bar as the local runner."""
+    runner = _ray_runner()
+    from foveate.agent.batch import done_ids
+
+    with _progress_bar() as bar:
+        task = bar.add_task(f"{settings.policy} (ray)", total=len(rows), rate="")
+        bar.update(task, completed=len(done_ids(out) & {r.id for r in rows}) if out.exists() else 0)
+        return runner.run_batch_ray(rows, out, settings, address, workers, trace, _rate_advance(bar, task))
+
+
+def _rate_advance(bar, task):
+    """A callback that advances ``task`` by one and shows questions per minute since it was made."""
+    start, answered = time.monotonic(), 0
+
+    def advance(_) -> None:
+        nonlocal answered
+        answered += 1
+        per_minute = 60.0 * answered / max(1e-9, time.monotonic() - start)
+        bar.update(task, advance=1, rate=f"{per_minute:.1f} q/min")
+
+    return advance
+
+
+def _run(rows, out, ctl, load, policy, config, frames, concurrency, trace):
+    """run_batch under a progress bar that starts at the ids already done and shows questions per minute."""
+    from foveate.agent.batch import done_ids, run_batch
+
+    with _progress_bar() as bar:
         task = bar.add_task(f"{policy}", total=len(rows), rate="")
         bar.update(task, completed=len(done_ids(out) & {r.id for r in rows}))
-        start, answered = time.monotonic(), 0
-
-        def advance(_) -> None:
-            nonlocal answered
-            answered += 1
-            per_minute = 60.0 * answered / max(1e-9, time.monotonic() - start)
-            bar.update(task, advance=1, rate=f"{per_minute:.1f} q/min")
-
-        return run_batch(rows, out, ctl, load, policy, config, frames, concurrency, trace, advance)
+        return run_batch(rows, out, ctl, load, policy, config, frames, concurrency, trace, _rate_advance(bar, task))
 
 
 def register(app: typer.Typer) -> None:
@@ -85,11 +116,29 @@ def register(app: typer.Typer) -> None:
             False, "--wait", help="When another run is writing --out, wait for it instead of exiting 1."
         ),
         timeout: float = timeout_option(),
+        ray: bool = typer.Option(
+            False,
+            "--ray",
+            help="Shard the manifest by video over a Ray cluster (pip install 'foveate\\[ray]'): a local one with "
+            "--ray-workers CPUs, or the one RAY_ADDRESS / --ray-address names. This process alone writes --out.",
+        ),
+        ray_address: str | None = typer.Option(
+            None, "--ray-address", help="With --ray: the cluster to join (e.g. ray://head:10001, or auto)."
+        ),
+        ray_workers: int | None = typer.Option(
+            None,
+            "--ray-workers",
+            min=1,
+            max=4096,
+            help="With --ray: workers (Ray actors) at once; default one per CPU of the cluster, or one per GPU "
+            "for a local controller model on a cluster with GPUs.",
+        ),
     ) -> None:
         """Answer every question of a manifest; answered ids are skipped and failed ones retried, so a rerun
         resumes. Exit 1 when any question failed."""
-        from foveate.agent.backends import DEFAULT_CONTROLLER, load_controller
+        from foveate.agent.backends import DEFAULT_CONTROLLER, check_controller, load_controller
         from foveate.agent.batch import POLICIES, OutputLocked, check_output, lock_output
+        from foveate.agent.ray_runner import AnswerSettings
         from foveate.agent.records import read_manifest
         from foveate.memory import DEFAULT_EMBEDDER, ingest
         from foveate.memory.errors import FoveateError
@@ -122,13 +171,36 @@ def register(app: typer.Typer) -> None:
                 f"waiting for {holder} to finish writing {safe_text(str(out))}", highlight=False, soft_wrap=True
             )
 
+        if (ray_address or ray_workers) and not ray:
+            fail("--ray-address and --ray-workers need --ray", EXIT_USAGE)
+        if ray:
+            _ray_runner()  # Ray missing: a usage error before any work
         try:
             with lock_output(out, wait=wait, on_wait=waiting):
-                try:
-                    ctl = load_controller(controller or DEFAULT_CONTROLLER, timeout=timeout)
-                except (FoveateError, ValueError, OSError) as exc:
-                    fail(str(exc).splitlines()[0])
-                summary = _run(rows, out, ctl, load, policy, config, frames, concurrency, trace)
+                if ray:
+                    spec = controller or DEFAULT_CONTROLLER
+                    try:
+                        check_controller(spec)
+                    except (FoveateError, ValueError, OSError) as exc:
+                        fail(str(exc).splitlines()[0])
+                    settings = AnswerSettings(
+                        controller=spec,
+                        embedder=embedder or DEFAULT_EMBEDDER,
+                        ingest=ingest_config,
+                        cache_dir=str(cache_dir) if cache_dir else None,
+                        policy=policy,
+                        agent=config,
+                        n_frames=frames,
+                        concurrency=concurrency,
+                        controller_options={"timeout": timeout},
+                    )
+                    summary = _run_ray(rows, out, settings, ray_address, ray_workers, trace)
+                else:
+                    try:
+                        ctl = load_controller(controller or DEFAULT_CONTROLLER, timeout=timeout)
+                    except (FoveateError, ValueError, OSError) as exc:
+                        fail(str(exc).splitlines()[0])
+                    summary = _run(rows, out, ctl, load, policy, config, frames, concurrency, trace)
         except OutputLocked as exc:
             fail(str(exc))
         except OSError as exc:

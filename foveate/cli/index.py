@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import typer
@@ -62,50 +61,10 @@ def ingest_with_progress(video: Path, cache_dir: Path | None, embedder, embed: b
             interrupted()
 
 
-def _one_line(video: Path, exc: BaseException) -> str:
-    """``path: reason`` on one line, whatever the exception."""
-    from foveate.memory.errors import FoveateError
-
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    if isinstance(exc, FoveateError):
-        return text if str(video) in text or text.startswith("openclip:") else f"{video}: {text}"
-    return f"{video}: unexpected {exc.__class__.__name__}: {text[:300]}"
-
-
 def _index_one(video: Path, cache_dir: Path | None, embedder, embed: bool) -> dict:
-    from foveate.memory.errors import FoveateError
+    from foveate.memory.indexing import index_report
 
-    start = time.perf_counter()
-    try:
-        mem = ingest_with_progress(video, cache_dir, embedder, embed=embed)
-    except FoveateError as exc:
-        return {
-            "video": str(video),
-            "status": "error",
-            "error": _one_line(video, exc),
-            "seconds": round(time.perf_counter() - start, 3),
-        }
-    except Exception as exc:  # a decoder or library failure on odd input: report it, keep going with the rest
-        logger.debug("indexing %s failed", video, exc_info=True)
-        return {
-            "video": str(video),
-            "status": "error",
-            "error": _one_line(video, exc),
-            "seconds": round(time.perf_counter() - start, 3),
-        }
-    return {
-        "video": str(video),
-        "status": "ok",
-        "duration_s": round(mem.duration_seconds, 3),
-        "segments": len(mem.overview.segments),
-        "clips": len(mem.clips) if mem.has_clip_index else 0,
-        "seconds": round(time.perf_counter() - start, 3),
-        "motion_source": mem.overview.motion_source,
-        "motion_sampling": mem.overview.motion_sampling,
-        "clip_frames": mem.clip_frame_source,
-        "transcript_cues": len(mem.transcript) if mem.transcript is not None else 0,
-        "cached": not mem.built_parts,
-    }
+    return index_report(video, lambda v: ingest_with_progress(v, cache_dir, embedder, embed=embed))
 
 
 def _report(row: dict, json_out: bool) -> None:
@@ -144,6 +103,25 @@ def _load_embedder_or_exit(spec: str | None, videos: list[Path], json_out: bool)
         raise typer.Exit(EXIT_FAILED) from None
 
 
+def _index_on_ray(videos, cache_dir, embedder, no_embed, json_out, address, workers) -> None:
+    from foveate.cli.batch import _ray_runner
+    from foveate.memory.embedder import DEFAULT_EMBEDDER, parse_spec
+    from foveate.memory.errors import EmbedderError
+
+    runner = _ray_runner()
+    spec = None if no_embed else (embedder or DEFAULT_EMBEDDER)
+    if spec is not None:
+        try:
+            parse_spec(spec)
+        except EmbedderError as exc:
+            fail(str(exc), EXIT_USAGE)
+    rows = runner.index_ray(
+        videos, cache_dir, spec, address=address, workers=workers, on_row=lambda r: _report(r, json_out)
+    )
+    if any(row["status"] != "ok" for row in rows):
+        raise typer.Exit(EXIT_FAILED)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("index")
     def index(
@@ -157,9 +135,25 @@ def register(app: typer.Typer) -> None:
         verbose: bool = typer.Option(
             False, "--verbose", "-v", help="Debug logging (shows tracebacks of unexpected failures)."
         ),
+        ray: bool = typer.Option(
+            False,
+            "--ray",
+            help="Index on a Ray cluster (pip install 'foveate\\[ray]'), each worker loading the embedder once: "
+            "a local one with --ray-workers CPUs, or the one RAY_ADDRESS / --ray-address names. The cache folder "
+            "must be one every worker sees.",
+        ),
+        ray_address: str | None = typer.Option(None, "--ray-address", help="With --ray: the cluster to join."),
+        ray_workers: int | None = typer.Option(
+            None, "--ray-workers", min=1, max=4096, help="With --ray: workers at once (default: the cluster's CPUs)."
+        ),
     ) -> None:
         """Build the overview and clip index of each video. Exit 0 if all succeeded, 1 if any failed."""
         setup_logging(verbose)
+        if (ray_address or ray_workers) and not ray:
+            fail("--ray-address and --ray-workers need --ray", EXIT_USAGE)
+        if ray:
+            _index_on_ray(videos, cache_dir, embedder, no_embed, json_out, ray_address, ray_workers)
+            return
         emb = None if no_embed else _load_embedder_or_exit(embedder, videos, json_out)
         failed = 0
         for video in videos:

@@ -43,8 +43,9 @@ def register(app: typer.Typer) -> None:
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
     ) -> None:
         """Show the overview of a video: segments, motion, cuts, keyframes (no embedder needed)."""
-        from foveate.cli.index import _one_line, ingest_with_progress
+        from foveate.cli.index import ingest_with_progress
         from foveate.memory.blocks import blocks_text
+        from foveate.memory.indexing import one_line_error
 
         setup_logging(verbose)
         try:
@@ -52,7 +53,7 @@ def register(app: typer.Typer) -> None:
             if image is not None:
                 mem.overview.plot(image)
         except Exception as exc:  # one line for any failure on a bad file, never a traceback
-            fail(_one_line(video, exc))
+            fail(one_line_error(video, exc))
         if json_out:
             print_json(_json_view(video, mem, image))
             return
