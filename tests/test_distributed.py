@@ -1,4 +1,5 @@
-"""`foveate train sft|grpo` under torchrun: two CPU processes (gloo) train as one, and one of them writes."""
+"""`foveate train sft|grpo` under accelerate launch and torchrun: two CPU processes (gloo) train as one, and one
+of them writes."""
 
 from __future__ import annotations
 
@@ -10,13 +11,22 @@ import sys
 import pytest
 
 
-def _train(kind: str, out, processes: int, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+LAUNCHERS = {
+    # accelerate's multi-process launcher; the tiny configs set use_cpu, so the processes use gloo on CPU
+    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines=1", "--mixed_precision=no"]
+    + ["--dynamo_backend=no", "--main_process_port=0", "--num_processes"],
+    "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node"],
+}
+
+
+def _train(
+    kind: str, out, processes: int, *overrides: str, launcher: str = "accelerate", timeout: int = 600
+) -> subprocess.CompletedProcess:
     cli = ["-m", "foveate.cli", "train", kind, f"tiny_{kind}", "-o", str(out), "--json"]
     for item in overrides:
         cli += ["--set", item]
     if processes > 1:
-        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-        cmd = [sys.executable, *launcher, *cli]
+        cmd = [sys.executable, *LAUNCHERS[launcher], str(processes), *cli]
     else:
         cmd = [sys.executable, *cli]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -55,7 +65,8 @@ def test_two_process_sft_learns_as_one_process_and_writes_one_checkpoint(tmp_pat
 @pytest.mark.slow
 def test_two_process_grpo_after_a_two_process_warm_start(tmp_path):
     """The GRPO config's warm-start SFT and then GRPO itself, both on two processes."""
-    r = _train("grpo", tmp_path / "g", 2, "trl.per_device_train_batch_size=2", "trl.max_steps=2", timeout=900)
+    overrides = ("trl.per_device_train_batch_size=2", "trl.max_steps=2")
+    r = _train("grpo", tmp_path / "g", 2, *overrides, launcher="torchrun", timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert len([line for line in r.stdout.splitlines() if line.startswith("{")]) == 1
     assert (tmp_path / "g" / "sft" / "controller" / "model.safetensors").is_file()
