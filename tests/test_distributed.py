@@ -10,7 +10,6 @@ import sys
 
 import pytest
 
-
 LAUNCHERS = {
     # accelerate's multi-process launcher; the tiny configs set use_cpu, so the processes use gloo on CPU
     "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines=1", "--mixed_precision=no"]
