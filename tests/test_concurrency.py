@@ -164,3 +164,14 @@ def test_local_model_batches_concurrent_requests_and_answers_as_alone(tiny_contr
     assert [g.text for g in batched] == [g.text for g in alone]
     assert [g.tokens_in for g in batched] == [g.tokens_in for g in alone]
     assert len({g.tokens_in for g in alone}) == 5  # the prompts did need padding
+
+
+def test_a_server_that_is_down_is_named_by_the_async_client_too(memories, tmp_path):
+    from tests.fixtures.chat_server import refused_url
+
+    url = refused_url()
+    ctl = load_controller(f"openai:m@{url}", timeout=2.0)
+    summary = run_batch(_rows(memories, 4), tmp_path / "p.jsonl", ctl, memories.__getitem__, concurrency=4)
+    assert (summary.answered, summary.failed) == (0, 4)
+    errors = [json.loads(line)["error"] for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert all(f"controller {url}" in e and "connection refused" in e for e in errors), errors

@@ -57,6 +57,15 @@ DEFAULT_TIMEOUT_SECONDS = 120.0
 DEFAULT_TRIES = 3
 
 
+def _chain(exc: BaseException, limit: int = 10) -> list[BaseException]:
+    """``exc`` and its causes (the async client wraps a refused connection four levels deep)."""
+    out: list[BaseException] = []
+    while exc is not None and len(out) < limit:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
 def _request_error(url: str, model: str, exc: Exception) -> ControllerError:
     """One line naming the server and the cause of a request that failed for good."""
     import openai
@@ -65,7 +74,7 @@ def _request_error(url: str, model: str, exc: Exception) -> ControllerError:
         why = "no reply before the timeout (raise --timeout, or check the server's load)"
     elif isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
-        refused = isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower()
+        refused = any(isinstance(e, ConnectionRefusedError) or "refused" in str(e).lower() for e in _chain(exc))
         why = (
             f"connection refused — is the server up? (vllm serve {model} --port PORT)"
             if refused
