@@ -196,35 +196,58 @@ def run_batch(
         raise ValueError(f"unknown policy {policy!r}; valid: {', '.join(POLICIES)}")
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    summary, by_video = open_run(rows, out)
+    todo = [row for group in by_video.values() for row in group]  # a video's questions run together
+    record = RowWriter(out, summary, trace, on_row)
+    answer_rows(todo, controller, load_memory, record, policy, config, n_frames, concurrency)
+    return summary
+
+
+def open_run(rows: list[ManifestRow], out: Path) -> tuple[BatchSummary, dict[str, list[ManifestRow]]]:
+    """Make ``out`` ready for appending (a torn last line is cut) and group by video, in manifest order, the
+    rows without a successful row in it; the others are counted as skipped."""
     out.parent.mkdir(parents=True, exist_ok=True)
     repair_tail(out)
     done = done_ids(out)
     summary = BatchSummary()
-    todo: list[ManifestRow] = []
     by_video: dict[str, list[ManifestRow]] = defaultdict(list)
     for row in rows:
         if row.id in done:
             summary.skipped += 1
         else:
             by_video[row.video].append(row)
-    for group in by_video.values():  # grouped by video, so a video's questions run together
-        todo.extend(group)
+    return summary, dict(by_video)
 
-    def record(pred: PredictionRow, traj: Trajectory | None) -> None:
+
+class RowWriter:
+    """The one writer of a run: appends each finished row to ``out`` (its trajectory to ``trace``) and counts it
+    in ``summary``, at most once per id (a retried shard may answer an id again: the first row stands)."""
+
+    def __init__(
+        self,
+        out: Path,
+        summary: BatchSummary,
+        trace: Path | None = None,
+        on_row: Callable[[PredictionRow], None] | None = None,
+    ) -> None:
+        self.out, self.summary, self.trace, self.on_row = out, summary, trace, on_row
+        self.written: set[str] = set()
+
+    def __call__(self, pred: PredictionRow, traj: Trajectory | None) -> None:
         from foveate.agent.trajectory import write_trajectories
 
-        if trace is not None and traj is not None:
-            write_trajectories(trace, [traj])
-        append_line(out, pred.model_dump_json())
+        if pred.id in self.written:
+            return
+        self.written.add(pred.id)
+        if self.trace is not None and traj is not None:
+            write_trajectories(self.trace, [traj])
+        append_line(self.out, pred.model_dump_json())
         if pred.error is None:
-            summary.answered += 1
+            self.summary.answered += 1
         else:
-            summary.failed += 1
-        if on_row:
-            on_row(pred)
-
-    answer_rows(todo, controller, load_memory, record, policy, config, n_frames, concurrency)
-    return summary
+            self.summary.failed += 1
+        if self.on_row:
+            self.on_row(pred)
 
 
 def answer_rows(

@@ -20,12 +20,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from foveate.agent.batch import BatchSummary, append_line, done_ids, repair_tail
+from foveate.agent.batch import BatchSummary, RowWriter, open_run
 from foveate.agent.config import AgentConfig
 from foveate.agent.records import ManifestRow, PredictionRow
 from foveate.memory.config import IngestConfig
@@ -159,36 +159,12 @@ def run_batch_ray(
     import ray
     from ray.util.queue import Queue
 
-    from foveate.agent.trajectory import write_trajectories
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    repair_tail(out)
-    done = done_ids(out)
-    summary = BatchSummary()
-    by_video: dict[str, list[ManifestRow]] = defaultdict(list)
-    for row in rows:
-        if row.id in done:
-            summary.skipped += 1
-        else:
-            by_video[row.video].append(row)
+    summary, by_video = open_run(rows, out)
     if not by_video:
         return summary
     shards = list(by_video.values())
-    written: set[str] = set()
-
-    def record(pred: PredictionRow, traj) -> None:
-        if pred.id in written:  # a retried shard answered it again: the first row stands
-            return
-        written.add(pred.id)
-        if trace is not None and traj is not None:
-            write_trajectories(trace, [traj])
-        append_line(out, pred.model_dump_json())
-        if pred.error is None:
-            summary.answered += 1
-        else:
-            summary.failed += 1
-        if on_row:
-            on_row(pred)
+    record = RowWriter(out, summary, trace, on_row)
+    written = record.written
 
     with _Cluster(address, workers) as cluster:
         resources = cluster.resources()

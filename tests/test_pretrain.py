@@ -164,8 +164,8 @@ def test_same_seed_same_run(tmp_path, controller):
 
 def test_the_controller_learns_to_see_the_colour_of_a_whole_frame(tiny_controller_dir):
     """The vision path carries what the frames show: a frame of one colour is named right within 100 steps
-    (chance 1/8). Objects of the world's size are another matter (evals/seeing.py, docs/results.md)."""
-    from foveate.evals.seeing import probe
+    (chance 1/7). Objects of the world's size are another matter (training/seeing.py, docs/results.md)."""
+    from foveate.training.seeing import probe
 
     curve = probe(str(tiny_controller_dir), side=0, steps=100, every=100)
     assert curve[-1]["colour"] >= 0.9, curve

@@ -71,3 +71,17 @@ def save_controller(model, processor, out_dir: Path, settings=None) -> Path:
     tmp.rename(out_dir)
     logger.info("controller saved to %s", out_dir)
     return out_dir
+
+
+def save_trained(trainer, processor, out: Path, settings) -> Path:
+    """After ``trainer.train()``: ``out/controller`` and ``out/train_log.json``, written by the main process
+    alone (under torchrun / accelerate launch every process reaches here; the others wait for it)."""
+    import json
+
+    path = out / "controller"
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:  # one checkpoint, whatever the number of processes
+        save_controller(trainer.accelerator.unwrap_model(trainer.model), processor, path, settings)
+        (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    trainer.accelerator.wait_for_everyone()
+    return path

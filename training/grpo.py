@@ -12,7 +12,6 @@ transformers' ``generate`` otherwise. Output: OUTPUT/controller (merged), loadab
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 from dataclasses import dataclass, field
 from functools import partial
@@ -111,7 +110,7 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
 
     from foveate.agent.config import TrainedSettings
     from foveate.training.assets import MemoryCache, prepare_world, resolve_controller, resolve_embedder
-    from foveate.training.checkpoint import load_for_training, save_controller
+    from foveate.training.checkpoint import load_for_training, save_trained
     from foveate.training.environment import VideoEnvironment
     from foveate.training.rewards import ToolCallMonitor, reward_functions
 
@@ -154,15 +153,7 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
     # train, save
     drop_log_printer(trainer, callbacks)
     trainer.train()
-    path = out / "controller"
-    trainer.accelerator.wait_for_everyone()
-    if trainer.accelerator.is_main_process:  # one checkpoint, whatever the number of processes
-        save_controller(
-            trainer.accelerator.unwrap_model(trainer.model),
-            processor,
-            path,
-            TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder),
-        )
-        (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-    trainer.accelerator.wait_for_everyone()
+    path = save_trained(
+        trainer, processor, out, TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder)
+    )
     return GRPOResult(path, len(dataset), trainer.state.log_history)

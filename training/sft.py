@@ -10,7 +10,6 @@ a merged checkpoint that ``foveate ask --controller OUTPUT/controller`` loads.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +68,7 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
     from foveate.agent.config import TrainedSettings
     from foveate.tools.toolbox import tool_schemas
     from foveate.training.assets import MemoryCache, prepare_world, resolve_controller, resolve_embedder
-    from foveate.training.checkpoint import load_for_training, save_controller
+    from foveate.training.checkpoint import load_for_training, save_trained
     from foveate.training.collator import AgentChatCollator
     from foveate.training.episodes import load_examples
 
@@ -115,15 +114,7 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
     drop_log_printer(trainer, callbacks)
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    path = out / "controller"
-    trainer.accelerator.wait_for_everyone()
-    if trainer.accelerator.is_main_process:  # one checkpoint, whatever the number of processes
-        save_controller(
-            trainer.accelerator.unwrap_model(trainer.model),
-            processor,
-            path,
-            TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder),
-        )
-        (out / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-    trainer.accelerator.wait_for_everyone()
+    path = save_trained(
+        trainer, processor, out, TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder)
+    )
     return SFTResult(path, len(examples), losses)

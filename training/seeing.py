@@ -1,13 +1,13 @@
 """Can a small controller learn to see an object of a given size? A probe, in isolation from the world.
 
 Trains a copy of CONTROLLER (never saved) to caption frames ``a <colour> thing``: a square of
-``--side`` pixels in one of 8 colours, at a random place on a 160x120 frame of random texture (or a
+``--side`` pixels in one of the world's 7 colours, at a random place on a 160x120 frame of random texture (or a
 plain one), or the whole frame in that colour (``--side 0``). Every ``--every`` steps it prints the
-held-out colour accuracy (teacher-forced argmax over 48 fixed frames; chance 1/8). The synthetic
+held-out colour accuracy (teacher-forced argmax over 48 fixed frames; chance 1/7). The synthetic
 world's sprites are 0.18-0.28 of the frame height (22-34 px at 120), so this says whether the
 controller's vision can pick them out at all before any question is asked about them.
 
-    python -m foveate.evals.seeing runs/pipeline/models/controller --side 16 --steps 400
+    python -m foveate.training.seeing runs/pipeline/models/controller --side 16 --steps 400
 """
 
 from __future__ import annotations
@@ -17,16 +17,8 @@ import json
 
 import numpy as np
 
-COLOURS = {
-    "red": (220, 30, 30),
-    "green": (30, 200, 40),
-    "blue": (40, 60, 230),
-    "yellow": (240, 230, 30),
-    "magenta": (230, 40, 220),
-    "cyan": (40, 220, 230),
-    "white": (245, 245, 245),
-    "orange": (250, 140, 20),
-}
+from foveate.evals.synthetic.events import COLOURS  # the world's own palette
+
 WIDTH, HEIGHT = 160, 120
 
 
