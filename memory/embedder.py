@@ -6,7 +6,9 @@ on first use) or ``openclip:DIR`` (a directory holding ``open_clip_config.json``
 hf-hub layout, loaded through its ``local-dir:`` schema and written by :meth:`ClipEmbedder.save`).
 
 torch and open_clip are imported on first use, so reading ``DEFAULT_EMBEDDER`` or a spec's
-cache key stays cheap.
+cache key stays cheap. A directory's model is built without storage and only its image tower is
+read at load; the text tower is read on the first text query (or the first use of ``.model``), so
+indexing video never holds it (about 250 MB for ViT-B-32).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import logging
 import os
 import struct
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +51,41 @@ def _device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _lean_cpu_process() -> None:
+    """On a machine without a GPU, before open_clip is first imported: keep what cannot run there out
+    of memory, and let glibc return freed buffers. ViT-B-32 indexing peaks about 150 MB lower.
+
+    - triton (GPU kernels only) is kept from being imported: torchvision's import pulls in
+      ``torch._dynamo``, which loads triton when it is installed (76 MB). Nothing on a CPU runs it,
+      and code that asks for it sees it as absent. Left alone once something has imported it.
+    - glibc: at most 2 malloc arenas (decoder, torch and main threads each keep freed memory in
+      their own), and buffers of 256 KB and up always mapped, so a freed frame or activation goes
+      back to the system instead of staying in the heap.
+    """
+    import ctypes
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available() or "open_clip" in sys.modules:
+        return
+    sys.modules.setdefault("triton", None)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    m_mmap_threshold, m_arena_max = -3, -8
+    libc.mallopt(m_arena_max, 2)
+    libc.mallopt(m_mmap_threshold, 256 * 1024)
+
+
 class ClipEmbedder:
     """An open_clip model with its image preprocessing and tokenizer.
 
     ``.model``, ``.preprocess`` and ``.tokenizer`` are exposed for fine-tuning; ``.save(dir)``
-    writes an ``openclip:DIR`` directory.
+    writes an ``openclip:DIR`` directory. ``weights``: the safetensors file that the model's
+    parameters still on the ``meta`` device are read from when first needed (see :func:`_from_dir`).
+    ``tokenizer`` may be a zero-argument function that makes it, called on the first text.
     """
 
     def __init__(
@@ -62,16 +96,19 @@ class ClipEmbedder:
         tokenizer: Any,
         model_cfg: dict | None = None,
         preprocess_cfg: dict | None = None,
+        weights: Path | None = None,
     ) -> None:
         from open_clip import get_model_preprocess_cfg
 
         self.spec = spec
-        self.model = model.eval()
+        self._model = model.eval()
+        self._weights = weights
+        self._materialise_lock = threading.Lock()
         self.preprocess = preprocess
-        self.tokenizer = tokenizer
+        self._tokenizer = tokenizer
         self.model_cfg = model_cfg
         self.preprocess_cfg = dict(preprocess_cfg or get_model_preprocess_cfg(model) or {})
-        self.device = next(model.parameters()).device
+        self.device = next(p.device for p in model.parameters() if not p.is_meta)
         self.dim = (
             int(model_cfg["embed_dim"])
             if model_cfg and "embed_dim" in model_cfg
@@ -81,15 +118,39 @@ class ClipEmbedder:
     def __repr__(self) -> str:
         return f"ClipEmbedder(spec={self.spec!r}, dim={self.dim}, device={self.device})"
 
+    @property
+    def tokenizer(self) -> Any:
+        """open_clip's tokenizer for this model (made on first use when the loader deferred it)."""
+        if isinstance(self._tokenizer, _Deferred):
+            with self._materialise_lock:
+                if isinstance(self._tokenizer, _Deferred):
+                    self._tokenizer = self._tokenizer.make()
+        return self._tokenizer
+
+    @property
+    def batch_size(self) -> int:
+        """Frames per forward pass by default: 64 on a GPU, 8 on the CPU (as fast there as 64, with about
+        200 MB less peak memory for ViT-B-32)."""
+        return 8 if self.device.type == "cpu" else 64
+
+    @property
+    def model(self) -> Any:
+        """The whole open_clip model, every tower read (text queries, fine-tuning, saving)."""
+        if self._weights is not None:
+            with self._materialise_lock:
+                if self._weights is not None:
+                    materialise(self._model, self._weights, self.device)
+                    self._weights = None
+        return self._model
+
     def embed_images(self, frames: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """``(N, H, W, 3) uint8`` RGB frames -> ``(N, D) float32``, L2-normalised.
 
-        ``batch_size``: frames per forward pass; default 64 on a GPU, 16 on the CPU (as fast there
-        as 64, with about 180 MB less peak memory for ViT-B-32).
+        ``batch_size``: frames per forward pass (default :attr:`batch_size`).
         """
         import torch
 
-        batch_size = batch_size or (16 if self.device.type == "cpu" else 64)
+        batch_size = batch_size or self.batch_size
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"embed_images expects (N, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
@@ -99,7 +160,7 @@ class ClipEmbedder:
                 batch = torch.stack([self.preprocess(Image.fromarray(f)) for f in frames[i : i + batch_size]]).to(
                     self.device
                 )
-                feats = self.model.encode_image(batch).float()
+                feats = self._model.encode_image(batch).float()
                 out.append(torch.nn.functional.normalize(feats, dim=-1).cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
@@ -197,20 +258,30 @@ def _from_dir(spec: str, directory: Path) -> ClipEmbedder:
     try:
         cfg = json.loads((directory / CONFIG_FILE).read_text())
         name = f"local-dir:{directory}"
-        # Built without its weights, which are then read into it tensor by tensor: open_clip's own
-        # loading holds a second full copy of them (about 600 MB more peak memory for ViT-B-32).
-        with _quiet_random_init():
-            model, _, preprocess = open_clip.create_model_and_transforms(name, load_weights=False)
-        if not load_in_place(model, directory / WEIGHTS_FILE):
-            open_clip.load_checkpoint(model, str(directory / WEIGHTS_FILE))
-        model = model.to(_device())
-        tokenizer = open_clip.get_tokenizer(name)
+        weights, device = directory / WEIGHTS_FILE, _device()
+        # Built without storage for its parameters (no random init to overwrite), then the image
+        # tower is read straight from the file: open_clip's own loading holds a second full copy of
+        # the weights (about 600 MB more peak memory for ViT-B-32). The rest waits for a text query.
+        with _quiet_random_init(), parameters_on_meta():
+            model, _, preprocess = open_clip.create_model_and_transforms(name, load_weights=False, device=None)
+        lazy = materialise(model, weights, device, lambda key: key.startswith("visual."))
+        if not lazy:  # not this model's exact tensors: open_clip loads it, with its conversions
+            materialise(model, None, device)
+            open_clip.load_checkpoint(model, str(weights))
+        tokenizer = _Deferred(lambda: open_clip.get_tokenizer(name))  # its BPE tables: ~20 MB, for text only
     except Exception as exc:  # malformed JSON, missing keys, mismatched weights all surface differently
         raise EmbedderError(
             f"{spec}: cannot load the model in {directory} ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})"
         ) from None
-    return ClipEmbedder(spec, model, preprocess, tokenizer, cfg.get("model_cfg"), cfg.get("preprocess_cfg"))
+    return ClipEmbedder(
+        spec, model, preprocess, tokenizer, cfg.get("model_cfg"), cfg.get("preprocess_cfg"), weights if lazy else None
+    )
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    make: Callable[[], Any]
 
 
 class _quiet_random_init(contextlib.ContextDecorator):
@@ -232,8 +303,58 @@ class _quiet_random_init(contextlib.ContextDecorator):
 _SAFETENSORS_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I64": "int64"}
 
 
-def load_in_place(model: Any, path: Path) -> bool:
-    """Read a safetensors file straight into ``model``'s parameters and buffers, one tensor at a time.
+@contextlib.contextmanager
+def parameters_on_meta():
+    """Modules built inside get their parameters on the ``meta`` device (no storage, no init); buffers
+    stay real, so a module's computed buffers (an attention mask) keep their values."""
+    import torch
+
+    register = torch.nn.Module.register_parameter
+
+    def on_meta(module, name, param):
+        if param is not None and not param.is_meta:
+            param = torch.nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register(module, name, param)
+
+    torch.nn.Module.register_parameter = on_meta
+    try:
+        yield
+    finally:
+        torch.nn.Module.register_parameter = register
+
+
+def materialise(model: Any, path: Path | None, device: Any, wanted: Any = None) -> bool:
+    """Give the ``meta`` parameters whose names pass ``wanted`` (all if None) storage on ``device``, and
+    read their values from the safetensors file at ``path`` (:func:`load_in_place`); with ``path``
+    None they are left uninitialised for the caller to fill. Buffers are moved to ``device``.
+
+    False, with nothing changed, when the file's tensors are not exactly the model's.
+    """
+    import torch
+
+    names = [n for n, p in model.named_parameters() if p.is_meta and (wanted is None or wanted(n))]
+    if path is not None and not load_in_place(model, path, only=set(), check_only=True):
+        return False
+    for name in names:
+        owner_name, _, attr = name.rpartition(".")
+        owner = model.get_submodule(owner_name)
+        param = owner._parameters[attr]
+        owner._parameters[attr] = torch.nn.Parameter(
+            torch.empty_like(param, device=device), requires_grad=param.requires_grad
+        )
+    for owner in model.modules():
+        for attr, buf in owner._buffers.items():
+            if buf is not None and buf.device != torch.device(device):
+                owner._buffers[attr] = buf.to(device)
+    if path is not None:
+        persistent = set(model.state_dict(keep_vars=True)) - {n for n, _ in model.named_parameters()}
+        load_in_place(model, path, only={*names, *(n for n in persistent if wanted is None or wanted(n))})
+    return True
+
+
+def load_in_place(model: Any, path: Path, only: set[str] | None = None, check_only: bool = False) -> bool:
+    """Read a safetensors file straight into ``model``'s parameters and buffers, one tensor at a time
+    (only the names in ``only`` when given; nothing with ``check_only``).
 
     False (nothing written) when the file's tensors are not exactly the model's (names, shapes,
     known dtypes): the caller then loads it the usual way, with its conversions.
@@ -249,8 +370,12 @@ def load_in_place(model: Any, path: Path) -> bool:
             list(state[k].shape) != v["shape"] or v["dtype"] not in _SAFETENSORS_DTYPES for k, v in header.items()
         ):
             return False
+        if check_only:
+            return True
         with torch.no_grad():
             for key, meta in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+                if only is not None and key not in only:
+                    continue
                 start, end = meta["data_offsets"]
                 f.seek(8 + size + start)
                 target, dtype = state[key].data, getattr(torch, _SAFETENSORS_DTYPES[meta["dtype"]])
@@ -311,5 +436,6 @@ def load_embedder(spec: str = DEFAULT_EMBEDDER) -> ClipEmbedder:
         if key not in _LOADED:
             kind, value = parse_spec(spec)
             logger.info("loading embedder %s", spec)
+            _lean_cpu_process()
             _LOADED[key] = _from_dir(spec, value) if kind == "dir" else _from_pretrained(spec, *value)
         return _LOADED[key]

@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]  # (stage, fraction done in [0, 1])
 CLIP_THUMB_SIDE = 96  # retrieval previews; zoom gives the detail
-EMBED_BATCH = 64
 CLIPS_FILE, EMBEDDINGS_FILE, INDEX_FILE, THUMBS_DIR = "clips.json", "embeddings.npy", "index.faiss", "clip_thumbs"
 
 
@@ -104,7 +103,7 @@ class _ClipAccumulator:
             im.save(self.thumbs_dir / f"{clip:06d}.jpg", quality=85)
         self.batch.append(frame)
         self.slots.append(slot)
-        if len(self.batch) >= EMBED_BATCH:
+        if len(self.batch) >= self.embedder.batch_size:
             self.flush()
 
     def flush(self) -> None:
@@ -253,7 +252,7 @@ def _embed_from_keyframes(
                 thumb.thumbnail((CLIP_THUMB_SIDE, CLIP_THUMB_SIDE))
                 thumbs.append(thumb)
                 batch.append(arr)
-                if len(batch) >= EMBED_BATCH:
+                if len(batch) >= embedder.batch_size:
                     flush()
                 if max_gap is not None and len(key_times) == 16 and np.median(np.diff(key_times)) > max_gap:
                     return None
@@ -509,6 +508,9 @@ def ingest(
     video_dir = _cache_root(cache_root) / info.fingerprint
     stage = (lambda name: lambda f: progress(name, f)) if progress else (lambda name: None)
     built: list[str] = []
+    emb = index = clips_dir = None
+    if config.embed and embedder is not None:  # first: a model that cannot load fails before the overview's work
+        emb = load_embedder(embedder) if isinstance(embedder, str) else embedder
     overview, ov_dir, now = load_part(
         video_dir,
         "overview",
@@ -518,9 +520,7 @@ def ingest(
     )
     built += [ov_dir.name] if now else []
     clips = clip_windows(info.duration_seconds, config.clip_seconds)
-    emb = index = clips_dir = None
-    if config.embed and embedder is not None:
-        emb = load_embedder(embedder) if isinstance(embedder, str) else embedder
+    if emb is not None:
         key = {"embedder": _embedder_key(emb), **config.clips_key()}
         index, clips_dir, now = load_part(
             video_dir,

@@ -115,3 +115,54 @@ def test_directory_without_weights_is_an_error(tiny_embedder_dir, tmp_path):
     (tmp_path / "open_clip_config.json").write_text((tiny_embedder_dir / "open_clip_config.json").read_text())
     with pytest.raises(EmbedderError, match="open_clip_model.safetensors"):
         load_embedder(f"openclip:{tmp_path}")
+
+
+def test_a_folder_model_reads_its_text_tower_on_the_first_text(tiny_embedder_spec, tmp_path):
+    """Indexing holds only the image tower; the first text query reads the rest, with the same result."""
+    emb = load_embedder(tiny_embedder_spec)
+    frames, text = _frames(3, seed=5), ["a red star moving left"]
+    expected_images, expected_texts = emb.embed_images(frames), emb.embed_texts(text)
+    lazy = load_embedder(f"openclip:{emb.save(tmp_path / 'lazy')}")
+    unread = {n for n, p in lazy._model.named_parameters() if p.is_meta}
+    assert unread and all(not n.startswith("visual.") for n in unread)
+    assert any(n.startswith("transformer.") for n in unread)
+    np.testing.assert_array_equal(lazy.embed_images(frames), expected_images)
+    assert {n for n, p in lazy._model.named_parameters() if p.is_meta} == unread  # images need no text tower
+    np.testing.assert_array_equal(lazy.embed_texts(text), expected_texts)
+    assert not any(p.is_meta for p in lazy._model.parameters())
+
+
+def test_a_folder_whose_tensors_differ_is_loaded_by_open_clip_whole(tiny_embedder_spec, tmp_path):
+    """A file whose tensors are not the model's is not read in place: open_clip loads it, every tower at once."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    emb = load_embedder(tiny_embedder_spec)
+    out = emb.save(tmp_path / "extra")
+    state = load_file(out / "open_clip_model.safetensors")
+    save_file({**state, "unused": torch.zeros(2)}, out / "open_clip_model.safetensors")
+    with pytest.raises(EmbedderError, match="cannot load the model"):
+        load_embedder(f"openclip:{out}")  # open_clip's strict load names the unexpected key
+    save_file({f"module.{k}": v for k, v in state.items()}, out / "open_clip_model.safetensors")
+    other = load_embedder(f"openclip:{out}")  # a training wrapper's names: open_clip strips the prefix
+    assert not any(p.is_meta for p in other._model.parameters())
+    np.testing.assert_array_equal(other.embed_texts(["a dog"]), emb.embed_texts(["a dog"]))
+
+
+def test_indexing_on_a_cpu_keeps_gpu_kernels_out_of_memory(tiny_embedder_spec):
+    """Without a GPU, loading the embedder keeps triton (GPU kernels only, 76 MB) from being imported."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available() or importlib.util.find_spec("triton") is None:
+        pytest.skip("needs a machine without a GPU, with triton installed")
+    code = (
+        "import sys, numpy as np; from foveate.memory.embedder import load_embedder; "
+        f"e = load_embedder({tiny_embedder_spec!r}); e.embed_images(np.zeros((2, 32, 32, 3), np.uint8)); "
+        "import torch._dynamo; print('open_clip' in sys.modules, sys.modules.get('triton'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.split() == ["True", "None"]
