@@ -27,6 +27,8 @@ CACHE_PARTS: dict[str, frozenset[str]] = {
             "max_segment_seconds",
             "motion_change_ratio",
             "motion_sample_frames",
+            "keyframe_sample_seconds",
+            "keyframe_sample_min_seconds",
             "full_scan_below_seconds",
             "full_scan_gop_seconds",
             "cut_size_ratio",
@@ -88,6 +90,21 @@ class IngestConfig(BaseModel):
         le=64,
         description="Packets decoded after each keyframe (decoding order) for their motion vectors; the rest of "
         "each group of pictures is read from packet sizes only.",
+    )
+    keyframe_sample_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description="In a long video (see keyframe_sample_min_seconds), a keyframe less than this after the last "
+        "decoded one is not decoded (no thumbnail, no motion after it) unless the colours change across it: then it "
+        "is decoded afterwards, to place the cut. 0 decodes every keyframe.",
+    )
+    keyframe_sample_min_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        le=360000,
+        description="Videos at least this long sample their keyframes (keyframe_sample_seconds); shorter ones "
+        "decode every keyframe.",
     )
     full_scan_below_seconds: float = Field(
         default=60.0,

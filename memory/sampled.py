@@ -103,6 +103,9 @@ class _RangeReader:
         self._previous: DecodedFrame | None = None  # the last I/P frame handled
         self._pending: tuple[DecodedFrame, av.VideoFrame] | None = None  # last predicted frame, for its colours
         self._scaler = VideoReformatter()
+        long_video = info.duration_seconds >= config.keyframe_sample_min_seconds
+        self.keyframe_gap = config.keyframe_sample_seconds if long_video else 0.0
+        self._last_key = -math.inf  # the time of the last keyframe decoded
 
     def run(self, progress: Callable[[float], None], stop: threading.Event) -> _RangeReader:
         window = self.config.motion_sample_frames
@@ -133,7 +136,10 @@ class _RangeReader:
                         started = True
                     reordered = add(t, pts, size, key)
                     if key:
-                        remaining = window
+                        if t - self._last_key < self.keyframe_gap:
+                            remaining = 0  # sampled out: sample_frames decodes it if the colours change across it
+                            continue
+                        self._last_key, remaining = t, window
                     elif remaining > 0 and not reordered:
                         remaining -= 1
                     else:
@@ -378,9 +384,26 @@ def sample_frames(
     if not frames:
         raise CorruptVideoError(path, "no frame could be decoded")
     spikes = size_spike_cuts(table, cut_ratio)
-    if spikes:
+    skipped = colour_change_keyframes(table, [frames[i] for i in sorted(frames)], config.cut_histogram_distance)
+    if spikes or skipped:
         with collecting_cycles():
-            for f in _decode_chains(path, info, table, config, spikes):
-                if f.index in spikes or f.index not in frames:
+            for f in _decode_chains(path, info, table, config, sorted({*spikes, *skipped})):
+                if f.index in spikes or f.index in skipped or f.index not in frames:
                     frames[f.index] = f
     return table, [frames[i] for i in sorted(frames)], spikes
+
+
+def colour_change_keyframes(table: PacketTable, frames: list[DecodedFrame], distance: float) -> list[int]:
+    """The keyframes that sampling left undecoded between two decoded frames whose colours differ by at least
+    ``distance``: one of them may be a scene cut, and decoding them (colours and thumbnail) places it."""
+    keys = table.keyframe_indices
+    out: list[int] = []
+    previous = None
+    for f in frames:
+        if f.histogram is None:
+            continue
+        if previous is not None and histogram_distance(previous.histogram, f.histogram) >= distance:
+            # Every decoded keyframe has colours, so the keyframes between these two were all sampled out.
+            out.extend(int(k) for k in keys[(keys > previous.index) & (keys < f.index)])
+        previous = f
+    return out

@@ -115,3 +115,29 @@ def test_cuts_in_real_clips_stitched_with_scene_cut_keyframes(shared_videos_dir,
     path, truth = _stitched(shared_videos_dir, tmp_path, scenecut=True)
     _, recall, reported = _cut_scores(path, truth, tmp_path)
     assert recall >= 0.9 and reported <= 3.0, (recall, reported)
+
+
+def test_sampled_keyframes_still_place_every_cut(shared_videos_dir, tmp_path):
+    """Decoding a keyframe only every 30 s: where the colours change across the skipped ones, they are decoded
+    afterwards, so the cuts (the encoder's scene-cut keyframes here) are found where they are."""
+    path, truth = _stitched(shared_videos_dir, tmp_path, scenecut=True)
+    config = IngestConfig(keyframe_sample_seconds=30, keyframe_sample_min_seconds=0)
+    found = build_overview(path, probe(path), config, tmp_path / "ov").cuts_seconds
+    recall = sum(any(abs(f - c) <= 1.0 for f in found) for c in truth) / len(truth)
+    assert recall >= 0.9 and len(found) <= 3 * len(truth), (recall, found, truth)
+
+
+def test_a_pan_samples_its_keyframes(pan_video):
+    """Across a pan the colours stay: the keyframes sampled out are never decoded, nor the frames after them."""
+    info = probe(pan_video)
+    every = IngestConfig(keyframe_sample_seconds=0)
+    sampled = IngestConfig(keyframe_sample_seconds=20, keyframe_sample_min_seconds=0)
+    ranges = scan_ranges(info.duration_seconds, every.bin_seconds, 1, min_range_seconds=30)
+    table, all_frames, _ = sample_frames(pan_video, info, every, ranges, every.cut_size_ratio)
+    _, some_frames, _ = sample_frames(pan_video, info, sampled, ranges, sampled.cut_size_ratio)
+    keys = set(table.keyframe_indices)
+    assert keys <= {f.index for f in all_frames}
+    decoded_keys = sorted(keys & {f.index for f in some_frames})
+    assert 0 < len(decoded_keys) <= len(keys) / 2 and len(some_frames) <= len(all_frames) / 2
+    gaps = np.diff(table.time_seconds[decoded_keys])
+    assert (gaps >= 20 - 1e-6).sum() >= len(gaps) / 2, gaps  # the rest were decoded where the colours changed
