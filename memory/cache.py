@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Bump when the layout or meaning of cached files changes.
-CACHE_FORMAT = 3  # 3: overviews sampled after keyframes, with packet sizes
+CACHE_FORMAT = 4  # 3: overviews sampled after keyframes, with packet sizes; 4: thumbnails in one file
 META_FILE = "meta.json"
 _DISTRIBUTIONS = {
     "foveate": "foveate",

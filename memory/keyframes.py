@@ -8,15 +8,14 @@ keyframes) and can fill long keyframe-less stretches. Only the chosen frames are
 
 from __future__ import annotations
 
+import io
 import math
-from pathlib import Path
 
-from foveate.memory.atomic import atomic_path
+from PIL import Image
+
 from foveate.memory.config import IngestConfig
 from foveate.memory.motion import FrameSample
 from foveate.memory.probe import VideoInfo
-
-THUMB_NAME = "{:04d}.jpg"
 
 
 class CutDetector:
@@ -47,14 +46,13 @@ class CutDetector:
 
 
 class ThumbnailWriter:
-    """Saves ``thumbs/NNNN.jpg`` for keyframes (at most one per min gap), every cut, and long gaps."""
+    """Keeps a JPEG thumbnail for keyframes (at most one per min gap), every cut, and long gaps."""
 
-    def __init__(self, thumbs_dir: Path, info: VideoInfo, config: IngestConfig) -> None:
-        self.dir = thumbs_dir
+    def __init__(self, info: VideoInfo, config: IngestConfig) -> None:
         self.info = info
         self.config = config
         self.times_seconds: list[float] = []
-        thumbs_dir.mkdir(parents=True, exist_ok=True)
+        self.jpegs: list[bytes] = []
 
     def offer(self, sample: FrameSample, is_cut: bool) -> bool:
         since = sample.time_seconds - self.times_seconds[-1] if self.times_seconds else math.inf
@@ -64,16 +62,22 @@ class ThumbnailWriter:
             or since >= self.config.thumbnail_max_gap_seconds
         )
         if keep:
-            self._save(sample, self.dir / THUMB_NAME.format(len(self.times_seconds)))
+            self.jpegs.append(self._jpeg(sample))
             self.times_seconds.append(round(sample.time_seconds, 3))
         return keep
 
-    def _save(self, sample: FrameSample, path: Path) -> None:
+    def _jpeg(self, sample: FrameSample) -> bytes:
         frame = sample.frame
         scale = min(1.0, self.config.thumbnail_max_side / max(frame.width, frame.height))
         w, h = max(2, int(round(frame.width * scale / 2)) * 2), max(2, int(round(frame.height * scale / 2)) * 2)
         img = frame.to_image(width=w, height=h)
         if self.info.rotation_degrees:
             img = img.rotate(self.info.rotation_degrees, expand=True)  # PIL rotates counter-clockwise
-        with atomic_path(path) as tmp:
-            img.save(tmp, format="JPEG", quality=85)
+        return jpeg_bytes(img)
+
+
+def jpeg_bytes(img: Image.Image) -> bytes:
+    """``img`` as a JPEG file (quality 85), the thumbnails' format."""
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=85)
+    return out.getvalue()

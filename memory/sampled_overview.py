@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from foveate.memory.config import IngestConfig
-from foveate.memory.keyframes import THUMB_NAME
+from foveate.memory.keyframes import jpeg_bytes
 from foveate.memory.motion import MV_CODECS, MotionTimeline, TimelineBuilder
-from foveate.memory.overview import THUMBS_DIR, Overview
+from foveate.memory.overview import Overview
 from foveate.memory.packets import PacketTable
 from foveate.memory.probe import VideoInfo
 from foveate.memory.sampled import DecodedFrame, histogram_distance
@@ -37,7 +37,7 @@ def build_sampled_overview(
     progress: Callable[[float], None] | None = None,
 ) -> Overview:
     """The overview from ``table`` (every frame's packet), the ``frames`` :func:`sample_frames` decoded and
-    the size-spike cuts inside groups; saved into ``out_dir`` (``overview.json`` + ``thumbs/``)."""
+    the size-spike cuts inside groups; saved into ``out_dir`` (``overview.json`` + ``thumbs.jpgs``)."""
     source = "motion_vectors" if info.codec in MV_CODECS else "frame_diff"
     builder = TimelineBuilder(config.bin_seconds)
     for f in frames:
@@ -50,9 +50,9 @@ def build_sampled_overview(
         t = round(float(table.time_seconds[i]), 3)
         if t > 0 and (not cuts_seconds or t - cuts_seconds[-1] >= config.min_cut_gap_seconds):
             cuts_seconds.append(t)
-    keyframe_seconds = _write_thumbnails(frames, set(cut_indices), out_dir / THUMBS_DIR, config)
+    keyframe_seconds, jpegs = _thumbnails(frames, set(cut_indices), config)
     timeline = _sampled_timeline(builder, table, info, config, source, cuts_seconds)
-    ov = Overview.assemble(info, config, timeline, cuts_seconds, keyframe_seconds, "after_keyframes")
+    ov = Overview.assemble(info, config, timeline, cuts_seconds, keyframe_seconds, "after_keyframes", jpegs)
     ov.save(out_dir)
     logger.debug(
         "%s: %d of %d frames decoded, %d cuts, %d segments",
@@ -93,22 +93,19 @@ def _keyframe_cuts(table: PacketTable, frames: list[DecodedFrame], config: Inges
     return cuts
 
 
-def _write_thumbnails(
-    frames: list[DecodedFrame], cuts: set[int], thumbs_dir: Path, config: IngestConfig
-) -> list[float]:
-    """Save thumbnails for every cut and for keyframes at least ``thumbnail_min_gap_seconds`` apart; their times."""
-    thumbs_dir.mkdir(parents=True, exist_ok=True)
+def _thumbnails(frames: list[DecodedFrame], cuts: set[int], config: IngestConfig) -> tuple[list[float], list[bytes]]:
+    """Thumbnails (JPEG files) for every cut and for keyframes at least ``thumbnail_min_gap_seconds`` apart,
+    and their times."""
     times: list[float] = []
+    jpegs: list[bytes] = []
     for f in frames:
         if f.thumbnail is None:
             continue
         since = f.time_seconds - times[-1] if times else math.inf
         if f.index in cuts or since >= config.thumbnail_min_gap_seconds:
-            # No temp file per thumbnail: the whole overview part is built in a temp folder and renamed
-            # into the cache at once (memory.cache.build_part).
-            f.thumbnail.save(thumbs_dir / THUMB_NAME.format(len(times)), format="JPEG", quality=85)
+            jpegs.append(jpeg_bytes(f.thumbnail))
             times.append(round(f.time_seconds, 3))
-    return times
+    return times, jpegs
 
 
 def _sampled_timeline(

@@ -6,6 +6,7 @@ from PIL import Image
 
 from foveate.memory.blocks import blocks_text, count_images
 from foveate.memory.config import IngestConfig
+from foveate.memory.keyframes import jpeg_bytes
 from foveate.memory.motion import MotionTimeline
 from foveate.memory.overview import Overview, build_overview, format_time
 from foveate.memory.probe import probe
@@ -81,9 +82,9 @@ def _long_overview(tmp_path, hours: float, segment_seconds: float = 20.0) -> Ove
     """A synthetic overview of a long video (no decoding): one segment and thumbnail per 20 s."""
     duration = hours * 3600
     n = int(duration / segment_seconds)
-    (tmp_path / "thumbs").mkdir(parents=True)
-    for i in range(n):
-        Image.new("RGB", (16, 12), (i % 256, 0, 0)).save(tmp_path / "thumbs" / f"{i:04d}.jpg")
+    jpegs = [jpeg_bytes(Image.new("RGB", (16, 12), (i % 256, 0, 0))) for i in range(n)]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "thumbs.jpgs").write_bytes(b"".join(jpegs))
     bins = int(duration / 0.5)
     zeros = [0.0] * bins
     timeline = MotionTimeline(
@@ -117,6 +118,7 @@ def _long_overview(tmp_path, hours: float, segment_seconds: float = 20.0) -> Ove
         timeline=timeline,
         cuts_seconds=[s.start_seconds for s in segments if s.starts_with_cut and s.start_seconds > 0],
         keyframe_seconds=[s.start_seconds for s in segments],
+        thumbnail_sizes=[len(j) for j in jpegs],
         segments=segments,
     )
     ov.save(tmp_path)
