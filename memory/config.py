@@ -29,6 +29,7 @@ CACHE_PARTS: dict[str, frozenset[str]] = {
             "motion_sample_frames",
             "keyframe_sample_seconds",
             "keyframe_sample_min_seconds",
+            "keyframe_sample_max",
             "full_scan_below_seconds",
             "full_scan_gop_seconds",
             "cut_size_ratio",
@@ -98,6 +99,14 @@ class IngestConfig(BaseModel):
         description="In a long video (see keyframe_sample_min_seconds), a keyframe less than this after the last "
         "decoded one is not decoded (no thumbnail, no motion after it) unless the colours change across it: then it "
         "is decoded afterwards, to place the cut. 0 decodes every keyframe.",
+    )
+    keyframe_sample_max: int = Field(
+        default=240,
+        ge=1,
+        le=100_000,
+        description="At most about this many keyframes are decoded in the reading pass of a long video: the gap "
+        "between them grows with the duration beyond keyframe_sample_seconds (an hour: one per 15 s). Motion "
+        "elsewhere is read when a tool looks at a window.",
     )
     keyframe_sample_min_seconds: float = Field(
         default=600.0,

@@ -104,7 +104,8 @@ class _RangeReader:
         self._pending: tuple[DecodedFrame, av.VideoFrame] | None = None  # last predicted frame, for its colours
         self._scaler = VideoReformatter()
         long_video = info.duration_seconds >= config.keyframe_sample_min_seconds
-        self.keyframe_gap = config.keyframe_sample_seconds if long_video else 0.0
+        gap = max(config.keyframe_sample_seconds, info.duration_seconds / config.keyframe_sample_max)
+        self.keyframe_gap = gap if long_video and config.keyframe_sample_seconds > 0 else 0.0
         self._last_key = -math.inf  # the time of the last keyframe decoded
 
     def run(self, progress: Callable[[float], None], stop: threading.Event) -> _RangeReader:
