@@ -384,14 +384,31 @@ def sample_frames(
                 frames[index] = f
     if not frames:
         raise CorruptVideoError(path, "no frame could be decoded")
-    spikes = size_spike_cuts(table, cut_ratio)
-    skipped = colour_change_keyframes(table, [frames[i] for i in sorted(frames)], config.cut_histogram_distance)
+    in_order = [frames[i] for i in sorted(frames)]
+    spikes = colours_change_across(size_spike_cuts(table, cut_ratio), in_order, config.cut_histogram_distance / 2)
+    skipped = colour_change_keyframes(table, in_order, config.cut_histogram_distance)
     if spikes or skipped:
         with collecting_cycles():
             for f in _decode_chains(path, info, table, config, sorted({*spikes, *skipped})):
                 if f.index in spikes or f.index in skipped or f.index not in frames:
                     frames[f.index] = f
     return table, [frames[i] for i in sorted(frames)], spikes
+
+
+def colours_change_across(cuts: list[int], frames: list[DecodedFrame], distance: float) -> list[int]:
+    """The ``cuts`` (presentation indices) across which the colours change by at least ``distance``, between the
+    decoded frames with colours just before and just after: a size spike where they stay (a fast pan, a flash of
+    detail) is no cut, and is not decoded. A cut with no such frame on one side is kept."""
+    coloured = [f for f in frames if f.histogram is not None]
+    at = np.asarray([f.index for f in coloured])
+    kept = []
+    for cut in cuts:
+        k = int(np.searchsorted(at, cut))
+        if k < len(at) and at[k] == cut:
+            kept.append(cut)  # decoded already, with its colours
+        elif k in (0, len(at)) or histogram_distance(coloured[k - 1].histogram, coloured[k].histogram) >= distance:
+            kept.append(cut)
+    return kept
 
 
 def colour_change_keyframes(table: PacketTable, frames: list[DecodedFrame], distance: float) -> list[int]:
