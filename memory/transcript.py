@@ -17,9 +17,8 @@ import av
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from foveate.memory.clip_index import ClipIndex
-
 if TYPE_CHECKING:
+    from foveate.memory.clip_index import ClipIndex
     from foveate.memory.embedder import ClipEmbedder
 
 logger = logging.getLogger(__name__)
@@ -140,6 +139,8 @@ class Transcript:
     def build(cls, cues: list[Cue], embedder: ClipEmbedder | None) -> Transcript:
         index = None
         if cues and embedder is not None:
+            from foveate.memory.clip_index import ClipIndex
+
             index = ClipIndex.build(embedder.embed_texts([c.text for c in cues]), np.arange(len(cues)))
         return cls(cues, index)
 
@@ -151,7 +152,11 @@ class Transcript:
     @classmethod
     def load(cls, directory: Path) -> Transcript:
         cues = [Cue.model_validate(c) for c in json.loads((directory / CUES_FILE).read_text())]
-        index = ClipIndex.load(directory / INDEX_FILE) if (directory / INDEX_FILE).exists() else None
+        index = None
+        if (directory / INDEX_FILE).exists():
+            from foveate.memory.clip_index import ClipIndex
+
+            index = ClipIndex.load(directory / INDEX_FILE)
         return cls(cues, index)
 
     def search(self, query: str, k: int, embedder: ClipEmbedder | None = None) -> list[tuple[int, float]]:

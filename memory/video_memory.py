@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -22,13 +23,15 @@ from foveate.memory import frames as _frames
 from foveate.memory.atomic import write_atomic
 from foveate.memory.cache import cache_root as _cache_root
 from foveate.memory.cache import load_part
-from foveate.memory.clip_index import ClipIndex
 from foveate.memory.config import IngestConfig
 from foveate.memory.embedder import DEFAULT_EMBEDDER, ClipEmbedder, embedder_cache_key, load_embedder
 from foveate.memory.errors import CorruptVideoError, EmbedderError
 from foveate.memory.overview import Overview, build_overview
 from foveate.memory.probe import VideoInfo, probe
 from foveate.memory.transcript import Transcript, load_cues, sidecar_path
+
+if TYPE_CHECKING:  # faiss is imported with the clip index, so an overview alone never loads it
+    from foveate.memory.clip_index import ClipIndex
 
 logger = logging.getLogger(__name__)
 
@@ -439,6 +442,8 @@ def _build_clip_part(
     config: IngestConfig,
     progress: Callable[[float], None] | None,
 ) -> None:
+    from foveate.memory.clip_index import ClipIndex
+
     vecs, source = embed_clips(info, clips, embedder, config, tmp / THUMBS_DIR, progress)
     ClipIndex.build(vecs, np.arange(len(clips)), config.ivf_threshold).save(tmp / INDEX_FILE)
     np.save(tmp / EMBEDDINGS_FILE, vecs, allow_pickle=False)
@@ -448,6 +453,8 @@ def _build_clip_part(
 
 def _load_clip_part(folder: Path, n_clips: int) -> ClipIndex:
     """The part's index, after checking that its three files agree (a truncated file fails here, not mid-question)."""
+    from foveate.memory.clip_index import ClipIndex
+
     index = ClipIndex.load(folder / INDEX_FILE)
     listed = json.loads((folder / CLIPS_FILE).read_text())["clips"]
     vectors = np.load(folder / EMBEDDINGS_FILE, allow_pickle=False, mmap_mode="r")

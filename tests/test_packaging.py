@@ -63,7 +63,8 @@ def test_sources_import_foveate_names_and_only_downwards():
 
 def test_overview_path_does_not_import_torch():
     code = (
-        "import sys; import foveate.memory.overview, foveate.memory.probe, foveate.cli; "
+        "import sys; import foveate.memory.overview, foveate.memory.probe, foveate.cli, foveate.cli.overview; "
+        "import foveate.memory.video_memory; "
         "print(sorted(m for m in ('torch', 'transformers', 'faiss', 'open_clip') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")

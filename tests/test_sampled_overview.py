@@ -141,3 +141,14 @@ def test_a_pan_samples_its_keyframes(pan_video):
     assert 0 < len(decoded_keys) <= len(keys) / 2 and len(some_frames) <= len(all_frames) / 2
     gaps = np.diff(table.time_seconds[decoded_keys])
     assert (gaps >= 20 - 1e-6).sum() >= len(gaps) / 2, gaps  # the rest were decoded where the colours changed
+
+
+def test_a_size_spike_is_a_cut_only_where_the_colours_change_across_it():
+    from foveate.memory.sampled import DecodedFrame, colours_change_across
+
+    red, blue = np.zeros(48, np.float32), np.zeros(48, np.float32)
+    red[[15, 16, 47]], blue[[3, 31, 40]] = 1.0, 1.0
+    frames = [DecodedFrame(i, i / 10, None, h, None) for i, h in [(0, red), (30, red), (60, blue), (90, blue)]]
+    frames.insert(2, DecodedFrame(45, 4.5, None, None, None))  # motion only: no colours, not a neighbour
+    # 10: red to red (a pan); 50: red to blue; 60: decoded already; 95: nothing after it.
+    assert colours_change_across([10, 50, 60, 95], frames, 0.125) == [50, 60, 95]
