@@ -467,7 +467,7 @@ class TimelineBuilder:
         # of what moved, not diluted by the static frames in it.
         ldx = np.divide(mean[:, 4], frac, out=np.zeros(n), where=frac > 0)
         ldy = np.divide(mean[:, 5], frac, out=np.zeros(n), where=frac > 0)
-        r = lambda a: [round(float(x), 6) for x in a]  # noqa: E731
+        r = lambda a: np.round(np.asarray(a, np.float64), 6).tolist()  # noqa: E731
         return MotionTimeline(
             bin_seconds=self.bin_seconds,
             source=source,

@@ -387,11 +387,18 @@ def sample_frames(
     in_order = [frames[i] for i in sorted(frames)]
     spikes = colours_change_across(size_spike_cuts(table, cut_ratio), in_order, config.cut_histogram_distance / 2)
     skipped = colour_change_keyframes(table, in_order, config.cut_histogram_distance)
-    if spikes or skipped:
+    todo = sorted({*spikes, *skipped})
+    if todo:  # each reading thread takes every n-th cut: at low resolutions decoding uses one core
+        n = max(1, min(config.decode_threads, len(todo)))
         with collecting_cycles():
-            for f in _decode_chains(path, info, table, config, sorted({*spikes, *skipped})):
-                if f.index in spikes or f.index in skipped or f.index not in frames:
-                    frames[f.index] = f
+            parts = map_stoppable(
+                lambda part, stop: _decode_chains(path, info, table, config, part),
+                [todo[k::n] for k in range(n)],
+                "overview-cuts",
+            )
+        for f in (f for part in parts for f in part):
+            if f.index in spikes or f.index in skipped or f.index not in frames:
+                frames[f.index] = f
     return table, [frames[i] for i in sorted(frames)], spikes
 
 

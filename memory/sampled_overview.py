@@ -141,7 +141,7 @@ def _sampled_timeline(
         fill = ~measured & (shot[nearest] == shot)
         for name in fields:
             held[name] = np.where(fill, held[name][nearest], held[name])
-    r = lambda a: [round(float(x), 6) for x in a]  # noqa: E731
+    r = lambda a: np.round(np.asarray(a, np.float64), 6).tolist()  # noqa: E731
     return timeline.model_copy(
         update={
             **{name: r(values) for name, values in held.items()},
