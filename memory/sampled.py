@@ -264,13 +264,19 @@ def cut_chains(table: PacketTable, cut_indices: list[int]) -> list[tuple[int, li
 
 
 def _decode_chains(
-    path: str | Path, info: VideoInfo, table: PacketTable, config: IngestConfig, cut_indices: list[int]
+    path: str | Path,
+    info: VideoInfo,
+    table: PacketTable,
+    config: IngestConfig,
+    cut_indices: list[int],
+    all_cuts: set[int] | None = None,
 ) -> list[DecodedFrame]:
     """The cut frames inside groups, each with its thumbnail and colours: seek to the group's keyframe and
-    decode the chain of I/P packets up to the cut."""
+    decode the chain of I/P packets up to the cut. A frame of ``all_cuts`` (default: ``cut_indices``) met on
+    the way gets its thumbnail and colours too."""
     vectors = info.codec in MV_CODECS
     pts_index = {int(p): i for i, p in enumerate(table.pts)}
-    cuts = set(cut_indices)
+    cuts = set(cut_indices) if all_cuts is None else all_cuts
     out: list[DecodedFrame] = []
     settings = (config, info, vectors, VideoReformatter())
     with open_video(path) as container:
@@ -392,7 +398,7 @@ def sample_frames(
         n = max(1, min(config.decode_threads, len(todo)))
         with collecting_cycles():
             parts = map_stoppable(
-                lambda part, stop: _decode_chains(path, info, table, config, part),
+                lambda part, stop: _decode_chains(path, info, table, config, part, set(todo)),
                 [todo[k::n] for k in range(n)],
                 "overview-cuts",
             )
