@@ -332,3 +332,91 @@ def make_synthetic_video(
                 progress(i + 1, n_frames)
         out.mux(stream.encode())
     return Path(path)
+
+
+def bench_retrieval(
+    path: str | Path,
+    embedder: str,
+    queries: int = 32,
+    k: int = 5,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    embed_max_frames: int | None = None,
+) -> dict:
+    """The coarse clip index (at most ``embed_max_frames`` keyframes embedded when it is built,
+    default ``IngestConfig.embed_max_frames``; the rest where searches land) against the full one
+    (every keyframe embedded), both built from keyframes on ``path`` in this process, in temp caches.
+
+    Queries are ``queries`` frames at seeded random times, embedded as images; the clip holding
+    each time is the right answer. Reports each index's build seconds and keyframes embedded, and
+    per search: recall@k of the right clip under each index (and under the coarse one as it stood
+    before that search refined it), the share of the full index's top
+    ``k`` the coarse search returns, top-1 agreement, and the seconds and keyframes each coarse
+    search spent refining.
+    """
+    import tempfile
+
+    import numpy as np
+
+    from foveate.memory import IngestConfig, ingest, load_embedder
+
+    emb = load_embedder(embedder)
+    configs = {
+        "full": IngestConfig(clip_frames="keyframes", embed_max_frames=10**9),
+        "coarse": IngestConfig(
+            clip_frames="keyframes", **({"embed_max_frames": embed_max_frames} if embed_max_frames else {})
+        ),
+    }
+    result: dict = {"video": str(path), "embedder": embedder, "queries": queries, "k": k, "seed": seed}
+    with tempfile.TemporaryDirectory() as tmp:
+        memories = {}
+        for name, config in configs.items():
+            if progress:
+                progress(f"building the {name} index")
+            start = time.perf_counter()
+            memories[name] = memory = ingest(path, cache_root=f"{tmp}/{name}", embedder=emb, config=config)
+            keyframes = memory.keyframe_embeddings
+            result[name] = {
+                "build_seconds": round(time.perf_counter() - start, 3),
+                "clips": len(memory.clips),
+                "keyframes": len(keyframes.times),
+                "embedded_at_build": int(keyframes.embedded.sum()),
+                "embed_max_frames": config.embed_max_frames if name == "coarse" else None,
+            }
+        full, coarse = memories["full"], memories["coarse"]
+        times = np.sort(np.random.default_rng(seed).uniform(0, full.duration_seconds * 0.999, queries))
+        vectors = emb.embed_images(full.frames_at(times, max_side=configs["full"].embed_max_side))
+        rows = []
+        for i, (t, vector) in enumerate(zip(times, vectors)):  # in time order
+            if progress:
+                progress(f"query {i + 1}/{queries}")
+            truth = int(t // configs["full"].clip_seconds)
+            full_ids = [h.clip_id for h in full.search_embedding(vector, k)]
+            unrefined = [h.clip_id for h in coarse.search_embedding(vector, k, refine=False)]
+            before = int(coarse.keyframe_embeddings.embedded.sum())
+            start = time.perf_counter()
+            coarse_ids = [h.clip_id for h in coarse.search_embedding(vector, k)]
+            rows.append(
+                {
+                    "seconds": time.perf_counter() - start,
+                    "embedded": int(coarse.keyframe_embeddings.embedded.sum()) - before,
+                    "full_hit": truth in full_ids,
+                    "coarse_hit": truth in coarse_ids,
+                    "unrefined_hit": truth in unrefined,
+                    "overlap": len(set(full_ids) & set(coarse_ids)) / k,
+                    "top1_agree": full_ids[0] == coarse_ids[0],
+                }
+            )
+    mean = lambda key: round(float(np.mean([r[key] for r in rows])), 4)  # noqa: E731
+    result["search"] = {
+        "recall_at_k_full": mean("full_hit"),
+        "recall_at_k_coarse": mean("coarse_hit"),
+        "recall_at_k_coarse_before_refining": mean("unrefined_hit"),
+        "overlap_with_full": mean("overlap"),
+        "top1_agreement": mean("top1_agree"),
+        "coarse_seconds_mean": mean("seconds"),
+        "coarse_seconds_max": round(max(r["seconds"] for r in rows), 4),
+        "coarse_keyframes_embedded_mean": mean("embedded"),
+        "coarse_keyframes_embedded_total": int(sum(r["embedded"] for r in rows)),
+    }
+    return result

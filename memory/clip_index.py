@@ -82,6 +82,15 @@ class ClipIndex:
         keep = ids[0] >= 0  # IVF can return fewer than k (-1 padding)
         return ids[0][keep], scores[0][keep]
 
+    def replace(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Give the entries ``ids`` the rows ``vectors[ids]`` (``vectors`` indexed by id)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return
+        self.index.remove_ids(ids)
+        self.index.add_with_ids(np.ascontiguousarray(vectors[ids], dtype=np.float32), ids)
+        self._search_index = _to_gpu(self.index)
+
     def save(self, path: str | Path) -> None:
         """Write the CPU index via a temp file in the same folder and an atomic rename."""
         with atomic_path(path) as tmp:

@@ -45,6 +45,7 @@ CACHE_PARTS: dict[str, frozenset[str]] = {
             "clip_frames",
             "keyframe_clips_min_seconds",
             "keyframe_clips_max_gap_seconds",
+            "embed_max_frames",
         }
     ),
     # Whether to build the clip part at all; it changes no part's content.
@@ -222,6 +223,13 @@ class IngestConfig(BaseModel):
         default=10.0,
         gt=0,
         description="'auto' clip frames: with keyframes further apart than this (median), clip frames are decoded.",
+    )
+    embed_max_frames: int = Field(
+        default=128,
+        ge=1,
+        description="Clip frames from keyframes: at most this many keyframes are embedded when the index is built "
+        "(the first after each scene cut, up to half of them, and the rest evenly spread); clips between them take "
+        "the nearest embedded keyframe until a search embeds the keyframes of the clips it returns.",
     )
     embed: bool = Field(default=True, description="Build the clip index (False: overview only).")
 

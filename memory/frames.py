@@ -87,7 +87,9 @@ def frames_at(
     return np.stack(out)  # type: ignore[arg-type]
 
 
-def _to_array(frame: av.VideoFrame, size: tuple[int, int], rotation_degrees: int | None) -> np.ndarray:
+def to_rgb(frame: av.VideoFrame, size: tuple[int, int], rotation_degrees: int | None) -> np.ndarray:
+    """``frame`` as ``(H, W, 3) uint8`` RGB scaled to ``size`` by the converter, display rotation applied
+    (``rotation_degrees``, else the frame's own)."""
     rot = normalise_rotation(frame.rotation) if rotation_degrees is None else rotation_degrees
     arr = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
     return np.ascontiguousarray(np.rot90(arr, k=rot // 90)) if rot else arr  # rot90 turns counter-clockwise
@@ -110,7 +112,7 @@ def _decode_group(path, container, stream, start, times, group, size, rotation_d
             while pending and t >= times[pending[0]]:
                 target = times[pending[0]]
                 use = frame if prev is None or abs(t - target) <= abs(prev[0] - target) else prev[1]
-                out[pending.pop(0)] = _to_array(use, size, rotation_degrees)
+                out[pending.pop(0)] = to_rgb(use, size, rotation_degrees)
             if not pending:
                 return
             prev = (t, frame)
@@ -120,7 +122,7 @@ def _decode_group(path, container, stream, start, times, group, size, rotation_d
         )
     if prev is not None:
         for i in pending:  # after the last frame: the last frame is the nearest
-            out[i] = _to_array(prev[1], size, rotation_degrees)
+            out[i] = to_rgb(prev[1], size, rotation_degrees)
 
 
 def frames_window(

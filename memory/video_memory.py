@@ -8,9 +8,10 @@ decoding pass) and the transcript (sidecar or subtitle stream). See :mod:`memory
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,12 +21,13 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from foveate.memory import frames as _frames
-from foveate.memory.atomic import write_atomic
+from foveate.memory.atomic import atomic_path, write_atomic
 from foveate.memory.cache import cache_root as _cache_root
 from foveate.memory.cache import load_part
 from foveate.memory.config import IngestConfig
 from foveate.memory.embedder import DEFAULT_EMBEDDER, ClipEmbedder, embedder_cache_key, load_embedder
 from foveate.memory.errors import CorruptVideoError, EmbedderError
+from foveate.memory.keyframe_embeddings import KeyframeEmbeddings, coarse_keyframe_picker, decode_keyframes
 from foveate.memory.overview import Overview, build_overview
 from foveate.memory.probe import VideoInfo, probe
 from foveate.memory.transcript import Transcript, load_cues, sidecar_path
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]  # (stage, fraction done in [0, 1])
 CLIP_THUMB_SIDE = 96  # retrieval previews; zoom gives the detail
 CLIPS_FILE, EMBEDDINGS_FILE, INDEX_FILE, THUMBS_DIR = "clips.json", "embeddings.npy", "index.faiss", "clip_thumbs"
+REFINE_ROUNDS = 4  # searches refined at most this many times (each embeds the unembedded keyframes of its hits)
 
 
 class Clip(BaseModel):
@@ -129,11 +132,6 @@ class _ClipAccumulator:
         return vecs.astype(np.float32)
 
 
-def _embed_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    scale = min(1.0, max_side / max(width, height))
-    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
-
-
 def embed_clips(
     info: VideoInfo,
     clips: list[Clip],
@@ -141,31 +139,27 @@ def embed_clips(
     config: IngestConfig,
     thumbs_dir: Path,
     progress: Callable[[float], None] | None = None,
-) -> tuple[np.ndarray, str]:
-    """Clip embeddings ``(C, D) float32`` and where their frames came from (``"keyframes"`` or ``"decoded"``).
+    cuts_seconds: Sequence[float] = (),
+) -> tuple[np.ndarray, KeyframeEmbeddings | None]:
+    """Clip embeddings ``(C, D) float32``, and the keyframe embeddings they derive from when the
+    frames came from the keyframes (None when they were decoded).
 
     See ``IngestConfig.clip_frames``: a long video with regular keyframes has only its keyframes
-    decoded (:func:`_embed_from_keyframes`); otherwise :func:`_embed_from_decoded`. In "auto" mode
-    the keyframe pass checks the keyframe spacing as it goes and hands over to the decoded pass
-    when they are too far apart.
+    decoded (:func:`_embed_from_keyframes`, at most ``embed_max_frames`` of them embedded, the
+    first after each of ``cuts_seconds`` among them); otherwise :func:`_embed_from_decoded`. In
+    "auto" mode the keyframe pass checks the keyframe spacing as it goes and hands over to the
+    decoded pass when they are too far apart.
     """
     mode = config.clip_frames
     if mode == "auto" and info.duration_seconds < config.keyframe_clips_min_seconds:
         mode = "decoded"
     if mode != "decoded":
         gap = config.keyframe_clips_max_gap_seconds if mode == "auto" else None
-        vecs = _embed_from_keyframes(info, clips, embedder, config, thumbs_dir, progress, gap)
-        if vecs is not None:
-            return vecs, "keyframes"
+        keyframes = _embed_from_keyframes(info, clips, embedder, config, thumbs_dir, progress, gap, cuts_seconds)
+        if keyframes is not None:
+            return keyframes.clip_vectors(), keyframes
         logger.info("%s: keyframes more than %.0fs apart: clip frames decoded instead", info.path, gap)
-    return _embed_from_decoded(info, clips, embedder, config, thumbs_dir, progress), "decoded"
-
-
-def _rgb(frame: av.VideoFrame, size: tuple[int, int], info: VideoInfo) -> np.ndarray:
-    arr = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
-    if info.rotation_degrees:
-        arr = np.ascontiguousarray(np.rot90(arr, k=(info.rotation_degrees // 90) % 4))
-    return arr
+    return _embed_from_decoded(info, clips, embedder, config, thumbs_dir, progress), None
 
 
 def _embed_from_decoded(
@@ -190,12 +184,12 @@ def _embed_from_decoded(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.skip_frame = "NONREF"  # a reference frame within a frame or two is close enough
-        size = _embed_size(stream.codec_context.width, stream.codec_context.height, config.embed_max_side)
+        size = _frames.target_size(stream.codec_context.width, stream.codec_context.height, config.embed_max_side)
         try:
             for frame in container.decode(stream):
                 if frame.time is None or frame.time + half_frame < times[nxt]:
                     continue
-                arr = _rgb(frame, size, info)
+                arr = _frames.to_rgb(frame, size, info.rotation_degrees)
                 while nxt < len(times) and frame.time + half_frame >= times[nxt]:
                     acc.add(nxt, arr)
                     nxt += 1
@@ -221,19 +215,22 @@ def _embed_from_keyframes(
     thumbs_dir: Path,
     progress: Callable[[float], None] | None = None,
     max_gap: float | None = None,
-) -> np.ndarray | None:
-    """Clip embeddings from the keyframes alone (``skip_frame=NONKEY``, no conversion of anything else).
+    cuts_seconds: Sequence[float] = (),
+) -> KeyframeEmbeddings | None:
+    """Keyframe embeddings from the keyframes alone (``skip_frame=NONKEY``, no conversion of anything else).
 
     Each sample time takes the keyframe at or before it, the start of its group of pictures: with
-    the encoder's keyframes at scene cuts, that is the same shot. Every keyframe is embedded once,
-    in batches, and a clip is the mean over its sample times. None when ``max_gap`` is given and
-    the median spacing of the keyframes seen (checked once 16 are in) exceeds it.
+    the encoder's keyframes at scene cuts, that is the same shot. Every keyframe's time is kept;
+    at most ``config.embed_max_frames`` keyframes are converted and embedded, in batches (see
+    :mod:`memory.keyframe_embeddings`); a search embeds the others where it lands. Each clip's
+    thumbnail comes from the embedded keyframe its first sample uses. None when ``max_gap`` is
+    given and the median spacing of the keyframes seen (checked once 16 are in) exceeds it.
     """
-    times = _sample_times(clips, config.frames_per_clip)
-    per = config.frames_per_clip
+    take = coarse_keyframe_picker(info.duration_seconds, config.embed_max_frames, cuts_seconds)
     key_times: list[float] = []
+    taken: list[int] = []
     vectors: list[np.ndarray] = []
-    thumbs: list[Image.Image] = []
+    thumbs: dict[int, Image.Image] = {}
     batch: list[np.ndarray] = []
 
     def flush() -> None:
@@ -244,42 +241,61 @@ def _embed_from_keyframes(
     with av.open(info.path, metadata_errors="ignore") as container:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONKEY"
-        size = _embed_size(stream.codec_context.width, stream.codec_context.height, config.embed_max_side)
+        size = _frames.target_size(stream.codec_context.width, stream.codec_context.height, config.embed_max_side)
         try:
             for frame in container.decode(stream):
-                if frame.time is None:
+                if frame.time is None or (key_times and frame.time <= key_times[-1]):
                     continue
-                arr = _rgb(frame, size, info)
                 key_times.append(float(frame.time))
-                thumb = Image.fromarray(arr)
-                thumb.thumbnail((CLIP_THUMB_SIDE, CLIP_THUMB_SIDE))
-                thumbs.append(thumb)
-                batch.append(arr)
-                if len(batch) >= embedder.batch_size:
-                    flush()
                 if max_gap is not None and len(key_times) == 16 and np.median(np.diff(key_times)) > max_gap:
                     return None
                 if progress is not None and info.duration_seconds > 0:
                     progress(min(1.0, frame.time / info.duration_seconds))
+                if not take(float(frame.time)):
+                    continue
+                arr = _frames.to_rgb(frame, size, info.rotation_degrees)
+                thumb = Image.fromarray(arr)
+                thumb.thumbnail((CLIP_THUMB_SIDE, CLIP_THUMB_SIDE))
+                thumbs[len(key_times) - 1] = thumb
+                taken.append(len(key_times) - 1)
+                batch.append(arr)
+                if len(batch) >= embedder.batch_size:
+                    flush()
         except av.FFmpegError as exc:  # truncated or damaged tail: keep what was decoded
             logger.warning(
                 "%s: decoding stopped after %d keyframes while embedding (%s)", info.path, len(key_times), exc
             )
     flush()
-    if not key_times:
+    if not taken:
         raise CorruptVideoError(info.path, "no keyframe could be decoded for the clip index")
     if max_gap is not None and len(key_times) > 1 and np.median(np.diff(key_times)) > max_gap:
         return None
-    keys = np.asarray(key_times)
-    order = np.argsort(keys, kind="stable")  # decode order is presentation order for keyframes, but be sure
-    keys, embedded = keys[order], np.concatenate(vectors)[order]
-    picked = np.clip(np.searchsorted(keys, times + 0.5 / max(info.fps, 1e-3), side="right") - 1, 0, len(keys) - 1)
-    vecs = embedded[picked].reshape(len(clips), per, -1).mean(axis=1)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
+    table = np.zeros((len(key_times), embedder.dim), np.float32)
+    table[taken] = np.concatenate(vectors)
+    per = config.frames_per_clip
+    keyframes = KeyframeEmbeddings(key_times, table, _sample_times(clips, per), per, info.fps)
+    _save_clip_thumbs(thumbs_dir, keyframes, range(len(clips)), thumbs)
+    return keyframes
+
+
+def _save_clip_thumbs(
+    thumbs_dir: Path,
+    keyframes: KeyframeEmbeddings,
+    clip_ids: Iterable[int],
+    thumbs: dict[int, Image.Image],
+    atomic: bool = False,
+) -> None:
+    """Each clip's thumbnail: its first sample's keyframe, else the nearest one in ``thumbs``
+    (``atomic``: each file written beside and renamed, for a folder readers may have open)."""
     thumbs_dir.mkdir(parents=True, exist_ok=True)
-    for clip, first in enumerate(picked[::per]):
-        thumbs[order[first]].save(thumbs_dir / f"{clip:06d}.jpg", quality=85)
-    return vecs.astype(np.float32)
+    have = np.asarray(sorted(thumbs))
+    for clip in clip_ids:
+        key = int(keyframes.picked[clip * keyframes.per])
+        near = int(have[np.argmin(np.abs(keyframes.times[have] - keyframes.times[key]))])
+        buf = io.BytesIO()
+        thumbs[key if key in thumbs else near].save(buf, format="JPEG", quality=85)
+        path = thumbs_dir / f"{clip:06d}.jpg"
+        write_atomic(path, buf.getvalue()) if atomic else path.write_bytes(buf.getvalue())
 
 
 class VideoMemory:
@@ -296,11 +312,14 @@ class VideoMemory:
         clips_dir: Path | None,
         transcript: Transcript | None,
         built_parts: tuple[str, ...] = (),
+        config: IngestConfig | None = None,
     ) -> None:
         self.info, self.overview, self.cache_dir, self.clips = info, overview, cache_dir, clips
         self._index, self._embedder, self._clips_dir = index, embedder, clips_dir
         self._transcript = transcript
         self.built_parts = built_parts  # cache parts built by this ingest (empty on a full cache hit)
+        self.config = config or IngestConfig()
+        self._keyframes: KeyframeEmbeddings | None | bool = False  # False: not read yet
 
     def __repr__(self) -> str:
         return (
@@ -339,11 +358,26 @@ class VideoMemory:
             return None
         return np.load(self._clips_dir / EMBEDDINGS_FILE, allow_pickle=False, mmap_mode="r")
 
-    def search(self, query: str, k: int = 5) -> list[ClipHit]:
-        """The ``k`` clips most similar to the text ``query``, best first (empty without a clip index)."""
+    def search(self, query: str, k: int = 5, refine: bool = True) -> list[ClipHit]:
+        """The ``k`` clips most similar to the text ``query``, best first (empty without a clip index).
+
+        With ``refine`` (and an index built coarse, see :mod:`memory.keyframe_embeddings`), the
+        keyframes the hits sample that are not embedded yet are embedded now and the search runs
+        again, up to ``REFINE_ROUNDS`` times, so the hits returned are scored on their own frames.
+        """
         if self._index is None or self._embedder is None:
             return []
-        ids, scores = self._index.search(self._embedder.embed_texts([query])[0], k)
+        return self.search_embedding(self._embedder.embed_texts([query])[0], k, refine)
+
+    def search_embedding(self, vector: np.ndarray, k: int = 5, refine: bool = True) -> list[ClipHit]:
+        """:meth:`search` with a query already embedded (``(D,)``, L2-normalised: a text's or a frame's)."""
+        if self._index is None:
+            return []
+        ids, scores = self._index.search(vector, k)
+        for _ in range(REFINE_ROUNDS if refine else 0):
+            if not self._refine(ids):
+                break
+            ids, scores = self._index.search(vector, k)
         hits = [
             ClipHit(
                 clip_id=int(i),
@@ -354,6 +388,76 @@ class VideoMemory:
             for i, s in zip(ids, scores)
         ]
         return sorted(hits, key=lambda h: -h.score)
+
+    @property
+    def keyframe_embeddings(self) -> KeyframeEmbeddings | None:
+        """The keyframe embeddings behind a clip index built from keyframes, else None."""
+        if self._keyframes is False:
+            self._keyframes = None
+            if self._clips_dir is not None:
+                times = _sample_times(self.clips, self.config.frames_per_clip)
+                self._keyframes = KeyframeEmbeddings.load(
+                    self._clips_dir, times, self.config.frames_per_clip, self.info.fps
+                )
+        return self._keyframes
+
+    def _refine(self, clip_ids: Sequence[int]) -> bool:
+        """Embed the keyframes ``clip_ids`` sample that are not embedded yet, update the clip vectors,
+        the index and the cache; False when there was nothing to embed."""
+        keyframes = self.keyframe_embeddings
+        if keyframes is None or self._embedder is None:
+            return False
+        missing = keyframes.missing(clip_ids)
+        if len(missing) == 0:
+            return False
+        size = _frames.target_size(self.info.width, self.info.height, self.config.embed_max_side)  # coded size
+        frames = decode_keyframes(self.info, keyframes.times[missing], size)
+        thumbs: dict[int, Image.Image] = {}
+        ok = [i for i, f in enumerate(frames) if f is not None]
+        if ok:
+            vecs = [
+                self._embedder.embed_images(np.stack([frames[i] for i in ok[b : b + self._embedder.batch_size]]))
+                for b in range(0, len(ok), self._embedder.batch_size)
+            ]
+            keyframes.vectors[missing[ok]] = np.concatenate(vecs)
+            for i in ok:
+                thumbs[int(missing[i])] = Image.fromarray(frames[i])
+                thumbs[int(missing[i])].thumbnail((CLIP_THUMB_SIDE, CLIP_THUMB_SIDE))
+        failed = missing[[i for i, f in enumerate(frames) if f is None]]
+        if len(failed):  # undecodable: keep the nearest embedding for good, so it is not tried again
+            keyframes.vectors[failed] = keyframes.vectors[keyframes._nearest_embedded()[failed]]
+        logger.debug("%s: embedded %d more keyframes for a search", self.info.path, len(missing))
+        self._save_refined(keyframes, keyframes.clips_of(missing), thumbs)
+        return True
+
+    def _save_refined(
+        self, keyframes: KeyframeEmbeddings, changed: np.ndarray, thumbs: dict[int, Image.Image]
+    ) -> None:
+        """Merge with what other processes embedded meanwhile, update the index, write it all back
+        (under the part's lock; each file replaced atomically)."""
+        from foveate.memory.cache import locked
+        from foveate.memory.clip_index import ClipIndex
+
+        folder = self._clips_dir
+        try:
+            with locked(folder / ".refine.lock"):
+                on_disk = KeyframeEmbeddings.load(folder, np.zeros(0), keyframes.per, self.info.fps)
+                if on_disk is not None:
+                    keyframes.merge(on_disk.vectors)
+                vecs = keyframes.clip_vectors()
+                old = np.load(folder / EMBEDDINGS_FILE, allow_pickle=False)
+                index = ClipIndex.load(folder / INDEX_FILE)
+                index.replace(np.flatnonzero(np.any(vecs != old, axis=1)), vecs)
+                keyframes.save(folder)
+                with atomic_path(folder / EMBEDDINGS_FILE) as tmp, open(tmp, "wb") as fh:
+                    np.save(fh, vecs, allow_pickle=False)
+                index.save(folder / INDEX_FILE)
+                if thumbs:
+                    _save_clip_thumbs(folder / THUMBS_DIR, keyframes, changed, thumbs, atomic=True)
+            self._index = index
+        except OSError as exc:  # a read-only cache still answers, from memory
+            logger.warning("%s: cannot save the refined clip index (%s)", folder, exc)
+            self._index.replace(changed, keyframes.clip_vectors())
 
     def search_transcript(self, query: str, k: int = 5) -> list[ClipHit]:
         """Transcript cues matching ``query`` (embedding similarity plus word overlap), best first."""
@@ -441,12 +545,16 @@ def _build_clip_part(
     embedder: ClipEmbedder,
     config: IngestConfig,
     progress: Callable[[float], None] | None,
+    cuts_seconds: Sequence[float] = (),
 ) -> None:
     from foveate.memory.clip_index import ClipIndex
 
-    vecs, source = embed_clips(info, clips, embedder, config, tmp / THUMBS_DIR, progress)
+    vecs, keyframes = embed_clips(info, clips, embedder, config, tmp / THUMBS_DIR, progress, cuts_seconds)
     ClipIndex.build(vecs, np.arange(len(clips)), config.ivf_threshold).save(tmp / INDEX_FILE)
     np.save(tmp / EMBEDDINGS_FILE, vecs, allow_pickle=False)
+    if keyframes is not None:
+        keyframes.save(tmp)
+    source = "decoded" if keyframes is None else "keyframes"
     listed = {"embedder": embedder.spec, "dim": embedder.dim, "frame_source": source}
     (tmp / CLIPS_FILE).write_text(json.dumps({**listed, "clips": [c.model_dump() for c in clips]}))
 
@@ -533,14 +641,14 @@ def ingest(
             video_dir,
             "clips",
             key,
-            lambda tmp: _build_clip_part(tmp, info, clips, emb, config, stage("embed")),
+            lambda tmp: _build_clip_part(tmp, info, clips, emb, config, stage("embed"), overview.cuts_seconds),
             lambda folder: _load_clip_part(folder, len(clips)),
         )
         built += [clips_dir.name] if now else []
     transcript = _transcript(video_dir, info, emb, built)
     if built or not (video_dir / "meta.json").exists():
         _write_meta(video_dir, info, config, emb, ov_dir, clips_dir)
-    return VideoMemory(info, overview, video_dir, clips, index, emb, clips_dir, transcript, tuple(built))
+    return VideoMemory(info, overview, video_dir, clips, index, emb, clips_dir, transcript, tuple(built), config)
 
 
 def _write_meta(

@@ -93,3 +93,27 @@ def test_cli_json_and_usage_errors(small_synthetic, tmp_path):
         timeout=60,
     )
     assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_bench_retrieval_sets_the_coarse_index_against_the_full_one(tmp_path, tiny_embedder_spec):
+    import numpy as np
+
+    from tests.fixtures.videos import H, W, make_video
+
+    def frame(i: int) -> np.ndarray:  # a keyframe every 2.5 s, the colour stepping with every frame
+        return np.full((H, W, 3), (12 * (i % 20), 128, 24 * (i // 20)), np.uint8)
+
+    video = make_video(tmp_path / "steps.mp4", frame, 10, n_frames=200, gop=25)
+    cli = [sys.executable, "-m", "foveate.cli", "bench", "retrieval"]
+    args = ["--embedder", tiny_embedder_spec, "--queries", "6", "--embed-max-frames", "2", "--json"]
+    proc = subprocess.run([*cli, str(video), *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["full"]["embedded_at_build"] == r["full"]["keyframes"] == r["coarse"]["keyframes"] == 8
+    assert r["coarse"]["embedded_at_build"] == 2 and r["full"]["clips"] == r["coarse"]["clips"] == 5
+    s = r["search"]
+    assert 0 < s["coarse_keyframes_embedded_total"] <= 6  # the searches embedded the rest, at most once each
+    for key in ("recall_at_k_full", "recall_at_k_coarse", "overlap_with_full", "top1_agreement"):
+        assert 0 <= s[key] <= 1, key
+    missing = subprocess.run([*cli, str(tmp_path / "none.mp4"), *args], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "none.mp4: no such file" in missing.stderr

@@ -81,6 +81,46 @@ def test_keyframe_clip_frames_decode_only_keyframes_and_take_the_one_at_or_befor
     assert ingest(path, cache_root=tmp_path / "c", embedder=emb, config=sparse).clip_frame_source == "decoded"
 
 
+def test_coarse_keyframes_take_the_first_after_each_cut_and_spread_the_rest():
+    from foveate.memory.keyframe_embeddings import coarse_keyframe_picker
+
+    take = coarse_keyframe_picker(100.0, 10, cuts_seconds=[70.0, 33.5])
+    taken = [t for t in range(100) if take(float(t))]
+    assert taken == [0, 13, 26, 34, 47, 60, 70, 83, 96]  # 2 cut slots, 8 evenly spread ones every 12.5 s
+
+
+def test_a_coarse_clip_index_embeds_the_keyframes_where_searches_land(tmp_path, tiny_embedder_spec):
+    path = _index_video(tmp_path)  # 20 s, a keyframe every 2.5 s
+    emb = load_embedder(tiny_embedder_spec)
+    full = ingest(path, cache_root=tmp_path / "full", embedder=emb, config=IngestConfig(clip_frames="keyframes"))
+    config = IngestConfig(clip_frames="keyframes", embed_max_frames=2)
+    coarse = ingest(path, cache_root=tmp_path / "c", embedder=emb, config=config)
+    assert full.keyframe_embeddings.embedded.all() and len(full.keyframe_embeddings.times) == 8
+    first = np.flatnonzero(coarse.keyframe_embeddings.embedded)
+    assert len(first) == 2 and first[0] == 0
+    # before any search, a clip sampling an unembedded keyframe takes the nearest embedded one's vector
+    own = coarse.keyframe_embeddings.picked.reshape(5, 2)  # the keyframes each clip samples
+    stale = [c for c in range(5) if not coarse.keyframe_embeddings.embedded[own[c]].all()]
+    assert len(stale) >= 3
+    for c in stale:
+        assert not np.allclose(coarse.clip_embeddings[c], full.clip_embeddings[c], atol=1e-3)
+    coarse.search("a colour", k=5, refine=False)
+    assert (np.flatnonzero(coarse.keyframe_embeddings.embedded) == first).all()  # not refined when told not to
+    hits = coarse.search("a colour", k=1)
+    refined = coarse.keyframe_embeddings.embedded
+    assert refined.sum() > 2  # the hit's keyframes, and those its coarse embedding stood for
+    for h in hits:  # the clips returned are scored on their own keyframes
+        np.testing.assert_allclose(coarse.clip_embeddings[h.clip_id], full.clip_embeddings[h.clip_id], atol=1e-4)
+        assert [_thumb_frame(coarse, h.clip_id)] == [_thumb_frame(full, h.clip_id)]
+    # what a search embedded is in the cache: another process starts from it
+    again = ingest(path, cache_root=tmp_path / "c", embedder=emb, config=config)
+    assert again.built_parts == () and (again.keyframe_embeddings.embedded == refined).all()
+    # a search over every clip embeds every keyframe: then it ranks exactly like the full index
+    assert len(again.search("a colour", k=5)) == 5 and again.keyframe_embeddings.embedded.all()
+    np.testing.assert_allclose(again.clip_embeddings, full.clip_embeddings, atol=1e-4)
+    assert [h.clip_id for h in again.search("green", k=3)] == [h.clip_id for h in full.search("green", k=3)]
+
+
 def test_second_ingest_is_a_cache_hit_without_decoding(moving_square_video, tiny_embedder_spec, monkeypatch):
     first = ingest(moving_square_video.path, embedder=tiny_embedder_spec)
     assert any(p.startswith("overview-") for p in first.built_parts) and any(

@@ -1,4 +1,4 @@
-"""`foveate bench ingest`: the command around :mod:`foveate.evals.bench`."""
+"""`foveate bench ingest` and `foveate bench retrieval`: the commands around :mod:`foveate.evals.bench`."""
 
 from __future__ import annotations
 
@@ -143,3 +143,68 @@ def register(app: typer.Typer) -> None:
             print_json(result)
         else:
             _print_table(result)
+
+    @app.command("retrieval")
+    def retrieval_bench(
+        video: Path = typer.Argument(..., help="Video to index twice (coarse and full) and search."),
+        embedder: str = typer.Option(
+            ..., "--embedder", help="Embedder spec, e.g. openclip:DIR or openclip:ViT-B-32/laion2b_s34b_b79k."
+        ),
+        queries: int = typer.Option(32, "--queries", min=1, max=10000, help="Query frames, at random times."),
+        k: int = typer.Option(5, "-k", "--k", min=1, max=100, help="Hits per search."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the query times."),
+        embed_max_frames: int | None = typer.Option(
+            None,
+            "--embed-max-frames",
+            min=1,
+            help="Keyframes the coarse index embeds when built (default: IngestConfig.embed_max_frames, 128).",
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+    ) -> None:
+        """The coarse clip index (IngestConfig.embed_max_frames keyframes embedded up front, the rest where
+        searches land) against the full one (every keyframe embedded) on VIDEO: build seconds and keyframes
+        embedded, then frames at random times as queries: recall@k of the clip holding each, agreement with
+        the full index, and what each coarse search spent embedding."""
+        from foveate.evals.bench import bench_retrieval
+        from foveate.memory.errors import EmbedderError, VideoError
+
+        setup_logging()
+        if not video.is_file():
+            fail(f"{video}: no such file", EXIT_USAGE)
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True
+        ) as bar:
+            task = bar.add_task("starting", total=None)
+            try:
+                result = bench_retrieval(
+                    video,
+                    embedder,
+                    queries,
+                    k,
+                    seed,
+                    progress=lambda text: bar.update(task, description=text),
+                    embed_max_frames=embed_max_frames,
+                )
+            except (VideoError, EmbedderError) as exc:
+                bar.stop()
+                fail(str(exc), EXIT_FAILED)
+        if json_out:
+            print_json(result)
+            return
+        for name in ("full", "coarse"):
+            r = result[name]
+            console.print(
+                f"{name}: built in {r['build_seconds']:.1f} s, {r['embedded_at_build']} of {r['keyframes']} "
+                f"keyframes embedded, {r['clips']} clips",
+                highlight=False,
+            )
+        s = result["search"]
+        console.print(
+            f"{queries} frame queries, k={k}: recall@k full {s['recall_at_k_full']:.2f}, coarse "
+            f"{s['recall_at_k_coarse']:.2f} ({s['recall_at_k_coarse_before_refining']:.2f} before refining); overlap with the full top-{k} {s['overlap_with_full']:.2f}, top-1 "
+            f"agreement {s['top1_agreement']:.2f}; a coarse search {s['coarse_seconds_mean']:.2f} s on average "
+            f"(max {s['coarse_seconds_max']:.2f}), embedding {s['coarse_keyframes_embedded_mean']:.1f} keyframes",
+            highlight=False,
+        )

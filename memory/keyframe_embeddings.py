@@ -1,0 +1,151 @@
+"""Keyframe embeddings of a long video, embedded coarse first and refined where searches land.
+
+A long video's clip index takes its frames from the keyframes (see ``IngestConfig.clip_frames``).
+Building it embeds at most ``IngestConfig.embed_max_frames`` of them: the first keyframe after
+each scene cut the overview found, and keyframes evenly spread between. A clip whose keyframe is
+not embedded yet takes the embedding of the nearest one that is. A search then embeds the
+keyframes of the clips it returns (:meth:`KeyframeEmbeddings.missing`) and searches again, so the
+clips a question leads to are exact while an hour costs a bounded number of frames up front.
+What a search embeds is written back to the cache, merged under a lock with what other processes
+wrote meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import av
+import numpy as np
+
+from foveate.memory.atomic import atomic_path
+from foveate.memory.frames import to_rgb
+from foveate.memory.probe import VideoInfo
+
+logger = logging.getLogger(__name__)
+
+TIMES_FILE, VECTORS_FILE = "keyframes.npy", "keyframe_embeddings.npy"
+
+
+def coarse_keyframe_picker(
+    duration_seconds: float, max_frames: int, cuts_seconds: Sequence[float]
+) -> Callable[[float], bool]:
+    """A predicate over keyframe times in decoding order: embed this keyframe now?
+
+    Up to half the budget goes to the first keyframe at or after each cut (in time order), the
+    rest to keyframes at least ``duration / (budget - cut slots)`` after the last one taken.
+    """
+    cuts = np.sort(np.asarray(cuts_seconds, np.float64))
+    cut_slots = min(len(cuts), max_frames // 2)
+    spacing = duration_seconds / max(1, max_frames - cut_slots)
+    state = {"last": -np.inf, "prev": -np.inf, "cut_taken": 0}
+    tol = 1e-3
+
+    def take(t: float) -> bool:
+        i = np.searchsorted(cuts, state["prev"] + tol, side="right")
+        after_cut = i < len(cuts) and cuts[i] <= t + tol and state["cut_taken"] < cut_slots
+        state["prev"] = t
+        if t - state["last"] >= spacing - tol:
+            state["last"] = t
+            return True
+        if after_cut:
+            state["cut_taken"] += 1
+            state["last"] = t
+            return True
+        return False
+
+    return take
+
+
+class KeyframeEmbeddings:
+    """Every keyframe's time ``(K,)`` and embedding ``(K, D)`` (a zero row: not embedded yet), and the
+    clips' sample times, from which the clip vectors derive."""
+
+    def __init__(self, times: np.ndarray, vectors: np.ndarray, sample_times: np.ndarray, per_clip: int, fps: float):
+        self.times = np.asarray(times, np.float64)
+        self.vectors = np.asarray(vectors, np.float32)
+        if self.vectors.ndim != 2 or len(self.vectors) != len(self.times) or len(self.times) == 0:
+            raise ValueError(f"{len(self.times)} keyframe times and vectors of shape {self.vectors.shape}")
+        self.per = per_clip
+        # the keyframe at or before each sample time (the start of its group of pictures)
+        right = np.searchsorted(self.times, np.asarray(sample_times) + 0.5 / max(fps, 1e-3), side="right")
+        self.picked = np.clip(right - 1, 0, len(self.times) - 1)
+
+    @property
+    def embedded(self) -> np.ndarray:
+        """``(K,) bool``: which keyframes have their own embedding."""
+        return np.linalg.norm(self.vectors, axis=1) > 0
+
+    def _nearest_embedded(self) -> np.ndarray:
+        """For each keyframe, the index of the nearest embedded keyframe in time (the earlier on a tie)."""
+        have = np.flatnonzero(self.embedded)
+        if len(have) == 0:
+            raise ValueError("no keyframe is embedded")
+        pos = np.searchsorted(self.times[have], self.times, side="left")
+        before = have[np.clip(pos - 1, 0, len(have) - 1)]
+        after = have[np.clip(pos, 0, len(have) - 1)]
+        closer_after = np.abs(self.times[after] - self.times) < np.abs(self.times - self.times[before])
+        return np.where(closer_after, after, before)
+
+    def clip_vectors(self) -> np.ndarray:
+        """``(C, D) float32``: each clip's mean over its sample times, L2-normalised."""
+        vecs = self.vectors[self._nearest_embedded()[self.picked]]
+        vecs = vecs.reshape(-1, self.per, vecs.shape[1]).mean(axis=1)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
+        return vecs.astype(np.float32)
+
+    def missing(self, clip_ids: Sequence[int]) -> np.ndarray:
+        """Keyframes not embedded yet that the given clips sample, and those that share an embedding
+        with them (the same nearest embedded keyframe): the stretch a coarse hit stands for."""
+        ids = np.asarray(clip_ids, np.int64)
+        slots = (ids[:, None] * self.per + np.arange(self.per)[None, :]).reshape(-1)
+        keys = np.unique(self.picked[slots])
+        nearest = self._nearest_embedded()
+        keys = np.union1d(keys, np.flatnonzero(np.isin(nearest, nearest[keys])))
+        return keys[~self.embedded[keys]]
+
+    def clips_of(self, keys: np.ndarray) -> np.ndarray:
+        """Clips that sample any of the keyframes ``keys``."""
+        slots = np.flatnonzero(np.isin(self.picked, keys))
+        return np.unique(slots // self.per)
+
+    def merge(self, other_vectors: np.ndarray) -> None:
+        """Take the rows another writer embedded that this one has not."""
+        if other_vectors.shape == self.vectors.shape:
+            fill = ~self.embedded & (np.linalg.norm(other_vectors, axis=1) > 0)
+            self.vectors[fill] = other_vectors[fill]
+
+    def save(self, folder: Path) -> None:
+        for name, arr in ((TIMES_FILE, self.times), (VECTORS_FILE, self.vectors)):
+            with atomic_path(folder / name) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path, sample_times: np.ndarray, per_clip: int, fps: float) -> KeyframeEmbeddings | None:
+        """The keyframe embeddings saved in a clip part, or None when it has none (decoded clip frames)."""
+        if not (folder / TIMES_FILE).exists():
+            return None
+        times = np.load(folder / TIMES_FILE, allow_pickle=False)
+        return cls(times, np.load(folder / VECTORS_FILE, allow_pickle=False), sample_times, per_clip, fps)
+
+
+def decode_keyframes(info: VideoInfo, times: Sequence[float], size: tuple[int, int]) -> list[np.ndarray | None]:
+    """The keyframes shown at ``times`` (each a keyframe's own time), as ``(H, W, 3)`` RGB of ``size``:
+    one seek and one keyframe decoded each. None where a keyframe cannot be decoded."""
+    out: list[np.ndarray | None] = []
+    with av.open(info.path, metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONKEY"
+        for t in times:
+            frame_out = None
+            try:
+                container.seek(max(0, int(round(t / stream.time_base))), stream=stream, backward=True)
+                for frame in container.decode(stream):
+                    if frame.time is not None and frame.time >= t - 1e-3:
+                        frame_out = to_rgb(frame, size, info.rotation_degrees)
+                        break
+            except av.FFmpegError as exc:
+                logger.warning("%s: cannot decode the keyframe at %.2fs (%s)", info.path, t, exc)
+            out.append(frame_out)
+    return out
