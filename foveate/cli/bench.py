@@ -202,9 +202,10 @@ def register(app: typer.Typer) -> None:
             )
         s = result["search"]
         console.print(
-            f"{queries} frame queries, k={k}: recall@k full {s['recall_at_k_full']:.2f}, coarse "
-            f"{s['recall_at_k_coarse']:.2f} ({s['recall_at_k_coarse_before_refining']:.2f} before refining); overlap with the full top-{k} {s['overlap_with_full']:.2f}, top-1 "
-            f"agreement {s['top1_agreement']:.2f}; a coarse search {s['coarse_seconds_mean']:.2f} s on average "
-            f"(max {s['coarse_seconds_max']:.2f}), embedding {s['coarse_keyframes_embedded_mean']:.1f} keyframes",
+            f"{queries} frame queries, k={k}: recall@k full {s['recall_at_k_full']:.2f}, "
+            f"coarse {s['recall_at_k_coarse']:.2f} ({s['recall_at_k_coarse_before_refining']:.2f} before refining); "
+            f"overlap with the full top-{k} {s['overlap_with_full']:.2f}, top-1 agreement {s['top1_agreement']:.2f}; "
+            f"a coarse search {s['coarse_seconds_mean']:.2f} s on average (max {s['coarse_seconds_max']:.2f}), "
+            f"embedding {s['coarse_keyframes_embedded_mean']:.1f} keyframes",
             highlight=False,
         )
