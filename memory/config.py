@@ -45,12 +45,15 @@ CACHE_PARTS: dict[str, frozenset[str]] = {
             "clip_frames",
             "keyframe_clips_min_seconds",
             "keyframe_clips_max_gap_seconds",
-            "embed_max_frames",
         }
     ),
-    # Whether to build the clip part at all; it changes no part's content.
-    "switches": frozenset({"embed"}),
+    # Whether to build the clip part at all, and how much of it up front; they change no part's content.
+    "switches": frozenset({"embed", "embed_max_frames"}),
 }
+
+
+# Keyframes `foveate ask` embeds before a first answer on a video not indexed yet (IngestConfig.embed_max_frames).
+FIRST_ANSWER_MAX_FRAMES = 128
 
 
 class IngestConfig(BaseModel):
@@ -224,12 +227,14 @@ class IngestConfig(BaseModel):
         gt=0,
         description="'auto' clip frames: with keyframes further apart than this (median), clip frames are decoded.",
     )
-    embed_max_frames: int = Field(
-        default=128,
+    embed_max_frames: int | None = Field(
+        default=None,
         ge=1,
-        description="Clip frames from keyframes: at most this many keyframes are embedded when the index is built "
-        "(the first after each scene cut, up to half of them, and the rest evenly spread); clips between them take "
-        "the nearest embedded keyframe until a search embeds the keyframes of the clips it returns.",
+        description="Clip frames from keyframes: None embeds every keyframe (what `foveate index` does). A number "
+        "builds the index coarse, for a fast first answer: at most this many keyframes embedded (the first after "
+        "each scene cut, up to half of them, the rest evenly spread), clips between them taking the nearest "
+        "embedded one's embedding until a search embeds the keyframes where it lands. An ingest with None "
+        "completes a coarse index in the cache.",
     )
     embed: bool = Field(default=True, description="Build the clip index (False: overview only).")
 

@@ -1,13 +1,15 @@
 """Keyframe embeddings of a long video, embedded coarse first and refined where searches land.
 
 A long video's clip index takes its frames from the keyframes (see ``IngestConfig.clip_frames``).
-Building it embeds at most ``IngestConfig.embed_max_frames`` of them: the first keyframe after
-each scene cut the overview found, and keyframes evenly spread between. A clip whose keyframe is
-not embedded yet takes the embedding of the nearest one that is. A search then embeds the
-keyframes of the clips it returns (:meth:`KeyframeEmbeddings.missing`) and searches again, so the
-clips a question leads to are exact while an hour costs a bounded number of frames up front.
-What a search embeds is written back to the cache, merged under a lock with what other processes
-wrote meanwhile.
+`foveate index` embeds every keyframe. For a fast first answer on a video not indexed yet,
+`foveate ask` builds it coarse (``IngestConfig.embed_max_frames``): at most that many keyframes
+embedded, the first keyframe after each scene cut the overview found and keyframes evenly spread
+between. A clip whose keyframe is not embedded yet takes the embedding of the nearest one that
+is. A search then embeds the keyframes behind its best clips (:meth:`KeyframeEmbeddings.missing`:
+theirs and those their coarse embedding stands for) and searches again, so the clips it returns
+are scored on their own frames. What a search embeds is written back to the cache, merged under
+a lock with what other processes wrote meanwhile; an ingest that wants every keyframe completes
+the index in place.
 """
 
 from __future__ import annotations
@@ -97,13 +99,18 @@ class KeyframeEmbeddings:
 
     def missing(self, clip_ids: Sequence[int]) -> np.ndarray:
         """Keyframes not embedded yet that the given clips sample, and those that share an embedding
-        with them (the same nearest embedded keyframe): the stretch a coarse hit stands for."""
-        ids = np.asarray(clip_ids, np.int64)
-        slots = (ids[:, None] * self.per + np.arange(self.per)[None, :]).reshape(-1)
-        keys = np.unique(self.picked[slots])
+        with them (the same nearest embedded keyframe: the stretch a coarse hit stands for); in the
+        order of ``clip_ids`` (best first), each clip's own keyframes before its stretch."""
         nearest = self._nearest_embedded()
-        keys = np.union1d(keys, np.flatnonzero(np.isin(nearest, nearest[keys])))
-        return keys[~self.embedded[keys]]
+        embedded = self.embedded
+        order: dict[int, None] = {}
+        for clip in clip_ids:
+            own = self.picked[int(clip) * self.per : (int(clip) + 1) * self.per]
+            stretch = np.flatnonzero(np.isin(nearest, nearest[own]))
+            for key in (*own.tolist(), *stretch.tolist()):
+                if not embedded[key]:
+                    order.setdefault(int(key))
+        return np.asarray(list(order), np.int64)
 
     def clips_of(self, keys: np.ndarray) -> np.ndarray:
         """Clips that sample any of the keyframes ``keys``."""

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]  # (stage, fraction done in [0, 1])
 CLIP_THUMB_SIDE = 96  # retrieval previews; zoom gives the detail
 CLIPS_FILE, EMBEDDINGS_FILE, INDEX_FILE, THUMBS_DIR = "clips.json", "embeddings.npy", "index.faiss", "clip_thumbs"
+REFINE_POOL = 3  # each refinement embeds the keyframes behind the top k * REFINE_POOL clips, best first,
+REFINE_MAX_FRAMES = 32  # and a search embeds at most this many keyframes in all
 REFINE_ROUNDS = 4  # searches refined at most this many times (each embeds the unembedded keyframes of its hits)
 
 
@@ -226,7 +228,8 @@ def _embed_from_keyframes(
     thumbnail comes from the embedded keyframe its first sample uses. None when ``max_gap`` is
     given and the median spacing of the keyframes seen (checked once 16 are in) exceeds it.
     """
-    take = coarse_keyframe_picker(info.duration_seconds, config.embed_max_frames, cuts_seconds)
+    budget = config.embed_max_frames
+    take = (lambda t: True) if budget is None else coarse_keyframe_picker(info.duration_seconds, budget, cuts_seconds)
     key_times: list[float] = []
     taken: list[int] = []
     vectors: list[np.ndarray] = []
@@ -362,8 +365,9 @@ class VideoMemory:
         """The ``k`` clips most similar to the text ``query``, best first (empty without a clip index).
 
         With ``refine`` (and an index built coarse, see :mod:`memory.keyframe_embeddings`), the
-        keyframes the hits sample that are not embedded yet are embedded now and the search runs
-        again, up to ``REFINE_ROUNDS`` times, so the hits returned are scored on their own frames.
+        keyframes behind the best ``k * REFINE_POOL`` clips that are not embedded yet are embedded
+        now and the search runs again, up to ``REFINE_ROUNDS`` times and ``REFINE_MAX_FRAMES``
+        keyframes in all, so the hits returned are scored on their own frames.
         """
         if self._index is None or self._embedder is None:
             return []
@@ -374,9 +378,12 @@ class VideoMemory:
         if self._index is None:
             return []
         ids, scores = self._index.search(vector, k)
-        for _ in range(REFINE_ROUNDS if refine else 0):
-            if not self._refine(ids):
+        budget = REFINE_MAX_FRAMES if refine else 0
+        for _ in range(REFINE_ROUNDS):
+            embedded = self._refine(self._index.search(vector, k * REFINE_POOL)[0], budget) if budget > 0 else 0
+            if not embedded:
                 break
+            budget -= embedded
             ids, scores = self._index.search(vector, k)
         hits = [
             ClipHit(
@@ -401,34 +408,52 @@ class VideoMemory:
                 )
         return self._keyframes
 
-    def _refine(self, clip_ids: Sequence[int]) -> bool:
-        """Embed the keyframes ``clip_ids`` sample that are not embedded yet, update the clip vectors,
-        the index and the cache; False when there was nothing to embed."""
+    def _refine(self, clip_ids: Sequence[int], max_frames: int) -> int:
+        """Embed up to ``max_frames`` of the keyframes ``clip_ids`` (best first) sample and of those their
+        coarse embeddings stand for, not embedded yet; returns how many."""
         keyframes = self.keyframe_embeddings
         if keyframes is None or self._embedder is None:
-            return False
-        missing = keyframes.missing(clip_ids)
-        if len(missing) == 0:
-            return False
+            return 0
+        missing = keyframes.missing(clip_ids)[:max_frames]
+        if len(missing):
+            self._embed_keyframes(keyframes, missing)
+        return len(missing)
+
+    def complete_clip_index(self, progress: Callable[[float], None] | None = None) -> int:
+        """Embed every keyframe a coarse clip index has not embedded yet; returns how many."""
+        keyframes = self.keyframe_embeddings
+        if keyframes is None or self._embedder is None:
+            return 0
+        missing = np.flatnonzero(~keyframes.embedded)
+        if len(missing):
+            self._embed_keyframes(keyframes, missing, progress)
+        return len(missing)
+
+    def _embed_keyframes(
+        self, keyframes: KeyframeEmbeddings, keys: np.ndarray, progress: Callable[[float], None] | None = None
+    ) -> None:
+        """Decode (a seek each) and embed the keyframes ``keys``, in chunks; then update the clip vectors,
+        the index and the cache."""
         size = _frames.target_size(self.info.width, self.info.height, self.config.embed_max_side)  # coded size
-        frames = decode_keyframes(self.info, keyframes.times[missing], size)
         thumbs: dict[int, Image.Image] = {}
-        ok = [i for i, f in enumerate(frames) if f is not None]
-        if ok:
-            vecs = [
-                self._embedder.embed_images(np.stack([frames[i] for i in ok[b : b + self._embedder.batch_size]]))
-                for b in range(0, len(ok), self._embedder.batch_size)
-            ]
-            keyframes.vectors[missing[ok]] = np.concatenate(vecs)
+        chunk = max(64, self._embedder.batch_size)
+        for start in range(0, len(keys), chunk):
+            part = keys[start : start + chunk]
+            frames = decode_keyframes(self.info, keyframes.times[part], size)
+            ok = [i for i, f in enumerate(frames) if f is not None]
+            for b in range(0, len(ok), self._embedder.batch_size):
+                batch = ok[b : b + self._embedder.batch_size]
+                keyframes.vectors[part[batch]] = self._embedder.embed_images(np.stack([frames[i] for i in batch]))
             for i in ok:
-                thumbs[int(missing[i])] = Image.fromarray(frames[i])
-                thumbs[int(missing[i])].thumbnail((CLIP_THUMB_SIDE, CLIP_THUMB_SIDE))
-        failed = missing[[i for i, f in enumerate(frames) if f is None]]
-        if len(failed):  # undecodable: keep the nearest embedding for good, so it is not tried again
-            keyframes.vectors[failed] = keyframes.vectors[keyframes._nearest_embedded()[failed]]
-        logger.debug("%s: embedded %d more keyframes for a search", self.info.path, len(missing))
-        self._save_refined(keyframes, keyframes.clips_of(missing), thumbs)
-        return True
+                thumbs[int(part[i])] = thumb = Image.fromarray(frames[i])
+                thumb.thumbnail((CLIP_THUMB_SIDE, CLIP_THUMB_SIDE))
+            failed = part[[i for i, f in enumerate(frames) if f is None]]
+            if len(failed):  # undecodable: keep the nearest embedding for good, so it is not tried again
+                keyframes.vectors[failed] = keyframes.vectors[keyframes._nearest_embedded()[failed]]
+            if progress is not None:
+                progress(min(1.0, (start + len(part)) / len(keys)))
+        logger.debug("%s: embedded %d more keyframes", self.info.path, len(keys))
+        self._save_refined(keyframes, keyframes.clips_of(keys), thumbs)
 
     def _save_refined(
         self, keyframes: KeyframeEmbeddings, changed: np.ndarray, thumbs: dict[int, Image.Image]
@@ -648,7 +673,10 @@ def ingest(
     transcript = _transcript(video_dir, info, emb, built)
     if built or not (video_dir / "meta.json").exists():
         _write_meta(video_dir, info, config, emb, ov_dir, clips_dir)
-    return VideoMemory(info, overview, video_dir, clips, index, emb, clips_dir, transcript, tuple(built), config)
+    memory = VideoMemory(info, overview, video_dir, clips, index, emb, clips_dir, transcript, tuple(built), config)
+    if config.embed_max_frames is None:  # a clip index built coarse (for a first answer) is completed now
+        memory.complete_clip_index(stage("embed"))
+    return memory
 
 
 def _write_meta(

@@ -112,7 +112,7 @@ def test_bench_retrieval_sets_the_coarse_index_against_the_full_one(tmp_path, ti
     assert r["full"]["embedded_at_build"] == r["full"]["keyframes"] == r["coarse"]["keyframes"] == 8
     assert r["coarse"]["embedded_at_build"] == 2 and r["full"]["clips"] == r["coarse"]["clips"] == 5
     s = r["search"]
-    assert 0 < s["coarse_keyframes_embedded_total"] <= 6  # the searches embedded the rest, at most once each
+    assert 0 < s["coarse_keyframes_embedded_mean"] <= 6  # each search, on a fresh coarse index, embeds some of the 6
     for key in ("recall_at_k_full", "recall_at_k_coarse", "overlap_with_full", "top1_agreement"):
         assert 0 <= s[key] <= 1, key
     missing = subprocess.run([*cli, str(tmp_path / "none.mp4"), *args], capture_output=True, text=True, timeout=60)

@@ -115,10 +115,25 @@ def test_a_coarse_clip_index_embeds_the_keyframes_where_searches_land(tmp_path, 
     # what a search embedded is in the cache: another process starts from it
     again = ingest(path, cache_root=tmp_path / "c", embedder=emb, config=config)
     assert again.built_parts == () and (again.keyframe_embeddings.embedded == refined).all()
-    # a search over every clip embeds every keyframe: then it ranks exactly like the full index
-    assert len(again.search("a colour", k=5)) == 5 and again.keyframe_embeddings.embedded.all()
-    np.testing.assert_allclose(again.clip_embeddings, full.clip_embeddings, atol=1e-4)
-    assert [h.clip_id for h in again.search("green", k=3)] == [h.clip_id for h in full.search("green", k=3)]
+    # an ingest that wants every keyframe (what `foveate index` does) completes it in place, no rebuild
+    fresh = ingest(path, cache_root=tmp_path / "c2", embedder=emb, config=config)
+    assert fresh.keyframe_embeddings.embedded.sum() == 2
+    whole = ingest(path, cache_root=tmp_path / "c2", embedder=emb, config=IngestConfig(clip_frames="keyframes"))
+    assert whole.built_parts == () and whole.keyframe_embeddings.embedded.all()
+    np.testing.assert_allclose(whole.clip_embeddings, full.clip_embeddings, atol=1e-4)
+    assert [h.clip_id for h in whole.search("green", k=3)] == [h.clip_id for h in full.search("green", k=3)]
+    assert [_thumb_frame(whole, c) for c in range(5)] == [_thumb_frame(full, c) for c in range(5)]
+
+
+def test_ask_builds_the_first_answer_index_with_the_configured_budget():
+    from typer.main import get_command
+
+    from foveate.cli import app
+    from foveate.memory.config import FIRST_ANSWER_MAX_FRAMES
+
+    ask = get_command(app).commands["ask"]
+    default = next(p.default for p in ask.params if p.name == "embed_max_frames")
+    assert default == FIRST_ANSWER_MAX_FRAMES  # kept literal in the CLI, which does not import pydantic models
 
 
 def test_second_ingest_is_a_cache_hit_without_decoding(moving_square_video, tiny_embedder_spec, monkeypatch):

@@ -149,6 +149,14 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
         trace: Path | None = typer.Option(None, "--trace", help="Append the trajectory (JSONL) here."),
         timeout: float = timeout_option(),
+        embed_max_frames: int = typer.Option(
+            128,
+            "--embed-max-frames",
+            min=0,
+            help="On a long video not indexed yet: keyframes embedded before the first answer (the first after "
+            "each scene cut, the rest evenly spread); retrieval embeds the others where it lands, and `foveate "
+            "index` embeds them all. 0: embed every keyframe first.",
+        ),
     ) -> None:
         """Answer a question about a video, citing time spans as evidence."""
         from foveate.agent.answer import LETTERS
@@ -165,6 +173,7 @@ def register(app: typer.Typer) -> None:
         if not spec.strip():
             fail("--controller is empty; give a Hugging Face id, a model directory or openai:MODEL@URL", 2)
         config, ingest_config, embedder = run_settings(spec, embedder, max_steps, max_frames)
+        ingest_config = ingest_config.model_copy(update={"embed_max_frames": embed_max_frames or None})
         check_models(spec, embedder)
         try:
             mem = ingest_with_progress(video, cache_dir, embedder, config=ingest_config)

@@ -157,14 +157,16 @@ def register(app: typer.Typer) -> None:
             None,
             "--embed-max-frames",
             min=1,
-            help="Keyframes the coarse index embeds when built (default: IngestConfig.embed_max_frames, 128).",
+            help="Keyframes the coarse index embeds when built (default: 128, what `foveate ask` embeds before a "
+            "first answer).",
         ),
         json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
     ) -> None:
-        """The coarse clip index (IngestConfig.embed_max_frames keyframes embedded up front, the rest where
-        searches land) against the full one (every keyframe embedded) on VIDEO: build seconds and keyframes
-        embedded, then frames at random times as queries: recall@k of the clip holding each, agreement with
-        the full index, and what each coarse search spent embedding."""
+        """The coarse clip index `foveate ask` builds on a video not indexed yet (128 keyframes embedded up
+        front, the rest where searches land) against the full one (every keyframe embedded) on VIDEO: build
+        seconds and keyframes embedded, then frames at random times as queries, each on a fresh coarse index:
+        recall@k of the clip holding each, agreement with the full index, and what each coarse search spent
+        embedding."""
         from foveate.evals.bench import bench_retrieval
         from foveate.memory.errors import EmbedderError, VideoError
 
@@ -203,7 +205,7 @@ def register(app: typer.Typer) -> None:
         s = result["search"]
         console.print(
             f"{queries} frame queries, k={k}: recall@k full {s['recall_at_k_full']:.2f}, "
-            f"coarse {s['recall_at_k_coarse']:.2f} ({s['recall_at_k_coarse_before_refining']:.2f} before refining); "
+            f"coarse {s['recall_at_k_coarse']:.2f} ({s['recall_at_k_coarse_unrefined']:.2f} unrefined); "
             f"overlap with the full top-{k} {s['overlap_with_full']:.2f}, top-1 agreement {s['top1_agreement']:.2f}; "
             f"a coarse search {s['coarse_seconds_mean']:.2f} s on average (max {s['coarse_seconds_max']:.2f}), "
             f"embedding {s['coarse_keyframes_embedded_mean']:.1f} keyframes",
