@@ -674,8 +674,8 @@ def ingest(
     if built or not (video_dir / "meta.json").exists():
         _write_meta(video_dir, info, config, emb, ov_dir, clips_dir)
     memory = VideoMemory(info, overview, video_dir, clips, index, emb, clips_dir, transcript, tuple(built), config)
-    if config.embed_max_frames is None:  # a clip index built coarse (for a first answer) is completed now
-        memory.complete_clip_index(stage("embed"))
+    if config.embed_max_frames is None and memory.complete_clip_index(stage("embed")):  # built coarse before
+        memory.built_parts = (*memory.built_parts, clips_dir.name)
     return memory
 
 
