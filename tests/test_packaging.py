@@ -65,10 +65,18 @@ def test_overview_path_does_not_import_torch():
     code = (
         "import sys; import foveate.memory.overview, foveate.memory.probe, foveate.cli, foveate.cli.overview; "
         "import foveate.memory.video_memory; "
-        "print(sorted(m for m in ('torch', 'transformers', 'faiss', 'open_clip') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'transformers', 'faiss', 'open_clip', 'foveate.agent.backends') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.strip() == "[]"
+
+
+def test_the_cli_timeout_default_is_the_backend_default():
+    from foveate.agent.backends.openai_backend import DEFAULT_TIMEOUT_SECONDS
+    from foveate.cli.common import CONTROLLER_TIMEOUT_SECONDS
+
+    assert CONTROLLER_TIMEOUT_SECONDS == DEFAULT_TIMEOUT_SECONDS
 
 
 @pytest.fixture(scope="module")
