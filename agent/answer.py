@@ -2,7 +2,7 @@
 
 The controller ends a turn with::
 
-    <answer>{"choice": "B", "answer": "red", "evidence": [[12.0, 18.5]]}</answer>
+    <answer>{"answer": "red", "choice": "B", "evidence": [[12.0, 18.5]]}</answer>
 
 ``choice`` is an option letter (omitted or null for open questions), ``answer`` the text,
 ``evidence`` a list of half-open ``[start_seconds, end_seconds)`` spans and clip handles that
@@ -38,9 +38,9 @@ def format_answer(answer: Answer, cite: Sequence[str | tuple[float, float]] | No
     ``cite``: the evidence to write instead of ``answer.evidence``, clip handles (``"c2"``) and spans.
     """
     evidence = answer.evidence if cite is None else cite
-    payload = {
-        "choice": answer.choice,
+    payload = {  # the answer's words before the option letter: the letter is then read off the options
         "answer": answer.text,
+        "choice": answer.choice,
         "evidence": [item if isinstance(item, str) else [round(item[0], 2), round(item[1], 2)] for item in evidence],
     }
     return "<answer>" + json.dumps(payload) + "</answer>"

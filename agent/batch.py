@@ -180,6 +180,7 @@ def run_batch(
     concurrency: int = 1,
     trace: Path | None = None,
     on_row: Callable[[PredictionRow], None] | None = None,
+    baseline_format: str = "prompt",
 ) -> BatchSummary:
     """Answer every row whose id has no successful last row in ``out`` (failed ones are retried).
 
@@ -190,6 +191,8 @@ def run_batch(
     video that cannot be loaded gets one error row per question. Rows are appended by one writer,
     each as its question finishes, so ``out`` holds every id at most once per run.
 
+    ``baseline_format`` (uniform and retrieval): how the frames are shown (agent/baselines.py).
+
     Concurrent runs on one ``out`` must be kept apart by the caller (``lock_output``).
     """
     if policy not in POLICIES:
@@ -199,7 +202,7 @@ def run_batch(
     summary, by_video = open_run(rows, out)
     todo = [row for group in by_video.values() for row in group]  # a video's questions run together
     record = RowWriter(out, summary, trace, on_row)
-    answer_rows(todo, controller, load_memory, record, policy, config, n_frames, concurrency)
+    answer_rows(todo, controller, load_memory, record, policy, config, n_frames, concurrency, baseline_format)
     return summary
 
 
@@ -259,10 +262,12 @@ def answer_rows(
     config: AgentConfig = AgentConfig(),
     n_frames: int = 16,
     concurrency: int = 1,
+    baseline_format: str = "prompt",
 ) -> None:
     """Answer ``rows`` (grouped by video), ``concurrency`` at a time; ``record(row, trajectory)`` gets each as it
     finishes (the trajectory is None for a question that failed), always on the calling thread."""
-    _run_coroutine(_Batch(rows, controller, load_memory, policy, config, n_frames, record).run(concurrency))
+    batch = _Batch(rows, controller, load_memory, policy, config, n_frames, record, baseline_format)
+    _run_coroutine(batch.run(concurrency))
 
 
 def _run_coroutine(coro) -> None:
@@ -286,9 +291,10 @@ def _error_row(row: ManifestRow, exc: BaseException, policy: str) -> PredictionR
 class _Batch:
     """The questions of one run, answered by ``concurrency`` coroutines that pull them in order."""
 
-    def __init__(self, todo, controller, load_memory, policy, config, n_frames, record) -> None:
+    def __init__(self, todo, controller, load_memory, policy, config, n_frames, record, baseline_format) -> None:
         self.todo, self.controller, self.load_memory = todo, controller, load_memory
         self.policy, self.config, self.n_frames, self.record = policy, config, n_frames, record
+        self.baseline_format = baseline_format
         self.left = defaultdict(int)  # video -> its questions not yet answered (its memory is dropped at 0)
         for row in todo:
             self.left[row.video] += 1
@@ -338,7 +344,15 @@ class _Batch:
                 )
             else:
                 traj = await run_baseline_async(
-                    memory, row.question, row.options, self.controller, self.policy, self.n_frames, qid=row.id
+                    memory,
+                    row.question,
+                    row.options,
+                    self.controller,
+                    self.policy,
+                    self.n_frames,
+                    qid=row.id,
+                    baseline_format=self.baseline_format,
+                    config=self.config,
                 )
             traj.gold, traj.gold_evidence = row.answer, row.evidence
             return prediction_from(traj, self.policy), traj

@@ -51,6 +51,7 @@ class AnswerSettings:
     n_frames: int = 16
     concurrency: int = 1
     controller_options: dict = field(default_factory=dict)
+    baseline_format: str = "prompt"
 
 
 class Answerer:
@@ -77,7 +78,9 @@ class Answerer:
         def record(pred: PredictionRow, traj) -> None:
             queue.put((shard, pred, traj))  # blocks until the queue holds it: a returned call has delivered all
 
-        answer_rows(rows, self.controller, load, record, s.policy, s.agent, s.n_frames, s.concurrency)
+        answer_rows(
+            rows, self.controller, load, record, s.policy, s.agent, s.n_frames, s.concurrency, s.baseline_format
+        )
         return len(rows)
 
 

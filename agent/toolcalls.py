@@ -16,6 +16,11 @@ class ParsedCall:
     error: str | None = None  # why the call could not be parsed
 
 
+def format_tool_call(name: str, **arguments) -> str:
+    """One tool call in the controller's format (the inverse of :func:`parse_tool_calls`)."""
+    return "<tool_call>" + json.dumps({"name": name, "arguments": arguments}) + "</tool_call>"
+
+
 def parse_tool_calls(text: str) -> list[ParsedCall]:
     """Every ``<tool_call>`` block in ``text``; unparseable ones carry an ``error``."""
     calls = []

@@ -98,6 +98,67 @@ def test_captioned_frames_show_the_named_sprite(sampler):
         assert close.sum() > 20, caption
 
 
+def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it_shows(controller, sampler):
+    """The picked handle names the listed clip over the answer's event, its thumbnail and the zoom's frames are
+    the world's own frames there, and the answer is the question's gold option."""
+    from transformers import AutoProcessor
+
+    from foveate.agent.answer import LETTERS
+    from foveate.evals.synthetic.render import render_frame
+    from foveate.training.config import CaptionTasks, GroundTasks
+    from foveate.training.pretrain import Renderer, _world_questions, grounded_example
+
+    renderer = Renderer(AutoProcessor.from_pretrained(controller))
+    rng = np.random.default_rng(3)
+    for bare in (False, True, False, True, False, True):
+        ex = grounded_example(rng, "train", CaptionTasks(), GroundTasks(), bare)
+        assert ex.kind == ("ground_bare" if bare else "ground")
+        roles = [m["role"] for m in ex.messages]
+        assert roles[: 1 - bare] == ["system"][: 1 - bare] and roles[-1] == "assistant"
+        turns = [m["content"][0]["text"] for m in ex.messages if m["role"] == "assistant"]
+        skills = {t.skill: turns[t.turn][t.start : t.end] for t in ex.targets}
+        question = next(m for m in ex.messages if m["role"] == "user")["content"][0]["text"]
+        seed, qid = ex.source.split(":")
+        log, rows = _world_questions(int(seed), 1.0, 160, 120)
+        row = next(r for r in rows if r.id == qid)
+        assert row.question in question
+        event = row.evidence[-1] if row.task == "text" else row.evidence[0]
+        retrieved = next(m for m in ex.messages if m["role"] == "tool" and m["name"] == "retrieve")
+        listing = retrieved["content"][0]["text"]
+        line = next(x for x in listing.splitlines() if x.startswith(skills["pick"] + " ["))
+        start, end = (float(v) for v in line.split()[2].removesuffix("s").split("-"))
+        assert start < event[1] and event[0] < end  # the picked clip holds the event
+        answer = json.loads(turns[-1].removeprefix("<answer>").removesuffix("</answer>"))
+        assert answer["evidence"] == [skills["pick"]] and answer["choice"] == row.answer  # cites it, answers right
+        options = [x[3:] for x in question.splitlines() if len(x) > 2 and x[1:3] == ". "]
+        assert skills["choice"] == row.answer and options[LETTERS.index(row.answer)] == skills["answer"]
+        rendered = renderer(ex, score=True)
+        assert "pixel_values" in rendered.inputs
+        for skill, positions in rendered.targets:
+            text = renderer.tokenizer.decode(rendered.inputs["input_ids"][positions]).strip()
+            assert text.strip('"') == skills[skill]
+        zoom = next(m for m in ex.messages if m["role"] == "tool" and m["name"] != "retrieve")
+        times = [float(b["text"][2:-1]) for b in zoom["content"] if b["type"] == "text" and b["text"].startswith("t=")]
+        frames = [np.asarray(b["image"]) for b in zoom["content"] if b["type"] == "image"]
+        assert frames
+        if zoom["name"] == "dense_sample":  # direction questions: contact sheets of the window's frames
+            continue
+        assert len(frames) == len(times)
+        for t, frame in zip(times, frames):  # the world's frame at that time (printed to 0.1 s)
+            assert min(np.abs(frame.astype(int) - render_frame(log, t + d)).mean() for d in (-0.05, 0, 0.05)) < 1
+        thumbs = [b["image"] for b in retrieved["content"] if b["type"] == "image"]
+        assert all(max(np.asarray(t).shape[:2]) == 64 for t in thumbs)
+
+
+def test_caption_first_steps_draw_captions_only(sampler):
+    from foveate.training.config import PretrainRunConfig
+
+    rng = np.random.default_rng(0)
+    assert {e.kind for e in sampler.draw(rng, 8, captions_only=True)} == {"caption"}
+    with pytest.raises(ValueError, match="caption_first_steps"):
+        PretrainRunConfig(model={"path": "x"}, steps=10, caption_first_steps=10)
+
+
 def test_config_loads_from_yaml_and_says_how_to_fix_mistakes(tmp_path):
     from foveate.training.config import packaged_configs
 

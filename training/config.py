@@ -248,16 +248,28 @@ class PretrainMix(Section):
         default=1.0, ge=0, description="... -> zoom result -> answer whose evidence copies the handle (or span)."
     )
     caption: float = Field(default=1.0, ge=0, description="A world frame -> the world's caption of it.")
+    ground: float = Field(
+        default=0.0,
+        ge=0,
+        description="A whole episode about a world question, frames rendered from its event log: the retrieve "
+        "result's thumbnails show which clip holds the subject, the zoom's frames show the answer.",
+    )
 
     @model_validator(mode="after")
     def _check_some(self) -> PretrainMix:
-        if self.search + self.look + self.cite + self.caption <= 0:
-            raise ValueError("mix: at least one of search, look, cite and caption must be > 0")
+        if sum(self.weights.values()) <= 0:
+            raise ValueError("mix: at least one of search, look, cite, caption and ground must be > 0")
         return self
 
     @property
     def weights(self) -> dict[str, float]:
-        return {"search": self.search, "look": self.look, "cite": self.cite, "caption": self.caption}
+        return {
+            "search": self.search,
+            "look": self.look,
+            "cite": self.cite,
+            "caption": self.caption,
+            "ground": self.ground,
+        }
 
 
 class ReadTasks(Section):
@@ -300,6 +312,21 @@ class CaptionTasks(Section):
     minutes: float = Field(default=1.0, gt=0, le=10, description="Length of the world logs frames are drawn from.")
 
 
+class GroundTasks(Section):
+    clip_seconds: float = Field(
+        default=4.0, gt=0, le=60, description="Clip length of the retrieve results (the clip index's clip_seconds)."
+    )
+    thumbnail_max_side: int = Field(
+        default=64, ge=16, le=448, description="Longest side of the retrieve result's thumbnails (the ingest's)."
+    )
+    max_steps: int = Field(default=4, ge=3, description="The agent's max_steps the oracle plans for.")
+    max_frames: int = Field(default=16, ge=4, description="The agent's frame budget the oracle plans for.")
+    oracle: dict[str, Any] = Field(
+        default_factory=lambda: {"p_thought": 1.0, "p_dense": 0.0},
+        description="OracleConfig fields of the oracle that writes the episodes (always look_at: retrieved).",
+    )
+
+
 class PretrainRunConfig(Section):
     output_dir: RelPath | None = Field(
         default=None, description="Where the controller and metrics.json go; --output-dir overrides it."
@@ -312,12 +339,21 @@ class PretrainRunConfig(Section):
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
     warmup_steps: int = Field(default=20, ge=0, description="Linear warm-up steps.")
     lr_schedule: Literal["constant", "cosine"] = Field(
-        default="cosine", description="After warm-up: constant, or cosine decay to a tenth of the peak."
+        default="cosine",
+        description="After warm-up: constant, or cosine decay to a tenth of the peak (over the steps after "
+        "caption_first_steps, which run at the peak).",
     )
     max_grad_norm: float = Field(default=1.0, gt=0, description="Gradient clipping norm.")
     mix: PretrainMix = Field(default_factory=PretrainMix, description="Task families and their weights.")
     read: ReadTasks = Field(default_factory=ReadTasks, description="How reading episodes are drawn.")
     caption: CaptionTasks = Field(default_factory=CaptionTasks, description="How captioned frames are drawn.")
+    ground: GroundTasks = Field(default_factory=GroundTasks, description="How grounded episodes are drawn.")
+    caption_first_steps: int = Field(
+        default=0,
+        ge=0,
+        description="The first this many of ``steps`` train on captioned frames only (seeing first: a caption "
+        "step costs a fraction of a reading step, and the mix alone shows too few frames to learn colours).",
+    )
     eval_examples: int = Field(default=48, ge=1, description="Held-out examples per task family.")
     eval_every: int = Field(
         default=0,
@@ -332,16 +368,23 @@ class PretrainRunConfig(Section):
         """Captions train the vision tower, so it trains unless the config says otherwise."""
         if isinstance(data, dict) and isinstance(data.get("model"), dict) and "train_vision" not in data["model"]:
             mix = data.get("mix")
-            captions = mix.get("caption", 1.0) if isinstance(mix, dict) else getattr(mix, "caption", 1.0)
-            data = {**data, "model": {**data["model"], "train_vision": bool(captions)}}
+            if isinstance(mix, dict):
+                seeing = mix.get("caption", 1.0) or mix.get("ground", 0.0)
+            else:
+                seeing = getattr(mix, "caption", 1.0) or getattr(mix, "ground", 0.0)
+            seeing = seeing or data.get("caption_first_steps", 0)
+            data = {**data, "model": {**data["model"], "train_vision": bool(seeing)}}
         return data
 
     @model_validator(mode="after")
     def _check_vision(self) -> PretrainRunConfig:
-        if self.mix.caption > 0 and not self.model.train_vision:
+        if (self.mix.caption > 0 or self.mix.ground > 0 or self.caption_first_steps) and not self.model.train_vision:
             raise ValueError(
-                "captions train the vision tower; set model.train_vision: true (or mix.caption: 0 for reading only)"
+                "captions and grounded episodes train the vision tower; set model.train_vision: true "
+                "(or mix.caption: 0, mix.ground: 0 and caption_first_steps: 0 for reading only)"
             )
+        if self.caption_first_steps >= self.steps:
+            raise ValueError(f"caption_first_steps ({self.caption_first_steps}) must be below steps ({self.steps})")
         return self
 
 

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from foveate.agent.answer import LETTERS, Answer, format_answer
 from foveate.agent.config import AgentConfig
 from foveate.agent.records import ManifestRow
+from foveate.agent.toolcalls import format_tool_call as tool_call
 from foveate.tools.handles import ClipHandles
 from foveate.tools.toolbox import MAX_DENSE_FRAMES
 
@@ -77,13 +78,6 @@ class OracleConfig(BaseModel):
         "'retrieved': look at the retrieved clips that show the event and cite them "
         "(needs the memory's search; no detours).",
     )
-
-
-def tool_call(name: str, **arguments) -> str:
-    """One tool call in the agent's format (agent/prompts.py)."""
-    import json
-
-    return "<tool_call>" + json.dumps({"name": name, "arguments": arguments}) + "</tool_call>"
 
 
 def _subject(row: ManifestRow, log, span: Span) -> str:

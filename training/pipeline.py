@@ -176,6 +176,7 @@ def run_pipeline(
         )
     saved.write_text(config.model_dump_json(indent=1))
     stages = _Stages(out, announce)
+    agent, ingest = AgentConfig(**config.agent), IngestConfig(**config.ingest)
     cuda = torch.cuda.is_available()
     c = config
     trl_common = {
@@ -245,6 +246,13 @@ def run_pipeline(
             "seed": c.seed,
             "steps": c.pretrain_steps,
             "caption": {"width": c.width, "height": c.height, "minutes": c.minutes},
+            "ground": {  # episodes as the agent runs them: its budgets, the ingest's clips and thumbnails
+                "clip_seconds": ingest.clip_seconds,
+                "thumbnail_max_side": ingest.thumbnail_max_side,
+                "max_steps": agent.max_steps,
+                "max_frames": agent.max_frames,
+                "oracle": c.oracle,
+            },
         }
         cfg = PretrainRunConfig(**{**fields, **c.pretrain})
         with step_progress("pretrain") if step_progress is not None else contextlib.nullcontext() as progress:
@@ -318,7 +326,6 @@ def run_pipeline(
         ("uniform", out / "sft" / "controller", "uniform"),
         ("retrieval", out / "sft" / "controller", "retrieval"),
     ]
-    agent, ingest = AgentConfig(**c.agent), IngestConfig(**c.ingest)
     preds = [out / "preds" / f"{name}.jsonl" for name, _, _ in runs]
     expected = len(_manifest_ids(out / "test" / "manifest.jsonl"))
     stages.run(
@@ -529,6 +536,7 @@ def answer_test(out: Path, runs: list[tuple[str, Path, str]], embedder: str, age
             agent,
             n_frames=agent.max_frames,
             trace=out / "preds" / f"{name}.trace.jsonl",
+            baseline_format="episode",  # the trained controllers know only agent episodes
         )
         paths.append(path)
         del ctl

@@ -19,10 +19,19 @@ both from pretraining; this stage gives the small controller a little of each, m
   not started after 300 steps; with half, it had by 250-400), and held-out episodes keep the full
   prompt, so the scores are the agent's format.
 - captioned frames: a frame drawn straight from a world event log (no video is encoded or
-  decoded) in a user turn -> the world's caption of it (evals.synthetic.captions).
+  decoded) in a user turn -> the world's caption of it (evals.synthetic.captions). With
+  ``caption_first_steps`` the run starts with captions only: seeing a sprite's colour takes tens
+  of thousands of captioned frames, and a caption step costs a fraction of a reading step.
+- grounded episodes: a real world question (evals.synthetic.questions) about a world log, written
+  by the SFT oracle (training/oracle.py, retrieved-clip mode) and run on the real toolbox over a
+  stand-in memory whose frames are rendered from the log: the retrieve result's thumbnails show
+  which listed clip holds the subject (the others are other moments of the video), the zoom's
+  frames show what answers the question, and the answer names it and its option's letter. Reading
+  episodes answer with a random option; these teach choosing by what was seen.
 
 Held-out scores, before and after: *teacher-forced argmax* over the tokens of each copied span
-(query, handle, times, evidence) and of the colour, shape and card word of a caption. A span
+(query, handle, times, evidence), of the colour, shape and card word of a caption, and of a
+grounded episode's picked clip, answer words and option letter. A span
 counts when each of its tokens is the model's argmax given the true text before it, which is
 exactly when greedy decoding from the span's start writes it. Held-out reading episodes ask about
 colour+shape subjects never trained on (with fresh times and handles); held-out frames come from
@@ -58,7 +67,7 @@ from foveate.memory.errors import FoveateError
 from foveate.memory.overview import format_time
 from foveate.memory.video_memory import ClipHit
 from foveate.training.collator import PAD_VALUES
-from foveate.training.config import CaptionTasks, PretrainRunConfig, ReadTasks
+from foveate.training.config import CaptionTasks, GroundTasks, PretrainRunConfig, ReadTasks
 from foveate.training.oracle import tool_call
 
 logger = logging.getLogger(__name__)
@@ -67,8 +76,12 @@ HOLDOUT_SEED = 7_001  # which subjects are held out: fixed, so every run and see
 EVAL_SEED = 7_002  # the held-out examples themselves
 CAPTION_PROMPT = "What does this frame show?"
 COPY_SKILLS = ("query", "handle", "times", "evidence")
-FAMILIES = ("search", "look", "cite", "caption")
-KINDS = ("read", "read_bare", "caption")  # rendered alike within a kind: full agent prompt, no prompt, image
+FAMILIES = ("search", "look", "cite", "caption", "ground")
+# rendered alike within a kind: full agent prompt, no prompt, a captioned image, episodes with images
+KINDS = ("read", "read_bare", "caption", "ground", "ground_bare")
+GROUND_SKILLS = ("pick", "answer", "choice")
+# questions one look at one clip answers (counting and order need every event of the video)
+GROUNDED_TASKS = ("needle", "direction", "grounding", "text")
 SPRITE_RE = re.compile(r"^a (\w+) (\w+) moving ")
 CARD_RE = re.compile(r"^a text card reading '([A-Z]+)'")
 
@@ -88,6 +101,7 @@ class Example:
     kind: str  # one of KINDS
     messages: list[dict]  # agent messages; image blocks hold PIL images
     targets: list[Target] = field(default_factory=list)
+    source: str = ""  # a grounded episode's world question: "<world seed>:<question id>"
 
 
 # ---- reading episodes -----------------------------------------------------------------------
@@ -295,6 +309,123 @@ def caption_example(rng: np.random.Generator, split: str, tasks: CaptionTasks) -
     return Example("caption", messages, targets)
 
 
+# ---- grounded episodes ---------------------------------------------------------------------------
+@lru_cache(maxsize=256)
+def _world_questions(seed: int, minutes: float, width: int, height: int):
+    """A world log and its questions that one look answers (the world's own question builder)."""
+    from foveate.evals.synthetic.questions import make_questions
+
+    log, _ = _world_frames(seed, minutes, width, height)
+    rows = make_questions(log, f"world-{seed}.mp4", f"w{seed}", 64, seed)
+    return log, [r for r in rows if r.task in GROUNDED_TASKS and r.options]
+
+
+def _shrink(frame: np.ndarray, max_side: int) -> np.ndarray:
+    """``frame`` with its longest side at most ``max_side``, scaled by libswscale as decoded frames are."""
+    import av
+
+    from foveate.memory.frames import target_size
+
+    h, w = frame.shape[:2]
+    if max(h, w) <= max_side:
+        return frame
+    size = target_size(w, h, max_side)
+    return av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(*size).to_ndarray(format="rgb24")
+
+
+class WorldClips(ListedClips):
+    """:class:`ListedClips` over a world log: its frames are rendered from the log, and its first search
+    lists ``k`` clips, one of them (at a random rank, the top one half the time) the clip that holds
+    ``target``, the rest clips of other moments."""
+
+    def __init__(self, log, tasks: GroundTasks, target: tuple[float, float], rng: np.random.Generator) -> None:
+        super().__init__(log.duration_seconds)
+        self.log, self.tasks, self.target, self.rng = log, tasks, target, rng
+        self.spans: dict[int, tuple[float, float]] = {}
+
+    def _span(self, clip_id: int) -> tuple[float, float]:
+        start = clip_id * self.tasks.clip_seconds
+        return start, min(self.duration_seconds, start + self.tasks.clip_seconds)
+
+    def search(self, query: str, k: int = 5) -> list[ClipHit]:
+        if not self.hits:
+            n_clips = math.ceil(self.duration_seconds / self.tasks.clip_seconds)
+            middle = (self.target[0] + self.target[1]) / 2
+            shown = min(int(middle // self.tasks.clip_seconds), n_clips - 1)
+            others = [c for c in range(n_clips) if not _overlap(self._span(c), self.target)]
+            ids = [int(c) for c in self.rng.choice(others, min(k - 1, len(others)), replace=False)]
+            ids.insert(0 if self.rng.random() < 0.5 else int(self.rng.integers(len(ids) + 1)), shown)
+            scores = sorted(self.rng.uniform(0.15, 0.45, len(ids)), reverse=True)
+            for c, score in zip(ids, scores):
+                s, e = self._span(c)
+                self.hits.append(ClipHit(clip_id=c, start_seconds=s, end_seconds=e, score=round(float(score), 3)))
+        return self.hits[:k]
+
+    def clip_thumbnail(self, clip_id: int) -> np.ndarray:
+        from foveate.evals.synthetic.render import render_frame
+
+        s, e = self._span(clip_id)
+        return _shrink(render_frame(self.log, (s + e) / 2), self.tasks.thumbnail_max_side)
+
+    def frames_at(self, times_seconds, max_side: int = 448) -> np.ndarray:
+        from foveate.evals.synthetic.render import render_frame
+
+        last = self.duration_seconds - 1e-3
+        return np.stack([_shrink(render_frame(self.log, min(float(t), last)), max_side) for t in times_seconds])
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def grounded_example(
+    rng: np.random.Generator, split: str, captions: CaptionTasks, tasks: GroundTasks, bare: bool = False
+) -> Example:
+    """A world question answered by the oracle in the agent's format, its tool results with the frames
+    rendered from the world log; targets: the clip it picks, the answer's words and its letter."""
+    from foveate.agent.config import AgentConfig
+    from foveate.agent.toolcalls import parse_tool_calls
+    from foveate.tools.toolbox import VideoToolbox, dispatch
+    from foveate.training.oracle import OracleConfig, OraclePolicy
+
+    seed = SPLIT_SEEDS[split] + int(rng.integers(SPLIT_SIZE))
+    log, rows = _world_questions(seed, captions.minutes, captions.width, captions.height)
+    row = rows[int(rng.integers(len(rows)))]
+    target = tuple(row.evidence[-1] if row.task == "text" else row.evidence[0])  # what the answer is read off
+    memory = WorldClips(log, tasks, target, rng)
+    agent = AgentConfig(max_steps=tasks.max_steps, max_frames=tasks.max_frames)
+    oracle = OraclePolicy(OracleConfig(**{**tasks.oracle, "look_at": "retrieved"}), agent)
+    outputs = oracle.outputs(row, log, log.duration_seconds, rng, search=memory.search)
+    if outputs is None:
+        raise FoveateError(f"{row.id}: the planted clip does not show the event {target}")
+    toolbox = VideoToolbox(memory, max_frames=tasks.max_frames)
+    messages: list[dict] = [] if bare else [{"role": "system", "content": [text_block(SYSTEM_PROMPT)]}]
+    messages.append(
+        {"role": "user", "content": [text_block(question_text(row.question, row.options, log.duration_seconds))]}
+    )
+    targets: list[Target] = []
+    for turn, text in enumerate(outputs):
+        messages.append({"role": "assistant", "content": [text_block(text)]})
+        if turn == len(outputs) - 1:
+            break
+        (call,) = parse_tool_calls(text)
+        if call.name in ("zoom", "dense_sample") and "clip" in call.arguments:
+            start = text.index('"clip": ') + len('"clip": "')
+            targets.append(Target("pick", turn, start, start + len(call.arguments["clip"])))
+        result = dispatch(toolbox, call.name, call.arguments)
+        if result.error is not None:
+            raise FoveateError(f"grounded episode: {call.name}({call.arguments}) failed: {result.error}")
+        messages.append({"role": "tool", "name": call.name, "content": result.blocks})
+    final = outputs[-1]
+    payload = json.loads(final[final.index("{") : final.rindex("}") + 1])
+    for skill, key in (("answer", '"answer": "'), ("choice", '"choice": "')):
+        start = final.index(key) + len(key)
+        targets.append(
+            Target(skill, len(outputs) - 1, start, start + len(payload[skill if skill == "answer" else "choice"]))
+        )
+    return Example("ground_bare" if bare else "ground", messages, targets, f"{seed}:{row.id}")
+
+
 class TaskSampler:
     """Draws training examples in the configured mix, and the fixed held-out set (the same families,
     ``eval_examples`` of each, about held-out subjects and val-split frames)."""
@@ -307,8 +438,8 @@ class TaskSampler:
         p = np.array([weights[f] for f in self.families])
         self.p = p / p.sum()
 
-    def draw(self, rng: np.random.Generator, n: int) -> list[Example]:
-        families = rng.choice(self.families, n, p=self.p)
+    def draw(self, rng: np.random.Generator, n: int, captions_only: bool = False) -> list[Example]:
+        families = ["caption"] * n if captions_only else rng.choice(self.families, n, p=self.p)
         return [
             self._one(rng, str(f), self.trained, "train", rng.random() < self.config.read.p_bare) for f in families
         ]
@@ -321,6 +452,8 @@ class TaskSampler:
     def _one(self, rng: np.random.Generator, family: str, pool: list[str], split: str, bare: bool = False) -> Example:
         if family == "caption":
             return caption_example(rng, split, self.config.caption)
+        if family == "ground":
+            return grounded_example(rng, split, self.config.caption, self.config.ground, bare)
         return ReadEpisode(rng, self.config.read, bare).build(pool[int(rng.integers(len(pool)))], family)
 
 
@@ -353,6 +486,7 @@ class Renderer:
             "read_bare": AgentChatCollator(processor, []),
             "caption": AgentChatCollator(processor, []),
         }
+        self.collators |= {"ground": self.collators["read"], "ground_bare": self.collators["read_bare"]}
 
     def _render_text(self, messages: list[dict], kind: str) -> dict[str, torch.Tensor]:
         from foveate.agent.backends.hf import prepare_messages
@@ -372,10 +506,10 @@ class Renderer:
         return {"input_ids": ids, "labels": torch.where(torch.tensor(out["assistant_masks"][0]).bool(), ids, -100)}
 
     def __call__(self, example: Example, score: bool = False) -> Rendered:
-        if example.kind != "caption":
+        if example.kind in ("read", "read_bare"):
             inputs = self._render_text(example.messages, example.kind)
-        else:
-            inputs = self.collators["caption"].render(example.messages)
+        else:  # with images
+            inputs = self.collators[example.kind].render(example.messages)
         if not score:
             return Rendered(example.kind, inputs)
         positions = (inputs["labels"] != -100).nonzero().flatten()
@@ -532,8 +666,9 @@ def _lr_factor(config: PretrainRunConfig, step: int) -> float:
         return (step + 1) / config.warmup_steps
     if config.lr_schedule == "constant":
         return 1.0
-    done = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, done)))
+    flat = max(config.warmup_steps, config.caption_first_steps)  # the caption-only stage runs at the peak
+    done = (step - flat) / max(1, config.steps - flat)
+    return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, max(0.0, done))))
 
 
 def _train(model, renderer: Renderer, sampler: TaskSampler, config: PretrainRunConfig, heldout, progress):
@@ -545,7 +680,8 @@ def _train(model, renderer: Renderer, sampler: TaskSampler, config: PretrainRunC
     losses, curve = [], []
     model.train()
     for step in range(1, config.steps + 1):
-        items = [renderer(ex) for ex in sampler.draw(rng, config.batch_size)]
+        captions_only = step <= config.caption_first_steps
+        items = [renderer(ex) for ex in sampler.draw(rng, config.batch_size, captions_only)]
         loss, _ = batch_loss(model, items, renderer.pad_id)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -70,14 +70,15 @@ def _rate_advance(bar, task):
     return advance
 
 
-def _run(rows, out, ctl, load, policy, config, frames, concurrency, trace):
+def _run(rows, out, ctl, load, policy, config, frames, concurrency, trace, baseline_format):
     """run_batch under a progress bar that starts at the ids already done and shows questions per minute."""
     from foveate.agent.batch import done_ids, run_batch
 
     with _progress_bar() as bar:
         task = bar.add_task(f"{policy}", total=len(rows), rate="")
         bar.update(task, completed=len(done_ids(out) & {r.id for r in rows}))
-        return run_batch(rows, out, ctl, load, policy, config, frames, concurrency, trace, _rate_advance(bar, task))
+        advance = _rate_advance(bar, task)
+        return run_batch(rows, out, ctl, load, policy, config, frames, concurrency, trace, advance, baseline_format)
 
 
 def register(app: typer.Typer) -> None:
@@ -107,6 +108,13 @@ def register(app: typer.Typer) -> None:
         ),
         frames: int = typer.Option(
             16, "--frames", min=1, max=256, help="Frame budget of the uniform and retrieval baselines."
+        ),
+        baseline_format: str = typer.Option(
+            "prompt",
+            "--baseline-format",
+            help="How the baselines show their frames: prompt (one user turn with every frame, answer without "
+            "tools) or episode (the agent's episode, opened by the zoom calls that fetch those frames; for a "
+            "controller trained only on agent episodes).",
         ),
         max_steps: int | None = max_steps_option(agent_policy_only=True),
         max_frames: int | None = max_frames_option(agent_policy_only=True),
@@ -144,8 +152,12 @@ def register(app: typer.Typer) -> None:
         from foveate.memory.errors import FoveateError
 
         setup_logging()
+        from foveate.agent.baselines import BASELINE_FORMATS
+
         if policy not in POLICIES:
             fail(f"--policy {policy!r}: valid policies are {', '.join(POLICIES)}", EXIT_USAGE)
+        if baseline_format not in BASELINE_FORMATS:
+            fail(f"--baseline-format {baseline_format!r}: valid are {', '.join(BASELINE_FORMATS)}", EXIT_USAGE)
         config, ingest_config, embedder = run_settings(controller, embedder, max_steps, max_frames)
         if not manifest.is_file():
             fail(f"{manifest}: no such manifest file", EXIT_USAGE)
@@ -193,6 +205,7 @@ def register(app: typer.Typer) -> None:
                         n_frames=frames,
                         concurrency=concurrency,
                         controller_options={"timeout": timeout},
+                        baseline_format=baseline_format,
                     )
                     summary = _run_ray(rows, out, settings, ray_address, ray_workers, trace)
                 else:
@@ -200,7 +213,7 @@ def register(app: typer.Typer) -> None:
                         ctl = load_controller(controller or DEFAULT_CONTROLLER, timeout=timeout)
                     except (FoveateError, ValueError, OSError) as exc:
                         fail(str(exc).splitlines()[0])
-                    summary = _run(rows, out, ctl, load, policy, config, frames, concurrency, trace)
+                    summary = _run(rows, out, ctl, load, policy, config, frames, concurrency, trace, baseline_format)
         except OutputLocked as exc:
             fail(str(exc))
         except OSError as exc:

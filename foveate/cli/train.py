@@ -178,9 +178,12 @@ def register(app: typer.Typer) -> None:
 
         Reading: episodes in the agent's own chat and tool-call format that make the model copy the
         question's subject into a retrieve query and a clip's handle or times into a zoom call and
-        into the answer's evidence. Seeing: a world frame -> its caption. Reports held-out copy and
-        caption accuracy before and after. Writes OUTPUT/controller (use it as model.path of an SFT
-        config, or with --controller) and OUTPUT/metrics.json.
+        into the answer's evidence. Seeing: a world frame -> its caption (caption_first_steps: captions
+        only at first). Grounded episodes (mix.ground): a world question answered by the SFT oracle
+        with frames rendered from the world, so the clip it picks and the option it answers follow
+        what the frames show. Reports held-out copy, caption and grounded accuracy before and after.
+        Writes OUTPUT/controller (use it as model.path of an SFT config, or with --controller) and
+        OUTPUT/metrics.json.
         """,
         "sft": """Supervised fine-tuning of the controller on oracle and recorded trajectories (TRL SFTTrainer).
 
