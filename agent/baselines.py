@@ -27,6 +27,7 @@ import numpy as np
 
 from foveate.agent.answer import parse_answer
 from foveate.agent.backends.base import Controller, Generation
+from foveate.agent.batch import BASELINE_FORMATS
 from foveate.agent.config import AgentConfig
 from foveate.agent.graph import _fallback_answer, answer_question, answer_question_async
 from foveate.agent.prompts import SYSTEM_PROMPT, question_text
@@ -35,7 +36,6 @@ from foveate.agent.trajectory import Step, Trajectory
 from foveate.memory.blocks import image_block, text_block
 from foveate.memory.video_memory import VideoMemory
 
-BASELINE_FORMATS = ("prompt", "episode")
 BASELINE_INSTRUCTION = "Tools are not available for this question: answer from these frames, in the <answer> format."
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 POLICIES = ("agent", "uniform", "retrieval")
+BASELINE_FORMATS = ("prompt", "episode")  # how the baselines show their frames (agent/baselines.py)
 
 
 # Fields every prediction row has and no manifest row has: a file holding "question" rows without

@@ -145,15 +145,13 @@ def register(app: typer.Typer) -> None:
         """Answer every question of a manifest; answered ids are skipped and failed ones retried, so a rerun
         resumes. Exit 1 when any question failed."""
         from foveate.agent.backends import DEFAULT_CONTROLLER, check_controller, load_controller
-        from foveate.agent.batch import POLICIES, OutputLocked, check_output, lock_output
+        from foveate.agent.batch import BASELINE_FORMATS, POLICIES, OutputLocked, check_output, lock_output
         from foveate.agent.ray_runner import AnswerSettings
         from foveate.agent.records import read_manifest
         from foveate.memory import DEFAULT_EMBEDDER, ingest
         from foveate.memory.errors import FoveateError
 
         setup_logging()
-        from foveate.agent.baselines import BASELINE_FORMATS
-
         if policy not in POLICIES:
             fail(f"--policy {policy!r}: valid policies are {', '.join(POLICIES)}", EXIT_USAGE)
         if baseline_format not in BASELINE_FORMATS:
