@@ -336,6 +336,12 @@ class PretrainRunConfig(Section):
     steps: int = Field(default=600, ge=1, description="Optimizer steps (each on freshly generated examples).")
     batch_size: int = Field(default=8, ge=1, description="Examples per step.")
     learning_rate: float = Field(default=3e-3, gt=0, description="AdamW peak learning rate.")
+    vision_learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="Peak learning rate of the vision tower and its merger (None: learning_rate). Seeing small "
+        "sprites needs a lower rate than reading learns at.",
+    )
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
     warmup_steps: int = Field(default=20, ge=0, description="Linear warm-up steps.")
     lr_schedule: Literal["constant", "cosine"] = Field(

@@ -388,8 +388,10 @@ def grounded_example(
     from foveate.tools.toolbox import VideoToolbox, dispatch
     from foveate.training.oracle import OracleConfig, OraclePolicy
 
-    seed = SPLIT_SEEDS[split] + int(rng.integers(SPLIT_SIZE))
-    log, rows = _world_questions(seed, captions.minutes, captions.width, captions.height)
+    rows = []
+    while not rows:  # a short log may have no question that one look answers
+        seed = SPLIT_SEEDS[split] + int(rng.integers(SPLIT_SIZE))
+        log, rows = _world_questions(seed, captions.minutes, captions.width, captions.height)
     row = rows[int(rng.integers(len(rows)))]
     target = tuple(row.evidence[-1] if row.task == "text" else row.evidence[0])  # what the answer is read off
     memory = WorldClips(log, tasks, target, rng)
@@ -674,8 +676,16 @@ def _lr_factor(config: PretrainRunConfig, step: int) -> float:
 def _train(model, renderer: Renderer, sampler: TaskSampler, config: PretrainRunConfig, heldout, progress):
     """The optimisation loop; returns (losses per step, held-out scores every ``eval_every`` steps)."""
     rng = np.random.default_rng([config.seed, 1])
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    from foveate.training.checkpoint import VISION_RE
+
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    vision_lr = config.vision_learning_rate or config.learning_rate
+    groups = [
+        {"params": [p for n, p in named if not VISION_RE.search(n)], "lr": config.learning_rate},
+        {"params": [p for n, p in named if VISION_RE.search(n)], "lr": vision_lr},
+    ]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(config, step))
     losses, curve = [], []
     model.train()
