@@ -88,7 +88,7 @@ paths: 1
 grpo_steps: 1
 grpo_batch: 2
 grpo_generations: 2
-agent: {max_steps: 3, max_frames: 8, overview_images: 1, overview_chars: 400}
+agent: {max_steps: 4, max_frames: 12, overview_images: 1, overview_chars: 400}
 """
 
 

@@ -319,7 +319,11 @@ class GroundTasks(Section):
     thumbnail_max_side: int = Field(
         default=64, ge=16, le=448, description="Longest side of the retrieve result's thumbnails (the ingest's)."
     )
-    max_steps: int = Field(default=4, ge=3, description="The agent's max_steps the oracle plans for.")
+    max_steps: int = Field(
+        default=4,
+        ge=4,
+        description="The agent's max_steps the oracle plans for (retrieve, look, answer, and one spare).",
+    )
     max_frames: int = Field(default=16, ge=4, description="The agent's frame budget the oracle plans for.")
     oracle: dict[str, Any] = Field(
         default_factory=lambda: {"p_thought": 1.0, "p_dense": 0.0},

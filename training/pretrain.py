@@ -388,18 +388,25 @@ def grounded_example(
     from foveate.tools.toolbox import VideoToolbox, dispatch
     from foveate.training.oracle import OracleConfig, OraclePolicy
 
-    rows = []
-    while not rows:  # a short log may have no question that one look answers
-        seed = SPLIT_SEEDS[split] + int(rng.integers(SPLIT_SIZE))
-        log, rows = _world_questions(seed, captions.minutes, captions.width, captions.height)
-    row = rows[int(rng.integers(len(rows)))]
-    target = tuple(row.evidence[-1] if row.task == "text" else row.evidence[0])  # what the answer is read off
-    memory = WorldClips(log, tasks, target, rng)
     agent = AgentConfig(max_steps=tasks.max_steps, max_frames=tasks.max_frames)
     oracle = OraclePolicy(OracleConfig(**{**tasks.oracle, "look_at": "retrieved"}), agent)
-    outputs = oracle.outputs(row, log, log.duration_seconds, rng, search=memory.search)
+    outputs = None
+    for _ in range(100):  # a short log may have no such question; a look may not fit the frame budget
+        seed = SPLIT_SEEDS[split] + int(rng.integers(SPLIT_SIZE))
+        log, rows = _world_questions(seed, captions.minutes, captions.width, captions.height)
+        if not rows:
+            continue
+        row = rows[int(rng.integers(len(rows)))]
+        target = tuple(row.evidence[-1] if row.task == "text" else row.evidence[0])  # what the answer is read off
+        memory = WorldClips(log, tasks, target, rng)
+        outputs = oracle.outputs(row, log, log.duration_seconds, rng, search=memory.search)
+        if outputs is not None:
+            break
     if outputs is None:
-        raise FoveateError(f"{row.id}: the planted clip does not show the event {target}")
+        raise FoveateError(
+            f"no grounded episode fits max_frames={tasks.max_frames} (retrieve's thumbnails, then a look) "
+            f"in 100 draws of {captions.minutes}-minute world logs"
+        )
     toolbox = VideoToolbox(memory, max_frames=tasks.max_frames)
     messages: list[dict] = [] if bare else [{"role": "system", "content": [text_block(SYSTEM_PROMPT)]}]
     messages.append(
