@@ -108,6 +108,7 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert summary["grpo"]["step"] == [1] and "pretrain" in summary
     assert {"pick", "choice", "colour"} <= set(summary["pretrain"]["after"])  # grounded episodes and captions
     assert (out / "report" / "grpo_reward.png").stat().st_size > 1000
+    assert (out / "report" / "pretrain_skills.png").stat().st_size > 1000
     assert (out / "pretrain" / "controller" / "config.json").is_file()
     # A second run finds every stage done: nothing is retrained, the figures are the same.
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

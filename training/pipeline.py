@@ -370,6 +370,7 @@ def run_pipeline(
             raise RuntimeError(f"foveate eval failed: {proc.stderr.strip()[-2000:]}")
         (out / "report" / "eval.json").write_text(proc.stdout.splitlines()[-1])
         _plot_grpo(out / "grpo" / "train_log.json", out / "report" / "grpo_reward.png")
+        plot_pretrain(out / "pretrain" / "metrics.json", out / "report" / "pretrain_skills.png")
 
     stages.run("report", lambda: (out / "report" / "eval.json").is_file(), report)
     summary = summarise(out, config, [name for name, _, _ in runs], agent.max_frames, embedder_spec, ingest)
@@ -443,6 +444,38 @@ def _plot_grpo(log_path: Path, png: Path) -> None:
     ax.set_xlabel("GRPO step")
     ax.set_ylabel("mean over the step's rollouts")
     ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
+PRETRAIN_CURVES = ("colour", "shape", "word", "query", "handle", "pick", "answer", "choice")
+
+
+def plot_pretrain(metrics_path: Path, png: Path) -> None:
+    """Held-out pretraining skills by step (``OUT/pretrain/metrics.json``: before, the curve, after)."""
+    if not metrics_path.is_file():
+        return
+    metrics = json.loads(metrics_path.read_text())
+    points = [{"step": 0, **metrics["before"]}, *metrics["curve"], {"step": metrics["steps"], **metrics["after"]}]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for name in PRETRAIN_CURVES:
+        if name in points[-1]:
+            ax.plot([p["step"] for p in points], [p.get(name, float("nan")) for p in points], marker=".", label=name)
+    first = metrics.get("caption_first_steps")
+    if first:
+        ax.axvline(first, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("pretraining step")
+    ax.set_ylabel("held-out exact match (teacher-forced)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="best", fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)

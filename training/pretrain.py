@@ -760,6 +760,7 @@ def run_pretrain(
         "after": after,
         "curve": curve,
         "steps": config.steps,
+        "caption_first_steps": config.caption_first_steps,
         "seconds": seconds,
         "first_loss": losses[0],
         "last_loss": losses[-1],
