@@ -228,9 +228,10 @@ def register(app: typer.Typer) -> None:
     pipeline_doc = """The whole learning study in one resumable command.
 
         world -> embedder -> controller -> pretraining -> SFT -> GRPO -> the held-out test split answered
-        by the untrained, pretrained, SFT and GRPO controllers and the uniform and retrieval baselines (same
-        model, same frame budget) -> one eval report (OUTPUT/report) and OUTPUT/results.json. A finished
-        stage is skipped when the command is run again.
+        by the untrained, pretrained, SFT and GRPO controllers and the uniform and retrieval baselines (the
+        SFT model, the same frame budget, its frames fetched by zoom calls in the agent's episode) -> one eval
+        report (OUTPUT/report, with the GRPO reward and the held-out pretraining skills by step as PNGs) and
+        OUTPUT/results.json. A finished stage is skipped when the command is run again.
         """
 
     @app.command("pipeline", help="\n\n".join(" ".join(par.split()) for par in pipeline_doc.split("\n\n")))
