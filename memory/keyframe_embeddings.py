@@ -79,7 +79,7 @@ class KeyframeEmbeddings:
         """``(K,) bool``: which keyframes have their own embedding."""
         return np.linalg.norm(self.vectors, axis=1) > 0
 
-    def _nearest_embedded(self) -> np.ndarray:
+    def nearest_embedded(self) -> np.ndarray:
         """For each keyframe, the index of the nearest embedded keyframe in time (the earlier on a tie)."""
         have = np.flatnonzero(self.embedded)
         if len(have) == 0:
@@ -92,7 +92,7 @@ class KeyframeEmbeddings:
 
     def clip_vectors(self) -> np.ndarray:
         """``(C, D) float32``: each clip's mean over its sample times, L2-normalised."""
-        vecs = self.vectors[self._nearest_embedded()[self.picked]]
+        vecs = self.vectors[self.nearest_embedded()[self.picked]]
         vecs = vecs.reshape(-1, self.per, vecs.shape[1]).mean(axis=1)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
         return vecs.astype(np.float32)
@@ -101,7 +101,7 @@ class KeyframeEmbeddings:
         """Keyframes not embedded yet that the given clips sample, and those that share an embedding
         with them (the same nearest embedded keyframe: the stretch a coarse hit stands for); in the
         order of ``clip_ids`` (best first), each clip's own keyframes before its stretch."""
-        nearest = self._nearest_embedded()
+        nearest = self.nearest_embedded()
         embedded = self.embedded
         order: dict[int, None] = {}
         for clip in clip_ids:
@@ -117,6 +117,11 @@ class KeyframeEmbeddings:
         slots = np.flatnonzero(np.isin(self.picked, keys))
         return np.unique(slots // self.per)
 
+    def fill_from_nearest(self, keys: np.ndarray) -> None:
+        """Give keyframes ``keys`` the embedding of their nearest embedded keyframe, for good (a keyframe
+        that cannot be decoded is then not tried again)."""
+        self.vectors[keys] = self.vectors[self.nearest_embedded()[keys]]
+
     def merge(self, other_vectors: np.ndarray) -> None:
         """Take the rows another writer embedded that this one has not."""
         if other_vectors.shape == self.vectors.shape:
@@ -128,6 +133,12 @@ class KeyframeEmbeddings:
             with atomic_path(folder / name) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, arr, allow_pickle=False)
 
+    @staticmethod
+    def load_vectors(folder: Path) -> np.ndarray | None:
+        """The saved ``(K, D)`` keyframe embeddings of a clip part (zero rows: not embedded), or None."""
+        path = folder / VECTORS_FILE
+        return np.load(path, allow_pickle=False) if path.exists() else None
+
     @classmethod
     def load(cls, folder: Path, sample_times: np.ndarray, per_clip: int, fps: float) -> KeyframeEmbeddings | None:
         """The keyframe embeddings saved in a clip part, or None when it has none (decoded clip frames)."""
@@ -137,22 +148,47 @@ class KeyframeEmbeddings:
         return cls(times, np.load(folder / VECTORS_FILE, allow_pickle=False), sample_times, per_clip, fps)
 
 
-def decode_keyframes(info: VideoInfo, times: Sequence[float], size: tuple[int, int]) -> list[np.ndarray | None]:
-    """The keyframes shown at ``times`` (each a keyframe's own time), as ``(H, W, 3)`` RGB of ``size``:
-    one seek and one keyframe decoded each. None where a keyframe cannot be decoded."""
-    out: list[np.ndarray | None] = []
+SEEK_EACH_MAX = 16  # more keyframes wanted than this: one pass over the span they cover beats a seek each
+
+
+def decode_keyframes(
+    info: VideoInfo, times: Sequence[float], size: tuple[int, int], seek_each_max: int = SEEK_EACH_MAX
+) -> list[np.ndarray | None]:
+    """The keyframes shown at ``times`` (each a keyframe's own time: the first keyframe at or after it),
+    as ``(H, W, 3)`` RGB of ``size``; None where a keyframe cannot be decoded. Up to ``seek_each_max``
+    times: one seek and one keyframe decoded each (a search's few); more (completing an index): one
+    seek to the earliest and the keyframes decoded in order up to the latest."""
+    wanted = [float(t) for t in times]
+    out: list[np.ndarray | None] = [None] * len(wanted)
     with av.open(info.path, metadata_errors="ignore") as container:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONKEY"
-        for t in times:
-            frame_out = None
+        groups = [[i] for i in range(len(wanted))] if len(wanted) <= seek_each_max else [np.argsort(wanted).tolist()]
+        for group in groups:
             try:
-                container.seek(max(0, int(round(t / stream.time_base))), stream=stream, backward=True)
-                for frame in container.decode(stream):
-                    if frame.time is not None and frame.time >= t - 1e-3:
-                        frame_out = to_rgb(frame, size, info.rotation_degrees)
-                        break
+                _decode_in_order(container, stream, info, wanted, group, size, out)
             except av.FFmpegError as exc:
-                logger.warning("%s: cannot decode the keyframe at %.2fs (%s)", info.path, t, exc)
-            out.append(frame_out)
+                missed = [wanted[i] for i in group if out[i] is None]
+                logger.warning("%s: cannot decode the keyframes at %s s (%s)", info.path, _times_text(missed), exc)
     return out
+
+
+def _decode_in_order(container, stream, info: VideoInfo, wanted, order: list[int], size, out) -> None:
+    """Seek to ``wanted[order[0]]`` and fill ``out[i]`` for ``i`` in ``order`` (times ascending) with the first
+    keyframe at or after ``wanted[i]``."""
+    container.seek(max(0, int(round(wanted[order[0]] / stream.time_base))), stream=stream, backward=True)
+    j = 0
+    for frame in container.decode(stream):
+        if frame.time is None or frame.time < wanted[order[j]] - 1e-3:
+            continue
+        arr = to_rgb(frame, size, info.rotation_degrees)
+        while j < len(order) and frame.time >= wanted[order[j]] - 1e-3:
+            out[order[j]] = arr
+            j += 1
+        if j == len(order):
+            return
+
+
+def _times_text(times: list[float]) -> str:
+    shown = ", ".join(f"{t:.2f}" for t in times[:5])
+    return shown + (f" and {len(times) - 5} more" if len(times) > 5 else "")

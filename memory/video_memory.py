@@ -432,7 +432,7 @@ class VideoMemory:
     def _embed_keyframes(
         self, keyframes: KeyframeEmbeddings, keys: np.ndarray, progress: Callable[[float], None] | None = None
     ) -> None:
-        """Decode (a seek each) and embed the keyframes ``keys``, in chunks; then update the clip vectors,
+        """Decode (:func:`decode_keyframes`) and embed the keyframes ``keys``, in chunks; then update the clip vectors,
         the index and the cache."""
         size = _frames.target_size(self.info.width, self.info.height, self.config.embed_max_side)  # coded size
         thumbs: dict[int, Image.Image] = {}
@@ -449,7 +449,7 @@ class VideoMemory:
                 thumb.thumbnail((CLIP_THUMB_SIDE, CLIP_THUMB_SIDE))
             failed = part[[i for i, f in enumerate(frames) if f is None]]
             if len(failed):  # undecodable: keep the nearest embedding for good, so it is not tried again
-                keyframes.vectors[failed] = keyframes.vectors[keyframes._nearest_embedded()[failed]]
+                keyframes.fill_from_nearest(failed)
             if progress is not None:
                 progress(min(1.0, (start + len(part)) / len(keys)))
         logger.debug("%s: embedded %d more keyframes", self.info.path, len(keys))
@@ -466,9 +466,9 @@ class VideoMemory:
         folder = self._clips_dir
         try:
             with locked(folder / ".refine.lock"):
-                on_disk = KeyframeEmbeddings.load(folder, np.zeros(0), keyframes.per, self.info.fps)
+                on_disk = KeyframeEmbeddings.load_vectors(folder)
                 if on_disk is not None:
-                    keyframes.merge(on_disk.vectors)
+                    keyframes.merge(on_disk)
                 vecs = keyframes.clip_vectors()
                 old = np.load(folder / EMBEDDINGS_FILE, allow_pickle=False)
                 index = ClipIndex.load(folder / INDEX_FILE)

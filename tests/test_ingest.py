@@ -89,6 +89,23 @@ def test_coarse_keyframes_take_the_first_after_each_cut_and_spread_the_rest():
     assert taken == [0, 13, 26, 34, 47, 60, 70, 83, 96]  # 2 cut slots, 8 evenly spread ones every 12.5 s
 
 
+def test_keyframes_decode_alike_by_seeks_and_in_one_pass(tmp_path):
+    """A few keyframes are a seek each, many one pass: the same frames, each the first keyframe at or after its
+    time, in the order asked (repeats and times between keyframes included)."""
+    from foveate.memory.keyframe_embeddings import decode_keyframes
+    from foveate.memory.probe import probe
+
+    info = probe(_index_video(tmp_path))
+    times = [17.5, 0.0, 5.0, 5.0, 12.5, 2.4, 19.9]  # keyframes every 2.5 s; 2.4 -> 2.5; past the last -> None
+    by_seek = decode_keyframes(info, times, (32, 24), seek_each_max=len(times))
+    in_pass = decode_keyframes(info, times, (32, 24), seek_each_max=0)
+    assert [f is None for f in by_seek] == [f is None for f in in_pass] == [False] * 6 + [True]
+    for a, b in zip(by_seek[:6], in_pass[:6]):
+        np.testing.assert_array_equal(a, b)
+    red = [int(round(f[..., 0].mean() / 12)) for f in in_pass[:6]]  # frame index % 20
+    assert red == [(i * 25) % 20 for i in (7, 0, 2, 2, 5, 1)]
+
+
 def test_a_coarse_clip_index_embeds_the_keyframes_where_searches_land(tmp_path, tiny_embedder_spec):
     path = _index_video(tmp_path)  # 20 s, a keyframe every 2.5 s
     emb = load_embedder(tiny_embedder_spec)

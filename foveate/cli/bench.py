@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
 
 from foveate.cli.common import EXIT_FAILED, EXIT_USAGE, console, err_console, fail, print_json, setup_logging
+
+
+@contextlib.contextmanager
+def _spinner(errors: tuple[type[BaseException], ...], prefix: str = "") -> Iterator[Callable[[str], None]]:
+    """A transient spinner with the elapsed time; yields ``describe(text)``. ``errors`` raised inside stop it
+    and end the command with their one line (``prefix`` first), exit code 1."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+        try:
+            yield lambda text: bar.update(task, description=text)
+        except errors as exc:
+            bar.stop()
+            fail(f"{prefix}{exc}", EXIT_FAILED)
 
 
 def _print_table(result: dict) -> None:
@@ -121,24 +140,10 @@ def register(app: typer.Typer) -> None:
             fail("give a VIDEO or --make-synthetic PATH", EXIT_USAGE)
         if not video.is_file():
             fail(f"{video}: no such file", EXIT_USAGE)
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True
-        ) as bar:
-            task = bar.add_task("starting", total=None)
-            try:
-                result = bench_ingest(
-                    video,
-                    profile,
-                    threads,
-                    embedder,
-                    progress=lambda name: bar.update(task, description=f"phase {name}"),
-                    repeat=repeat,
-                )
-            except RuntimeError as exc:
-                bar.stop()
-                fail(f"{video}: {exc}", EXIT_FAILED)
+        with _spinner((RuntimeError,), prefix=f"{video}: ") as describe:
+            result = bench_ingest(
+                video, profile, threads, embedder, progress=lambda name: describe(f"phase {name}"), repeat=repeat
+            )
         if json_out:
             print_json(result)
         else:
@@ -173,25 +178,10 @@ def register(app: typer.Typer) -> None:
         setup_logging()
         if not video.is_file():
             fail(f"{video}: no such file", EXIT_USAGE)
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True
-        ) as bar:
-            task = bar.add_task("starting", total=None)
-            try:
-                result = bench_retrieval(
-                    video,
-                    embedder,
-                    queries,
-                    k,
-                    seed,
-                    progress=lambda text: bar.update(task, description=text),
-                    embed_max_frames=embed_max_frames,
-                )
-            except (VideoError, EmbedderError) as exc:
-                bar.stop()
-                fail(str(exc), EXIT_FAILED)
+        with _spinner((VideoError, EmbedderError)) as describe:
+            result = bench_retrieval(
+                video, embedder, queries, k, seed, progress=describe, embed_max_frames=embed_max_frames
+            )
         if json_out:
             print_json(result)
             return
