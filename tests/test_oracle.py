@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from foveate.agent.answer import parse_answer
+from foveate.agent.answer import LETTERS, parse_answer
 from foveate.agent.config import AgentConfig
 from foveate.memory.config import IngestConfig
 from foveate.tools import ClipHandles
@@ -144,3 +144,29 @@ def test_retrieved_mode_looks_only_at_what_retrieval_shows_and_cites_it(world, m
         printed = _printed_handles(retrieve.summary)
         assert looks and all(printed[t.arguments["clip"]] == tuple(round(x, 1) for x in t.window) for t in looks)
         assert ep.trajectory.answer.evidence == [t.window for t in looks]
+
+
+def test_described_answers_name_what_the_frames_show(world, memory):
+    """With describe, a one-event answer follows the world's caption of that event; other answers are unchanged."""
+    from foveate.training.oracle import DESCRIBED_TASKS
+
+    rows = [r for r in world_rows(world) if r.evidence and r.answer]
+    log = event_log(world, rows[0].video)
+    plain, described = OraclePolicy(OracleConfig()), OraclePolicy(OracleConfig(describe=True))
+    seen = 0
+    for n, row in enumerate(rows):
+        a = plain.outputs(row, log, memory.duration_seconds, np.random.default_rng(n), search=memory.search)
+        b = described.outputs(row, log, memory.duration_seconds, np.random.default_rng(n), search=memory.search)
+        assert b[:-1] == a[:-1] and b[-1].endswith(a[-1])
+        if row.task not in DESCRIBED_TASKS:
+            assert b[-1] == a[-1]
+            continue
+        seen += 1
+        sentence = b[-1].split("\n")[0]
+        assert sentence.startswith("The frames show ") and sentence.endswith(".")
+        gold = row.options[LETTERS.index(row.answer)]
+        if row.task in ("needle", "direction"):
+            assert gold in sentence.rstrip(".").split()  # the colour or the direction the answer names
+        if row.task == "text":
+            assert f"'{gold.upper()}'" in sentence
+    assert seen

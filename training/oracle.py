@@ -72,6 +72,12 @@ class OracleConfig(BaseModel):
     max_pad_seconds: float = Field(
         default=1.5, ge=0, description="Windows extend the evidence by up to this much on each side."
     )
+    describe: bool = Field(
+        default=False,
+        description="Before the answer, say what the frames looked at show, in the words of the world's "
+        "captions ('The frames show a red star moving left.'), for questions about one event; the answer's "
+        "words can then be read off that sentence and its letter off the options.",
+    )
     look_at: Literal["evidence", "retrieved"] = Field(
         default="evidence",
         description="'evidence': look at (padded) true event windows and cite the true spans; "
@@ -95,6 +101,20 @@ def _subject(row: ManifestRow, log, span: Span) -> str:
     if sprite is not None:
         return f"a {sprite.shape}" if row.task == "needle" else f"a {sprite.colour} {sprite.shape}"
     return row.question.rstrip("?")
+
+
+DESCRIBED_TASKS = ("needle", "direction", "grounding", "text")  # one event answers them
+
+
+def _event(log, span: Span) -> str | None:
+    """The world's caption phrase of the sprite or text card whose span is ``span``."""
+    from foveate.evals.synthetic.captions import card_phrase, sprite_phrase
+
+    for things, phrase in ((log.sprites, sprite_phrase), (log.cards, card_phrase)):
+        for thing in things:
+            if abs(thing.start_seconds - span[0]) < 1e-6 and abs(thing.end_seconds - span[1]) < 1e-6:
+                return phrase(thing)
+    return None
 
 
 def _query(subject: str, rng: np.random.Generator) -> str:
@@ -147,7 +167,12 @@ class OraclePolicy:
             calls, cite = planned
         else:
             calls = self._plan(row, log, spans, duration_seconds, rng, search, handles)
-        return [self._say(text, rng) + call for text, call in calls] + [self._answer(row, cite)]
+        final = self._answer(row, cite)
+        if self.config.describe and row.task in DESCRIBED_TASKS:
+            event = _event(log, spans[-1] if row.task == "text" else spans[0])
+            if event is not None:
+                final = f"The frames show {event}.\n{final}"  # training.pretrain.DESCRIBED
+        return [self._say(text, rng) + call for text, call in calls] + [final]
 
     def _plan_retrieved(
         self,

@@ -89,7 +89,7 @@ PRESETS: dict[str, PipelineConfig] = {
         },
         sft_epochs=3,
         sft_lr=1e-3,
-        oracle={"look_at": "retrieved", "p_thought": 1.0, "p_dense": 0.0},
+        oracle={"look_at": "retrieved", "p_thought": 1.0, "p_dense": 0.0, "describe": True},
     ),
     # One GPU: a larger world and controller, longer schedules.
     "gpu": PipelineConfig(
@@ -113,7 +113,7 @@ PRESETS: dict[str, PipelineConfig] = {
         sft_batch=8,
         sft_lr=1e-3,
         paths=2,
-        oracle={"look_at": "retrieved", "p_thought": 1.0, "p_dense": 0.0},
+        oracle={"look_at": "retrieved", "p_thought": 1.0, "p_dense": 0.0, "describe": True},
         grpo_steps=100,
         grpo_batch=16,
         grpo_generations=8,
@@ -451,7 +451,7 @@ def _plot_grpo(log_path: Path, png: Path) -> None:
     plt.close(fig)
 
 
-PRETRAIN_CURVES = ("colour", "shape", "word", "query", "handle", "pick", "answer", "choice")
+PRETRAIN_CURVES = ("colour", "shape", "word", "query", "handle", "pick", "describe", "answer", "choice")
 
 
 def plot_pretrain(metrics_path: Path, png: Path) -> None:

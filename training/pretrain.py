@@ -79,7 +79,8 @@ COPY_SKILLS = ("query", "handle", "times", "evidence")
 FAMILIES = ("search", "look", "cite", "caption", "ground")
 # rendered alike within a kind: full agent prompt, no prompt, a captioned image, episodes with images
 KINDS = ("read", "read_bare", "caption", "ground", "ground_bare")
-GROUND_SKILLS = ("pick", "answer", "choice")
+GROUND_SKILLS = ("pick", "describe", "answer", "choice")
+DESCRIBED = "The frames show "  # how the oracle's description of the frames starts (OracleConfig.describe)
 # questions one look at one clip answers (counting and order need every event of the video)
 GROUNDED_TASKS = ("needle", "direction", "grounding", "text")
 SPRITE_RE = re.compile(r"^a (\w+) (\w+) moving ")
@@ -426,7 +427,9 @@ def grounded_example(
             raise FoveateError(f"grounded episode: {call.name}({call.arguments}) failed: {result.error}")
         messages.append({"role": "tool", "name": call.name, "content": result.blocks})
     final = outputs[-1]
-    payload = json.loads(final[final.index("{") : final.rindex("}") + 1])
+    payload = json.loads(final[final.index("<answer>") + 8 : final.rindex("}") + 1])
+    if final.startswith(DESCRIBED):  # the oracle's caption of what the frames show
+        targets.append(Target("describe", len(outputs) - 1, len(DESCRIBED), final.index(".\n")))
     for skill, key in (("answer", '"answer": "'), ("choice", '"choice": "')):
         start = final.index(key) + len(key)
         targets.append(
