@@ -52,17 +52,31 @@ def sampler():
 def test_reading_episodes_render_like_sft_examples_and_copy_what_the_tools_printed(controller, sampler):
     from transformers import AutoProcessor
 
+    from foveate.agent.backends.hf import prepare_messages
     from foveate.training.pretrain import Renderer
 
     processor = AutoProcessor.from_pretrained(controller)
     renderer = Renderer(processor)
     rng = np.random.default_rng(0)
     episodes = [sampler._one(rng, "cite", sampler.trained, "train") for _ in range(6)]
+    collator = renderer.collators["read"]
     for episode in episodes:
         fast = renderer(episode, score=True)
-        reference = renderer.collators["read"].render(episode.messages)
-        assert torch.equal(fast.inputs["input_ids"], reference["input_ids"])
-        assert torch.equal(fast.inputs["labels"], reference["labels"])
+        # the processor's own tensors (its slow assistant-mask alignment) give the same tokens and labels
+        messages, tools = prepare_messages(episode.messages, collator.tools, processor)
+        reference = processor.apply_chat_template(
+            [messages],
+            tools=tools,
+            chat_template=collator.chat_template,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            return_assistant_tokens_mask=True,
+            processor_kwargs={"add_special_tokens": False},
+        )
+        assert torch.equal(fast.inputs["input_ids"], reference["input_ids"][0])
+        labels = torch.where(reference["assistant_masks"][0].bool(), reference["input_ids"][0], -100)
+        assert torch.equal(fast.inputs["labels"], labels)
         turns = [m["content"][0]["text"] for m in episode.messages if m["role"] == "assistant"]
         tool_text = "\n".join(b["text"] for m in episode.messages if m["role"] == "tool" for b in m["content"])
         for target, (skill, positions) in zip(episode.targets, fast.targets):
@@ -148,6 +162,34 @@ def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it
             assert min(np.abs(frame.astype(int) - render_frame(log, t + d)).mean() for d in (-0.05, 0, 0.05)) < 1
         thumbs = [b["image"] for b in retrieved["content"] if b["type"] == "image"]
         assert all(max(np.asarray(t).shape[:2]) == 64 for t in thumbs)
+
+
+@torch.no_grad()
+def test_a_shared_prompt_prefix_gives_the_logits_of_one_forward_over_the_batch(controller):
+    """Episodes with and without images: the system prompt and tool block computed once and repeated
+    over the batch give the labelled positions the logits the whole batch gets in one forward."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from foveate.training.config import CaptionTasks, GroundTasks, ReadTasks
+    from foveate.training.pretrain import ReadEpisode, Renderer, _collate, _forward, _pad, grounded_example
+
+    model = AutoModelForImageTextToText.from_pretrained(controller).eval()
+    renderer = Renderer(AutoProcessor.from_pretrained(controller))
+    rng = np.random.default_rng(5)
+    grounded = [renderer(grounded_example(rng, "train", CaptionTasks(), GroundTasks())) for _ in range(3)]
+    read = [renderer(ReadEpisode(rng, ReadTasks()).build("red star", "cite")) for _ in range(3)]
+    for group in (grounded, read):
+        logits, ids, offset = _forward(model, group, renderer.pad_id)
+        assert offset > 500  # the system prompt and tool block were shared
+        batch = {k: v for k, v in _collate(group, renderer.pad_id).items() if k != "labels"}
+        whole = model(**batch).logits[:, offset : offset + ids.shape[1]]
+        assert torch.equal(ids, batch["input_ids"][:, offset:])
+        labelled = _pad([it.inputs["labels"] for it in group], -100)[:, offset:] != -100
+        assert labelled.sum() > 50
+        torch.testing.assert_close(logits[labelled], whole[labelled], atol=1e-4, rtol=1e-4)
+
+    # the grounded episodes' images are in the part not shared
+    assert all("pixel_values" in it.inputs for it in grounded)
 
 
 def test_caption_first_steps_draw_captions_only(sampler):

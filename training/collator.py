@@ -52,7 +52,13 @@ class AgentChatCollator:
         self._cache: dict[str, dict[str, torch.Tensor]] | None = {} if cache else None
 
     def render(self, messages: list[dict]) -> dict[str, torch.Tensor]:
-        """One conversation as model inputs (no batch dimension on per-token fields) with its labels."""
+        """One conversation as model inputs (no batch dimension on per-token fields) with its labels.
+
+        The processor is called with ``return_tensors=None`` (pixel inputs come back as tensors all
+        the same): with tensors, transformers aligns the assistant mask by walking token offsets one
+        tensor element at a time (~40 ms for a 1,500-token episode with images, ~5 times the rest of
+        the rendering); with lists the same tokens and mask come out at once.
+        """
         messages, tools = prepare_messages(messages, self.tools, self.processor)
         out = self.processor.apply_chat_template(
             [messages],
@@ -60,17 +66,17 @@ class AgentChatCollator:
             chat_template=self.chat_template,
             tokenize=True,
             return_dict=True,
-            return_tensors="pt",
+            return_tensors=None,
             return_assistant_tokens_mask=True,
             processor_kwargs={"add_special_tokens": False},
         )
-        mask = torch.as_tensor(out.pop("assistant_masks"))[0]
+        mask = torch.as_tensor(out.pop("assistant_masks")[0])
         if mask.sum() == 0:
             raise FoveateError(
                 "no assistant tokens to train on: the chat template's {% generation %} markers do not "
                 "cover the assistant turns"
             )
-        item = {k: (v[0] if k in PAD_VALUES else v) for k, v in out.items()}
+        item = {k: (torch.as_tensor(v[0]) if k in PAD_VALUES else torch.as_tensor(v)) for k, v in out.items()}
         item["labels"] = torch.where(mask.bool(), item["input_ids"], -100)
         return item
 

@@ -479,13 +479,8 @@ class Rendered:
 
 class Renderer:
     """Examples -> model inputs with labels on assistant tokens, rendered as training/collator.py renders
-    SFT examples: reading episodes with the tool schemas, captions (a user turn with one image) without.
-
-    Text-only episodes take the collator's call with ``return_tensors=None``: with tensors,
-    transformers walks the token offsets one tensor element at a time to build the assistant mask
-    (~70 ms for a 2,000-token episode, more than the episode's share of a training step); with
-    lists the same tokens and mask come out ~20 times faster (tests/test_pretrain.py checks they match).
-    """
+    SFT examples: episodes with the tool schemas (bare ones without), captions (a user turn with one
+    image) without."""
 
     def __init__(self, processor) -> None:
         from foveate.tools.toolbox import tool_schemas
@@ -500,28 +495,8 @@ class Renderer:
         }
         self.collators |= {"ground": self.collators["read"], "ground_bare": self.collators["read_bare"]}
 
-    def _render_text(self, messages: list[dict], kind: str) -> dict[str, torch.Tensor]:
-        from foveate.agent.backends.hf import prepare_messages
-
-        collator = self.collators[kind]
-        messages, tools = prepare_messages(messages, collator.tools, self.processor)
-        out = self.processor.apply_chat_template(
-            [messages],
-            tools=tools,
-            chat_template=collator.chat_template,
-            tokenize=True,
-            return_dict=True,
-            return_assistant_tokens_mask=True,
-            processor_kwargs={"add_special_tokens": False},
-        )
-        ids = torch.tensor(out["input_ids"][0])
-        return {"input_ids": ids, "labels": torch.where(torch.tensor(out["assistant_masks"][0]).bool(), ids, -100)}
-
     def __call__(self, example: Example, score: bool = False) -> Rendered:
-        if example.kind in ("read", "read_bare"):
-            inputs = self._render_text(example.messages, example.kind)
-        else:  # with images
-            inputs = self.collators[example.kind].render(example.messages)
+        inputs = self.collators[example.kind].render(example.messages)
         if not score:
             return Rendered(example.kind, inputs)
         positions = (inputs["labels"] != -100).nonzero().flatten()
@@ -540,6 +515,9 @@ class Renderer:
         return Rendered(example.kind, inputs, targets)
 
 
+MIN_SHARED_PREFIX = 32  # tokens; below this one forward over the whole batch costs no more
+
+
 def _pad(values: list[torch.Tensor], value: int) -> torch.Tensor:
     longest = max(len(v) for v in values)
     return torch.stack([torch.nn.functional.pad(v, (0, longest - len(v)), value=value) for v in values])
@@ -555,28 +533,47 @@ def _forward(model, items: list[Rendered], pad_id: int) -> tuple[torch.Tensor, t
     """(logits, input_ids, offset): logits ``(B, L, V)`` for the positions ``offset..offset+L`` of
     every item, with the items' ``(B, L)`` token ids there (right-padded).
 
-    Text-only items share their common token prefix (system prompt and tool block): its keys and
-    values are computed once and repeated over the batch, the rest attends to them. Positions are
-    passed explicitly, so mrope deltas the model kept from an image batch do not apply.
+    Items share their common token prefix before the first label (the system prompt and tool block
+    of agent episodes): its keys and values are computed once and repeated over the batch, the rest
+    attends to them (same logits as one forward over the whole batch, tests/test_pretrain.py). The
+    prefix is text, so its positions are plain; the rest takes its slice of the multimodal (mrope)
+    positions of the whole sequence, passed explicitly, so deltas the model kept from an earlier
+    image batch do not apply.
     """
     from transformers import DynamicCache
 
-    if any("pixel_values" in it.inputs for it in items):
-        batch = {k: v for k, v in _collate(items, pad_id).items() if k != "labels"}
-        return model(**batch).logits, batch["input_ids"], 0
     ids = [it.inputs["input_ids"] for it in items]
     first_label = min(int((it.inputs["labels"] != -100).nonzero()[0]) for it in items)
     m = min(min(len(i) for i in ids), first_label - 1)
     n = int(torch.stack([i[:m] == ids[0][:m] for i in ids]).all(0).int().cumprod(0).sum())
-    if n == 0:
-        batch = {"input_ids": _pad(ids, pad_id)}
+    with_images = any("pixel_values" in it.inputs for it in items)
+    batch = {k: v for k, v in _collate(items, pad_id).items() if k != "labels"} if with_images else {}
+    if with_images:
+        image_token = model.config.image_token_id
+        n = min([n, *(int((i == image_token).nonzero()[0]) for i in ids if (i == image_token).any())])
+    if n < MIN_SHARED_PREFIX:
+        batch = batch or {"input_ids": _pad(ids, pad_id)}
         return model(**batch).logits, batch["input_ids"], 0
     cache = DynamicCache()
     model(input_ids=ids[0][None, :n], use_cache=True, **{_cache_argument(type(model)): cache})
     cache.batch_repeat_interleave(len(items))
-    suffix = _pad([i[n:] for i in ids], pad_id)
-    positions = torch.arange(n, n + suffix.shape[1]).view(1, 1, -1).expand(3, len(items), -1)
-    logits = model(input_ids=suffix, position_ids=positions, use_cache=True, **{_cache_argument(type(model)): cache})
+    if with_images:
+        positions, _ = model.model.get_rope_index(
+            batch["input_ids"],
+            image_grid_thw=batch["image_grid_thw"],
+            attention_mask=batch["attention_mask"],
+            mm_token_type_ids=batch.get("mm_token_type_ids"),
+        )
+        suffix = batch["input_ids"][:, n:]
+        pixels = {"pixel_values": batch["pixel_values"], "image_grid_thw": batch["image_grid_thw"]}
+        positions = positions[:, :, n:]
+    else:
+        suffix = _pad([i[n:] for i in ids], pad_id)
+        positions = torch.arange(n, n + suffix.shape[1]).view(1, 1, -1).expand(3, len(items), -1)
+        pixels = {}
+    logits = model(
+        input_ids=suffix, position_ids=positions, use_cache=True, **pixels, **{_cache_argument(type(model)): cache}
+    )
     return logits.logits, suffix, n
 
 
