@@ -168,5 +168,5 @@ def test_described_answers_name_what_the_frames_show(world, memory):
         if row.task in ("needle", "direction"):
             assert gold in sentence.rstrip(".").split()  # the colour or the direction the answer names
         if row.task == "text":
-            assert f"'{gold.upper()}'" in sentence
+            assert f"'{gold}'" in sentence  # the word as the card shows it, the option's own spelling
     assert seen

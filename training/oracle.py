@@ -88,9 +88,7 @@ class OracleConfig(BaseModel):
 
 def _subject(row: ManifestRow, log, span: Span) -> str:
     """What the question is about, as a retrieval query would name it."""
-    sprite = next(
-        (s for s in log.sprites if abs(s.start_seconds - span[0]) < 1e-6 and abs(s.end_seconds - span[1]) < 1e-6), None
-    )
+    sprite = _thing_at(log.sprites, span)
     if row.task == "text":
         return "a text card with a word"
     if row.task == "counting":
@@ -106,14 +104,20 @@ def _subject(row: ManifestRow, log, span: Span) -> str:
 DESCRIBED_TASKS = ("needle", "direction", "grounding", "text")  # one event answers them
 
 
+def _thing_at(things, span: Span):
+    """The sprite or text card of ``things`` on screen exactly over ``span``, or None."""
+    return next(
+        (t for t in things if abs(t.start_seconds - span[0]) < 1e-6 and abs(t.end_seconds - span[1]) < 1e-6), None
+    )
+
+
 def _event(log, span: Span) -> str | None:
     """The world's caption phrase of the sprite or text card whose span is ``span``."""
     from foveate.evals.synthetic.captions import card_phrase, sprite_phrase
 
     for things, phrase in ((log.sprites, sprite_phrase), (log.cards, card_phrase)):
-        for thing in things:
-            if abs(thing.start_seconds - span[0]) < 1e-6 and abs(thing.end_seconds - span[1]) < 1e-6:
-                return phrase(thing)
+        if (thing := _thing_at(things, span)) is not None:
+            return phrase(thing)
     return None
 
 

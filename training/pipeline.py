@@ -78,14 +78,14 @@ PRESETS: dict[str, PipelineConfig] = {
     # 2 CPU cores: 32 train videos x 16 questions, 4 held-out videos (64 questions).
     "cpu": PipelineConfig(
         name="cpu",
-        pretrain_steps=2800,
+        pretrain_steps=3600,
         pretrain={
             "batch_size": 16,
             "eval_every": 400,
             "eval_examples": 32,
             "learning_rate": 5e-4,  # seeing the world's sprites is lost at higher rates
             "caption_first_steps": 2000,
-            "mix": {"search": 1, "look": 1, "cite": 0, "caption": 1, "ground": 2},
+            "mix": {"search": 1, "look": 1, "cite": 1, "caption": 1, "ground": 2},
         },
         sft_epochs=3,
         sft_lr=1e-3,
@@ -107,7 +107,7 @@ PRESETS: dict[str, PipelineConfig] = {
             "eval_examples": 64,
             "learning_rate": 5e-4,
             "caption_first_steps": 2000,
-            "mix": {"search": 1, "look": 1, "cite": 0, "caption": 1, "ground": 2},
+            "mix": {"search": 1, "look": 1, "cite": 1, "caption": 1, "ground": 2},
         },
         sft_epochs=8,
         sft_batch=8,
@@ -451,7 +451,19 @@ def _plot_grpo(log_path: Path, png: Path) -> None:
     plt.close(fig)
 
 
-PRETRAIN_CURVES = ("colour", "shape", "word", "query", "handle", "pick", "describe", "answer", "choice")
+PRETRAIN_CURVES = (
+    "colour",
+    "shape",
+    "word",
+    "query",
+    "handle",
+    "said",
+    "letter",
+    "pick",
+    "describe",
+    "answer",
+    "choice",
+)
 
 
 def plot_pretrain(metrics_path: Path, png: Path) -> None:

@@ -80,6 +80,8 @@ FAMILIES = ("search", "look", "cite", "caption", "ground")
 # rendered alike within a kind: full agent prompt, no prompt, a captioned image, episodes with images
 KINDS = ("read", "read_bare", "caption", "ground", "ground_bare")
 GROUND_SKILLS = ("pick", "describe", "answer", "choice")
+# a described reading episode's answer: the option its description names ("said") and that option's letter
+ANSWER_SKILLS = ("said", "letter")
 DESCRIBED = "The frames show "  # how the oracle's description of the frames starts (OracleConfig.describe)
 # questions one look at one clip answers (counting and order need every event of the video)
 GROUNDED_TASKS = ("needle", "direction", "grounding", "text")
@@ -114,23 +116,34 @@ def subjects(heldout_fraction: float) -> tuple[list[str], list[str]]:
     return [pairs[i] for i in sorted(order[n:])], [pairs[i] for i in sorted(order[:n])]
 
 
-def _question(rng: np.random.Generator, subject: str) -> tuple[str, list[str], str]:
-    """(question, five options, what a retrieve query copies from it), in the world's question styles."""
+def _question(rng: np.random.Generator, subject: str) -> tuple[str, list[str], str, Callable[[str], str | None]]:
+    """(question, five options, what a retrieve query copies from it, the caption phrase of what frames
+    answering with an option would show, or None), in the world's question styles."""
     shape = subject.split()[1]
     family = int(rng.integers(5))
+    nothing: Callable[[str], str | None] = lambda option: None  # noqa: E731
     if family == 0:
-        return f"In which direction did the {subject} move?", [*DIRECTIONS, "it did not move"], subject
+        options = [*DIRECTIONS, "it did not move"]
+        return (
+            f"In which direction did the {subject} move?",
+            options,
+            subject,
+            lambda option: f"a {subject} moving {option}" if option in DIRECTIONS else None,
+        )
     if family == 1:
         starts = sorted(rng.choice(600, 5, replace=False))
-        return f"When did the {subject} appear?", [f"{format_time(s)}-{format_time(s + 6)}" for s in starts], subject
+        options = [f"{format_time(s)}-{format_time(s + 6)}" for s in starts]
+        return f"When did the {subject} appear?", options, subject, nothing
     if family == 2:
         low = int(rng.integers(0, 5))
-        return f"How many times did a {subject} appear?", [str(n) for n in range(low, low + 5)], subject
+        return f"How many times did a {subject} appear?", [str(n) for n in range(low, low + 5)], subject, nothing
     if family == 3:
-        words = [WORDS[i] for i in rng.choice(len(WORDS), 5, replace=False)]
-        return f"What word appeared on the first text card after the {subject}?", words, subject
+        words = [WORDS[i].upper() for i in rng.choice(len(WORDS), 5, replace=False)]
+        question = f"What word appeared on the first text card after the {subject}?"
+        return question, words, subject, lambda option: f"a text card reading '{option}'"
     colours = [list(COLOURS)[i] for i in rng.choice(len(COLOURS), 5, replace=False)]
-    return f"What colour was the {shape}?", colours, shape
+    direction = str(rng.choice(DIRECTIONS))
+    return f"What colour was the {shape}?", colours, shape, lambda option: f"a {option} {shape} moving {direction}"
 
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
@@ -185,7 +198,7 @@ class ReadEpisode:
     def build(self, subject: str, stage: str) -> Example:
         """Ask about ``subject``; search and look (twice when a first look is a detour); answer.
         ``stage`` (search, look or cite) is the last turn kept."""
-        question, options, query = _question(self.rng, subject)
+        question, options, query, describe = _question(self.rng, subject)
         options = [options[i] for i in self.rng.permutation(len(options))]
         text = question_text(question, options, self.memory.duration_seconds)
         self.messages.append({"role": "user", "content": [text_block(text)]})
@@ -210,7 +223,7 @@ class ReadEpisode:
             cited = self._look(self.memory.hits[rank], rank, subject, final, last=final and stage == "look")
         if stage == "look":
             return Example(self.kind, self.messages, self.targets)
-        self._answer(options, int(self.rng.integers(len(options))), cited)
+        self._answer(options, describe, cited)
         return Example(self.kind, self.messages, self.targets)
 
     def _hits(self, k: int) -> list[ClipHit]:
@@ -270,13 +283,22 @@ class ReadEpisode:
             self._tool(name, arguments)
         return cited
 
-    def _answer(self, options: list[str], index: int, cited: str | list[float]) -> None:
+    def _answer(self, options: list[str], describe: Callable[[str], str | None], cited: str | list[float]) -> None:
+        """The oracle's last turn: for questions one event answers, what the frames show in caption words
+        (text only here: the frames were dropped), then the option it names, its letter and the evidence;
+        otherwise the answer alone, with a random option."""
         from foveate.agent.answer import Answer, format_answer
 
+        described = [i for i, option in enumerate(options) if describe(option) is not None]
+        index = int(self.rng.choice(described)) if described else int(self.rng.integers(len(options)))
         letter, text = LETTERS[index], options[index]
         answer = format_answer(Answer(text=text, choice=letter), [cited if isinstance(cited, str) else tuple(cited)])
         value = cited if isinstance(cited, str) else f"{json.dumps(cited[0])}, {json.dumps(cited[1])}"
-        self._say(f"The answer is {letter}: {text}.\n{answer}", [("evidence", value, '"evidence": ')])
+        copies = [("evidence", value, '"evidence": ')]
+        if described:
+            answer = f"{DESCRIBED}{describe(text)}.\n{answer}"
+            copies = [("said", text, '"answer": "'), ("letter", letter, '"choice": "'), *copies]
+        self._say(answer, copies)
 
 
 # ---- captioned frames -----------------------------------------------------------------------

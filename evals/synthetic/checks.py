@@ -62,11 +62,11 @@ def _correct_options(row: ManifestRow, log: EventLog) -> list[str] | None:
         return [o for o in opts if s and _covers(parse_span_label(o), s)] if s else []
     if m := re.fullmatch(r"What word appeared on the (first|last) text card\?", q):
         card = (log.cards[0] if m[1] == "first" else log.cards[-1]) if log.cards else None
-        return [o for o in opts if card and o == card.word]
+        return [o for o in opts if card and o == card.word.upper()]
     if m := re.fullmatch(r"What word appeared on the first text card after the (\w+) (\w+)\?", q):
         s = _named(log, m[1], m[2])
         card = next((c for c in log.cards if s and c.start_seconds >= s.end_seconds), None)
-        return [o for o in opts if card and o == card.word]
+        return [o for o in opts if card and o == card.word.upper()]
     return None
 
 

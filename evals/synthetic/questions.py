@@ -8,7 +8,8 @@ Task families (the ``task`` field of a manifest row):
 - ``counting``: "How many times did a blue circle appear?" / "How many blue shapes appeared?";
 - ``order``: "Which appeared first: the red triangle, ... or the cyan square?";
 - ``grounding``: "When did the green cross appear?" with time-span options like "12:30-12:45";
-- ``text``: "What word appeared on the first text card after the red star?".
+- ``text``: "What word appeared on the first text card after the red star?", options in capitals as
+  the cards show them ("APPLE").
 
 A question about "the red triangle" is only asked when exactly one red triangle appears, so
 every answer is unique; :mod:`evals.synthetic.checks` re-derives each answer from the log and
@@ -179,23 +180,35 @@ def _text(b: _Builder) -> None:
     log = b.log
     if not log.cards:
         return
-    card_words = [c.word for c in log.cards]
+    card_words = [c.word.upper() for c in log.cards]  # options as the cards show them, in capitals
 
     def distractors(word: str) -> list[str]:
-        return [w for w in card_words if w != word] + b.pick([w for w in WORDS if w != word], 8)
+        return [w for w in card_words if w != word] + b.pick([w.upper() for w in WORDS if w.upper() != word], 8)
 
     first, last = log.cards[0], log.cards[-1]
-    b.add("text", "What word appeared on the first text card?", first.word, distractors(first.word), [first])
+    b.add(
+        "text",
+        "What word appeared on the first text card?",
+        first.word.upper(),
+        distractors(first.word.upper()),
+        [first],
+    )
     if len(log.cards) > 1:
-        b.add("text", "What word appeared on the last text card?", last.word, distractors(last.word), [last])
+        b.add(
+            "text",
+            "What word appeared on the last text card?",
+            last.word.upper(),
+            distractors(last.word.upper()),
+            [last],
+        )
     for s in unique_sprites(log):
         card = next((c for c in log.cards if c.start_seconds >= s.end_seconds), None)
         if card is not None:
             b.add(
                 "text",
                 f"What word appeared on the first text card after the {name(s)}?",
-                card.word,
-                distractors(card.word),
+                card.word.upper(),
+                distractors(card.word.upper()),
                 [s, card],
             )
 
