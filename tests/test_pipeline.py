@@ -80,7 +80,7 @@ layers: 1
 vocab: 600
 schemas_in_vocab: false
 pretrain_steps: 6
-pretrain: {batch_size: 2, caption_first_steps: 2, mix: {ground: 1}}
+pretrain: {batch_size: 2, caption_first_steps: 2, eval_examples: 8, mix: {ground: 1, cite: 1}}
 sft_epochs: 1
 sft_batch: 2
 sft_warmup: 0
@@ -106,7 +106,7 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert summary["runs"]["uniform"]["frames_used"] >= summary["runs"]["untrained"]["frames_used"]
     assert tuple(summary["seconds"]) == STAGES
     assert summary["grpo"]["step"] == [1] and "pretrain" in summary
-    assert {"pick", "choice", "colour"} <= set(summary["pretrain"]["after"])  # grounded episodes and captions
+    assert {"pick", "choice", "colour", "letter"} <= set(summary["pretrain"]["after"])  # grounded, captions, cite
     assert (out / "report" / "grpo_reward.png").stat().st_size > 1000
     assert (out / "report" / "pretrain_skills.png").stat().st_size > 1000
     assert (out / "pretrain" / "controller" / "config.json").is_file()

@@ -89,6 +89,31 @@ def test_reading_episodes_render_like_sft_examples_and_copy_what_the_tools_print
     assert {"query", "evidence"} <= {t.skill for e in episodes for t in e.targets}
 
 
+def test_described_reading_episodes_answer_with_the_option_their_description_names(sampler):
+    """A reading episode that answers a one-event question ends as the oracle's answers do: what the frames
+    show, in caption words, then the option those words name and that option's letter."""
+    from foveate.agent.answer import LETTERS, parse_answer
+
+    rng = np.random.default_rng(2)
+    described = 0
+    for _ in range(40):
+        episode = sampler._one(rng, "cite", sampler.trained, "train")
+        last = episode.messages[-1]["content"][0]["text"]
+        question = next(m for m in episode.messages if m["role"] == "user")
+        options = [x[3:] for x in question["content"][0]["text"].splitlines() if len(x) > 2 and x[1:3] == ". "]
+        answer = parse_answer(last)
+        assert answer is not None and options[LETTERS.index(answer.choice)] == answer.text
+        skills = {t.skill: last[t.start : t.end] for t in episode.targets if t.skill in ("said", "letter")}
+        if not last.startswith("The frames show "):
+            assert not skills
+            continue
+        described += 1
+        description = last.split("\n")[0]
+        assert skills == {"said": answer.text, "letter": answer.choice}
+        assert answer.text in description.removeprefix("The frames show ").rstrip(".").replace("'", " ").split()
+    assert 10 <= described < 40  # direction, colour and card questions; not times or counts
+
+
 def test_held_out_episodes_ask_about_subjects_never_trained_on(sampler):
     assert not set(sampler.trained) & set(sampler.heldout_subjects)
     questions = [e.messages[1]["content"][0]["text"] for e in sampler.heldout() if e.kind == "read"]
@@ -167,7 +192,8 @@ def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it
 @torch.no_grad()
 def test_a_shared_prompt_prefix_gives_the_logits_of_one_forward_over_the_batch(controller):
     """Episodes with and without images: the system prompt and tool block computed once and repeated
-    over the batch give the labelled positions the logits the whole batch gets in one forward."""
+    over the batch, and the lm head run on the positions that predict a label alone, give those positions
+    the logits the whole batch gets in one forward."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from foveate.training.config import CaptionTasks, GroundTasks, ReadTasks
@@ -179,14 +205,15 @@ def test_a_shared_prompt_prefix_gives_the_logits_of_one_forward_over_the_batch(c
     grounded = [renderer(grounded_example(rng, "train", CaptionTasks(), GroundTasks())) for _ in range(3)]
     read = [renderer(ReadEpisode(rng, ReadTasks()).build("red star", "cite")) for _ in range(3)]
     for group in (grounded, read):
-        logits, ids, offset = _forward(model, group, renderer.pad_id)
-        assert offset > 500  # the system prompt and tool block were shared
+        out = _forward(model, group, renderer.pad_id)
+        assert out.offset > 500  # the system prompt and tool block were shared
         batch = {k: v for k, v in _collate(group, renderer.pad_id).items() if k != "labels"}
-        whole = model(**batch).logits[:, offset : offset + ids.shape[1]]
-        assert torch.equal(ids, batch["input_ids"][:, offset:])
-        labelled = _pad([it.inputs["labels"] for it in group], -100)[:, offset:] != -100
-        assert labelled.sum() > 50
-        torch.testing.assert_close(logits[labelled], whole[labelled], atol=1e-4, rtol=1e-4)
+        whole = model(**batch).logits[:, out.offset :]
+        assert torch.equal(out.ids, batch["input_ids"][:, out.offset :])
+        labels = _pad([it.inputs["labels"] for it in group], -100)[:, out.offset :]
+        assert torch.equal(out.scored[:, :-1], labels[:, 1:] != -100) and out.scored.sum() > 50
+        assert torch.equal(out.next_tokens(), labels[:, 1:][out.scored[:, :-1]])
+        torch.testing.assert_close(out.logits, whole[out.scored], atol=1e-4, rtol=1e-4)
 
     # the grounded episodes' images are in the part not shared
     assert all("pixel_values" in it.inputs for it in grounded)

@@ -245,7 +245,10 @@ class PretrainMix(Section):
         description="... -> retrieve result and a thought naming a clip -> zoom on that clip's handle (or times).",
     )
     cite: float = Field(
-        default=1.0, ge=0, description="... -> zoom result -> answer whose evidence copies the handle (or span)."
+        default=1.0,
+        ge=0,
+        description="... -> zoom result -> the answer, citing the handle (or span); for one-event questions first "
+        "what the frames show, then the option it names and that option's letter.",
     )
     caption: float = Field(default=1.0, ge=0, description="A world frame -> the world's caption of it.")
     ground: float = Field(

@@ -78,16 +78,16 @@ PRESETS: dict[str, PipelineConfig] = {
     # 2 CPU cores: 32 train videos x 16 questions, 4 held-out videos (64 questions).
     "cpu": PipelineConfig(
         name="cpu",
-        pretrain_steps=3600,
+        pretrain_steps=3400,
         pretrain={
             "batch_size": 16,
             "eval_every": 400,
             "eval_examples": 32,
             "learning_rate": 5e-4,  # seeing the world's sprites is lost at higher rates
             "caption_first_steps": 2000,
-            "mix": {"search": 1, "look": 1, "cite": 1, "caption": 1, "ground": 2},
+            "mix": {"search": 1, "look": 1, "cite": 2, "caption": 1, "ground": 2},
         },
-        sft_epochs=3,
+        sft_epochs=2,
         sft_lr=1e-3,
         oracle={"look_at": "retrieved", "p_thought": 1.0, "p_dense": 0.0, "describe": True},
     ),

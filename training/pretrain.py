@@ -116,19 +116,22 @@ def subjects(heldout_fraction: float) -> tuple[list[str], list[str]]:
     return [pairs[i] for i in sorted(order[n:])], [pairs[i] for i in sorted(order[:n])]
 
 
-def _question(rng: np.random.Generator, subject: str) -> tuple[str, list[str], str, Callable[[str], str | None]]:
+Describe = Callable[[str, str], "str | None"]  # (option, a direction for a sprite's motion) -> caption phrase
+
+
+def _question(rng: np.random.Generator, subject: str) -> tuple[str, list[str], str, Describe]:
     """(question, five options, what a retrieve query copies from it, the caption phrase of what frames
     answering with an option would show, or None), in the world's question styles."""
     shape = subject.split()[1]
     family = int(rng.integers(5))
-    nothing: Callable[[str], str | None] = lambda option: None  # noqa: E731
+    nothing: Describe = lambda option, direction: None  # noqa: E731
     if family == 0:
         options = [*DIRECTIONS, "it did not move"]
         return (
             f"In which direction did the {subject} move?",
             options,
             subject,
-            lambda option: f"a {subject} moving {option}" if option in DIRECTIONS else None,
+            lambda option, direction: f"a {subject} moving {option}" if option in DIRECTIONS else None,
         )
     if family == 1:
         starts = sorted(rng.choice(600, 5, replace=False))
@@ -140,10 +143,14 @@ def _question(rng: np.random.Generator, subject: str) -> tuple[str, list[str], s
     if family == 3:
         words = [WORDS[i].upper() for i in rng.choice(len(WORDS), 5, replace=False)]
         question = f"What word appeared on the first text card after the {subject}?"
-        return question, words, subject, lambda option: f"a text card reading '{option}'"
+        return question, words, subject, lambda option, direction: f"a text card reading '{option}'"
     colours = [list(COLOURS)[i] for i in rng.choice(len(COLOURS), 5, replace=False)]
-    direction = str(rng.choice(DIRECTIONS))
-    return f"What colour was the {shape}?", colours, shape, lambda option: f"a {option} {shape} moving {direction}"
+    return (
+        f"What colour was the {shape}?",
+        colours,
+        shape,
+        lambda option, direction: f"a {option} {shape} moving {direction}",
+    )
 
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
@@ -283,20 +290,20 @@ class ReadEpisode:
             self._tool(name, arguments)
         return cited
 
-    def _answer(self, options: list[str], describe: Callable[[str], str | None], cited: str | list[float]) -> None:
+    def _answer(self, options: list[str], describe: Describe, cited: str | list[float]) -> None:
         """The oracle's last turn: for questions one event answers, what the frames show in caption words
         (text only here: the frames were dropped), then the option it names, its letter and the evidence;
         otherwise the answer alone, with a random option."""
         from foveate.agent.answer import Answer, format_answer
 
-        described = [i for i, option in enumerate(options) if describe(option) is not None]
+        described = [i for i, option in enumerate(options) if describe(option, "left") is not None]
         index = int(self.rng.choice(described)) if described else int(self.rng.integers(len(options)))
         letter, text = LETTERS[index], options[index]
         answer = format_answer(Answer(text=text, choice=letter), [cited if isinstance(cited, str) else tuple(cited)])
         value = cited if isinstance(cited, str) else f"{json.dumps(cited[0])}, {json.dumps(cited[1])}"
         copies = [("evidence", value, '"evidence": ')]
         if described:
-            answer = f"{DESCRIBED}{describe(text)}.\n{answer}"
+            answer = f"{DESCRIBED}{describe(text, str(self.rng.choice(DIRECTIONS)))}.\n{answer}"
             copies = [("said", text, '"answer": "'), ("letter", letter, '"choice": "'), *copies]
         self._say(answer, copies)
 
@@ -551,9 +558,30 @@ def _cache_argument(model_class: type) -> str:
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
-def _forward(model, items: list[Rendered], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(logits, input_ids, offset): logits ``(B, L, V)`` for the positions ``offset..offset+L`` of
-    every item, with the items' ``(B, L)`` token ids there (right-padded).
+@dataclass
+class Scored:
+    """Logits of one group at the positions whose next token is labelled, flattened (see :func:`_forward`)."""
+
+    logits: torch.Tensor  # (K, V): one row per True of ``scored``
+    scored: torch.Tensor  # (B, L) bool over positions ``offset..offset+L`` of the right-padded items
+    ids: torch.Tensor  # (B, L) their token ids
+    labels: torch.Tensor  # (B, L) their labels (-100 off assistant tokens and on padding)
+    offset: int
+
+    def next_tokens(self) -> torch.Tensor:
+        """(K,) the tokens the rows of ``logits`` predict."""
+        return self.labels[:, 1:][self.scored[:, :-1]]
+
+    def rows(self) -> torch.Tensor:
+        """(B, L) long: the row of ``logits`` at each scored position, -1 elsewhere."""
+        rows = torch.full(self.scored.shape, -1, dtype=torch.long)
+        rows[self.scored] = torch.arange(int(self.scored.sum()))
+        return rows
+
+
+def _forward(model, items: list[Rendered], pad_id: int) -> Scored:
+    """The group's logits at the positions whose next token is labelled; the lm head runs on those
+    alone (``logits_to_keep``; a tenth of the positions of an agent episode, its largest matrix).
 
     Items share their common token prefix before the first label (the system prompt and tool block
     of agent episodes): its keys and values are computed once and repeated over the batch, the rest
@@ -574,10 +602,16 @@ def _forward(model, items: list[Rendered], pad_id: int) -> tuple[torch.Tensor, t
         image_token = model.config.image_token_id
         n = min([n, *(int((i == image_token).nonzero()[0]) for i in ids if (i == image_token).any())])
     if n < MIN_SHARED_PREFIX:
+        n = 0
+    labels = _pad([it.inputs["labels"][n:] for it in items], -100)
+    scored = torch.zeros_like(labels, dtype=torch.bool)
+    scored[:, :-1] = labels[:, 1:] != -100
+    if n == 0:
         batch = batch or {"input_ids": _pad(ids, pad_id)}
-        return model(**batch).logits, batch["input_ids"], 0
+        logits = model(**batch, logits_to_keep=scored).logits
+        return Scored(logits, scored, batch["input_ids"], labels, 0)
     cache = DynamicCache()
-    model(input_ids=ids[0][None, :n], use_cache=True, **{_cache_argument(type(model)): cache})
+    model(input_ids=ids[0][None, :n], use_cache=True, logits_to_keep=1, **{_cache_argument(type(model)): cache})
     cache.batch_repeat_interleave(len(items))
     if with_images:
         positions, _ = model.model.get_rope_index(
@@ -594,9 +628,14 @@ def _forward(model, items: list[Rendered], pad_id: int) -> tuple[torch.Tensor, t
         positions = torch.arange(n, n + suffix.shape[1]).view(1, 1, -1).expand(3, len(items), -1)
         pixels = {}
     logits = model(
-        input_ids=suffix, position_ids=positions, use_cache=True, **pixels, **{_cache_argument(type(model)): cache}
-    )
-    return logits.logits, suffix, n
+        input_ids=suffix,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=scored,
+        **pixels,
+        **{_cache_argument(type(model)): cache},
+    ).logits
+    return Scored(logits, scored, suffix, labels, n)
 
 
 def _collate(items: list[Rendered], pad_id: int) -> dict[str, torch.Tensor]:
@@ -610,14 +649,10 @@ def _collate(items: list[Rendered], pad_id: int) -> dict[str, torch.Tensor]:
     return batch
 
 
-def _group_loss(model, group: list[Rendered], pad_id: int):
-    """(mean token loss on the labels, logits, ids, offset) of items of one kind (see :func:`_forward`)."""
-    logits, ids, offset = _forward(model, group, pad_id)
-    labels = _pad([it.inputs["labels"][offset:] for it in group], -100)[:, : ids.shape[1]]
-    loss = torch.nn.functional.cross_entropy(
-        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100
-    )
-    return loss, logits, ids, offset
+def _group_loss(model, group: list[Rendered], pad_id: int) -> tuple[torch.Tensor, Scored]:
+    """(mean token loss on the labels, the logits it came from) of items of one kind (see :func:`_forward`)."""
+    out = _forward(model, group, pad_id)
+    return torch.nn.functional.cross_entropy(out.logits.float(), out.next_tokens()), out
 
 
 def batch_loss(model, items: list[Rendered], pad_id: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -647,13 +682,14 @@ def evaluate(model, items: list[Rendered], batch_size: int, pad_id: int) -> dict
             group = [it for it in chunk if it.kind == kind]
             if not group:
                 continue
-            loss, logits, ids, offset = _group_loss(model, group, pad_id)
+            loss, out = _group_loss(model, group, pad_id)
             losses.setdefault(kind, []).append(float(loss) * len(group))
-            predicted = logits.argmax(-1)
+            predicted, rows = out.logits.argmax(-1), out.rows()
             for b, it in enumerate(group):
                 right = {}
                 for skill, pos in it.targets:
-                    ok = bool((predicted[b, pos - offset - 1] == ids[b, pos - offset]).all())
+                    before = rows[b, pos - out.offset - 1]  # each target token is labelled: its position scored
+                    ok = bool((predicted[before] == out.ids[b, pos - out.offset]).all())
                     hits.setdefault(skill, []).append(ok)
                     right[skill] = ok
                 if "colour" in right:
