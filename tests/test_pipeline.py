@@ -50,9 +50,25 @@ def test_trace_metrics_count_looks_distinct_queries_and_the_reward(tmp_path):
     assert m["distinct_query_share"] == 2 / 3  # three questions retrieved, with two distinct queries
     assert m["query_names_subject"] == 2 / 3  # "red star" names its subject, "cross" too; not the blue circle
     assert m["call_errors"] == 2 / 8
+    # only the first answered, in the gold option's words with their letter
+    assert m["answer_words_right"] == 1 / 5 and m["letter_follows_words"] == 1.0
     # Only the first is answered: correct (1) + format (0.2) + IoU 1 (0.5) - 5 of 16 frames (0.2 * 5/16)
     penalties = 0.2 * (5 + 7 + 5 + 0 + 0) / 16
     assert m["heldout_reward"] == pytest.approx((1.0 + 0.2 + 0.5 - penalties) / 5)
+
+
+def test_answer_words_and_letters_are_scored_apart(tmp_path):
+    """Right words with the wrong letter count for the words, not for the letter; words naming no option
+    count for neither."""
+    trajectories = [
+        _traj("q1", [], [], Answer(text="X", choice="C"), "A"),  # gold words, letter of z
+        _traj("q2", [], [], Answer(text="y", choice="B"), "A"),  # wrong words, their own letter
+        _traj("q3", [], [], Answer(text="something else", choice="A"), "A"),  # right letter, words of no option
+    ]
+    write_trajectories(tmp_path / "t.jsonl", trajectories)
+    m = trace_metrics(tmp_path / "t.jsonl", max_frames=16)
+    assert m["answer_words_right"] == 1 / 3
+    assert m["letter_follows_words"] == 1 / 2
 
 
 def test_presets_and_yaml_configs(tmp_path):

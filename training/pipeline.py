@@ -506,8 +506,12 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
       first query names its colour and shape words (the world's vocabulary) as the question does.
     - ``heldout_reward``: the GRPO reward (default weights) of each held-out episode, averaged.
     - ``call_errors``: tool calls that were refused (did not parse, bad arguments), as a share of all calls.
+    - ``answer_words_right``: over the questions with options, the share whose answer's words are the
+      gold option's (case and spacing aside), whatever its letter: what the controller saw and said.
+    - ``letter_follows_words``: over the answers whose words are one of the options, the share whose
+      letter is that option's (1.0: the letter is read off the options; ~1/5: it is not).
     """
-    from foveate.agent.answer import matches_gold
+    from foveate.agent.answer import LETTERS, matches_gold
     from foveate.agent.trajectory import read_trajectories
     from foveate.evals.metrics import temporal_iou
     from foveate.training.config import RewardWeights
@@ -516,6 +520,7 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
         return {}
     w = RewardWeights()
     found = executed = calls = failed = n = named = about_one = 0
+    with_options = words_right = worded = followed = 0
     queries: dict[str, str] = {}
     rewards = []
     for traj in read_trajectories(trace):
@@ -536,6 +541,14 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
                 named += set(subject) <= set(re.findall(r"[a-z]+", queries[traj.question]))
         answer = traj.answer if traj.answer is not None and traj.answer.valid else None
         correct = matches_gold(answer, traj.gold, traj.options)
+        if traj.options and traj.gold:
+            options = [_norm(o) for o in traj.options]
+            with_options += 1
+            said = _norm(answer.text) if answer is not None else None
+            words_right += said == options[LETTERS.index(traj.gold.strip().upper()[:1])]
+            if said is not None and options.count(said) == 1:
+                worded += 1
+                followed += answer.choice == LETTERS[options.index(said)]
         fmt = 0.0 if answer is None else (0.5 if any(t.error for t in turns) else 1.0)
         iou = temporal_iou(list(answer.evidence), list(traj.gold_evidence or [])) if answer is not None else 0.0
         tool_frames = sum(t.frames_spent for t in turns)
@@ -549,7 +562,13 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
         "query_names_subject": named / about_one if about_one else None,
         "heldout_reward": sum(rewards) / n if n else None,
         "call_errors": failed / calls if calls else None,
+        "answer_words_right": words_right / with_options if with_options else None,
+        "letter_follows_words": followed / worded if worded else None,
     }
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
 
 
 def _subject_words(question: str) -> list[str]:
