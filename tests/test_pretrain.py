@@ -300,3 +300,15 @@ def test_the_controller_learns_to_see_the_colour_of_a_whole_frame(tiny_controlle
 
     curve = probe(str(tiny_controller_dir), side=0, steps=100, every=100)
     assert curve[-1]["colour"] >= 0.9, curve
+
+
+def test_the_step_timer_times_a_preset(tmp_path):
+    from foveate.evals.pretrain_step import time_steps
+
+    preset = tmp_path / "small.yaml"
+    preset.write_text(
+        "hidden: 32\nlayers: 1\nvocab: 600\nschemas_in_vocab: false\n"
+        "pretrain: {batch_size: 2, mix: {ground: 1, cite: 1}}\n"
+    )
+    result = time_steps(str(preset), steps=1)
+    assert result["batch_size"] == 2 and result["batch"] == "mixed" and result["mean_seconds"] > 0
