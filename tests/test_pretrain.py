@@ -303,7 +303,7 @@ def test_the_controller_learns_to_see_the_colour_of_a_whole_frame(tiny_controlle
 
 
 def test_the_step_timer_times_a_preset(tmp_path):
-    from foveate.evals.pretrain_step import time_steps
+    from foveate.training.pretrain_step import time_steps
 
     preset = tmp_path / "small.yaml"
     preset.write_text(

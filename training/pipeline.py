@@ -478,9 +478,17 @@ def plot_pretrain(metrics_path: Path, png: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for name in PRETRAIN_CURVES:
-        if name in points[-1]:
-            ax.plot([p["step"] for p in points], [p.get(name, float("nan")) for p in points], marker=".", label=name)
+    shown = [name for name in PRETRAIN_CURVES if name in points[-1]]
+    for i, name in enumerate(shown):  # more curves than a colour cycle: seeing solid, reading dashed, answering dotted
+        style = "-" if name in ("colour", "shape", "word") else ("--" if name in ("query", "handle") else ":")
+        ax.plot(
+            [p["step"] for p in points],
+            [p.get(name, float("nan")) for p in points],
+            marker=".",
+            ls=style,
+            color=f"C{i % 10}",
+            label=name,
+        )
     first = metrics.get("caption_first_steps")
     if first:
         ax.axvline(first, color="grey", lw=0.8, ls="--")

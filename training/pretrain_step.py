@@ -1,6 +1,6 @@
 """Seconds per pretraining step of a pipeline preset's controller, on this machine.
 
-    python -m foveate.evals.pretrain_step [--preset cpu] [--steps 12] [--captions]
+    python -m foveate.training.pretrain_step [--preset cpu] [--steps 12] [--captions]
 
 Builds the preset's controller from random init in a temp folder, draws the preset's mixed batches
 (or caption-only ones, ``--captions``) with a fixed seed, and times whole steps (drawing, rendering,
@@ -22,7 +22,9 @@ import numpy as np
 def time_steps(preset: str = "cpu", steps: int = 12, captions_only: bool = False, seed: int = 0) -> dict:
     import torch
 
+    from foveate.agent.config import AgentConfig
     from foveate.evals.synthetic.tiny_controller import build_tiny_controller
+    from foveate.memory.config import IngestConfig
     from foveate.training.checkpoint import load_for_training
     from foveate.training.config import PretrainRunConfig
     from foveate.training.pipeline import load_pipeline_config
@@ -39,7 +41,17 @@ def time_steps(preset: str = "cpu", steps: int = 12, captions_only: bool = False
             vocab_size=c.vocab,
             tool_schemas_in_vocab=c.schemas_in_vocab,
         )
-        fields = {"caption": {"width": c.width, "height": c.height, "minutes": c.minutes}}
+        agent, ingest = AgentConfig(**c.agent), IngestConfig(**c.ingest)
+        fields = {  # as the pipeline's pretraining stage sets them
+            "caption": {"width": c.width, "height": c.height, "minutes": c.minutes},
+            "ground": {
+                "clip_seconds": ingest.clip_seconds,
+                "thumbnail_max_side": ingest.thumbnail_max_side,
+                "max_steps": agent.max_steps,
+                "max_frames": agent.max_frames,
+                "oracle": c.oracle,
+            },
+        }
         pretrain = {k: v for k, v in c.pretrain.items() if k in ("batch_size", "mix", "learning_rate")}
         config = PretrainRunConfig(model={"path": str(path), "dtype": "float32"}, **fields, **pretrain)
         model, processor = load_for_training(path, config.model)
