@@ -85,7 +85,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12, help="timed steps after two warm-up steps (default: 12)")
     parser.add_argument("--captions", action="store_true", help="caption-only batches (the first stage)")
     args = parser.parse_args()
-    print(json.dumps(time_steps(args.preset, args.steps, args.captions)))
+    from foveate.training.config import ConfigError
+
+    try:
+        result = time_steps(args.preset, args.steps, args.captions)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
