@@ -182,35 +182,19 @@ def _text(b: _Builder) -> None:
         return
     card_words = [c.word.upper() for c in log.cards]  # options as the cards show them, in capitals
 
-    def distractors(word: str) -> list[str]:
-        return [w for w in card_words if w != word] + b.pick([w.upper() for w in WORDS if w.upper() != word], 8)
+    def ask(question: str, card, evidence: list) -> None:
+        word = card.word.upper()
+        distractors = [w for w in card_words if w != word] + b.pick([w.upper() for w in WORDS if w.upper() != word], 8)
+        b.add("text", question, word, distractors, evidence)
 
     first, last = log.cards[0], log.cards[-1]
-    b.add(
-        "text",
-        "What word appeared on the first text card?",
-        first.word.upper(),
-        distractors(first.word.upper()),
-        [first],
-    )
+    ask("What word appeared on the first text card?", first, [first])
     if len(log.cards) > 1:
-        b.add(
-            "text",
-            "What word appeared on the last text card?",
-            last.word.upper(),
-            distractors(last.word.upper()),
-            [last],
-        )
+        ask("What word appeared on the last text card?", last, [last])
     for s in unique_sprites(log):
         card = next((c for c in log.cards if c.start_seconds >= s.end_seconds), None)
         if card is not None:
-            b.add(
-                "text",
-                f"What word appeared on the first text card after the {name(s)}?",
-                card.word.upper(),
-                distractors(card.word.upper()),
-                [s, card],
-            )
+            ask(f"What word appeared on the first text card after the {name(s)}?", card, [s, card])
 
 
 BUILDERS: dict[str, Callable[[_Builder], None]] = {
