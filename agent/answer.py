@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, Field
@@ -38,12 +39,34 @@ def format_answer(answer: Answer, cite: Sequence[str | tuple[float, float]] | No
     ``cite``: the evidence to write instead of ``answer.evidence``, clip handles (``"c2"``) and spans.
     """
     evidence = answer.evidence if cite is None else cite
-    payload = {  # the answer's words before the option letter: the letter is then read off the options
-        "answer": answer.text,
-        "choice": answer.choice,
-        "evidence": [item if isinstance(item, str) else [round(item[0], 2), round(item[1], 2)] for item in evidence],
-    }
+    payload: dict = {"answer": answer.text}
+    if answer.choice is not None:  # an option's text picks it; the letter is written only when given
+        payload["choice"] = answer.choice
+    payload["evidence"] = [
+        item if isinstance(item, str) else [round(item[0], 2), round(item[1], 2)] for item in evidence
+    ]
     return "<answer>" + json.dumps(payload) + "</answer>"
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, no punctuation, no articles, single spaces (SQuAD-style)."""
+    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def chosen_letter(choice: str | None, text: str, options: Sequence[str]) -> str | None:
+    """The option an answer picks: its ``choice`` letter, else a bare letter as its text (``"(C)"``),
+    else the one option whose text its text is (normalised: case, punctuation, articles); None otherwise."""
+    letters = LETTERS[: len(options)]
+    if choice and choice.strip().upper()[:1] in letters:
+        return choice.strip().upper()[:1]
+    m = re.fullmatch(r"\(?([A-J])[).:]?", text.strip().upper())
+    if m and m[1] in letters:
+        return m[1]
+    norm = normalize_answer(text)
+    matches = [letters[i] for i, o in enumerate(options) if norm and normalize_answer(o) == norm]
+    return matches[0] if len(matches) == 1 else None
 
 
 def _span(item: object, handles: Mapping[str, tuple[float, float]]) -> tuple[float, float] | None:
@@ -57,16 +80,17 @@ def _span(item: object, handles: Mapping[str, tuple[float, float]]) -> tuple[flo
 
 def parse_answer(
     text: str,
-    n_options: int = 0,
+    options: Sequence[str] | None = None,
     duration_seconds: float | None = None,
     handles: Mapping[str, tuple[float, float]] | None = None,
 ) -> Answer | None:
     """Parse the last ``<answer>`` block; None when there is none or it is not valid JSON.
 
-    Evidence items are spans or clip handles, resolved with ``handles`` (the toolbox's
+    With ``options``, ``choice`` is the option the answer picks (:func:`chosen_letter`: its letter,
+    else its text). Evidence items are spans or clip handles, resolved with ``handles`` (the toolbox's
     ``{"c1": (start_seconds, end_seconds), ...}``). Spans are clipped to ``[0, duration_seconds]``;
     spans that are empty after clipping, items that are not pairs of numbers, and unknown handles
-    are dropped. A choice outside the options is dropped (kept as text).
+    are dropped.
     """
     matches = ANSWER_RE.findall(text or "")
     if not matches:
@@ -79,8 +103,10 @@ def parse_answer(
         return None
     choice = payload.get("choice")
     choice = choice.strip().upper()[:1] if isinstance(choice, str) and choice.strip() else None
-    if choice is not None and n_options and choice not in LETTERS[:n_options]:
-        choice = None
+    text_answer = payload.get("answer")
+    text_answer = str(text_answer) if text_answer is not None else None
+    if options:
+        choice = chosen_letter(choice, text_answer or "", options)
     spans: list[tuple[float, float]] = []
     evidence = payload.get("evidence") or []
     if isinstance(evidence, str):  # a lone handle, "evidence": "c2"
@@ -94,14 +120,14 @@ def parse_answer(
             end = min(end, duration_seconds)
         if end > start:
             spans.append((start, end))
-    text_answer = payload.get("answer")
-    return Answer(text=str(text_answer) if text_answer is not None else (choice or ""), choice=choice, evidence=spans)
+    return Answer(text=text_answer if text_answer is not None else (choice or ""), choice=choice, evidence=spans)
 
 
 def matches_gold(answer: Answer | None, gold: str | None, options: list[str] | None) -> bool:
-    """The answer is right: the gold option letter when there are options, else the same normalised text."""
+    """The answer is right: it picks the gold option (:func:`chosen_letter`) when there are options, else
+    it is the gold text (case and spacing aside)."""
     if answer is None or not answer.valid or gold is None:
         return False
     if options:
-        return answer.choice == gold.strip().upper()[:1]
+        return chosen_letter(answer.choice, answer.text, options) == gold.strip().upper()[:1]
     return " ".join(answer.text.lower().split()) == " ".join(gold.lower().split())

@@ -109,9 +109,7 @@ def _baseline_messages(
 def _baseline_trajectory(
     memory: VideoMemory, question: str, options: list[str] | None, qid: str, times: list[float], gen, start: float
 ) -> Trajectory:
-    answer = parse_answer(gen.text, len(options or []), memory.duration_seconds) or _fallback_answer(
-        gen.text, len(options or [])
-    )
+    answer = parse_answer(gen.text, options, memory.duration_seconds) or _fallback_answer(gen.text, options)
     step = Step(
         text=gen.text,
         tokens_in=gen.tokens_in,

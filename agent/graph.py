@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -41,9 +41,9 @@ class LoopState(TypedDict):
     forced: bool
 
 
-def _fallback_answer(text: str, n_options: int) -> Answer:
+def _fallback_answer(text: str, options: Sequence[str] | None) -> Answer:
     """An invalid Answer that still carries a choice if the text names exactly one option letter."""
-    letters = set(re.findall(r"\b([A-J])\b", text or "")) & set(LETTERS[:n_options])
+    letters = set(re.findall(r"\b([A-J])\b", text or "")) & set(LETTERS[: len(options or [])])
     return Answer(
         text=(text or "")[:200], choice=letters.pop() if len(letters) == 1 else None, evidence=[], valid=False
     )
@@ -53,7 +53,7 @@ def build_graph(
     controller: Controller,
     toolbox: VideoToolbox,
     config: AgentConfig,
-    n_options: int,
+    options: Sequence[str] | None,
     duration: float,
     on_step: Callable[[Step], None] | None = None,
     asynchronous: bool = False,
@@ -81,10 +81,10 @@ def build_graph(
             seconds=seconds,
             forced_final=forced,
         )
-        answer = parse_answer(gen.text, n_options, duration, toolbox.handles)
+        answer = parse_answer(gen.text, options, duration, toolbox.handles)
         new_messages = messages + [{"role": "assistant", "content": [text_block(gen.text)]}]
         if answer is None and forced:
-            answer = _fallback_answer(gen.text, n_options)
+            answer = _fallback_answer(gen.text, options)
         if on_step and (answer is not None or not gen.tool_calls):
             on_step(step)
         return {
@@ -166,7 +166,7 @@ class _Episode:
         messages = initial_messages(question, options, memory, config.overview_images, config.overview_chars)
         self.overview_frames = count_images(messages[1]["content"])
         self.app = build_graph(
-            controller, self.toolbox, config, len(options or []), memory.duration_seconds, on_step, asynchronous
+            controller, self.toolbox, config, options, memory.duration_seconds, on_step, asynchronous
         )
         self.initial: LoopState = {"messages": messages, "steps": [], "answer": None, "pending": [], "forced": False}
         self.state = self.initial

@@ -25,9 +25,10 @@ To call a tool, write exactly one line:
 <tool_call>{"name": "zoom", "arguments": {"start": 12.0, "end": 20.0, "num_frames": 4}}</tool_call>
 
 When you can answer, write exactly:
-<answer>{"answer": "short answer", "choice": "B", "evidence": [[start_seconds, end_seconds]]}</answer>
-choice is the letter of the option the answer matches (null when there are no options); evidence lists \
-the time spans, in seconds, or the handles of the clips that show the answer, e.g. ["c2", [30.0, 34.5]]."""
+<answer>{"answer": "short answer", "evidence": [[start_seconds, end_seconds]]}</answer>
+With options, the answer is one option's text as written, which picks that option (or add "choice": \
+"B" to pick by letter); evidence lists the time spans, in seconds, or the handles of the clips that \
+show the answer, e.g. ["c2", [30.0, 34.5]]."""
 )
 
 BUDGET_EXHAUSTED = "No more tool calls are allowed. Give your final answer now, in the <answer> format."

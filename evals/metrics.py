@@ -10,16 +10,14 @@ bootstrap 95% confidence intervals. A question without a prediction counts as wr
 
 from __future__ import annotations
 
-import re
-import string
 from dataclasses import dataclass
 
 import numpy as np
 
+from foveate.agent.answer import chosen_letter, normalize_answer
 from foveate.agent.records import ManifestRow, PredictionRow
 
 Span = tuple[float, float]
-LETTERS = "ABCDEFGHIJ"
 IOU_THRESHOLDS = (0.3, 0.5, 0.7)
 DURATION_BUCKETS = (
     (0.0, 300.0, "<5min"),
@@ -51,25 +49,10 @@ def temporal_iou(pred: list[Span], gold: list[Span]) -> float:
     return inter / total if total > 0 else 0.0
 
 
-def normalize_answer(text: str) -> str:
-    """Lower case, no punctuation, no articles, single spaces (SQuAD-style)."""
-    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
 def predicted_letter(pred: PredictionRow, options: list[str]) -> str | None:
-    """The option a prediction picked: its ``choice``, else a bare letter or an option's text in ``answer``."""
-    letters = LETTERS[: len(options)]
-    if pred.choice and pred.choice.strip().upper()[:1] in letters:
-        return pred.choice.strip().upper()[:1]
-    text = pred.answer.strip()
-    m = re.fullmatch(r"\(?([A-J])[).:]?", text.upper())
-    if m and m[1] in letters:
-        return m[1]
-    norm = normalize_answer(text)
-    matches = [letters[i] for i, o in enumerate(options) if norm and normalize_answer(o) == norm]
-    return matches[0] if len(matches) == 1 else None
+    """The option a prediction picked: its ``choice``, else a bare letter or an option's text in ``answer``
+    (the rule the agent and the rewards use, ``foveate.agent.answer.chosen_letter``)."""
+    return chosen_letter(pred.choice, pred.answer, options)
 
 
 def is_correct(row: ManifestRow, pred: PredictionRow | None) -> bool:

@@ -130,9 +130,9 @@ def test_the_agent_resolves_handles_in_calls_and_in_the_evidence(memory):
 def test_parse_answer_resolves_handles_and_drops_unknown_ones():
     handles = {"c1": (3.0, 6.0), "c2": (10.0, 14.0)}
     text = '<answer>{"choice": "A", "answer": "x", "evidence": ["c2", [30.0, 34.5], "c5", 7, " c1 "]}</answer>'
-    assert parse_answer(text, 2, 12.0, handles).evidence == [(10.0, 12.0), (3.0, 6.0)]  # clipped to the duration
-    assert parse_answer(text, 2, 60.0).evidence == [(30.0, 34.5)]  # no handles known: only the spans
-    assert parse_answer('<answer>{"answer": "x", "evidence": "c1"}</answer>', 0, 60.0, handles).evidence == [
+    assert parse_answer(text, None, 12.0, handles).evidence == [(10.0, 12.0), (3.0, 6.0)]  # clipped to the duration
+    assert parse_answer(text, None, 60.0).evidence == [(30.0, 34.5)]  # no handles known: only the spans
+    assert parse_answer('<answer>{"answer": "x", "evidence": "c1"}</answer>', None, 60.0, handles).evidence == [
         (3.0, 6.0)
     ]
 

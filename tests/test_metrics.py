@@ -46,6 +46,30 @@ def test_answer_matching():
     assert predicted_letter(PredictionRow(id="x", answer="purple"), opts) is None
 
 
+def test_the_agent_the_rewards_and_the_eval_pick_an_option_by_one_rule():
+    """An option's text picks it, a letter given beside the text wins, text naming no option (or two)
+    picks nothing: parse_answer (agent loop, baselines, GRPO rewards), matches_gold and foveate eval agree."""
+    from foveate.agent.answer import matches_gold, parse_answer
+
+    opts = ["red", "APPLE", "00:12-00:18", "the red"]
+    cases = [
+        ('{"answer": "apple", "evidence": []}', "B"),  # case aside
+        ('{"answer": "00:12-00:18", "evidence": []}', "C"),
+        ('{"answer": "APPLE", "choice": "C", "evidence": []}', "C"),  # the letter wins
+        ('{"answer": "APPLE", "choice": "Z", "evidence": []}', "B"),  # no such letter: the text decides
+        ('{"answer": "red", "evidence": []}', None),  # "red" and "the red" normalise alike: ambiguous
+        ('{"answer": "pear", "evidence": []}', None),
+    ]
+    for payload, letter in cases:
+        answer = parse_answer(f"<answer>{payload}</answer>", opts)
+        assert answer.choice == letter, payload
+        raw = parse_answer(f"<answer>{payload}</answer>")  # parsed without the options, scored with them
+        for gold in "ABCD":
+            assert matches_gold(raw, gold, opts) == (gold == letter) == matches_gold(answer, gold, opts)
+        row = PredictionRow(id="x", answer=raw.text, choice=raw.choice)
+        assert predicted_letter(row, opts) == letter
+
+
 def test_duration_buckets():
     assert [duration_bucket(s) for s in (0, 299.9, 300, 1199, 1200, 3599, 3600, 7200, None)] == [
         "<5min",

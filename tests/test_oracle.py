@@ -101,7 +101,7 @@ def test_wrong_first_guess_is_the_top_retrieved_clip_when_it_misses(world, memor
         ]
         if first and calls[-1]["name"] == "zoom":  # the clip it names shows the window it then looks at
             named += outputs[len(calls) - 1].startswith(f"Clip {list(handles)[first[0] - 1]} (")
-        final = parse_answer(outputs[-1], len(row.options or []), memory.duration_seconds)
+        final = parse_answer(outputs[-1], row.options, memory.duration_seconds)
         assert final.valid and final.choice == row.answer
     assert checked >= 1 and named >= 1, (checked, named)
 
@@ -125,7 +125,7 @@ def test_retrieved_mode_looks_only_at_what_retrieval_shows_and_cites_it(world, m
         assert all(set(c["arguments"]) & {"start", "end"} == set() for c in calls[1:])  # handles, not seconds
         looked = [handles[c["arguments"]["clip"]] for c in calls[1:]]
         assert looked and all(any(s < ee and ss < e for ss, ee in row.evidence) for s, e in looked)  # shows the event
-        final = parse_answer(outputs[-1], len(row.options or []), memory.duration_seconds, handles)
+        final = parse_answer(outputs[-1], row.options, memory.duration_seconds, handles)
         assert final.valid and final.choice == row.answer and final.evidence == looked
         assert json.loads(outputs[-1][8:-9])["evidence"] == [c["arguments"]["clip"] for c in calls[1:]]
     assert kept >= 1

@@ -122,7 +122,7 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert summary["runs"]["uniform"]["frames_used"] >= summary["runs"]["untrained"]["frames_used"]
     assert tuple(summary["seconds"]) == STAGES
     assert summary["grpo"]["step"] == [1] and "pretrain" in summary
-    assert {"pick", "choice", "colour", "letter"} <= set(summary["pretrain"]["after"])  # grounded, captions, cite
+    assert {"pick", "answer", "colour", "said"} <= set(summary["pretrain"]["after"])  # grounded, captions, cite
     assert (out / "report" / "grpo_reward.png").stat().st_size > 1000
     assert (out / "report" / "pretrain_skills.png").stat().st_size > 1000
     assert (out / "pretrain" / "controller" / "config.json").is_file()

@@ -91,7 +91,7 @@ def test_reading_episodes_render_like_sft_examples_and_copy_what_the_tools_print
 
 def test_described_reading_episodes_answer_with_the_option_their_description_names(sampler):
     """A reading episode that answers a one-event question ends as the oracle's answers do: what the frames
-    show, in caption words, then the option those words name and that option's letter."""
+    show, in caption words, then the option those words name, as written, which picks it."""
     from foveate.agent.answer import LETTERS, parse_answer
 
     rng = np.random.default_rng(2)
@@ -101,15 +101,16 @@ def test_described_reading_episodes_answer_with_the_option_their_description_nam
         last = episode.messages[-1]["content"][0]["text"]
         question = next(m for m in episode.messages if m["role"] == "user")
         options = [x[3:] for x in question["content"][0]["text"].splitlines() if len(x) > 2 and x[1:3] == ". "]
-        answer = parse_answer(last)
+        assert '"choice"' not in last  # no letter: the text picks the option
+        answer = parse_answer(last, options)
         assert answer is not None and options[LETTERS.index(answer.choice)] == answer.text
-        skills = {t.skill: last[t.start : t.end] for t in episode.targets if t.skill in ("said", "letter")}
+        skills = {t.skill: last[t.start : t.end] for t in episode.targets if t.skill == "said"}
         if not last.startswith("The frames show "):
             assert not skills
             continue
         described += 1
         description = last.split("\n")[0]
-        assert skills == {"said": answer.text, "letter": answer.choice}
+        assert skills == {"said": answer.text}
         assert answer.text in description.removeprefix("The frames show ").rstrip(".").replace("'", " ").split()
     assert 10 <= described < 40  # direction, colour and card questions; not times or counts
 
@@ -168,9 +169,9 @@ def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it
         start, end = (float(v) for v in line.split()[2].removesuffix("s").split("-"))
         assert start < event[1] and event[0] < end  # the picked clip holds the event
         answer = json.loads(turns[-1].removeprefix("<answer>").removesuffix("</answer>"))
-        assert answer["evidence"] == [skills["pick"]] and answer["choice"] == row.answer  # cites it, answers right
+        assert answer["evidence"] == [skills["pick"]] and "choice" not in answer  # cites it
         options = [x[3:] for x in question.splitlines() if len(x) > 2 and x[1:3] == ". "]
-        assert skills["choice"] == row.answer and options[LETTERS.index(row.answer)] == skills["answer"]
+        assert options[LETTERS.index(row.answer)] == skills["answer"] == answer["answer"]  # the gold option's text
         rendered = renderer(ex, score=True)
         assert "pixel_values" in rendered.inputs
         for skill, positions in rendered.targets:

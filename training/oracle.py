@@ -315,10 +315,7 @@ class OraclePolicy:
 
     @staticmethod
     def _answer(row: ManifestRow, cite: list[str | Span]) -> str:
-        """The final answer citing ``cite``: evidence spans in seconds, or clip handles."""
-        if row.options:
-            choice = row.answer.strip().upper()[:1]
-            text = row.options[LETTERS.index(choice)]
-        else:
-            choice, text = None, row.answer
-        return format_answer(Answer(text=text, choice=choice), cite)
+        """The final answer citing ``cite``: evidence spans in seconds, or clip handles. With options,
+        the gold option's text, which picks it (no letter: agent/answer.py says why)."""
+        text = row.options[LETTERS.index(row.answer.strip().upper()[:1])] if row.options else row.answer
+        return format_answer(Answer(text=text), cite)

@@ -458,11 +458,9 @@ PRETRAIN_CURVES = (
     "query",
     "handle",
     "said",
-    "letter",
     "pick",
     "describe",
     "answer",
-    "choice",
 )
 
 
@@ -515,9 +513,10 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
     - ``heldout_reward``: the GRPO reward (default weights) of each held-out episode, averaged.
     - ``call_errors``: tool calls that were refused (did not parse, bad arguments), as a share of all calls.
     - ``answer_words_right``: over the questions with options, the share whose answer's words are the
-      gold option's (case and spacing aside), whatever its letter: what the controller saw and said.
-    - ``letter_follows_words``: over the answers whose words are one of the options, the share whose
-      letter is that option's (1.0: the letter is read off the options; ~1/5: it is not).
+      gold option's (case and spacing aside), whatever letter it gave: what the controller saw and said.
+    - ``letter_follows_words``: over the answers whose words are one of the options, the share that pick
+      that option (below 1.0 only when a letter given beside the words names another option: the
+      letter wins, agent/answer.py).
     """
     from foveate.agent.answer import LETTERS, matches_gold
     from foveate.agent.trajectory import read_trajectories

@@ -26,12 +26,12 @@ both from pretraining; this stage gives the small controller a little of each, m
   by the SFT oracle (training/oracle.py, retrieved-clip mode) and run on the real toolbox over a
   stand-in memory whose frames are rendered from the log: the retrieve result's thumbnails show
   which listed clip holds the subject (the others are other moments of the video), the zoom's
-  frames show what answers the question, and the answer names it and its option's letter. Reading
-  episodes answer with a random option; these teach choosing by what was seen.
+  frames show what answers the question, and the answer names it with its option's text. Reading
+  episodes that do not describe answer with a random option; these teach choosing by what was seen.
 
 Held-out scores, before and after: *teacher-forced argmax* over the tokens of each copied span
 (query, handle, times, evidence), of the colour, shape and card word of a caption, and of a
-grounded episode's picked clip, answer words and option letter. A span
+grounded episode's picked clip, description and answer words. A span
 counts when each of its tokens is the model's argmax given the true text before it, which is
 exactly when greedy decoding from the span's start writes it. Held-out reading episodes ask about
 colour+shape subjects never trained on (with fresh times and handles); held-out frames come from
@@ -59,7 +59,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from foveate.agent.answer import LETTERS
 from foveate.agent.prompts import SYSTEM_PROMPT, question_text
 from foveate.evals.synthetic.events import COLOURS, DIRECTIONS, RARE_SHAPES, SHAPES, SPLIT_SEEDS, SPLIT_SIZE, WORDS
 from foveate.memory.blocks import image_block, text_block
@@ -79,9 +78,9 @@ COPY_SKILLS = ("query", "handle", "times", "evidence")
 FAMILIES = ("search", "look", "cite", "caption", "ground")
 # rendered alike within a kind: full agent prompt, no prompt, a captioned image, episodes with images
 KINDS = ("read", "read_bare", "caption", "ground", "ground_bare")
-GROUND_SKILLS = ("pick", "describe", "answer", "choice")
-# a described reading episode's answer: the option its description names ("said") and that option's letter
-ANSWER_SKILLS = ("said", "letter")
+GROUND_SKILLS = ("pick", "describe", "answer")
+# a described reading episode's answer: the option its description names
+ANSWER_SKILLS = ("said",)
 DESCRIBED = "The frames show "  # how the oracle's description of the frames starts (OracleConfig.describe)
 # questions one look at one clip answers (counting and order need every event of the video)
 GROUNDED_TASKS = ("needle", "direction", "grounding", "text")
@@ -292,19 +291,18 @@ class ReadEpisode:
 
     def _answer(self, options: list[str], describe: Describe, cited: str | list[float]) -> None:
         """The oracle's last turn: for questions one event answers, what the frames show in caption words
-        (text only here: the frames were dropped), then the option it names, its letter and the evidence;
-        otherwise the answer alone, with a random option."""
+        (text only here: the frames were dropped), then the option it names, as written, and the
+        evidence; otherwise the answer alone, with a random option."""
         from foveate.agent.answer import Answer, format_answer
 
         described = [i for i, option in enumerate(options) if describe(option, "left") is not None]
-        index = int(self.rng.choice(described)) if described else int(self.rng.integers(len(options)))
-        letter, text = LETTERS[index], options[index]
-        answer = format_answer(Answer(text=text, choice=letter), [cited if isinstance(cited, str) else tuple(cited)])
+        text = options[int(self.rng.choice(described)) if described else int(self.rng.integers(len(options)))]
+        answer = format_answer(Answer(text=text), [cited if isinstance(cited, str) else tuple(cited)])
         value = cited if isinstance(cited, str) else f"{json.dumps(cited[0])}, {json.dumps(cited[1])}"
         copies = [("evidence", value, '"evidence": ')]
         if described:
             answer = f"{DESCRIBED}{describe(text, str(self.rng.choice(DIRECTIONS)))}.\n{answer}"
-            copies = [("said", text, '"answer": "'), ("letter", letter, '"choice": "'), *copies]
+            copies = [("said", text, '"answer": "'), *copies]
         self._say(answer, copies)
 
 
@@ -412,7 +410,7 @@ def grounded_example(
     rng: np.random.Generator, split: str, captions: CaptionTasks, tasks: GroundTasks, bare: bool = False
 ) -> Example:
     """A world question answered by the oracle in the agent's format, its tool results with the frames
-    rendered from the world log; targets: the clip it picks, the answer's words and its letter."""
+    rendered from the world log; targets: the clip it picks, its description and the answer's words."""
     from foveate.agent.config import AgentConfig
     from foveate.agent.toolcalls import parse_tool_calls
     from foveate.tools.toolbox import VideoToolbox, dispatch
@@ -459,11 +457,8 @@ def grounded_example(
     payload = json.loads(final[final.index("<answer>") + 8 : final.rindex("}") + 1])
     if final.startswith(DESCRIBED):  # the oracle's caption of what the frames show
         targets.append(Target("describe", len(outputs) - 1, len(DESCRIBED), final.index(".\n")))
-    for skill, key in (("answer", '"answer": "'), ("choice", '"choice": "')):
-        start = final.index(key) + len(key)
-        targets.append(
-            Target(skill, len(outputs) - 1, start, start + len(payload[skill if skill == "answer" else "choice"]))
-        )
+    start = final.index('"answer": "') + len('"answer": "')
+    targets.append(Target("answer", len(outputs) - 1, start, start + len(payload["answer"])))
     return Example("ground_bare" if bare else "ground", messages, targets, f"{seed}:{row.id}")
 
 

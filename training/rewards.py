@@ -18,7 +18,7 @@ the next result would not fit; it warns when every rollout of N rounds in a row 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from foveate.agent.answer import Answer, matches_gold, parse_answer
 from foveate.agent.toolcalls import TOOL_CALL_RE
@@ -40,12 +40,15 @@ def _text(message: dict) -> str:
 
 
 def final_answer(
-    completion: list[dict], n_options: int, duration_seconds: float | None, handles: Mapping | None = None
+    completion: list[dict],
+    options: Sequence[str] | None,
+    duration_seconds: float | None,
+    handles: Mapping | None = None,
 ) -> Answer | None:
     """The answer in the rollout's last assistant turn, parsed exactly as the agent parses it
     (``handles``: the rollout's clip handles, the environment's ``handles``)."""
     turns = [m for m in completion if m.get("role") == "assistant"]
-    return parse_answer(_text(turns[-1]), n_options, duration_seconds, handles) if turns else None
+    return parse_answer(_text(turns[-1]), options, duration_seconds, handles) if turns else None
 
 
 def call_counts(completion: list[dict]) -> tuple[int, int]:
@@ -68,7 +71,7 @@ def unfinished(completion: list[dict]) -> bool:
 def correct(completions, environments, answer, options, **_) -> list[float]:
     """1 when the final answer picks the right option (or matches the open answer), else 0."""
     return [
-        float(matches_gold(final_answer(c, len(o or []), env.duration_seconds, env.handles), gold, o))
+        float(matches_gold(final_answer(c, o, env.duration_seconds, env.handles), gold, o))
         for c, env, gold, o in zip(completions, environments, answer, options)
     ]
 
@@ -78,7 +81,7 @@ def format_valid(completions, environments, options, **_) -> list[float]:
     0 without an answer."""
     out = []
     for c, env, o in zip(completions, environments, options):
-        if final_answer(c, len(o or []), env.duration_seconds, env.handles) is None:
+        if final_answer(c, o, env.duration_seconds, env.handles) is None:
             out.append(0.0)
         else:
             out.append(0.5 if call_counts(c)[1] else 1.0)
@@ -91,7 +94,7 @@ def evidence_iou(completions, environments, options, evidence, **_) -> list[floa
 
     out = []
     for c, env, o, gold in zip(completions, environments, options, evidence):
-        ans = final_answer(c, len(o or []), env.duration_seconds, env.handles)
+        ans = final_answer(c, o, env.duration_seconds, env.handles)
         out.append(temporal_iou(list(ans.evidence), [tuple(s) for s in gold or []]) if ans else 0.0)
     return out
 

@@ -87,17 +87,14 @@ def _corpus(tool_schemas_in_vocab: bool = False) -> list[str]:
         f'{{"name": "zoom", "arguments": {{"start": {i}.0, "end": {i + 8}.5, "num_frames": 4}}}}'
         for i in range(0, 600, 7)
     ]
-    lines += [
-        f'{{"answer": "{w}", "choice": "{c}", "evidence": [[{i}.0, {i + 4}.0]]}}'
-        for i, (c, w) in enumerate(zip("ABCDE" * 20, words * 3))
-    ]
+    lines += [f'{{"answer": "{w}", "evidence": [[{i}.0, {i + 4}.0]]}}' for i, w in enumerate(words * 3)]
     # Clip handles (c1, c2, ...) as retrieve prints them and zoom, dense_sample and the evidence take them.
     lines += [
         f"c{i} [0:{2 * i:02d}-0:{2 * i + 2:02d}) {2 * i}.0-{2 * i + 2}.0s score 0.{300 + 7 * i}\n"
         f"clip c{i} ({2 * i}.0-{2 * i + 2}.0s):\n"
         f'{{"name": "zoom", "arguments": {{"clip": "c{i}", "num_frames": {1 + i % 8}}}}}\n'
         f'{{"name": "dense_sample", "arguments": {{"clip": "c{i}", "fps": 2.0}}}}\n'
-        f'{{"answer": "{words[i]}", "choice": "{"ABCDE"[i % 5]}", "evidence": ["c{i}"]}}'
+        f'{{"answer": "{words[i]}", "evidence": ["c{i}"]}}'
         for i in range(1, 21)
     ]
     lines += [" ".join(words[i:] + words[:i]) for i in range(len(words))]
