@@ -313,3 +313,24 @@ def test_the_step_timer_times_a_preset(tmp_path):
     )
     result = time_steps(str(preset), steps=1)
     assert result["batch_size"] == 2 and result["batch"] == "mixed" and result["mean_seconds"] > 0
+
+
+def test_the_letter_probe_scores_the_letter_of_the_option_its_words_name(controller):
+    from foveate.agent.answer import LETTERS, parse_answer
+    from foveate.training.letter_probe import example, probe
+
+    rng = np.random.default_rng(0)
+    for options_format in ("lines", "json", "lines", "json"):
+        ex = example(rng, ["red star", "blue circle"], options_format)
+        question, reply = (m["content"][0]["text"] for m in ex.messages)
+        if options_format == "json":
+            options = list(json.loads(question[question.index("Options: ") + 9 :]).values())
+        else:
+            options = [x[3:] for x in question.splitlines() if len(x) > 2 and x[1:3] == ". "]
+        skills = {t.skill: reply[t.start : t.end] for t in ex.targets}
+        assert skills["letter"] == LETTERS[options.index(skills["said"])]  # the letter of the words' option
+        assert skills["said"] in reply.split("\n")[0]  # the words are the description's
+        assert parse_answer(reply, options).choice == skills["letter"]
+    rows = list(probe(str(controller), steps=2, batch_size=2, eval_every=1, heldout=4))
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert all(0 <= r["said"] <= 1 and 0 <= r["letter"] <= 1 for r in rows)
