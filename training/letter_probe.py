@@ -87,12 +87,12 @@ def probe(
     scored = [renderer(example(eval_rng, held, options_format), score=True) for _ in range(heldout)]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
     rng = np.random.default_rng(seed)
-    started, loss = time.perf_counter(), float("nan")
+    started, loss = time.perf_counter(), None
 
     def scores(step: int) -> dict:
         m = evaluate(model, scored, batch_size, renderer.pad_id)
         seconds = round(time.perf_counter() - started, 1)
-        return {"step": step, "seconds": seconds, "loss": round(loss, 4), "said": m["said"], "letter": m["letter"]}
+        return {"step": step, "seconds": seconds, "loss": None if loss is None else round(loss, 4), "said": m["said"], "letter": m["letter"]}
 
     yield scores(0)
     model.train()
