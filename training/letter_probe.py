@@ -92,7 +92,13 @@ def probe(
     def scores(step: int) -> dict:
         m = evaluate(model, scored, batch_size, renderer.pad_id)
         seconds = round(time.perf_counter() - started, 1)
-        return {"step": step, "seconds": seconds, "loss": None if loss is None else round(loss, 4), "said": m["said"], "letter": m["letter"]}
+        return {
+            "step": step,
+            "seconds": seconds,
+            "loss": None if loss is None else round(loss, 4),
+            "said": m["said"],
+            "letter": m["letter"],
+        }
 
     yield scores(0)
     model.train()
