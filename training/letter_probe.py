@@ -85,7 +85,10 @@ def probe(
     trained, held = subjects(0.25)  # the pretraining stage's split: held-out subjects never trained on
     eval_rng = np.random.default_rng(EVAL_SEED)
     scored = [renderer(example(eval_rng, held, options_format), score=True) for _ in range(heldout)]
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
+    # no weight decay, as the pretraining stage (PretrainRunConfig.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=learning_rate, weight_decay=0.0
+    )
     rng = np.random.default_rng(seed)
     started, loss = time.perf_counter(), None
 
