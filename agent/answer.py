@@ -7,6 +7,8 @@ The controller ends a turn with::
 ``choice`` is an option letter (omitted or null for open questions), ``answer`` the text,
 ``evidence`` a list of half-open ``[start_seconds, end_seconds)`` spans and clip handles that
 ``retrieve`` printed (``"evidence": ["c2", [30.0, 34.5]]``); handles are resolved to their spans.
+For a "when" question the answer may be a clip's handle or times (``"answer": "c2"``, read back as
+``"12.0-16.0s"``): with time-span options, it picks the option it overlaps most.
 """
 
 from __future__ import annotations
@@ -55,9 +57,54 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
-def chosen_letter(choice: str | None, text: str, options: Sequence[str]) -> str | None:
+_CLOCK = r"(?:\d+:)?\d+:\d{2}(?:\.\d+)?"
+_SECONDS = r"\d+(?:\.\d+)?"
+_CLOCK_SPAN_RE = re.compile(rf"({_CLOCK})\s*(?:-|–|to)\s*({_CLOCK})")
+_SECONDS_SPAN_RE = re.compile(rf"({_SECONDS})\s*s?\s*(?:-|–|to)\s*({_SECONDS})\s*s")
+
+
+def _clock_seconds(text: str) -> float:
+    """'1:02:03' / '12:30' / '12:30.5' -> seconds."""
+    seconds = 0.0
+    for part in text.split(":"):
+        seconds = seconds * 60 + float(part)
+    return seconds
+
+
+def time_span(text: str, handles: Mapping[str, tuple[float, float]] | None = None) -> tuple[float, float] | None:
+    """A span an answer's text names, or None: a clip handle (``"c2"``), clock times (``"0:08-0:12"``,
+    ``"1:02:03 to 1:02:09"``) or seconds with their unit (``"8.0-12.0s"``, ``"8 to 12 s"``)."""
+    text = text.strip().lower()
+    if handles and text in handles:
+        return handles[text]
+    for pattern, convert in ((_CLOCK_SPAN_RE, _clock_seconds), (_SECONDS_SPAN_RE, float)):
+        m = pattern.fullmatch(text)
+        if m:
+            start, end = convert(m[1]), convert(m[2])
+            return (start, end) if end > start else None
+    return None
+
+
+def _overlapping_option(span: tuple[float, float], options: Sequence[str]) -> int | None:
+    """The index of the option span that ``span`` overlaps most, when every option is a span and one wins."""
+    spans = [time_span(o) for o in options]
+    if not all(spans):
+        return None
+    overlaps = [max(0.0, min(span[1], o[1]) - max(span[0], o[0])) for o in spans]
+    best = max(overlaps)
+    return overlaps.index(best) if best > 0 and overlaps.count(best) == 1 else None
+
+
+def chosen_letter(
+    choice: str | None,
+    text: str,
+    options: Sequence[str],
+    handles: Mapping[str, tuple[float, float]] | None = None,
+) -> str | None:
     """The option an answer picks: its ``choice`` letter, else a bare letter as its text (``"(C)"``),
-    else the one option whose text its text is (normalised: case, punctuation, articles); None otherwise."""
+    else the one option whose text its text is (normalised: case, punctuation, articles), else -- when
+    every option is a time span ("When did ...?") and the text names a span (clock times, seconds, or a
+    clip handle resolved with ``handles``) -- the option it overlaps most; None otherwise."""
     letters = LETTERS[: len(options)]
     if choice and choice.strip().upper()[:1] in letters:
         return choice.strip().upper()[:1]
@@ -66,7 +113,11 @@ def chosen_letter(choice: str | None, text: str, options: Sequence[str]) -> str 
         return m[1]
     norm = normalize_answer(text)
     matches = [letters[i] for i, o in enumerate(options) if norm and normalize_answer(o) == norm]
-    return matches[0] if len(matches) == 1 else None
+    if len(matches) == 1:
+        return matches[0]
+    span = time_span(text, handles)
+    index = _overlapping_option(span, options) if span is not None and not matches else None
+    return letters[index] if index is not None else None
 
 
 def _span(item: object, handles: Mapping[str, tuple[float, float]]) -> tuple[float, float] | None:
@@ -87,7 +138,7 @@ def parse_answer(
     """Parse the last ``<answer>`` block; None when there is none or it is not valid JSON.
 
     With ``options``, ``choice`` is the option the answer picks (:func:`chosen_letter`: its letter,
-    else its text). Evidence items are spans or clip handles, resolved with ``handles`` (the toolbox's
+    else its text, else for time-span options the span its text or clip handle names). Evidence items are spans or clip handles, resolved with ``handles`` (the toolbox's
     ``{"c1": (start_seconds, end_seconds), ...}``). Spans are clipped to ``[0, duration_seconds]``;
     spans that are empty after clipping, items that are not pairs of numbers, and unknown handles
     are dropped.
@@ -106,7 +157,10 @@ def parse_answer(
     text_answer = payload.get("answer")
     text_answer = str(text_answer) if text_answer is not None else None
     if options:
-        choice = chosen_letter(choice, text_answer or "", options)
+        choice = chosen_letter(choice, text_answer or "", options, handles)
+    if text_answer is not None and handles and text_answer.strip().lower() in handles:  # "when": a clip's times
+        start, end = handles[text_answer.strip().lower()]
+        text_answer = f"{start:.1f}-{end:.1f}s"
     spans: list[tuple[float, float]] = []
     evidence = payload.get("evidence") or []
     if isinstance(evidence, str):  # a lone handle, "evidence": "c2"

@@ -27,7 +27,8 @@ To call a tool, write exactly one line:
 When you can answer, write exactly:
 <answer>{"answer": "short answer", "evidence": [[start_seconds, end_seconds]]}</answer>
 With options, the answer is one option's text as written, which picks that option (or add "choice": \
-"B" to pick by letter); evidence lists the time spans, in seconds, or the handles of the clips that \
+"B" to pick by letter). When the options are time spans, the answer may be a clip's handle or its times, \
+which picks the option it overlaps most. Evidence lists the time spans, in seconds, or the handles of the clips that \
 show the answer, e.g. ["c2", [30.0, 34.5]]."""
 )
 

@@ -70,6 +70,33 @@ def test_the_agent_the_rewards_and_the_eval_pick_an_option_by_one_rule():
         assert predicted_letter(row, opts) == letter
 
 
+def test_a_when_answer_picks_the_time_span_option_it_overlaps_most():
+    """With time-span options, an answer naming a span (clock times, seconds, a clip handle) picks the
+    option it overlaps most; a handle is read back as its times, so scoring the prediction file later,
+    without the handles, picks the same option."""
+    from foveate.agent.answer import matches_gold, parse_answer
+
+    opts = ["0:12-0:14", "0:30-0:33", "0:45-0:47", "0:02-0:04", "0:50-0:52"]
+    handles = {"c1": (28.0, 32.0), "c2": (12.0, 16.0), "c3": (40.0, 44.0)}
+    cases = [
+        ("c2", "A", "12.0-16.0s"),
+        ("C1", "B", "28.0-32.0s"),
+        ("0:13-0:20", "A", "0:13-0:20"),
+        ("44.5 to 48 s", "C", "44.5 to 48 s"),
+        ("c3", None, "40.0-44.0s"),  # overlaps no option
+        ("c9", None, "c9"),  # unknown handle
+        ("12-16", None, "12-16"),  # numbers without a unit name no span
+    ]
+    for text, letter, read_back in cases:
+        answer = parse_answer(f'<answer>{{"answer": "{text}", "evidence": ["c2"]}}</answer>', opts, 60.0, handles)
+        assert (answer.choice, answer.text) == (letter, read_back), text
+        row = PredictionRow(id="x", answer=answer.text)  # what the prediction file keeps
+        assert predicted_letter(row, opts) == letter
+        assert matches_gold(answer, "A", opts) == (letter == "A")
+    # Options that are not all spans: a handle picks nothing.
+    assert parse_answer('<answer>{"answer": "c2"}</answer>', ["1", "2", "3"], 60.0, handles).choice is None
+
+
 def test_duration_buckets():
     assert [duration_bucket(s) for s in (0, 299.9, 300, 1199, 1200, 3599, 3600, 7200, None)] == [
         "<5min",

@@ -91,11 +91,12 @@ def test_reading_episodes_render_like_sft_examples_and_copy_what_the_tools_print
 
 def test_described_reading_episodes_answer_with_the_option_their_description_names(sampler):
     """A reading episode that answers a one-event question ends as the oracle's answers do: what the frames
-    show, in caption words, then the option those words name, as written, which picks it."""
-    from foveate.agent.answer import LETTERS, parse_answer
+    show, in caption words, then the option those words name, as written, which picks it. A "when"
+    question is answered with the clip looked at, as the evidence cites it (its handle or its times)."""
+    from foveate.agent.answer import LETTERS, parse_answer, time_span
 
     rng = np.random.default_rng(2)
-    described = 0
+    described = when = 0
     for _ in range(40):
         episode = sampler._one(rng, "cite", sampler.trained, "train")
         last = episode.messages[-1]["content"][0]["text"]
@@ -103,6 +104,12 @@ def test_described_reading_episodes_answer_with_the_option_their_description_nam
         options = [x[3:] for x in question["content"][0]["text"].splitlines() if len(x) > 2 and x[1:3] == ". "]
         assert '"choice"' not in last  # no letter: the text picks the option
         answer = parse_answer(last, options)
+        if all(time_span(o) for o in options):
+            when += 1
+            cited = json.loads(last[last.index("{") : last.rindex("}") + 1])["evidence"][0]
+            assert answer.text == (cited if isinstance(cited, str) else f"{cited[0]:.1f}-{cited[1]:.1f}s")
+            assert [last[t.start : t.end] for t in episode.targets if t.skill == "when"] == [answer.text]
+            continue
         assert answer is not None and options[LETTERS.index(answer.choice)] == answer.text
         skills = {t.skill: last[t.start : t.end] for t in episode.targets if t.skill == "said"}
         if not last.startswith("The frames show "):
@@ -113,6 +120,7 @@ def test_described_reading_episodes_answer_with_the_option_their_description_nam
         assert skills == {"said": answer.text}
         assert answer.text in description.removeprefix("The frames show ").rstrip(".").replace("'", " ").split()
     assert 10 <= described < 40  # direction, colour and card questions; not times or counts
+    assert when >= 3
 
 
 def test_held_out_episodes_ask_about_subjects_never_trained_on(sampler):
@@ -143,7 +151,7 @@ def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it
     the world's own frames there, and the answer is the question's gold option."""
     from transformers import AutoProcessor
 
-    from foveate.agent.answer import LETTERS
+    from foveate.agent.answer import LETTERS, chosen_letter
     from foveate.evals.synthetic.render import render_frame
     from foveate.training.config import CaptionTasks, GroundTasks
     from foveate.training.pretrain import Renderer, _world_questions, grounded_example
@@ -171,7 +179,12 @@ def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it
         answer = json.loads(turns[-1].removeprefix("<answer>").removesuffix("</answer>"))
         assert answer["evidence"] == [skills["pick"]] and "choice" not in answer  # cites it
         options = [x[3:] for x in question.splitlines() if len(x) > 2 and x[1:3] == ". "]
-        assert options[LETTERS.index(row.answer)] == skills["answer"] == answer["answer"]  # the gold option's text
+        assert skills["answer"] == answer["answer"]
+        if row.task == "grounding":  # "when": the picked clip's handle, which picks the gold option
+            assert answer["answer"] == skills["pick"]
+            assert chosen_letter(None, answer["answer"], options, {skills["pick"]: (start, end)}) == row.answer
+        else:
+            assert options[LETTERS.index(row.answer)] == answer["answer"]  # the gold option's text
         rendered = renderer(ex, score=True)
         assert "pixel_values" in rendered.inputs
         for skill, positions in rendered.targets:
@@ -182,6 +195,8 @@ def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it
         frames = [np.asarray(b["image"]) for b in zoom["content"] if b["type"] == "image"]
         assert frames
         if zoom["name"] == "dense_sample":  # direction questions: contact sheets of the window's frames
+            motion = next(b["text"] for b in zoom["content"] if b["type"] == "text" and b["text"].startswith("motion"))
+            assert motion.endswith(f"objects moving {options[LETTERS.index(row.answer)]}")  # the log's motion
             continue
         assert len(frames) == len(times)
         for t, frame in zip(times, frames):  # the world's frame at that time (printed to 0.1 s)

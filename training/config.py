@@ -228,6 +228,13 @@ class ClipRunConfig(Section):
     learning_rate: float = Field(default=1e-5, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(default=0.1, ge=0, description="AdamW weight decay.")
     train_logit_scale: bool = Field(default=True, description="Learn the temperature (CLIP's logit_scale).")
+    short_captions: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="Share of pairs whose text is a shorter true description of the frame ('a red star', 'a star', "
+        "'red shapes': the words retrieval queries use) instead of the full caption; 0 trains on full captions only.",
+    )
     eval_clip_seconds: float = Field(
         default=4.0, gt=0, description="Clip length of the held-out index R@1 is measured on."
     )

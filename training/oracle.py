@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from foveate.agent.answer import LETTERS, Answer, format_answer
+from foveate.agent.answer import LETTERS, Answer, chosen_letter, format_answer
 from foveate.agent.config import AgentConfig
 from foveate.agent.records import ManifestRow
 from foveate.agent.toolcalls import format_tool_call as tool_call
@@ -171,7 +171,7 @@ class OraclePolicy:
             calls, cite = planned
         else:
             calls = self._plan(row, log, spans, duration_seconds, rng, search, handles)
-        final = self._answer(row, cite)
+        final = self._answer(row, cite, handles.as_dict())
         if self.config.describe and row.task in DESCRIBED_TASKS:
             event = _event(log, spans[-1] if row.task == "text" else spans[0])
             if event is not None:
@@ -314,8 +314,13 @@ class OraclePolicy:
         return thought + "\n" if rng.random() < self.config.p_thought else ""
 
     @staticmethod
-    def _answer(row: ManifestRow, cite: list[str | Span]) -> str:
+    def _answer(row: ManifestRow, cite: list[str | Span], handles: dict[str, Span] | None = None) -> str:
         """The final answer citing ``cite``: evidence spans in seconds, or clip handles. With options,
-        the gold option's text, which picks it (no letter: agent/answer.py says why)."""
-        text = row.options[LETTERS.index(row.answer.strip().upper()[:1])] if row.options else row.answer
+        the gold option's text, which picks it (no letter: agent/answer.py says why); for time-span
+        options ("When did ...?"), the handle of the cited clip when that clip picks the gold option."""
+        gold = row.answer.strip().upper()[:1]
+        text = row.options[LETTERS.index(gold)] if row.options else row.answer
+        first = cite[0] if cite else None
+        if row.options and isinstance(first, str) and chosen_letter(None, first, row.options, handles) == gold:
+            text = first
         return format_answer(Answer(text=text), cite)

@@ -458,6 +458,8 @@ PRETRAIN_CURVES = (
     "query",
     "handle",
     "said",
+    "motion",
+    "when",
     "pick",
     "describe",
     "answer",

@@ -166,6 +166,7 @@ class ListedClips:
     def __init__(self, duration_seconds: float) -> None:
         self.duration_seconds = duration_seconds
         self.hits: list[ClipHit] = []
+        self.motion: dict | None = None  # what motion_in reports, the episode's choice
 
     def search(self, query: str, k: int = 5) -> list[ClipHit]:
         return self.hits[:k]
@@ -180,8 +181,8 @@ class ListedClips:
         times = np.arange(start_seconds, end_seconds, 1.0 / fps, dtype=np.float64)  # as memory.frames does
         return times, self.frames_at(times)
 
-    def motion_in(self, start_seconds: float, end_seconds: float) -> None:
-        return None
+    def motion_in(self, start_seconds: float, end_seconds: float) -> dict | None:
+        return self.motion
 
 
 class ReadEpisode:
@@ -198,6 +199,11 @@ class ReadEpisode:
         self.turns = 0
         self.clip_seconds = float(rng.choice([2.0, 4.0, 5.0, 8.0]))
         self.memory = ListedClips(float(rng.integers(60, 1800)))
+        # What a dense_sample of this episode reports as the objects' motion; the answer, when it was shown.
+        self.moving = str(rng.choice(DIRECTIONS))
+        camera = f"pan {rng.choice(DIRECTIONS)}" if rng.random() < 0.5 else "still"
+        self.memory.motion = {"source": "motion_vectors", "camera": camera, "objects": f"moving {self.moving}"}
+        self.motion_shown = False
         self.toolbox = VideoToolbox(self.memory, max_frames=int(rng.choice([48, 64])))  # never runs out: <= 42 spent
         self.seen: list[ClipHit] = []
 
@@ -205,6 +211,7 @@ class ReadEpisode:
         """Ask about ``subject``; search and look (twice when a first look is a detour); answer.
         ``stage`` (search, look or cite) is the last turn kept."""
         question, options, query, describe = _question(self.rng, subject)
+        self.asks_motion = any(option in DIRECTIONS for option in options)  # a direction question
         options = [options[i] for i in self.rng.permutation(len(options))]
         text = question_text(question, options, self.memory.duration_seconds)
         self.messages.append({"role": "user", "content": [text_block(text)]})
@@ -280,29 +287,42 @@ class ReadEpisode:
             name, arguments, cited = "zoom", {"start": s, "end": e, "num_frames": n}, [s, e]
             copies = [("times", json.dumps(s), '"start": '), ("times", json.dumps(e), '"end": ')]
         else:
-            dense = self.rng.random() < 0.2
+            dense = self.rng.random() < (0.8 if self.asks_motion else 0.2)  # motion is what dense_sample shows
             name, cited = ("dense_sample", handle) if dense else ("zoom", handle)
             arguments = {"clip": handle, "fps": 2.0} if dense else {"clip": handle, "num_frames": n}
             copies = [("handle", handle, '"clip": ')]
         self._say(thought + tool_call(name, **arguments), copies)
         if not last:
             self._tool(name, arguments)
+            self.motion_shown = name == "dense_sample"  # the last look's result is what the answer reads
         return cited
 
     def _answer(self, options: list[str], describe: Describe, cited: str | list[float]) -> None:
         """The oracle's last turn: for questions one event answers, what the frames show in caption words
         (text only here: the frames were dropped), then the option it names, as written, and the
-        evidence; otherwise the answer alone, with a random option."""
-        from foveate.agent.answer import Answer, format_answer
+        evidence; for "when" questions, the clip looked at (its handle, or its times); otherwise the answer
+        alone, with a random option. After a dense_sample, the motion described is the one its result
+        reported, and a direction question's answer is that direction."""
+        from foveate.agent.answer import Answer, format_answer, time_span
 
         described = [i for i, option in enumerate(options) if describe(option, "left") is not None]
         text = options[int(self.rng.choice(described)) if described else int(self.rng.integers(len(options)))]
+        moving = self.moving if self.motion_shown else str(self.rng.choice(DIRECTIONS))
+        if self.motion_shown and self.moving in options:  # "In which direction ...?": read off the motion line
+            text = self.moving
+        when = all(time_span(o) for o in options)  # "When did ...?": the answer names the clip looked at
+        if when:
+            text = cited if isinstance(cited, str) else f"{cited[0]:.1f}-{cited[1]:.1f}s"
         answer = format_answer(Answer(text=text), [cited if isinstance(cited, str) else tuple(cited)])
         value = cited if isinstance(cited, str) else f"{json.dumps(cited[0])}, {json.dumps(cited[1])}"
         copies = [("evidence", value, '"evidence": ')]
+        if when:
+            copies = [("when", text, '"answer": "'), *copies]
         if described:
-            answer = f"{DESCRIBED}{describe(text, str(self.rng.choice(DIRECTIONS)))}.\n{answer}"
+            answer = f"{DESCRIBED}{describe(text, moving)}.\n{answer}"
             copies = [("said", text, '"answer": "'), *copies]
+            if self.motion_shown and f" moving {self.moving}." in answer:
+                copies = [("motion", self.moving, " moving "), *copies]
         self._say(answer, copies)
 
 
@@ -400,6 +420,23 @@ class WorldClips(ListedClips):
 
         last = self.duration_seconds - 1e-3
         return np.stack([_shrink(render_frame(self.log, min(float(t), last)), max_side) for t in times_seconds])
+
+    def motion_in(self, start_seconds: float, end_seconds: float) -> dict:
+        """The motion a dense_sample reports, from the log: the camera's pan over the window and the
+        direction of the sprite on screen longest in it, as ``VideoMemory.motion_in`` words them."""
+        window = (start_seconds, end_seconds)
+        scene = self.log.scene_at((start_seconds + end_seconds) / 2)
+        on_screen = [
+            (min(end_seconds, s.end_seconds) - max(start_seconds, s.start_seconds), s)
+            for s in self.log.sprites
+            if _overlap(window, (s.start_seconds, s.end_seconds))
+        ]
+        sprite = max(on_screen, key=lambda o: o[0])[1] if on_screen else None
+        return {
+            "source": "motion_vectors",
+            "camera": f"pan {scene.pan}" if scene.pan else "still",
+            "objects": f"moving {sprite.direction}" if sprite is not None else "still",
+        }
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:

@@ -2,7 +2,8 @@
 
 ``clip_captions`` describes fixed windows (the clips a VideoMemory indexes), for retrieval
 checks; ``frame_captions`` yields (time, caption) pairs for contrastive fine-tuning of the clip
-embedder: decode the frame at ``time`` (e.g. ``VideoMemory.frames_at``) and pair it with the
+embedder (``frame_caption_forms``: each time with every true description of its frame, the short
+phrases a retrieval query uses among them): decode the frame at ``time`` (e.g. ``VideoMemory.frames_at``) and pair it with the
 caption. Captions name exactly what is visible: "a red star moving right over a forest-green
 striped background", "a text card reading 'APPLE' over a navy dotted background".
 """
@@ -69,6 +70,53 @@ def clip_captions(
     return out
 
 
+def sprite_forms(sprite: SpriteEvent, scene: Scene) -> list[str]:
+    """True descriptions of a frame showing ``sprite``, the full caption first, then the shorter
+    phrases a retrieval query names it by: 'a red star moving right', 'a red star', 'a star', 'red shapes'."""
+    return [
+        describe([sprite_phrase(sprite)], scene),
+        sprite_phrase(sprite),
+        f"a {sprite.colour} {sprite.shape}",
+        f"a {sprite.shape}",
+        f"{sprite.colour} shapes",
+    ]
+
+
+def card_forms(card: TextCard, scene: Scene) -> list[str]:
+    """True descriptions of a frame showing ``card``, the full caption first."""
+    return [describe([card_phrase(card)], scene), card_phrase(card), "a text card"]
+
+
+def frame_caption_forms(
+    event_log: EventLog, frames_per_event: int = 3, background_frames_per_scene: int = 1, seed: int = 0
+) -> Iterator[tuple[float, list[str]]]:
+    """``(time_seconds, captions)``: :func:`frame_captions`' times, each with every true description
+    of its frame (:func:`sprite_forms`, :func:`card_forms`; a background frame has its caption alone)."""
+    log, rng = event_log, np.random.default_rng(seed)
+    pairs: list[tuple[float, list[str]]] = []
+    for sprite in log.sprites:
+        a, b = sprite.start_seconds, sprite.end_seconds
+        for k in range(frames_per_event):
+            frac = 0.25 + 0.5 * (k + rng.uniform(0.2, 0.8)) / frames_per_event
+            t = a + frac * (b - a)
+            pairs.append((t, sprite_forms(sprite, log.scene_at(t))))
+    for card in log.cards:
+        for k in range(frames_per_event):
+            t = card.start_seconds + (k + rng.uniform(0.2, 0.8)) / frames_per_event * (
+                card.end_seconds - card.start_seconds
+            )
+            pairs.append((t, card_forms(card, log.scene_at(t))))
+    busy = sorted(
+        [(s.start_seconds, s.end_seconds) for s in log.sprites] + [(c.start_seconds, c.end_seconds) for c in log.cards]
+    )
+    for scene in log.scenes:
+        free = _free_times(scene, busy)
+        for t in (free[i] for i in rng.permutation(len(free))[:background_frames_per_scene]):
+            pairs.append((float(t), [describe([], scene)]))
+    pairs.sort(key=lambda p: (p[0], p[1][0]))
+    yield from ((round(t, 3), forms) for t, forms in pairs)
+
+
 def frame_captions(
     event_log: EventLog, frames_per_event: int = 3, background_frames_per_scene: int = 1, seed: int = 0
 ) -> Iterator[tuple[float, str]]:
@@ -79,29 +127,8 @@ def frame_captions(
     ``background_frames_per_scene`` times when nothing else is on screen, captioned with the
     background alone. Pairs come in time order; ``seed`` jitters the times reproducibly.
     """
-    log, rng = event_log, np.random.default_rng(seed)
-    pairs: list[tuple[float, str]] = []
-    for sprite in log.sprites:
-        a, b = sprite.start_seconds, sprite.end_seconds
-        for k in range(frames_per_event):
-            frac = 0.25 + 0.5 * (k + rng.uniform(0.2, 0.8)) / frames_per_event
-            t = a + frac * (b - a)
-            pairs.append((t, describe([sprite_phrase(sprite)], log.scene_at(t))))
-    for card in log.cards:
-        for k in range(frames_per_event):
-            t = card.start_seconds + (k + rng.uniform(0.2, 0.8)) / frames_per_event * (
-                card.end_seconds - card.start_seconds
-            )
-            pairs.append((t, describe([card_phrase(card)], log.scene_at(t))))
-    busy = sorted(
-        [(s.start_seconds, s.end_seconds) for s in log.sprites] + [(c.start_seconds, c.end_seconds) for c in log.cards]
-    )
-    for scene in log.scenes:
-        free = _free_times(scene, busy)
-        for t in (free[i] for i in rng.permutation(len(free))[:background_frames_per_scene]):
-            pairs.append((float(t), describe([], scene)))
-    pairs.sort()
-    yield from ((round(t, 3), caption) for t, caption in pairs)
+    for t, forms in frame_caption_forms(event_log, frames_per_event, background_frames_per_scene, seed):
+        yield t, forms[0]
 
 
 def _free_times(scene: Scene, busy: list[tuple[float, float]], step: float = 0.5) -> list[float]:
