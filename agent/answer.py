@@ -138,10 +138,11 @@ def parse_answer(
     """Parse the last ``<answer>`` block; None when there is none or it is not valid JSON.
 
     With ``options``, ``choice`` is the option the answer picks (:func:`chosen_letter`: its letter,
-    else its text, else for time-span options the span its text or clip handle names). Evidence items are spans or clip handles, resolved with ``handles`` (the toolbox's
-    ``{"c1": (start_seconds, end_seconds), ...}``). Spans are clipped to ``[0, duration_seconds]``;
-    spans that are empty after clipping, items that are not pairs of numbers, and unknown handles
-    are dropped.
+    else its text, else for time-span options the span its text or clip handle names). An answer that
+    is a clip handle is read back as the clip's times (``"12.0-16.0s"``). Evidence items are spans or
+    clip handles, resolved with ``handles`` (the toolbox's ``{"c1": (start_seconds, end_seconds), ...}``).
+    Spans are clipped to ``[0, duration_seconds]``; spans that are empty after clipping, items that are
+    not pairs of numbers, and unknown handles are dropped.
     """
     matches = ANSWER_RE.findall(text or "")
     if not matches:

@@ -3,9 +3,10 @@
 ``clip_captions`` describes fixed windows (the clips a VideoMemory indexes), for retrieval
 checks; ``frame_captions`` yields (time, caption) pairs for contrastive fine-tuning of the clip
 embedder (``frame_caption_forms``: each time with every true description of its frame, the short
-phrases a retrieval query uses among them): decode the frame at ``time`` (e.g. ``VideoMemory.frames_at``) and pair it with the
-caption. Captions name exactly what is visible: "a red star moving right over a forest-green
-striped background", "a text card reading 'APPLE' over a navy dotted background".
+phrases a retrieval query uses among them): decode the frame at ``time`` (e.g.
+``VideoMemory.frames_at``) and pair it with the caption. Captions name exactly what is visible:
+"a red star moving right over a forest-green striped background", "a text card reading 'APPLE' over
+a navy dotted background".
 """
 
 from __future__ import annotations
