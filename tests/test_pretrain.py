@@ -123,6 +123,22 @@ def test_described_reading_episodes_answer_with_the_option_their_description_nam
     assert when >= 3
 
 
+def test_a_second_search_over_a_short_video_lists_each_clip_once():
+    """Two searches of five clips over a video of five clips: the second lists clips the first did, and
+    never one twice (a short video used to run out of unlisted clips and fail)."""
+    from foveate.training.config import ReadTasks
+    from foveate.training.pretrain import ReadEpisode
+
+    for seed in range(40):
+        episode = ReadEpisode(np.random.default_rng(seed), ReadTasks(p_second_search=1.0))
+        episode.memory.duration_seconds, episode.clip_seconds = 40.0, 8.0
+        first, second = episode._hits(5), episode._hits(5)
+        for hits in (first, second):
+            assert len({h.clip_id for h in hits}) == len(hits) == 5
+            assert all(0 <= h.clip_id < 5 for h in hits)
+        assert {h.clip_id for h in second} == {h.clip_id for h in first}
+
+
 def test_held_out_episodes_ask_about_subjects_never_trained_on(sampler):
     assert not set(sampler.trained) & set(sampler.heldout_subjects)
     questions = [e.messages[1]["content"][0]["text"] for e in sampler.heldout() if e.kind == "read"]

@@ -515,12 +515,13 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
     - ``heldout_reward``: the GRPO reward (default weights) of each held-out episode, averaged.
     - ``call_errors``: tool calls that were refused (did not parse, bad arguments), as a share of all calls.
     - ``answer_words_right``: over the questions with options, the share whose answer's words are the
-      gold option's (case and spacing aside), whatever letter it gave: what the controller saw and said.
+      gold option's (case and spacing aside), whatever letter it gave: what the controller saw and said
+      (for time-span options, a span or handle that picks the gold option).
     - ``letter_follows_words``: over the answers whose words are one of the options, the share that pick
       that option (below 1.0 only when a letter given beside the words names another option: the
       letter wins, agent/answer.py).
     """
-    from foveate.agent.answer import LETTERS, matches_gold
+    from foveate.agent.answer import LETTERS, matches_gold, time_span
     from foveate.agent.trajectory import read_trajectories
     from foveate.evals.metrics import temporal_iou
     from foveate.training.config import RewardWeights
@@ -554,7 +555,8 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
             options = [_norm(o) for o in traj.options]
             with_options += 1
             said = _norm(answer.text) if answer is not None else None
-            words_right += said == options[LETTERS.index(traj.gold.strip().upper()[:1])]
+            spans = all(time_span(o) for o in traj.options)  # a when-answer names a time, not an option's words
+            words_right += said == options[LETTERS.index(traj.gold.strip().upper()[:1])] or (spans and correct)
             if said is not None and options.count(said) == 1:
                 worded += 1
                 followed += answer.choice == LETTERS[options.index(said)]

@@ -244,12 +244,13 @@ class ReadEpisode:
         n_clips = int(self.memory.duration_seconds // self.clip_seconds)
         hits: list[ClipHit] = []
         for score in sorted(self.rng.uniform(0.15, 0.45, k), reverse=True):
-            old = [h for h in self.seen if h not in hits]
-            if old and self.rng.random() < 0.3:
+            taken = {h.clip_id for h in self.seen + hits}
+            old = [h for h in self.seen if h.clip_id not in {x.clip_id for x in hits}]
+            free = [c for c in range(n_clips) if c not in taken]
+            if old and (not free or self.rng.random() < 0.3):  # a short video's clips may all have been listed
                 hit = old[int(self.rng.integers(len(old)))]
             else:
-                taken = {h.clip_id for h in self.seen + hits}
-                clip_id = int(self.rng.choice([c for c in range(n_clips) if c not in taken]))
+                clip_id = int(self.rng.choice(free))
                 start = clip_id * self.clip_seconds
                 hit = ClipHit(clip_id=clip_id, start_seconds=start, end_seconds=start + self.clip_seconds, score=0.0)
             hits.append(hit.model_copy(update={"score": round(float(score), 3)}))
