@@ -636,20 +636,37 @@ def answer_test(out: Path, runs: list[tuple[str, Path, str]], embedder: str, age
 
 def retrieval_localization(out: Path, embedder: str, ingest_config) -> dict:
     """A reference for where to look without a controller: the top clip that ``VideoMemory.search``
-    returns for the question's text, cited as evidence (mean IoU with the gold evidence, share overlapping it)."""
+    returns for the question's text, cited as evidence (mean IoU with the gold evidence, share overlapping it).
+
+    ``subject_top1`` / ``subject_top5``: searched instead by the question's subject as the SFT oracle's
+    query names it (``a blue cross``: the kind of query the controller learns to write), the share whose
+    top clip / one of whose top five clips overlaps the first gold evidence span.
+    """
     from foveate.agent.records import read_manifest
     from foveate.evals.metrics import temporal_iou
     from foveate.memory.video_memory import ingest
+    from foveate.training.assets import event_log
+    from foveate.training.oracle import _subject
 
     rows = [r for r in read_manifest(out / "test" / "manifest.jsonl") if r.evidence]
-    ious = []
+    ious, top1, top5 = [], 0, 0
     for video in dict.fromkeys(r.video for r in rows):  # one memory per video, in manifest order
         memory = ingest(video, cache_root=out / "cache", embedder=embedder, config=ingest_config)
+        log = event_log(out / "test", video)
         for row in (r for r in rows if r.video == video):
             hit = memory.search(row.question, 1)[0]
             ious.append(temporal_iou([(hit.start_seconds, hit.end_seconds)], [tuple(g) for g in row.evidence]))
+            first = tuple(row.evidence[0])
+            over = [
+                h.start_seconds < first[1] and first[0] < h.end_seconds
+                for h in memory.search(_subject(row, log, first), 5)
+            ]
+            top1 += bool(over) and over[0]
+            top5 += any(over)
     return {
         "n": len(rows),
         "evidence_iou": sum(ious) / len(ious) if ious else None,
         "looked_at_evidence": sum(i > 0 for i in ious) / len(ious) if ious else None,
+        "subject_top1": top1 / len(rows) if rows else None,
+        "subject_top5": top5 / len(rows) if rows else None,
     }

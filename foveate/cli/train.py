@@ -295,7 +295,8 @@ def register(app: typer.Typer) -> None:
         top = summary.get("retrieval_top1", {})
         console.print(
             f"top retrieved clip alone: looked at evidence {top.get('looked_at_evidence')}, "
-            f"evidence IoU {top.get('evidence_iou')}",
+            f"evidence IoU {top.get('evidence_iou')}; searched by the subject: top clip over the evidence "
+            f"{top.get('subject_top1')}, one of the top 5 {top.get('subject_top5')}",
             highlight=False,
         )
         console.print(f"stage seconds: {summary['seconds']}", highlight=False)
