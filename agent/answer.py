@@ -63,12 +63,12 @@ _CLOCK_SPAN_RE = re.compile(rf"({_CLOCK})\s*(?:-|–|to)\s*({_CLOCK})")
 _SECONDS_SPAN_RE = re.compile(rf"({_SECONDS})\s*s?\s*(?:-|–|to)\s*({_SECONDS})\s*s")
 
 
-def _clock_seconds(text: str) -> float:
-    """'1:02:03' / '12:30' / '12:30.5' -> seconds."""
-    seconds = 0.0
-    for part in text.split(":"):
-        seconds = seconds * 60 + float(part)
-    return seconds
+def clock_seconds(clock: str) -> float:
+    """'01:02:03' / '12:30' / '12:30.5' / '123.5' -> seconds; ValueError for anything else."""
+    total = 0.0
+    for part in str(clock).strip().split(":"):
+        total = total * 60 + float(part)
+    return total
 
 
 def time_span(text: str, handles: Mapping[str, tuple[float, float]] | None = None) -> tuple[float, float] | None:
@@ -77,7 +77,7 @@ def time_span(text: str, handles: Mapping[str, tuple[float, float]] | None = Non
     text = text.strip().lower()
     if handles and text in handles:
         return handles[text]
-    for pattern, convert in ((_CLOCK_SPAN_RE, _clock_seconds), (_SECONDS_SPAN_RE, float)):
+    for pattern, convert in ((_CLOCK_SPAN_RE, clock_seconds), (_SECONDS_SPAN_RE, float)):
         m = pattern.fullmatch(text)
         if m:
             start, end = convert(m[1]), convert(m[2])

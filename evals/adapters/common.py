@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from foveate.agent.answer import LETTERS
+from foveate.agent.answer import LETTERS, clock_seconds
 from foveate.agent.records import ManifestRow
 from foveate.memory.errors import FoveateError
 
@@ -217,9 +217,4 @@ def number(value: Any, what: str) -> float | None:
     return out
 
 
-def seconds(clock: str) -> float:
-    """'01:02:03' / '02:03' / '123.5' -> seconds; ValueError for anything else."""
-    total = 0.0
-    for part in str(clock).strip().split(":"):
-        total = total * 60 + float(part)
-    return total
+seconds = clock_seconds  # '01:02:03' / '02:03' / '123.5' -> seconds; ValueError for anything else
