@@ -146,6 +146,25 @@ def test_retrieved_mode_looks_only_at_what_retrieval_shows_and_cites_it(world, m
         assert ep.trajectory.answer.evidence == [t.window for t in looks]
 
 
+def test_the_cheap_looks_of_the_presets_spend_half_the_baselines_frames(world, memory):
+    """retrieve_k, zoom_frames and dense_fps bound what an oracle episode spends: 3 thumbnails and a look of
+    at most 4 frames (a 1 fps dense_sample of a 4 s clip), 2 overview frames: under half of 16 + 2."""
+    from foveate.training.pipeline import CHEAP_LOOKS
+
+    agent = AgentConfig(max_steps=4, max_frames=16, overview_images=2, overview_chars=400)
+    rows = [r for r in world_rows(world) if r.evidence and r.answer]
+    oracle = OracleConfig(**{**CHEAP_LOOKS, "p_dense": 0.5})
+    episodes = list(oracle_episodes(rows, lambda v: memory, lambda v: event_log(world, v), agent, oracle, 2, seed=0))
+    assert episodes
+    turns = [[t for s in ep.trajectory.steps for t in s.tool_turns] for ep in episodes]
+    assert all(ts[0].name == "retrieve" and ts[0].arguments["k"] == 3 for ts in turns)
+    dense = [t for ts in turns for t in ts if t.name == "dense_sample"]
+    assert dense and all(t.arguments["fps"] == 1.0 and t.frames_spent <= 4 for t in dense)
+    zooms = [t for ts in turns for t in ts if t.name == "zoom"]
+    assert zooms and {t.arguments["num_frames"] for t in zooms} <= {2, 3}
+    assert max(ep.trajectory.frames_used for ep in episodes) <= 9
+
+
 def test_described_answers_name_what_the_frames_show(world, memory):
     """With describe, a one-event answer follows the world's caption of that event; other answers are unchanged."""
     from foveate.training.oracle import DESCRIBED_TASKS

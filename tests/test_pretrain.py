@@ -260,6 +260,18 @@ def test_caption_first_steps_draw_captions_only(sampler):
         PretrainRunConfig(model={"path": "x"}, steps=10, caption_first_steps=10)
 
 
+def test_the_reading_rate_raises_the_language_model_once_reading_starts():
+    from foveate.training.config import PretrainRunConfig
+    from foveate.training.pretrain import _lr_factor
+
+    config = PretrainRunConfig(model={"path": "x"}, steps=100, caption_first_steps=40, warmup_steps=10)
+    for step in (0, 10, 39):  # captions only: every part at its own schedule
+        assert _lr_factor(config, step, raised=3.0) == _lr_factor(config, step)
+    for step in (40, 70, 99):  # reading: the language model at three times the rate, decaying alike
+        assert _lr_factor(config, step, raised=3.0) == pytest.approx(3 * _lr_factor(config, step))
+    assert _lr_factor(config, 99) < _lr_factor(config, 40) == 1.0
+
+
 def test_config_loads_from_yaml_and_says_how_to_fix_mistakes(tmp_path):
     from foveate.training.config import packaged_configs
 

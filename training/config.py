@@ -356,6 +356,12 @@ class PretrainRunConfig(Section):
         description="Peak learning rate of the vision tower and its merger (None: learning_rate). Seeing small "
         "sprites needs a lower rate than reading learns at.",
     )
+    read_learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="Peak learning rate of the language model once reading starts (after caption_first_steps; "
+        "None: learning_rate). Copying forms sooner and further at a higher rate than seeing tolerates.",
+    )
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
     warmup_steps: int = Field(default=20, ge=0, description="Linear warm-up steps.")
     lr_schedule: Literal["constant", "cosine"] = Field(

@@ -78,6 +78,20 @@ class OracleConfig(BaseModel):
         "captions ('The frames show a red star moving left.'), for questions about one event; the answer's "
         "words can then be read off that sentence and its letter off the options.",
     )
+    retrieve_k: tuple[int, ...] = Field(
+        default=(3, 5),
+        min_length=1,
+        description="The k of each retrieve call, drawn from these (each listed clip costs a thumbnail frame).",
+    )
+    zoom_frames: tuple[int, ...] = Field(
+        default=(2, 3, 4), min_length=1, description="num_frames of a zoom on a clip, drawn from these."
+    )
+    dense_fps: float = Field(
+        default=2.0,
+        gt=0,
+        description="fps of a dense_sample on a retrieved clip (look_at='retrieved'); the motion line does "
+        "not depend on it, the frames spent do.",
+    )
     look_at: Literal["evidence", "retrieved"] = Field(
         default="evidence",
         description="'evidence': look at (padded) true event windows and cite the true spans; "
@@ -189,7 +203,7 @@ class OraclePolicy:
     ) -> tuple[list[tuple[str, str]], list[str]] | None:
         """Retrieve, then look at the retrieved clips that show the event; cite those clips' handles."""
         subject = _subject(row, log, spans[0])
-        k = int(rng.choice([3, 5]))
+        k = int(rng.choice(self.config.retrieve_k))
         query = _query(subject, rng)
         hits = search(query, k)
         names = [handles.name(h.start_seconds, h.end_seconds) for h in hits]
@@ -203,11 +217,11 @@ class OraclePolicy:
         for name, hit in matching[: looks if row.task == "counting" else 1]:
             seen = f"Clip {name} ({hit.start_seconds:.1f}-{hit.end_seconds:.1f}s) shows {subject}."
             if row.task == "direction" or rng.random() < self.config.p_dense:
-                fps = 2.0
+                fps = self.config.dense_fps
                 n = min(MAX_DENSE_FRAMES, math.ceil((hit.end_seconds - hit.start_seconds) * fps))  # as the tool counts
                 call = tool_call("dense_sample", clip=name, fps=fps)
             else:
-                n = int(rng.choice([2, 3, 4]))
+                n = int(rng.choice(self.config.zoom_frames))
                 call = tool_call("zoom", clip=name, num_frames=n)
             if n > frames_left:
                 break
@@ -231,7 +245,7 @@ class OraclePolicy:
         plan: list[tuple[str, str, int]] = []  # (thought, call, frames it spends)
         match = None  # (handle, hit) of the first retrieved clip that shows the event
         if rng.random() >= c.p_skip_retrieve:
-            k = int(rng.choice([3, 5]))
+            k = int(rng.choice(c.retrieve_k))
             query = _query(subject, rng)
             plan.append((f"Let me find {subject}.", tool_call("retrieve", query=query, k=k), k))
             if len(spans) == 1 and row.task in ("needle", "grounding", "text") and rng.random() < c.p_retrieve_only:
@@ -289,7 +303,7 @@ class OraclePolicy:
             fps = float(rng.choice([2.0, 3.0]))
             n = min(32, math.ceil((e - s) * fps))
             return [(f"Following the motion of {subject}.", tool_call("dense_sample", start=s, end=e, fps=fps), n)]
-        n = int(rng.choice([2, 3, 4]))
+        n = int(rng.choice(self.config.zoom_frames))
         if match is not None:
             name, hit = match
             thought = (

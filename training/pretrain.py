@@ -53,7 +53,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -761,14 +761,17 @@ class PretrainResult:
         return out
 
 
-def _lr_factor(config: PretrainRunConfig, step: int) -> float:
+def _lr_factor(config: PretrainRunConfig, step: int, raised: float = 1.0) -> float:
+    """The rate's multiple of its peak at ``step``; ``raised`` multiplies it from caption_first_steps on."""
     if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    if config.lr_schedule == "constant":
-        return 1.0
-    flat = max(config.warmup_steps, config.caption_first_steps)  # the caption-only stage runs at the peak
-    done = (step - flat) / max(1, config.steps - flat)
-    return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, max(0.0, done))))
+        factor = (step + 1) / config.warmup_steps
+    elif config.lr_schedule == "constant":
+        factor = 1.0
+    else:
+        flat = max(config.warmup_steps, config.caption_first_steps)  # the caption-only stage runs at the peak
+        done = (step - flat) / max(1, config.steps - flat)
+        factor = 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, max(0.0, done))))
+    return factor * raised if step >= config.caption_first_steps else factor
 
 
 def _train(model, renderer: Renderer, sampler: TaskSampler, config: PretrainRunConfig, heldout, progress):
@@ -779,12 +782,16 @@ def _train(model, renderer: Renderer, sampler: TaskSampler, config: PretrainRunC
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     vision_lr = config.vision_learning_rate or config.learning_rate
-    groups = [
-        {"params": [p for n, p in named if not VISION_RE.search(n)], "lr": config.learning_rate},
-        {"params": [p for n, p in named if VISION_RE.search(n)], "lr": vision_lr},
-    ]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(config, step))
+    reading = (config.read_learning_rate or config.learning_rate) / config.learning_rate
+    groups, factors = [], []
+    for vision, lr in ((False, config.learning_rate), (True, vision_lr)):
+        group = [p for n, p in named if bool(VISION_RE.search(n)) == vision]
+        if group:
+            groups.append({"params": group, "lr": lr})
+            # the language model's rate is raised once reading starts (read_learning_rate)
+            factors.append(partial(_lr_factor, config, raised=1.0 if vision else reading))
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
     losses, curve = [], []
     model.train()
     for step in range(1, config.steps + 1):
