@@ -360,7 +360,7 @@ class PretrainRunConfig(Section):
         default=None,
         gt=0,
         description="Peak learning rate of the language model once reading starts (after caption_first_steps; "
-        "None: learning_rate). Copying forms sooner and further at a higher rate than seeing tolerates.",
+        "None: learning_rate), while the vision tower keeps its own. Reading tolerates a higher rate than seeing.",
     )
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
     warmup_steps: int = Field(default=20, ge=0, description="Linear warm-up steps.")

@@ -97,7 +97,7 @@ PRESETS: dict[str, PipelineConfig] = {
             "eval_every": 400,
             "eval_examples": 32,
             "learning_rate": 5e-4,  # seeing the world's sprites is lost at higher rates
-            "read_learning_rate": 1.5e-3,  # copying is not: it forms sooner and goes further at this one
+            "read_learning_rate": 1.5e-3,  # reading is not (docs/results.md, run G)
             "caption_first_steps": 2000,
             "mix": {"search": 1, "look": 1, "cite": 2, "caption": 1, "ground": 2},
         },

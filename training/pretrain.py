@@ -21,7 +21,9 @@ both from pretraining; this stage gives the small controller a little of each, m
 - captioned frames: a frame drawn straight from a world event log (no video is encoded or
   decoded) in a user turn -> the world's caption of it (evals.synthetic.captions). With
   ``caption_first_steps`` the run starts with captions only: seeing a sprite's colour takes tens
-  of thousands of captioned frames, and a caption step costs a fraction of a reading step.
+  of thousands of captioned frames, and a caption step costs a fraction of a reading step. Once
+  reading starts the language model may train at a higher rate (``read_learning_rate``) than
+  seeing takes, while the vision tower keeps its own.
 - grounded episodes: a real world question (evals.synthetic.questions) about a world log, written
   by the SFT oracle (training/oracle.py, retrieved-clip mode) and run on the real toolbox over a
   stand-in memory whose frames are rendered from the log: the retrieve result's thumbnails show
