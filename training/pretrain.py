@@ -69,7 +69,7 @@ from foveate.memory.overview import format_time
 from foveate.memory.video_memory import ClipHit
 from foveate.training.collator import PAD_VALUES
 from foveate.training.config import CaptionTasks, GroundTasks, PretrainRunConfig, ReadTasks
-from foveate.training.oracle import tool_call
+from foveate.training.oracle import _overlaps, tool_call
 
 logger = logging.getLogger(__name__)
 
@@ -403,7 +403,7 @@ class WorldClips(ListedClips):
             n_clips = math.ceil(self.duration_seconds / self.tasks.clip_seconds)
             middle = (self.target[0] + self.target[1]) / 2
             shown = min(int(middle // self.tasks.clip_seconds), n_clips - 1)
-            others = [c for c in range(n_clips) if not _overlap(self._span(c), self.target)]
+            others = [c for c in range(n_clips) if not _overlaps(self._span(c), [self.target])]
             ids = [int(c) for c in self.rng.choice(others, min(k - 1, len(others)), replace=False)]
             ids.insert(0 if self.rng.random() < 0.5 else int(self.rng.integers(len(ids) + 1)), shown)
             scores = sorted(self.rng.uniform(0.15, 0.45, len(ids)), reverse=True)
@@ -432,7 +432,7 @@ class WorldClips(ListedClips):
         on_screen = [
             (min(end_seconds, s.end_seconds) - max(start_seconds, s.start_seconds), s)
             for s in self.log.sprites
-            if _overlap(window, (s.start_seconds, s.end_seconds))
+            if _overlaps(window, [(s.start_seconds, s.end_seconds)])
         ]
         sprite = max(on_screen, key=lambda o: o[0])[1] if on_screen else None
         return {
@@ -440,10 +440,6 @@ class WorldClips(ListedClips):
             "camera": f"pan {scene.pan}" if scene.pan else "still",
             "objects": f"moving {sprite.direction}" if sprite is not None else "still",
         }
-
-
-def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
 
 
 def grounded_example(

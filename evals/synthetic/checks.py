@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import re
 
+from foveate.agent.answer import clock_seconds
 from foveate.agent.records import ManifestRow
 from foveate.evals.synthetic.events import EventLog, SpriteEvent
 
 LETTERS = "ABCDE"
 
 
-def _clock(text: str) -> float:
-    parts = [int(p) for p in text.split(":")]
-    seconds = 0
-    for p in parts:
-        seconds = seconds * 60 + p
-    return float(seconds)
-
-
 def parse_span_label(label: str) -> tuple[float, float]:
     """'12:30-12:45' -> (750.0, 765.0)."""
     start, end = label.split("-")
-    return _clock(start), _clock(end)
+    return clock_seconds(start), clock_seconds(end)
 
 
 def _only(sprites: list[SpriteEvent]) -> SpriteEvent | None:
