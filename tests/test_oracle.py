@@ -37,6 +37,15 @@ def memory(world, tiny_embedder_spec, tmp_path_factory):
     )
 
 
+@pytest.fixture(scope="module")
+def many_rows(world):
+    """Every kind of question the world asks about the first video (its manifest holds only 6)."""
+    from foveate.evals.synthetic.questions import make_questions
+
+    video = world_rows(world)[0].video
+    return [r for r in make_questions(event_log(world, video), str(video), "v", 60, 0) if r.evidence and r.answer]
+
+
 def _calls(outputs):
     return [json.loads(o.split("<tool_call>")[1].split("</tool_call>")[0]) for o in outputs if "<tool_call>" in o]
 
@@ -146,15 +155,15 @@ def test_retrieved_mode_looks_only_at_what_retrieval_shows_and_cites_it(world, m
         assert ep.trajectory.answer.evidence == [t.window for t in looks]
 
 
-def test_the_cheap_looks_of_the_presets_spend_half_the_baselines_frames(world, memory):
+def test_the_cheap_looks_of_the_presets_spend_half_the_baselines_frames(world, memory, many_rows):
     """retrieve_k, zoom_frames and dense_fps bound what an oracle episode spends: 3 thumbnails and a look of
     at most 4 frames (a 1 fps dense_sample of a 4 s clip), 2 overview frames: under half of 16 + 2."""
     from foveate.training.pipeline import CHEAP_LOOKS
 
     agent = AgentConfig(max_steps=4, max_frames=16, overview_images=2, overview_chars=400)
-    rows = [r for r in world_rows(world) if r.evidence and r.answer]
     oracle = OracleConfig(**{**CHEAP_LOOKS, "p_dense": 0.5})
-    episodes = list(oracle_episodes(rows, lambda v: memory, lambda v: event_log(world, v), agent, oracle, 2, seed=0))
+    log = event_log(world, many_rows[0].video)
+    episodes = list(oracle_episodes(many_rows, lambda v: memory, lambda v: log, agent, oracle, 2, seed=0))
     assert episodes
     turns = [[t for s in ep.trajectory.steps for t in s.tool_turns] for ep in episodes]
     assert all(ts[0].name == "retrieve" and ts[0].arguments["k"] == 3 for ts in turns)
@@ -189,3 +198,38 @@ def test_described_answers_name_what_the_frames_show(world, memory):
         if row.task == "text":
             assert f"'{gold}'" in sentence  # the word as the card shows it, the option's own spelling
     assert seen
+
+
+def test_queries_name_what_the_question_counts_and_order_looks_at_the_answer(world, memory, many_rows):
+    """A counting question's query names its colour and shape ("How many times did a blue cross appear?") or its
+    colour ("How many blue shapes appeared?", not the "red" inside "appeared"); an order question's episode
+    queries and looks at the sprite its answer names, not the first one on screen; "the square that moved left" is
+queried as the world's captions say it."""
+    log = event_log(world, many_rows[0].video)
+    rows = [r for r in many_rows if r.task in ("counting", "order")]
+    policy = OraclePolicy(OracleConfig(p_skip_retrieve=0.0, p_retrieve_only=0.0, p_dense=0.0))
+    seen = {"named": 0, "colour": 0, "order": 0}
+    for n, row in enumerate(rows):
+        calls = _calls(policy.outputs(row, log, memory.duration_seconds, np.random.default_rng(n), memory.search))
+        query = calls[0]["arguments"]["query"]
+        if row.task == "counting" and (named := re.search(r"did a (\w+) (\w+) appear", row.question)):
+            seen["named"] += 1
+            assert f"{named[1]} {named[2]}" in query, (row.question, query)
+        elif row.task == "counting":
+            seen["colour"] += 1
+            colour = re.search(r"How many (\w+) shapes", row.question)[1]
+            assert f"{colour} shapes" in query, (row.question, query)
+        else:
+            seen["order"] += 1
+            gold = row.options[LETTERS.index(row.answer)].removeprefix("the ")
+            assert gold in query, (row.question, gold, query)
+            sprite = next(s for s in log.sprites if f"{s.colour} {s.shape}" == gold)
+            look = calls[-1]["arguments"]
+            assert look["start"] < sprite.end_seconds and sprite.start_seconds < look["end"]
+    assert all(seen.values()), seen
+    moved = [r for r in many_rows if r.task == "needle" and "that moved" in r.question]
+    assert moved
+    for n, row in enumerate(moved):
+        calls = _calls(policy.outputs(row, log, memory.duration_seconds, np.random.default_rng(n), memory.search))
+        shape, direction = re.search(r"the (\w+) that moved (\w+)", row.question).groups()
+        assert f"{shape} moving {direction}" in calls[0]["arguments"]["query"]  # the caption's words

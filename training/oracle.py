@@ -28,6 +28,7 @@ exactly what the agent sees.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Literal
 
@@ -100,18 +101,38 @@ class OracleConfig(BaseModel):
     )
 
 
+def focus_span(row: ManifestRow, log) -> Span:
+    """The evidence span an episode looks at first: the event its answer names.
+
+    For "Which appeared first/last: ...?" that is the gold option's sprite (the evidence lists all five
+    in time order); for every other question, the first evidence span.
+    """
+    spans = [tuple(s) for s in row.evidence]
+    if row.task == "order" and row.options and row.answer:
+        gold = row.options[LETTERS.index(row.answer.strip().upper()[:1])].removeprefix("the ")
+        for span in spans:
+            sprite = _thing_at(log.sprites, span)
+            if sprite is not None and f"{sprite.colour} {sprite.shape}" == gold:
+                return span
+    return spans[0]
+
+
 def _subject(row: ManifestRow, log, span: Span) -> str:
     """What the question is about, as a retrieval query would name it."""
     sprite = _thing_at(log.sprites, span)
     if row.task == "text":
         return "a text card with a word"
     if row.task == "counting":
-        colour = next(
-            (c for c in ("red", "green", "blue", "yellow", "magenta", "cyan", "white") if c in row.question), ""
-        )
-        return f"{colour} shapes".strip()
+        named = re.search(r"did an? (\w+) (\w+) appear", row.question)  # "How many times did a blue cross appear?"
+        if named:
+            return f"a {named[1]} {named[2]}"
+        colour = re.search(r"How many (\w+) shapes", row.question)  # "How many blue shapes appeared?"
+        return f"{colour[1]} shapes" if colour else row.question.rstrip("?")
+    if sprite is not None and row.task == "needle":  # "the square" or "the square that moved left"
+        moved = f" moving {sprite.direction}" if "that moved" in row.question else ""
+        return f"a {sprite.shape}{moved}"
     if sprite is not None:
-        return f"a {sprite.shape}" if row.task == "needle" else f"a {sprite.colour} {sprite.shape}"
+        return f"a {sprite.colour} {sprite.shape}"
     return row.question.rstrip("?")
 
 
@@ -173,9 +194,10 @@ class OraclePolicy:
         """
         if not row.evidence or row.answer is None:
             raise ValueError(f"{row.id}: the oracle needs a ground-truth answer and evidence")
-        spans = [tuple(s) for s in row.evidence]
+        focus = focus_span(row, log)
+        spans = [focus, *(tuple(s) for s in row.evidence if tuple(s) != focus)]  # the look goes to spans[0]
         handles = ClipHandles()  # what the episode's retrieve calls will name the clips, call after call
-        cite: list[str | Span] = spans
+        cite: list[str | Span] = [tuple(s) for s in row.evidence]  # in time order
         if self.config.look_at == "retrieved":
             if search is None:
                 raise ValueError("look_at='retrieved' needs the memory's search function")
@@ -207,7 +229,8 @@ class OraclePolicy:
         query = _query(subject, rng)
         hits = search(query, k)
         names = [handles.name(h.start_seconds, h.end_seconds) for h in hits]
-        matching = [(n, h) for n, h in zip(names, hits) if _overlaps((h.start_seconds, h.end_seconds), spans)]
+        shown = spans[:1] if row.task == "order" else spans  # order: the clip must show the sprite it answers
+        matching = [(n, h) for n, h in zip(names, hits) if _overlaps((h.start_seconds, h.end_seconds), shown)]
         looks = max(0, self.agent.max_steps - 3)  # after the retrieve call, before the answer turn
         if not matching or looks == 0:
             return None

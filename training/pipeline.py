@@ -661,7 +661,7 @@ def retrieval_localization(out: Path, embedder: str, ingest_config) -> dict:
     from foveate.evals.metrics import temporal_iou
     from foveate.memory.video_memory import ingest
     from foveate.training.assets import event_log
-    from foveate.training.oracle import _overlaps, _subject
+    from foveate.training.oracle import _overlaps, _subject, focus_span
 
     rows = [r for r in read_manifest(out / "test" / "manifest.jsonl") if r.evidence]
     ious, top1, top5 = [], 0, 0
@@ -671,7 +671,7 @@ def retrieval_localization(out: Path, embedder: str, ingest_config) -> dict:
         for row in (r for r in rows if r.video == video):
             hit = memory.search(row.question, 1)[0]
             ious.append(temporal_iou([(hit.start_seconds, hit.end_seconds)], [tuple(g) for g in row.evidence]))
-            first = tuple(row.evidence[0])
+            first = focus_span(row, log)
             hits = memory.search(_subject(row, log, first), 5)
             over = [_overlaps((h.start_seconds, h.end_seconds), [first]) for h in hits]
             top1 += bool(over) and over[0]

@@ -450,7 +450,7 @@ def grounded_example(
     from foveate.agent.config import AgentConfig
     from foveate.agent.toolcalls import parse_tool_calls
     from foveate.tools.toolbox import VideoToolbox, dispatch
-    from foveate.training.oracle import OracleConfig, OraclePolicy
+    from foveate.training.oracle import OracleConfig, OraclePolicy, focus_span
 
     agent = AgentConfig(max_steps=tasks.max_steps, max_frames=tasks.max_frames)
     oracle = OraclePolicy(OracleConfig(**{**tasks.oracle, "look_at": "retrieved"}), agent)
@@ -461,7 +461,7 @@ def grounded_example(
         if not rows:
             continue
         row = rows[int(rng.integers(len(rows)))]
-        target = tuple(row.evidence[-1] if row.task == "text" else row.evidence[0])  # what the answer is read off
+        target = tuple(row.evidence[-1]) if row.task == "text" else focus_span(row, log)  # the answer is read off
         memory = WorldClips(log, tasks, target, rng)
         outputs = oracle.outputs(row, log, log.duration_seconds, rng, search=memory.search)
         if outputs is not None:
