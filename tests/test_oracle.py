@@ -202,9 +202,9 @@ def test_described_answers_name_what_the_frames_show(world, memory):
 
 def test_queries_name_what_the_question_counts_and_order_looks_at_the_answer(world, memory, many_rows):
     """A counting question's query names its colour and shape ("How many times did a blue cross appear?") or its
-    colour ("How many blue shapes appeared?", not the "red" inside "appeared"); an order question's episode
-    queries and looks at the sprite its answer names, not the first one on screen; "the square that moved left" is
-queried as the world's captions say it."""
+        colour ("How many blue shapes appeared?", not the "red" inside "appeared"); an order question's episode
+        queries and looks at the sprite its answer names, not the first one on screen; "the square that moved left" is
+    queried as the world's captions say it."""
     log = event_log(world, many_rows[0].video)
     rows = [r for r in many_rows if r.task in ("counting", "order")]
     policy = OraclePolicy(OracleConfig(p_skip_retrieve=0.0, p_retrieve_only=0.0, p_dense=0.0))
