@@ -8,6 +8,7 @@ import typer
 
 from foveate.cli.common import (
     EXIT_FAILED,
+    EXIT_USAGE,
     check_models,
     check_output_path,
     console,
@@ -169,6 +170,8 @@ def register(app: typer.Typer) -> None:
             fail(f"--option given {len(option)} times; at most {len(LETTERS)} options (A-{LETTERS[-1]})", 2)
         if trace is not None:
             check_output_path(trace, "--trace")
+        if not video.is_file():  # before the models: a mistyped path is the first thing to hear about
+            fail(f"{video}: {'is a directory' if video.is_dir() else 'no such file'}", EXIT_USAGE)
         spec = DEFAULT_CONTROLLER if controller is None else controller
         if not spec.strip():
             fail("--controller is empty; give a Hugging Face id, a model directory or openai:MODEL@URL", 2)

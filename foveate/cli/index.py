@@ -84,7 +84,7 @@ def _report(row: dict, json_out: bool) -> None:
 
 def _load_embedder_or_exit(spec: str | None, videos: list[Path], json_out: bool):
     """Load the embedder once up front: a bad spec is a usage error (2), an unloadable model fails every video (1)."""
-    from foveate.memory.embedder import DEFAULT_EMBEDDER, load_embedder, parse_spec
+    from foveate.memory.embedder import DEFAULT_EMBEDDER, check_embedder, load_embedder, parse_spec
     from foveate.memory.errors import EmbedderError
 
     spec = spec or DEFAULT_EMBEDDER
@@ -93,6 +93,7 @@ def _load_embedder_or_exit(spec: str | None, videos: list[Path], json_out: bool)
     except EmbedderError as exc:
         fail(str(exc), EXIT_USAGE)
     try:
+        check_embedder(spec)  # the cheap checks first: weights not cached with the hub away is one clear line
         return load_embedder(spec)
     except EmbedderError as exc:
         if json_out:  # the contract: one object per video
