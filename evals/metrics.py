@@ -28,6 +28,11 @@ DURATION_BUCKETS = (
 BUCKET_ORDER = [b[2] for b in DURATION_BUCKETS] + ["unknown"]
 
 
+def overlaps(a: Span, b: Span) -> bool:
+    """Whether two half-open spans share some time (touching ends do not)."""
+    return a[0] < b[1] and b[0] < a[1]
+
+
 def union(spans: list[Span]) -> list[Span]:
     """Sorted, merged half-open spans; empty and reversed spans are dropped."""
     out: list[list[float]] = []

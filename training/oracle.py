@@ -39,6 +39,7 @@ from foveate.agent.answer import LETTERS, Answer, chosen_letter, format_answer
 from foveate.agent.config import AgentConfig
 from foveate.agent.records import ManifestRow
 from foveate.agent.toolcalls import format_tool_call as tool_call
+from foveate.evals.metrics import overlaps
 from foveate.tools.handles import ClipHandles
 from foveate.tools.toolbox import MAX_DENSE_FRAMES
 
@@ -161,10 +162,6 @@ def _query(subject: str, rng: np.random.Generator) -> str:
     return str(rng.choice([subject, f"{subject} crossing the screen", f"the {subject.removeprefix('a ')}"]))
 
 
-def _overlaps(span: Span, spans: list[Span]) -> bool:
-    return any(span[0] < e and s < span[1] for s, e in spans)
-
-
 def _wrong_window(rng: np.random.Generator, spans: list[Span], length: float, duration: float) -> Span | None:
     for _ in range(50):
         start = float(rng.uniform(0, max(0.0, duration - length)))
@@ -230,7 +227,9 @@ class OraclePolicy:
         hits = search(query, k)
         names = [handles.name(h.start_seconds, h.end_seconds) for h in hits]
         shown = spans[:1] if row.task == "order" else spans  # order: the clip must show the sprite it answers
-        matching = [(n, h) for n, h in zip(names, hits) if _overlaps((h.start_seconds, h.end_seconds), shown)]
+        matching = [
+            (n, h) for n, h in zip(names, hits) if any(overlaps((h.start_seconds, h.end_seconds), s) for s in shown)
+        ]
         looks = max(0, self.agent.max_steps - 3)  # after the retrieve call, before the answer turn
         if not matching or looks == 0:
             return None
@@ -277,10 +276,16 @@ class OraclePolicy:
             names = [handles.name(h.start_seconds, h.end_seconds) for h in hits]
             # The clip named before the look must show the window looked at (the first evidence span).
             match = next(
-                ((n, h) for n, h in zip(names, hits) if _overlaps((h.start_seconds, h.end_seconds), spans[:1])),
+                (
+                    (n, h)
+                    for n, h in zip(names, hits)
+                    if any(overlaps((h.start_seconds, h.end_seconds), s) for s in spans[:1])
+                ),
                 None,
             )
-            top_misses = bool(hits) and not _overlaps((hits[0].start_seconds, hits[0].end_seconds), spans)
+            top_misses = bool(hits) and not any(
+                overlaps((hits[0].start_seconds, hits[0].end_seconds), s) for s in spans
+            )
             if top_misses and rng.random() < c.p_check_top_hit:
                 top = hits[0]
                 plan.append(

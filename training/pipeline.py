@@ -658,10 +658,10 @@ def retrieval_localization(out: Path, embedder: str, ingest_config) -> dict:
     top clip / one of whose top five clips overlaps the first gold evidence span.
     """
     from foveate.agent.records import read_manifest
-    from foveate.evals.metrics import temporal_iou
+    from foveate.evals.metrics import overlaps, temporal_iou
     from foveate.memory.video_memory import ingest
     from foveate.training.assets import event_log
-    from foveate.training.oracle import _overlaps, _subject, focus_span
+    from foveate.training.oracle import _subject, focus_span
 
     rows = [r for r in read_manifest(out / "test" / "manifest.jsonl") if r.evidence]
     ious, top1, top5 = [], 0, 0
@@ -673,7 +673,7 @@ def retrieval_localization(out: Path, embedder: str, ingest_config) -> dict:
             ious.append(temporal_iou([(hit.start_seconds, hit.end_seconds)], [tuple(g) for g in row.evidence]))
             first = focus_span(row, log)
             hits = memory.search(_subject(row, log, first), 5)
-            over = [_overlaps((h.start_seconds, h.end_seconds), [first]) for h in hits]
+            over = [overlaps((h.start_seconds, h.end_seconds), first) for h in hits]
             top1 += bool(over) and over[0]
             top5 += any(over)
     return {

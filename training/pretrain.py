@@ -62,6 +62,7 @@ import numpy as np
 import torch
 
 from foveate.agent.prompts import SYSTEM_PROMPT, question_text
+from foveate.evals.metrics import overlaps
 from foveate.evals.synthetic.events import COLOURS, DIRECTIONS, RARE_SHAPES, SHAPES, SPLIT_SEEDS, SPLIT_SIZE, WORDS
 from foveate.memory.blocks import image_block, text_block
 from foveate.memory.errors import FoveateError
@@ -69,7 +70,7 @@ from foveate.memory.overview import format_time
 from foveate.memory.video_memory import ClipHit
 from foveate.training.collator import PAD_VALUES
 from foveate.training.config import CaptionTasks, GroundTasks, PretrainRunConfig, ReadTasks
-from foveate.training.oracle import _overlaps, tool_call
+from foveate.training.oracle import tool_call
 
 logger = logging.getLogger(__name__)
 
@@ -403,7 +404,7 @@ class WorldClips(ListedClips):
             n_clips = math.ceil(self.duration_seconds / self.tasks.clip_seconds)
             middle = (self.target[0] + self.target[1]) / 2
             shown = min(int(middle // self.tasks.clip_seconds), n_clips - 1)
-            others = [c for c in range(n_clips) if not _overlaps(self._span(c), [self.target])]
+            others = [c for c in range(n_clips) if not overlaps(self._span(c), self.target)]
             ids = [int(c) for c in self.rng.choice(others, min(k - 1, len(others)), replace=False)]
             ids.insert(0 if self.rng.random() < 0.5 else int(self.rng.integers(len(ids) + 1)), shown)
             scores = sorted(self.rng.uniform(0.15, 0.45, len(ids)), reverse=True)
@@ -432,7 +433,7 @@ class WorldClips(ListedClips):
         on_screen = [
             (min(end_seconds, s.end_seconds) - max(start_seconds, s.start_seconds), s)
             for s in self.log.sprites
-            if _overlaps(window, [(s.start_seconds, s.end_seconds)])
+            if overlaps(window, (s.start_seconds, s.end_seconds))
         ]
         sprite = max(on_screen, key=lambda o: o[0])[1] if on_screen else None
         return {

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from foveate.agent.records import ManifestRow
+from foveate.evals.metrics import overlaps
 from foveate.evals.synthetic.events import COLOURS, DIRECTIONS, WORDS, EventLog, SpriteEvent
 
 LETTERS = "ABCDE"
@@ -147,10 +148,6 @@ def _order(b: _Builder) -> None:
             )
 
 
-def _overlaps(a: tuple[float, float], c: tuple[float, float]) -> bool:
-    return a[0] < c[1] and c[0] < a[1]
-
-
 def _label_span(s: SpriteEvent) -> tuple[float, float]:
     return float(math.floor(s.start_seconds)), float(math.ceil(s.end_seconds))
 
@@ -163,14 +160,14 @@ def _grounding(b: _Builder) -> None:
         for o in [others[i] for i in b.rng.permutation(len(others))]:  # other events' times: plausible distractors
             if len(taken) == 5:
                 break
-            if not any(_overlaps(_label_span(o), t) for t in taken):
+            if not any(overlaps(_label_span(o), t) for t in taken):
                 taken.append(_label_span(o))
         length = taken[0][1] - taken[0][0]
         for _ in range(200):  # short videos: fill up with random windows
             if len(taken) == 5 or log.duration_seconds <= length:
                 break
             start = float(b.rng.integers(0, int(log.duration_seconds - length) + 1))
-            if not any(_overlaps((start, start + length), t) for t in taken):
+            if not any(overlaps((start, start + length), t) for t in taken):
                 taken.append((start, start + length))
         labels = [span_label(a, c) for a, c in taken]
         b.add("grounding", f"When did the {name(s)} appear?", labels[0], labels[1:], [s])
