@@ -163,3 +163,41 @@ def test_same_seed_same_weights_and_answers(tmp_path):
 
     assert answers("a") == answers("b")
     assert runs[0]["runs"] == runs[1]["runs"]
+
+
+def test_spread_over_seeds_and_what_it_refuses(tmp_path):
+    """`foveate train spread` over three seeds' results.json: mean, sample sd and range per policy and metric;
+    a run of another config, one seed twice and an unfinished run are refused with exit 2."""
+    config = PRESETS["cpu"].model_dump(mode="json")
+    outs = []
+    for seed, accuracy in ((0, 0.25), (1, 0.5), (2, 0.75)):
+        out = tmp_path / f"s{seed}"
+        out.mkdir()
+        (out / "config.json").write_text(json.dumps({**config, "seed": seed}))
+        runs = {"sft": {"accuracy": accuracy, "evidence_iou": 0.2, "query_names_subject": None}}
+        (out / "results.json").write_text(json.dumps({"preset": "cpu", "seed": seed, "runs": runs}))
+        outs.append(out)
+
+    def spread(*paths):
+        cmd = [sys.executable, "-m", "foveate.cli", "train", "spread", *map(str, paths), "--json"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    proc = spread(*outs)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["seeds"] == [0, 1, 2]
+    accuracy = result["policies"]["sft"]["accuracy"]
+    assert accuracy == {"values": [0.25, 0.5, 0.75], "mean": 0.5, "std": 0.25, "min": 0.25, "max": 0.75}
+    assert result["policies"]["sft"]["evidence_iou"]["std"] == 0.0
+    assert "query_names_subject" not in result["policies"]["sft"]  # not measured: no figure rather than a 0
+    table = subprocess.run([*proc.args[:-1]], capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0 and "0.5 ± 0.25" in table.stdout and "0.25 0.5 0.75" in table.stdout, table.stdout
+
+    (outs[2] / "config.json").write_text(json.dumps({**config, "seed": 2, "sft_lr": 1.0}))
+    other = spread(*outs)
+    assert other.returncode == 2 and "differs in sft_lr" in other.stderr, other.stderr
+    twice = spread(outs[0], outs[0])
+    assert twice.returncode == 2 and "share a seed" in twice.stderr
+    (outs[1] / "results.json").unlink()
+    unfinished = spread(outs[0], outs[1])
+    assert unfinished.returncode == 2 and "no results.json" in unfinished.stderr

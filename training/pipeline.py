@@ -424,6 +424,61 @@ def summarise(out: Path, config: PipelineConfig, names: list[str], max_frames: i
     return summary
 
 
+SPREAD_METRICS = (
+    "accuracy",
+    "evidence_iou",
+    "looked_at_evidence",
+    "frames_used",
+    "query_names_subject",
+    "distinct_query_share",
+    "heldout_reward",
+)
+
+
+def seed_spread(outs: list[Path]) -> dict:
+    """The spread over seeds of finished pipeline runs of one config: per policy and metric, each seed's
+    value, the mean, the sample standard deviation and the range. Each seed draws its own worlds (so its
+    own held-out questions), init, pretraining examples, SFT data and GRPO groups; the spread covers all of
+    them. Runs that differ in anything but the seed, or share a seed, are refused."""
+    import numpy as np
+
+    from foveate.training.config import ConfigError
+
+    if len(outs) < 2:
+        raise ConfigError("give at least two finished runs (OUTPUT folders of `foveate train pipeline`)")
+    runs, configs = [], []
+    for out in outs:
+        path = Path(out) / "results.json"
+        if not path.is_file():
+            raise ConfigError(f"{out}: no results.json; finish the run first (`foveate train pipeline ... -o {out}`)")
+        runs.append(json.loads(path.read_text()))
+        config = json.loads((Path(out) / "config.json").read_text())
+        configs.append({k: v for k, v in config.items() if k not in ("seed", "name")})
+    for out, config in zip(outs[1:], configs[1:]):
+        if config != configs[0]:
+            keys = sorted(k for k in config.keys() | configs[0].keys() if config.get(k) != configs[0].get(k))
+            raise ConfigError(f"{out}: not the same config as {outs[0]} (differs in {', '.join(keys)})")
+    seeds = [r["seed"] for r in runs]
+    if len(set(seeds)) < len(seeds):
+        raise ConfigError(f"the runs share a seed ({seeds}); the spread is over different seeds")
+    policies: dict = {}
+    for name in dict.fromkeys(n for r in runs for n in r["runs"]):
+        policies[name] = {}
+        for metric in SPREAD_METRICS:
+            values = [r["runs"].get(name, {}).get(metric) for r in runs]
+            if any(v is None for v in values):
+                continue
+            a = np.asarray(values, dtype=float)
+            policies[name][metric] = {
+                "values": [round(float(v), 4) for v in a],
+                "mean": round(float(a.mean()), 4),
+                "std": round(float(a.std(ddof=1)), 4),
+                "min": round(float(a.min()), 4),
+                "max": round(float(a.max()), 4),
+            }
+    return {"preset": runs[0]["preset"], "seeds": seeds, "runs": [str(o) for o in outs], "policies": policies}
+
+
 def grpo_curve(log_path: Path) -> dict:
     """GRPO's logged figures by step: reward, its parts, tool calls and parse failures."""
     if not log_path.is_file():

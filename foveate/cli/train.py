@@ -280,6 +280,52 @@ def register(app: typer.Typer) -> None:
             return
         _print_pipeline(summary, output_dir)
 
+    spread_doc = """The spread over seeds of finished pipeline runs of one config.
+
+        Per policy (untrained, pretrained, SFT, GRPO, the baselines) and held-out metric: each seed's
+        value, the mean, the standard deviation and the range. Each seed draws its own worlds, so its own
+        held-out questions, as well as its own init and training data. Runs of different configs, or of
+        one seed twice, are refused. Example: foveate train pipeline cpu -o runs/s1 --seed 1, then
+        foveate train spread runs/s0 runs/s1 runs/s2.
+        """
+
+    @app.command("spread", help="\n\n".join(" ".join(par.split()) for par in spread_doc.split("\n\n")))
+    def spread(
+        outputs: list[Path] = typer.Argument(
+            ..., help="Two or more OUTPUT folders of finished `foveate train pipeline` runs.", metavar="OUTPUT..."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print the spread as one JSON object on stdout."),
+    ) -> None:
+        from foveate.training.config import ConfigError
+        from foveate.training.pipeline import seed_spread
+
+        try:
+            result = seed_spread(outputs)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_USAGE)
+        except (OSError, ValueError, KeyError) as exc:
+            fail(f"cannot read the runs: {exc}")
+        if json_out:
+            print(json.dumps(result))
+            return
+        from rich.table import Table
+
+        seeds = ", ".join(map(str, result["seeds"]))
+        table = Table(title=f"held-out test over seeds {seeds} ({result['preset']})")
+        for column in ("run", "metric", "mean ± sd", "[min, max]", "by seed"):
+            table.add_column(column, justify="left" if column in ("run", "metric") else "right")
+        for name, figures in result["policies"].items():
+            for i, (metric, f) in enumerate(figures.items()):
+                table.add_row(
+                    name if i == 0 else "",
+                    metric.replace("_", " "),
+                    f"{f['mean']:.3g} ± {f['std']:.2g}",
+                    f"[{f['min']:.3g}, {f['max']:.3g}]",
+                    " ".join(f"{v:.3g}" for v in f["values"]),
+                    end_section=i == len(figures) - 1,
+                )
+        console.print(table)
+
     def _print_pipeline(summary: dict, out: Path) -> None:
         from rich.table import Table
 
