@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,6 +42,9 @@ from foveate.agent.toolcalls import format_tool_call as tool_call
 from foveate.evals.metrics import overlaps
 from foveate.tools.handles import ClipHandles
 from foveate.tools.toolbox import MAX_DENSE_FRAMES
+
+if TYPE_CHECKING:
+    from foveate.memory.video_memory import ClipHit
 
 Span = tuple[float, float]
 
@@ -162,6 +165,11 @@ def _query(subject: str, rng: np.random.Generator) -> str:
     return str(rng.choice([subject, f"{subject} crossing the screen", f"the {subject.removeprefix('a ')}"]))
 
 
+def _shows(hit: ClipHit, spans: list[Span]) -> bool:
+    """Whether a retrieved clip shares time with any of ``spans``."""
+    return any(overlaps((hit.start_seconds, hit.end_seconds), span) for span in spans)
+
+
 def _wrong_window(rng: np.random.Generator, spans: list[Span], length: float, duration: float) -> Span | None:
     for _ in range(50):
         start = float(rng.uniform(0, max(0.0, duration - length)))
@@ -227,9 +235,7 @@ class OraclePolicy:
         hits = search(query, k)
         names = [handles.name(h.start_seconds, h.end_seconds) for h in hits]
         shown = spans[:1] if row.task == "order" else spans  # order: the clip must show the sprite it answers
-        matching = [
-            (n, h) for n, h in zip(names, hits) if any(overlaps((h.start_seconds, h.end_seconds), s) for s in shown)
-        ]
+        matching = [(n, h) for n, h in zip(names, hits) if _shows(h, shown)]
         looks = max(0, self.agent.max_steps - 3)  # after the retrieve call, before the answer turn
         if not matching or looks == 0:
             return None
@@ -275,17 +281,8 @@ class OraclePolicy:
             hits = search(query, k) if search is not None else []
             names = [handles.name(h.start_seconds, h.end_seconds) for h in hits]
             # The clip named before the look must show the window looked at (the first evidence span).
-            match = next(
-                (
-                    (n, h)
-                    for n, h in zip(names, hits)
-                    if any(overlaps((h.start_seconds, h.end_seconds), s) for s in spans[:1])
-                ),
-                None,
-            )
-            top_misses = bool(hits) and not any(
-                overlaps((hits[0].start_seconds, hits[0].end_seconds), s) for s in spans
-            )
+            match = next(((n, h) for n, h in zip(names, hits) if _shows(h, spans[:1])), None)
+            top_misses = bool(hits) and not _shows(hits[0], spans)
             if top_misses and rng.random() < c.p_check_top_hit:
                 top = hits[0]
                 plan.append(
