@@ -312,7 +312,7 @@ def register(app: typer.Typer) -> None:
 
         seeds = ", ".join(map(str, result["seeds"]))
         table = Table(title=f"held-out test over seeds {seeds} ({result['preset']})")
-        for column in ("run", "metric", "mean ± sd", "[min, max]", "by seed"):
+        for column in ("run", "metric", "mean ± sd", "range", "by seed"):
             table.add_column(column, justify="left" if column in ("run", "metric") else "right")
         for name, figures in result["policies"].items():
             for i, (metric, f) in enumerate(figures.items()):
