@@ -84,6 +84,16 @@ def test_presets_and_yaml_configs(tmp_path):
         load_pipeline_config(str(path))
 
 
+def test_a_run_folder_resumes_with_its_own_config_only(tmp_path):
+    from foveate.training.config import ConfigError
+    from foveate.training.pipeline import claim_run_folder
+
+    claim_run_folder(tmp_path, PRESETS["cpu"])
+    claim_run_folder(tmp_path, load_pipeline_config("cpu"))  # a preset's tuples read back as lists: the same run
+    with pytest.raises(ConfigError, match="differs in seed"):
+        claim_run_folder(tmp_path, load_pipeline_config("cpu", seed=4))
+
+
 TINY = """
 train_videos: 2
 val_videos: 1

@@ -157,6 +157,25 @@ def load_pipeline_config(preset: str, seed: int | None = None) -> PipelineConfig
     return config if seed is None else config.model_copy(update={"seed": seed})
 
 
+def claim_run_folder(out: Path, config: PipelineConfig) -> None:
+    """Write ``config`` to OUT/config.json, or check that the run already there has the same config
+    (a resume); raises ConfigError naming the fields that differ."""
+    from foveate.training.config import ConfigError
+
+    saved = out / "config.json"
+    # Compared as JSON: a preset's tuples (the oracle's retrieve_k) come back from the file as lists.
+    wanted = json.loads(config.model_dump_json())
+    if saved.is_file():
+        held = json.loads(saved.read_text())
+        differ = sorted(k for k in wanted.keys() | held.keys() if wanted.get(k) != held.get(k))
+        if differ:
+            raise ConfigError(
+                f"{out} holds a run of another config ({saved}; differs in {', '.join(differ)}); "
+                "resume it with that config or use a new folder"
+            )
+    saved.write_text(config.model_dump_json(indent=1))
+
+
 class _Stages:
     """Stage timing that survives a resume: OUT/stages.json holds every finished stage's seconds."""
 
@@ -198,14 +217,7 @@ def run_pipeline(
 
     out = Path(out).resolve()  # the embedder spec and the caches name paths inside it
     out.mkdir(parents=True, exist_ok=True)
-    saved = out / "config.json"
-    if saved.is_file() and PipelineConfig.model_validate_json(saved.read_text()) != config:
-        from foveate.training.config import ConfigError
-
-        raise ConfigError(
-            f"{out} holds a run of another config ({saved}); resume it with that config or use a new folder"
-        )
-    saved.write_text(config.model_dump_json(indent=1))
+    claim_run_folder(out, config)
     stages = _Stages(out, announce)
     agent, ingest = AgentConfig(**config.agent), IngestConfig(**config.ingest)
     cuda = torch.cuda.is_available()
