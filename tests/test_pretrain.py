@@ -189,6 +189,8 @@ def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it
         event = row.evidence[-1] if row.task == "text" else row.evidence[0]
         retrieved = next(m for m in ex.messages if m["role"] == "tool" and m["name"] == "retrieve")
         listing = retrieved["content"][0]["text"]
+        pick = next(t for t in ex.targets if t.skill == "pick")
+        assert turns[pick.turn][: pick.start].endswith("Clip ")  # scored where it is chosen: the thought
         line = next(x for x in listing.splitlines() if x.startswith(skills["pick"] + " ["))
         start, end = (float(v) for v in line.split()[2].removesuffix("s").split("-"))
         assert start < event[1] and event[0] < end  # the picked clip holds the event

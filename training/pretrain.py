@@ -33,7 +33,7 @@ both from pretraining; this stage gives the small controller a little of each, m
 
 Held-out scores, before and after: *teacher-forced argmax* over the tokens of each copied span
 (query, handle, times, evidence), of the colour, shape and card word of a caption, and of a
-grounded episode's picked clip, description and answer words. A span
+grounded episode's picked clip (where the thought names it), description and answer words. A span
 counts when each of its tokens is the model's argmax given the true text before it, which is
 exactly when greedy decoding from the span's start writes it. Held-out reading episodes ask about
 colour+shape subjects never trained on (with fresh times and handles); held-out frames come from
@@ -484,8 +484,12 @@ def grounded_example(
             break
         (call,) = parse_tool_calls(text)
         if call.name in ("zoom", "dense_sample") and "clip" in call.arguments:
-            start = text.index('"clip": ') + len('"clip": "')
-            targets.append(Target("pick", turn, start, start + len(call.arguments["clip"])))
+            # The clip is chosen where its handle is first written: in the thought naming it ("Clip c2
+            # (8.0-12.0s) shows ..."), when there is one; the call then only copies it.
+            handle = call.arguments["clip"]
+            named = text.find(f"Clip {handle} (")
+            start = named + len("Clip ") if named >= 0 else text.index('"clip": ') + len('"clip": "')
+            targets.append(Target("pick", turn, start, start + len(handle)))
         result = dispatch(toolbox, call.name, call.arguments)
         if result.error is not None:
             raise FoveateError(f"grounded episode: {call.name}({call.arguments}) failed: {result.error}")
