@@ -71,7 +71,11 @@ class PipelineConfig(BaseModel):
     agent: dict[str, Any] = Field(
         default_factory=lambda: {"max_steps": 4, "max_frames": 16, "overview_images": 2, "overview_chars": 800}
     )
-    ingest: dict[str, Any] = Field(default_factory=lambda: {"thumbnail_max_side": 64, "embed_max_side": 128})
+    # Four frames a 4 s clip (the default embeds two): a sprite on screen for part of a clip is in more of
+    # the frames averaged into its embedding (docs/results.md, runs F1 and F2).
+    ingest: dict[str, Any] = Field(
+        default_factory=lambda: {"thumbnail_max_side": 64, "embed_max_side": 128, "frames_per_clip": 4}
+    )
 
 
 # The oracle of both presets: it looks only at retrieved clips, with few frames. Three clips listed (three
