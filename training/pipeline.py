@@ -161,6 +161,11 @@ def load_pipeline_config(preset: str, seed: int | None = None) -> PipelineConfig
     return config if seed is None else config.model_copy(update={"seed": seed})
 
 
+def _differing(a: dict, b: dict) -> list[str]:
+    """The top-level keys whose values differ between two configs read as JSON."""
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
 def claim_run_folder(out: Path, config: PipelineConfig) -> None:
     """Write ``config`` to OUT/config.json, or check that the run already there has the same config
     (a resume); raises ConfigError naming the fields that differ."""
@@ -170,8 +175,7 @@ def claim_run_folder(out: Path, config: PipelineConfig) -> None:
     # Compared as JSON: a preset's tuples (the oracle's retrieve_k) come back from the file as lists.
     wanted = json.loads(config.model_dump_json())
     if saved.is_file():
-        held = json.loads(saved.read_text())
-        differ = sorted(k for k in wanted.keys() | held.keys() if wanted.get(k) != held.get(k))
+        differ = _differing(wanted, json.loads(saved.read_text()))
         if differ:
             raise ConfigError(
                 f"{out} holds a run of another config ({saved}; differs in {', '.join(differ)}); "
@@ -471,8 +475,7 @@ def seed_spread(outs: list[Path]) -> dict:
         config = json.loads((Path(out) / "config.json").read_text())
         configs.append({k: v for k, v in config.items() if k not in ("seed", "name")})
     for out, config in zip(outs[1:], configs[1:]):
-        if config != configs[0]:
-            keys = sorted(k for k in config.keys() | configs[0].keys() if config.get(k) != configs[0].get(k))
+        if keys := _differing(config, configs[0]):
             raise ConfigError(f"{out}: not the same config as {outs[0]} (differs in {', '.join(keys)})")
     seeds = [r["seed"] for r in runs]
     if len(set(seeds)) < len(seeds):
