@@ -57,6 +57,20 @@ def test_trace_metrics_count_looks_distinct_queries_and_the_reward(tmp_path):
     assert m["heldout_reward"] == pytest.approx((1.0 + 0.2 + 0.5 - penalties) / 5)
 
 
+def test_distinct_queries_are_counted_per_question_and_per_subject(tmp_path):
+    gold = [(12.0, 13.0)]
+    trajectories = [
+        _traj("What colour was the star?", [_retrieve("a star")], gold),
+        _traj("When did the star appear?", [_retrieve("a star")], gold),  # same subject, same query: fine
+        _traj("When did the red circle appear?", [_retrieve("a red circle")], gold),
+        _traj("How many blue shapes appeared?", [_retrieve("a red circle")], gold),  # another subject, same query
+    ]
+    write_trajectories(tmp_path / "t.jsonl", trajectories)
+    m = trace_metrics(tmp_path / "t.jsonl", max_frames=16)
+    assert m["distinct_query_share"] == 2 / 4  # per question
+    assert m["distinct_subject_queries"] == 2 / 3  # star, red circle, blue: two queries for three subjects
+
+
 def test_answer_words_and_letters_are_scored_apart(tmp_path):
     """Right words with the wrong letter count for the words, not for the letter; words naming no option
     count for neither."""
@@ -101,6 +115,7 @@ test_videos: 1
 minutes: 0.3
 questions: 2
 clip_epochs: 1
+clip_videos: 3
 hidden: 32
 layers: 1
 vocab: 600
@@ -136,6 +151,8 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert (out / "report" / "grpo_reward.png").stat().st_size > 1000
     assert (out / "report" / "pretrain_skills.png").stat().st_size > 1000
     assert (out / "pretrain" / "controller" / "config.json").is_file()
+    assert len(list((out / "clip_world" / "videos").glob("*.mp4"))) == 3  # the embedder's own world
+    assert summary["clip"]["pairs"] > 0
     # A second run finds every stage done: nothing is retrained, the figures are the same.
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
