@@ -106,6 +106,16 @@ def test_a_run_folder_resumes_with_its_own_config_only(tmp_path):
     claim_run_folder(tmp_path, load_pipeline_config("cpu"))  # a preset's tuples read back as lists: the same run
     with pytest.raises(ConfigError, match="differs in seed"):
         claim_run_folder(tmp_path, load_pipeline_config("cpu", seed=4))
+    # A run written before a field existed resumes when the field is at its default.
+    older = tmp_path / "older"
+    older.mkdir()
+    custom = PRESETS["cpu"].model_copy(update={"clip_videos": 0})
+    held = json.loads(custom.model_dump_json())
+    del held["clip_videos"]
+    (older / "config.json").write_text(json.dumps(held))
+    claim_run_folder(older, custom)
+    with pytest.raises(ConfigError, match="differs in clip_videos"):
+        claim_run_folder(older, PRESETS["cpu"])
 
 
 TINY = """

@@ -185,7 +185,10 @@ def claim_run_folder(out: Path, config: PipelineConfig) -> None:
     # Compared as JSON: a preset's tuples (the oracle's retrieve_k) come back from the file as lists.
     wanted = json.loads(config.model_dump_json())
     if saved.is_file():
-        differ = _differing(wanted, json.loads(saved.read_text()))
+        held = json.loads(saved.read_text())
+        with contextlib.suppress(ValueError):  # fields added since take their defaults
+            held = json.loads(PipelineConfig(**held).model_dump_json())
+        differ = _differing(wanted, held)
         if differ:
             raise ConfigError(
                 f"{out} holds a run of another config ({saved}; differs in {', '.join(differ)}); "
