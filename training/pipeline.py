@@ -58,6 +58,12 @@ class PipelineConfig(BaseModel):
     layers: int = 2
     vocab: int = 2048
     schemas_in_vocab: bool = True
+    twin_tokens: bool = Field(
+        default=False,
+        description="Start each word token and its space-prefixed twin ('left', ' left') from one embedding, so "
+        "a word copied from prose into a JSON string (the answer naming the option a description names) is "
+        "one copy, not a mapping learned word by word.",
+    )
     # pretraining (0 steps: skipped, SFT starts from the random init)
     pretrain_steps: int = Field(default=600, ge=0)
     pretrain: dict[str, Any] = Field(default_factory=dict, description="Further PretrainRunConfig fields.")
@@ -300,6 +306,7 @@ def run_pipeline(
             layers=c.layers,
             vocab_size=c.vocab,
             tool_schemas_in_vocab=c.schemas_in_vocab,
+            twin_tokens=c.twin_tokens,
         )
 
     stages.run("controller", lambda: (init / "config.json").is_file(), controller)

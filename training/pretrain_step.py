@@ -40,6 +40,7 @@ def time_steps(preset: str = "cpu", steps: int = 12, captions_only: bool = False
             layers=c.layers,
             vocab_size=c.vocab,
             tool_schemas_in_vocab=c.schemas_in_vocab,
+            twin_tokens=c.twin_tokens,
         )
         agent, ingest = AgentConfig(**c.agent), IngestConfig(**c.ingest)
         fields = {  # as the pipeline's pretraining stage sets them

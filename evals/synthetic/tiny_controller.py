@@ -126,6 +126,38 @@ def build_tiny_tokenizer(vocab_size: int = 1024, tool_schemas_in_vocab: bool = F
     return fast
 
 
+def twin_token_pairs(tokenizer) -> list[tuple[int, int]]:
+    """(id of `` word``, id of ``word``) for every word or number the vocabulary holds in both forms.
+
+    A byte-level BPE writes a word after a space (prose, options, tool results) and after a quote (a
+    JSON string: the answer, a query) as two unrelated tokens: "moving left" ends in `` left`` and
+    ``{"answer": "left"}`` holds ``left``."""
+    vocab = tokenizer.get_vocab()
+    space = "\u0120"  # byte-level BPE's mark for a leading space
+    return sorted(
+        (i, vocab[t[1:]])
+        for t, i in vocab.items()
+        if t.startswith(space) and len(t) > 2 and t[1:].isalnum() and t[1:] in vocab
+    )
+
+
+def tie_twin_embeddings(model, tokenizer) -> int:
+    """Give each ``word`` token the initial embedding of its `` word`` twin; returns the number of pairs.
+
+    With tied input and output embeddings, a model that has learned to copy `` left`` from its context
+    then writes ``left`` with the same circuit from its first step, so copying a word from prose into a
+    JSON string (an answer naming the option a description names) does not have to be learned word by
+    word. Training separates the twins where the context tells them apart."""
+    import torch
+
+    pairs = twin_token_pairs(tokenizer)
+    weight = model.get_input_embeddings().weight
+    with torch.no_grad():
+        for spaced, bare in pairs:
+            weight[bare] = weight[spaced]
+    return len(pairs)
+
+
 def build_tiny_controller(
     out_dir: str | Path,
     seed: int = 0,
@@ -133,8 +165,12 @@ def build_tiny_controller(
     layers: int = 2,
     vocab_size: int = 1024,
     tool_schemas_in_vocab: bool = False,
+    twin_tokens: bool = False,
 ) -> Path:
     """Write a tiny Qwen2.5-VL model + processor to ``out_dir``; loadable with ``--controller out_dir``.
+
+    ``twin_tokens``: start each word token and its space-prefixed twin (``left`` and `` left``) from one
+    embedding (:func:`tie_twin_embeddings`).
 
     ``vocab_size``: of the BPE tokenizer. ``tool_schemas_in_vocab``: train it on the tool schemas
     too, so the fixed prompt takes fewer tokens (with 2,048 tokens: 700 instead of 1,150); the
@@ -193,6 +229,8 @@ def build_tiny_controller(
     )
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config)
+    if twin_tokens:
+        tie_twin_embeddings(model, tokenizer)
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)

@@ -1,0 +1,36 @@
+"""The tiny controller's twin tokens: a word after a space and the same word inside a JSON string are two
+tokens of its byte-level BPE; with ``twin_tokens`` they start from one embedding, and the saved model
+loads back with it."""
+
+import torch
+
+
+def test_twin_tokens_start_from_one_embedding_and_load_back(tmp_path):
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    from foveate.evals.synthetic.tiny_controller import build_tiny_controller, twin_token_pairs
+
+    plain = build_tiny_controller(tmp_path / "plain", hidden_size=64, vocab_size=2048, tool_schemas_in_vocab=True)
+    twin = build_tiny_controller(
+        tmp_path / "twin", hidden_size=64, vocab_size=2048, tool_schemas_in_vocab=True, twin_tokens=True
+    )
+    tokenizer = AutoProcessor.from_pretrained(twin).tokenizer
+    # The description's word and the answer's are the twins: " left" in prose, "left" after a quote.
+    described = tokenizer("The frames show a red star moving left.")["input_ids"][-2]
+    answered = tokenizer('{"answer": "left')["input_ids"][-1]
+    assert described != answered
+    assert (described, answered) in twin_token_pairs(tokenizer)
+    pairs = twin_token_pairs(tokenizer)
+    assert len(pairs) > 50 and all(a != b for a, b in pairs)
+
+    weights = {
+        name: Qwen2_5_VLForConditionalGeneration.from_pretrained(path).get_input_embeddings().weight
+        for name, path in (("plain", plain), ("twin", twin))
+    }
+    spaced, bare = torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+    assert torch.equal(weights["twin"][spaced], weights["twin"][bare])
+    assert not torch.allclose(weights["plain"][spaced], weights["plain"][bare])
+    # Only the twins moved: every other row is the plain init's (same seed).
+    others = torch.ones(len(weights["plain"]), dtype=torch.bool)
+    others[bare] = False
+    assert torch.equal(weights["twin"][others], weights["plain"][others])
