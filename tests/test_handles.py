@@ -156,3 +156,28 @@ def test_grpo_evidence_reward_resolves_the_rollouts_handles(memory):
     assert correct(completions, answer=["B"] * 3, **kwargs) == [1.0] * 3
     env.reset(video="cuts.mp4", question="q?", options=["a", "b"])  # the next rollout has no handles yet
     assert env.handles == {} and evidence_iou(completions[:1], **{k: v[:1] for k, v in kwargs.items()}) == [0.0]
+
+
+def test_a_list_of_queries_lists_the_best_clips_of_each_in_time_order(memory):
+    """retrieve(["a", "b", ...], k): the top k clips of each query, one line each naming its query, ordered by
+    start time; handles numbered in that order; one thumbnail per clip however many queries found it."""
+    toolbox = VideoToolbox(memory, max_frames=64)
+    queries = ["a white square", "a textured scene", "a white square on black"]
+    blocks = toolbox.retrieve(queries, 2)
+    text = blocks_text(blocks)
+    lines = [line for line in text.splitlines() if re.match(r"^.+: c\d+ \[", line)]
+    found = [(q, hit) for q in queries for hit in memory.search(q, 2)]
+    assert len(lines) == len(found) == 6
+    listed = [(line.split(": c")[0], LINE.match(line[line.index(": c") + 2 :])) for line in lines]
+    starts = [float(m[2]) for _, m in listed]
+    assert starts == sorted(starts)
+    assert sorted((q, round(h.start_seconds, 1)) for q, h in found) == sorted((q, float(m[2])) for q, m in listed)
+    handles = [m[1] for _, m in listed]
+    assert list(dict.fromkeys(handles)) == [f"c{i}" for i in range(1, len(set(handles)) + 1)]  # numbered in time order
+    captions = [b["text"] for b in blocks if b["type"] == "text" and b["text"].startswith("clip ")]
+    assert len(captions) == len(set(handles)) == sum(b["type"] == "image" for b in blocks)
+    assert toolbox.frames_used == len(set(handles))
+    # Bad lists come back as errors that say what is wrong, and spend nothing.
+    for bad, says in (([], "non-empty list"), (["a white square", " "], "query[1]"), (["x"] * 9, "at most 8")):
+        result = VideoToolbox(memory, max_frames=64).retrieve(bad, 1)
+        assert says in blocks_text(result)

@@ -130,6 +130,9 @@ def test_retrieved_mode_looks_only_at_what_retrieval_shows_and_cites_it(world, m
         kept += 1
         calls = _calls(outputs)
         assert calls[0]["name"] == "retrieve"
+        if row.task == "order":  # one retrieve of every option, answered off its result: test below
+            assert len(calls) == 1 and calls[0]["arguments"] == {"query": row.options, "k": 1}
+            continue
         handles = _handles(memory.search(calls[0]["arguments"]["query"], calls[0]["arguments"]["k"]))
         assert all(set(c["arguments"]) & {"start", "end"} == set() for c in calls[1:])  # handles, not seconds
         looked = [handles[c["arguments"]["clip"]] for c in calls[1:]]
@@ -157,7 +160,8 @@ def test_retrieved_mode_looks_only_at_what_retrieval_shows_and_cites_it(world, m
 
 def test_the_cheap_looks_of_the_presets_spend_half_the_baselines_frames(world, memory, many_rows):
     """retrieve_k, zoom_frames and dense_fps bound what an oracle episode spends: 3 thumbnails and a look of
-    at most 4 frames (a 1 fps dense_sample of a 4 s clip), 2 overview frames: under half of 16 + 2."""
+    at most 4 frames (a 1 fps dense_sample of a 4 s clip), or an order question's 5 thumbnails (one of each
+    option) and no look; 2 overview frames: under half of 16 + 2."""
     from foveate.training.pipeline import CHEAP_LOOKS
 
     agent = AgentConfig(max_steps=4, max_frames=16, overview_images=2, overview_chars=400)
@@ -166,7 +170,10 @@ def test_the_cheap_looks_of_the_presets_spend_half_the_baselines_frames(world, m
     episodes = list(oracle_episodes(many_rows, lambda v: memory, lambda v: log, agent, oracle, 2, seed=0))
     assert episodes
     turns = [[t for s in ep.trajectory.steps for t in s.tool_turns] for ep in episodes]
-    assert all(ts[0].name == "retrieve" and ts[0].arguments["k"] == 3 for ts in turns)
+    for ts in turns:
+        order = isinstance(ts[0].arguments["query"], list)  # one clip of each option, one thumbnail a clip
+        assert ts[0].name == "retrieve" and ts[0].arguments["k"] == (1 if order else 3)
+        assert not order or (len(ts) == 1 and 1 <= ts[0].frames_spent <= len(ts[0].arguments["query"]) == 5)
     dense = [t for ts in turns for t in ts if t.name == "dense_sample"]
     assert dense and all(t.arguments["fps"] == 1.0 and t.frames_spent <= 4 for t in dense)
     zooms = [t for ts in turns for t in ts if t.name == "zoom"]
@@ -233,3 +240,44 @@ def test_queries_name_what_the_question_counts_and_order_looks_at_the_answer(wor
         calls = _calls(policy.outputs(row, log, memory.duration_seconds, np.random.default_rng(n), memory.search))
         shape, direction = re.search(r"the (\w+) that moved (\w+)", row.question).groups()
         assert f"{shape} moving {direction}" in calls[0]["arguments"]["query"]  # the caption's words
+
+
+def test_an_order_question_is_answered_off_one_retrieve_of_every_option(world, memory, many_rows):
+    """ "Which appeared first (last)?": the oracle retrieves all five options at once (k=1) and answers with the
+    option on the first (last) line of the result, citing its clip; when retrieval puts another option there,
+    the question gets no episode. Run through the agent loop, the tool prints the lines the oracle read."""
+    from foveate.tools.retrieve import in_time_order
+
+    agent = AgentConfig(max_steps=4, max_frames=16, overview_images=1, overview_chars=400)
+    policy = OraclePolicy(OracleConfig(look_at="retrieved"), agent)
+    rows = [r for r in many_rows if r.task == "order"]
+    log = event_log(world, rows[0].video)
+    kept = []
+    for n, row in enumerate(rows):
+        found = in_time_order(memory.search, row.options, 1)
+        assert [h.start_seconds for _, h in found] == sorted(h.start_seconds for _, h in found)
+        line = found[0 if "appeared first" in row.question else -1]
+        gold = row.options[LETTERS.index(row.answer)]
+        outputs = policy.outputs(row, log, memory.duration_seconds, np.random.default_rng(n), memory.search)
+        assert (outputs is None) == (line[0] != gold)
+        if outputs is None:
+            continue
+        kept.append(row)
+        (call,) = _calls(outputs)
+        assert call == {"name": "retrieve", "arguments": {"query": row.options, "k": 1}}
+        handles = _handles([h for _, h in found])
+        final = parse_answer(outputs[-1], row.options, memory.duration_seconds, handles)
+        assert final.valid and final.choice == row.answer
+        assert final.evidence == [(line[1].start_seconds, line[1].end_seconds)]
+    assert kept, "no order question of the world got an episode"
+    episodes = list(
+        oracle_episodes(kept, lambda v: memory, lambda v: log, agent, OracleConfig(look_at="retrieved"), 1, seed=0)
+    )
+    assert len(episodes) == len(kept)
+    for ep, row in zip(episodes, kept):
+        (turn,) = [t for s in ep.trajectory.steps for t in s.tool_turns]
+        assert turn.error is None and turn.frames_spent <= 5
+        lines = turn.summary.splitlines()[1:6]
+        assert sorted(line.split(": c")[0] for line in lines) == sorted(row.options)
+        first_or_last = lines[0 if "appeared first" in row.question else -1].split(": c")[0]
+        assert first_or_last == row.options[LETTERS.index(row.answer)] == ep.trajectory.answer.text

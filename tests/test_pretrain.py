@@ -123,6 +123,44 @@ def test_described_reading_episodes_answer_with_the_option_their_description_nam
     assert when >= 3
 
 
+def test_order_episodes_copy_every_option_and_answer_the_first_or_last_line(controller):
+    """ "Which appeared first (last)?" in reading episodes: one retrieve whose list query copies the five
+    options, run on the real tool; the answer is the subject on the result's first (last) line, citing
+    its clip, and it picks that option. The rendered targets are the tokens of what they copy."""
+    from transformers import AutoProcessor
+
+    from foveate.agent.answer import LETTERS, parse_answer
+    from foveate.training.config import ReadTasks
+    from foveate.training.pretrain import ReadEpisode, Renderer, subjects
+
+    renderer = Renderer(AutoProcessor.from_pretrained(controller))
+    trained, _ = subjects(0.25)
+    asked = set()
+    for seed in range(12):
+        episode = ReadEpisode(np.random.default_rng(seed), ReadTasks(p_order=1.0)).build(trained[0], "cite", trained)
+        question = next(m for m in episode.messages if m["role"] == "user")["content"][0]["text"]
+        options = [x[3:] for x in question.splitlines() if len(x) > 2 and x[1:3] == ". "]
+        call, last = [m["content"][0]["text"] for m in episode.messages if m["role"] == "assistant"]
+        assert json.loads(call[call.index("{") : call.rindex("}") + 1])["arguments"] == {"query": options, "k": 1}
+        result = next(m for m in episode.messages if m["role"] == "tool")["content"][0]["text"].splitlines()[1:]
+        assert sorted(line.split(": c")[0] for line in result) == sorted(options)
+        starts = [float(line.split("s score")[0].split(") ")[1].split("-")[0]) for line in result]
+        assert starts == sorted(starts)
+        which = "first" if "appeared first" in question else "last"
+        asked.add(which)
+        line = result[0 if which == "first" else -1]
+        answer = parse_answer(last, options)
+        assert answer.text == line.split(": c")[0] and options[LETTERS.index(answer.choice)] == answer.text
+        assert json.loads(last[8:-9])["evidence"] == [line.split(": ")[1].split(" ")[0]]
+        turns = [call, last]
+        assert sorted(t.skill for t in episode.targets) == ["evidence", "order"] + ["queries"] * 5
+        fast = renderer(episode, score=True)
+        for target, (_, positions) in zip(episode.targets, fast.targets):
+            copied = turns[target.turn][target.start : target.end]
+            assert renderer.processor.tokenizer.decode(fast.inputs["input_ids"][positions]).strip() == copied
+    assert asked == {"first", "last"}
+
+
 def test_a_second_search_over_a_short_video_lists_each_clip_once():
     """Two searches of five clips over a video of five clips: the second lists clips the first did, and
     never one twice (a short video used to run out of unlisted clips and fail)."""

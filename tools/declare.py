@@ -8,7 +8,8 @@ its parameters, types, defaults and ranges are written:
   ``get_json_schema``, which TRL's ``environment_factory`` also uses) states it, and the same bound
   is checked when the tool is called.
 - Arguments the model produced are bound to the signature and coerced to the annotated type
-  (``str`` non-empty, ``int``, finite ``float``) before the body runs; a bad value raises
+  (``str`` non-empty, ``int``, finite ``float``, ``str | list[str]``: one text or a non-empty list
+  of them) before the body runs; a bad value raises
   :class:`ToolInputError`, whose message goes back to the model. ``X | None = None`` makes a
   parameter optional: None (given or defaulted) reaches the body as None, and the body decides
   which combinations of optional parameters are valid.
@@ -30,6 +31,7 @@ from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 from foveate.memory.blocks import ContentBlock
 
 Observation = tuple[list[ContentBlock], int]  # (blocks shown to the model, frames spent)
+TEXTS = (str, list[str])  # a parameter typed ``str | list[str]``: one text, or several
 
 
 class ToolInputError(ValueError):
@@ -55,6 +57,12 @@ class Range:
 
 
 def _coerce(name: str, kind: type, value: Any) -> Any:
+    if kind == TEXTS:
+        if not isinstance(value, list):
+            return _coerce(name, str, value)
+        if not value:
+            raise ToolInputError(f"{name} must be a non-empty text or a non-empty list of texts")
+        return [_coerce(f"{name}[{i}]", str, v) for i, v in enumerate(value)]
     if kind is str:
         if not isinstance(value, str) or not value.strip():
             raise ToolInputError(f"{name} must be a non-empty text")
@@ -76,16 +84,19 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
 
 def _parameters(fn: Callable) -> dict[str, tuple[type, Range | None]]:
     """``{name: (type, range)}`` for every parameter after ``self``, from the (Annotated) type hints;
-    ``X | None`` gives ``X`` (whether None is allowed is read from the default)."""
+    ``X | None`` gives ``X`` (whether None is allowed is read from the default); ``str | list[str]``
+    gives :data:`TEXTS`."""
     hints = get_type_hints(fn, include_extras=True)
     out = {}
     for name in list(inspect.signature(fn).parameters)[1:]:
         hint, bound = hints[name], None
         if get_origin(hint) in (Union, types.UnionType):
-            kinds = [a for a in get_args(hint) if a is not type(None)]
-            if len(kinds) != 1:
-                raise TypeError(f"tool parameter {name!r}: of unions only `X | None` is supported")
-            hint = kinds[0]
+            kinds = tuple(a for a in get_args(hint) if a is not type(None))
+            if kinds != TEXTS and len(kinds) != 1:
+                raise TypeError(
+                    f"tool parameter {name!r}: of unions only `X | None` and `str | list[str]` are supported"
+                )
+            hint = TEXTS if kinds == TEXTS else kinds[0]
         if get_origin(hint) is Annotated:
             hint, *extras = get_args(hint)
             bound = next((e for e in extras if isinstance(e, Range)), None)

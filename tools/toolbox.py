@@ -31,6 +31,7 @@ from foveate.tools.zoom import zoom as _zoom
 logger = logging.getLogger(__name__)
 
 MAX_K = 10
+MAX_QUERIES = 8  # in one retrieve call
 MAX_ZOOM_FRAMES = 8
 MAX_DENSE_FRAMES = 32
 MAX_FPS = 30
@@ -68,20 +69,24 @@ class VideoToolbox:
 
     # ---- tools ---------------------------------------------------------------------------
     @tool
-    def retrieve(self, query: str, k: Annotated[int, Range(1, MAX_K)] = 5) -> Observation:
+    def retrieve(self, query: str | list[str], k: Annotated[int, Range(1, MAX_K)] = 5) -> Observation:
         """Search the video's clip memory for the clips that best match a text description.
 
         Args:
-            query: What to look for, described visually (e.g. "a red star moving left").
-            k: How many clips to return.
+            query: What to look for, described visually (e.g. "a red star moving left"); or a list of such
+                descriptions, to see which came first: the top clips of each, listed together in time order.
+            k: How many clips to return, of each description.
 
         Returns:
             The top clips, each with its handle (c1, c2, ...), time span, similarity score and thumbnail.
         """
         if not self._memory.has_clip_index:
             raise ToolInputError("this video has no clip index; use zoom or dense_sample")
+        n = len(query) if isinstance(query, list) else 1
+        if n > MAX_QUERIES:
+            raise ToolInputError(f"at most {MAX_QUERIES} queries in one call (got {n})")
         handles = self._handles.copy()  # kept only if the model gets to see the result
-        observation = _retrieve(self._memory, query, k, handles, with_thumbnails=self.frames_left >= k)
+        observation = _retrieve(self._memory, query, k, handles, with_thumbnails=self.frames_left >= k * n)
         self._handles = handles
         return observation
 

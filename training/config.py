@@ -314,6 +314,14 @@ class ReadTasks(Section):
         lt=1,
         description="Fraction of colour+shape subjects never trained on; held-out episodes ask about them.",
     )
+    p_order: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Probability that an episode asks which of five subjects appeared first (or last): one "
+        "retrieve of all five, whose result lists their best clips in time order, then the answer naming the "
+        "subject on its first (last) line.",
+    )
 
 
 class CaptionTasks(Section):

@@ -18,7 +18,9 @@ With ``look_at="retrieved"`` it uses the ground truth only to choose among what 
 it always retrieves, looks at the retrieved clips that show the event (by handle), and cites
 those handles as evidence. Everything it writes is then something a controller can read off the
 retrieve result, so a small model trained on it can learn the procedure rather than memorise
-event times; a question whose event no retrieved clip shows gets no episode.
+event times; a question whose event no retrieved clip shows gets no episode. "Which appeared first
+(last)?" gets one retrieve of all its options, whose result lists their best clips in time order,
+and the option on the first (last) line as the answer, when that is the gold one.
 
 Its outputs are only text; :func:`training.episodes.run_scripted` executes them in the agent's
 own loop on the real toolbox and VideoMemory, so the images and tool results in the SFT data are
@@ -41,6 +43,7 @@ from foveate.agent.records import ManifestRow
 from foveate.agent.toolcalls import format_tool_call as tool_call
 from foveate.evals.metrics import overlaps
 from foveate.tools.handles import ClipHandles
+from foveate.tools.retrieve import in_time_order
 from foveate.tools.toolbox import MAX_DENSE_FRAMES
 
 if TYPE_CHECKING:
@@ -229,13 +232,14 @@ class OraclePolicy:
         handles: ClipHandles,
     ) -> tuple[list[tuple[str, str]], list[str]] | None:
         """Retrieve, then look at the retrieved clips that show the event; cite those clips' handles."""
+        if row.task == "order":
+            return self._plan_order(row, search, handles)
         subject = _subject(row, log, spans[0])
         k = int(rng.choice(self.config.retrieve_k))
         query = _query(subject, rng)
         hits = search(query, k)
         names = [handles.name(h.start_seconds, h.end_seconds) for h in hits]
-        shown = spans[:1] if row.task == "order" else spans  # order: the clip must show the sprite it answers
-        matching = [(n, h) for n, h in zip(names, hits) if _shows(h, shown)]
+        matching = [(n, h) for n, h in zip(names, hits) if _shows(h, spans)]
         looks = max(0, self.agent.max_steps - 3)  # after the retrieve call, before the answer turn
         if not matching or looks == 0:
             return None
@@ -257,6 +261,29 @@ class OraclePolicy:
             calls.append((seen, call))
             cited.append(name)
         return (calls, cited) if cited else None
+
+    @staticmethod
+    def _plan_order(
+        row: ManifestRow, search: Callable[[str, int], list], handles: ClipHandles
+    ) -> tuple[list[tuple[str, str]], list[str]] | None:
+        """ "Which appeared first (last): ...?": one retrieve of every option, whose result lists their best
+        clips in time order; the answer is the option on its first (last) line, when that is the gold one."""
+        found = in_time_order(search, list(row.options), 1)
+        if len(found) != len(row.options):
+            return None
+        names = [handles.name(h.start_seconds, h.end_seconds) for _, h in found]
+        pick = 0 if "appeared first" in row.question else -1
+        gold = row.options[LETTERS.index(row.answer.strip().upper()[:1])]
+        if found[pick][0] != gold:
+            return None  # retrieval put another option first (last): no episode
+        which = "first" if pick == 0 else "last"
+        calls = [
+            (
+                f"Listing when each of them appeared; the {which} one answers.",
+                tool_call("retrieve", query=list(row.options), k=1),
+            )
+        ]
+        return calls, [names[pick]]
 
     def _plan(
         self,

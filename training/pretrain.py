@@ -84,6 +84,8 @@ KINDS = ("read", "read_bare", "caption", "ground", "ground_bare")
 GROUND_SKILLS = ("pick", "describe", "answer")
 # a described reading episode's answer: the option its description names
 ANSWER_SKILLS = ("said",)
+# which of five subjects came first or last: the list query copies all five, the answer one line of its result
+ORDER_SKILLS = ("queries", "order")
 DESCRIBED = "The frames show "  # how the oracle's description of the frames starts (OracleConfig.describe)
 # questions one look at one clip answers (counting and order need every event of the video)
 GROUNDED_TASKS = ("needle", "direction", "grounding", "text")
@@ -169,10 +171,11 @@ class ListedClips:
     def __init__(self, duration_seconds: float) -> None:
         self.duration_seconds = duration_seconds
         self.hits: list[ClipHit] = []
+        self.by_query: dict[str, list[ClipHit]] = {}  # hits of a query of its own (a list query's items)
         self.motion: dict | None = None  # what motion_in reports, the episode's choice
 
     def search(self, query: str, k: int = 5) -> list[ClipHit]:
-        return self.hits[:k]
+        return self.by_query.get(query, self.hits)[:k]
 
     def clip_thumbnail(self, clip_id: int) -> np.ndarray:
         return np.zeros((2, 2, 3), np.uint8)
@@ -210,9 +213,12 @@ class ReadEpisode:
         self.toolbox = VideoToolbox(self.memory, max_frames=int(rng.choice([48, 64])))  # never runs out: <= 42 spent
         self.seen: list[ClipHit] = []
 
-    def build(self, subject: str, stage: str) -> Example:
+    def build(self, subject: str, stage: str, pool: list[str] | None = None) -> Example:
         """Ask about ``subject``; search and look (twice when a first look is a detour); answer.
-        ``stage`` (search, look or cite) is the last turn kept."""
+        ``stage`` (search, look or cite) is the last turn kept. With ``pool`` (subjects), a ``p_order``
+        share of episodes asks instead which of five of them appeared first or last."""
+        if self.tasks.p_order and pool and self.rng.random() < self.tasks.p_order:
+            return self._build_order(pool, stage)
         question, options, query, describe = _question(self.rng, subject)
         self.asks_motion = any(option in DIRECTIONS for option in options)  # a direction question
         options = [options[i] for i in self.rng.permutation(len(options))]
@@ -240,6 +246,39 @@ class ReadEpisode:
         if stage == "look":
             return Example(self.kind, self.messages, self.targets)
         self._answer(options, describe, cited)
+        return Example(self.kind, self.messages, self.targets)
+
+    def _build_order(self, pool: list[str], stage: str) -> Example:
+        """Which of five subjects appeared first (last)? One retrieve of all five (``k=1``): its result lists
+        their clips in time order, and the answer names the subject on the first (last) line, citing its
+        clip. ``stage``: search keeps the retrieve call only; look and cite keep the answer too."""
+        from foveate.agent.answer import Answer, format_answer
+        from foveate.tools.retrieve import in_time_order
+
+        options = [f"the {pool[i]}" for i in self.rng.choice(len(pool), 5, replace=False)]
+        which = "first" if self.rng.random() < 0.5 else "last"
+        question = f"Which appeared {which}: {', '.join(options[:4])} or {options[4]}?"
+        options = [options[i] for i in self.rng.permutation(5)]
+        self.messages.append(
+            {"role": "user", "content": [text_block(question_text(question, options, self.memory.duration_seconds))]}
+        )
+        thought = "Listing when each of them appeared.\n" if self.rng.random() < 0.5 else ""
+        self._say(thought + tool_call("retrieve", query=options, k=1), [("queries", o, '"query": ') for o in options])
+        if stage == "search":
+            return Example(self.kind, self.messages, self.targets)
+        n_clips = int(self.memory.duration_seconds // self.clip_seconds)
+        for option, clip_id in zip(options, self.rng.choice(n_clips, 5, replace=False)):
+            start = float(clip_id) * self.clip_seconds
+            score = round(float(self.rng.uniform(0.15, 0.45)), 3)
+            hit = ClipHit(
+                clip_id=int(clip_id), start_seconds=start, end_seconds=start + self.clip_seconds, score=score
+            )
+            self.memory.by_query[option] = [hit]
+        self._tool("retrieve", {"query": options, "k": 1})
+        picked, hit = in_time_order(self.memory.search, options, 1)[0 if which == "first" else -1]
+        handle = {span: h for h, span in self.toolbox.handles.items()}[(hit.start_seconds, hit.end_seconds)]
+        answer = format_answer(Answer(text=picked), [handle])
+        self._say(answer, [("order", picked, '"answer": "'), ("evidence", handle, '"evidence": ')])
         return Example(self.kind, self.messages, self.targets)
 
     def _hits(self, k: int) -> list[ClipHit]:
@@ -531,7 +570,7 @@ class TaskSampler:
             return caption_example(rng, split, self.config.caption)
         if family == "ground":
             return grounded_example(rng, split, self.config.caption, self.config.ground, bare)
-        return ReadEpisode(rng, self.config.read, bare).build(pool[int(rng.integers(len(pool)))], family)
+        return ReadEpisode(rng, self.config.read, bare).build(pool[int(rng.integers(len(pool)))], family, pool)
 
 
 # ---- rendering and the forward pass ------------------------------------------------------------
