@@ -84,8 +84,6 @@ KINDS = ("read", "read_bare", "caption", "ground", "ground_bare")
 GROUND_SKILLS = ("pick", "describe", "answer")
 # a described reading episode's answer: the option its description names
 ANSWER_SKILLS = ("said",)
-# which of five subjects came first or last: the list query copies all five, the answer one line of its result
-ORDER_SKILLS = ("queries", "order")
 DESCRIBED = "The frames show "  # how the oracle's description of the frames starts (OracleConfig.describe)
 # questions one look at one clip answers (counting and order need every event of the video)
 GROUNDED_TASKS = ("needle", "direction", "grounding", "text")
