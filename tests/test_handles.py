@@ -158,6 +158,27 @@ def test_grpo_evidence_reward_resolves_the_rollouts_handles(memory):
     assert env.handles == {} and evidence_iou(completions[:1], **{k: v[:1] for k, v in kwargs.items()}) == [0.0]
 
 
+def test_a_query_may_name_an_option_by_letter(memory):
+    """With the question's options, a query "B" searches for option B's text and its lines say so
+    ("B. a white square: c1 ..."); a letter past the options is an error; without options "B" is only text."""
+    options = ["a textured scene", "a white square"]
+    toolbox = VideoToolbox(memory, max_frames=64, options=options)
+    text = blocks_text(toolbox.retrieve(["B", "A"], 1))
+    lines = [line for line in text.splitlines() if re.match(r"^.+: c\d+ \[", line)]
+    assert sorted(line.split(": c")[0] for line in lines) == ["A. a textured scene", "B. a white square"]
+    plain = blocks_text(VideoToolbox(memory, max_frames=64).retrieve(options[::-1], 1))
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        line.split(": ", 1)[1] for line in plain.splitlines() if re.match(r"^.+: c\d+ \[", line)
+    ]  # the same clips, spans and scores as the options' texts
+    single = blocks_text(VideoToolbox(memory, max_frames=64, options=options).retrieve("b", 2))
+    assert single.startswith("retrieve('a white square')")
+    wrong = VideoToolbox(memory, max_frames=64, options=options)
+    assert "not one of the question's options (A-B)" in blocks_text(wrong.retrieve(["A", "C"], 1))
+    assert wrong.frames_used == 0
+    literal = blocks_text(VideoToolbox(memory, max_frames=64).retrieve(["B"], 1))
+    assert re.search(r"^B: c1 \[", literal, re.M)
+
+
 def test_a_list_of_queries_lists_the_best_clips_of_each_in_time_order(memory):
     """retrieve(["a", "b", ...], k): the top k clips of each query, one line each naming its query, ordered by
     start time; handles numbered in that order; one thumbnail per clip however many queries found it."""

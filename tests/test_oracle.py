@@ -243,9 +243,9 @@ def test_queries_name_what_the_question_counts_and_order_looks_at_the_answer(wor
 
 
 def test_an_order_question_is_answered_off_one_retrieve_of_every_option(world, memory, many_rows):
-    """ "Which appeared first (last)?": the oracle retrieves all five options at once (k=1) and answers with the
-    option on the first (last) line of the result, citing its clip; when retrieval puts another option there,
-    the question gets no episode. Run through the agent loop, the tool prints the lines the oracle read."""
+    """ "Which appeared first (last)?": the oracle retrieves all five options at once, by letter (k=1), and answers
+    with the letter on the first (last) line of the result, citing its clip; when retrieval puts another option
+    there, the question gets no episode. Run through the agent loop, the tool prints the lines the oracle read."""
     from foveate.tools.retrieve import in_time_order
 
     agent = AgentConfig(max_steps=4, max_frames=16, overview_images=1, overview_chars=400)
@@ -264,10 +264,11 @@ def test_an_order_question_is_answered_off_one_retrieve_of_every_option(world, m
             continue
         kept.append(row)
         (call,) = _calls(outputs)
-        assert call == {"name": "retrieve", "arguments": {"query": row.options, "k": 1}}
+        letters = list(LETTERS[: len(row.options)])
+        assert call == {"name": "retrieve", "arguments": {"query": letters, "k": 1}}
         handles = _handles([h for _, h in found])
         final = parse_answer(outputs[-1], row.options, memory.duration_seconds, handles)
-        assert final.valid and final.choice == row.answer
+        assert final.valid and final.choice == row.answer and final.text == row.answer
         assert final.evidence == [(line[1].start_seconds, line[1].end_seconds)]
     assert kept, "no order question of the world got an episode"
     episodes = list(
@@ -277,7 +278,8 @@ def test_an_order_question_is_answered_off_one_retrieve_of_every_option(world, m
     for ep, row in zip(episodes, kept):
         (turn,) = [t for s in ep.trajectory.steps for t in s.tool_turns]
         assert turn.error is None and turn.frames_spent <= 5
-        lines = turn.summary.splitlines()[1:6]
-        assert sorted(line.split(": c")[0] for line in lines) == sorted(row.options)
-        first_or_last = lines[0 if "appeared first" in row.question else -1].split(": c")[0]
-        assert first_or_last == row.options[LETTERS.index(row.answer)] == ep.trajectory.answer.text
+        lines = turn.summary.splitlines()[1:6]  # "B. the red cross: c1 [0:08-0:12) ..."
+        assert sorted(line.split(": c")[0] for line in lines) == [f"{x}. {o}" for x, o in zip(LETTERS, row.options)]
+        first_or_last = lines[0 if "appeared first" in row.question else -1]
+        assert first_or_last.startswith(f"{row.answer}. {row.options[LETTERS.index(row.answer)]}: c")
+        assert ep.trajectory.answer.text == row.answer

@@ -124,9 +124,9 @@ def test_described_reading_episodes_answer_with_the_option_their_description_nam
 
 
 def test_order_episodes_copy_every_option_and_answer_the_first_or_last_line(controller):
-    """ "Which appeared first (last)?" in reading episodes: one retrieve whose list query copies the five
-    options, run on the real tool; the answer is the subject on the result's first (last) line, citing
-    its clip, and it picks that option. The rendered targets are the tokens of what they copy."""
+    """ "Which appeared first (last)?" in reading episodes: one retrieve whose list query names the five
+    options by letter, run on the real tool; the answer is the letter on the result's first (last) line,
+    citing its clip, and it picks that option. The rendered targets are the tokens of what they copy."""
     from transformers import AutoProcessor
 
     from foveate.agent.answer import LETTERS, parse_answer
@@ -141,16 +141,20 @@ def test_order_episodes_copy_every_option_and_answer_the_first_or_last_line(cont
         question = next(m for m in episode.messages if m["role"] == "user")["content"][0]["text"]
         options = [x[3:] for x in question.splitlines() if len(x) > 2 and x[1:3] == ". "]
         call, last = [m["content"][0]["text"] for m in episode.messages if m["role"] == "assistant"]
-        assert json.loads(call[call.index("{") : call.rindex("}") + 1])["arguments"] == {"query": options, "k": 1}
+        letters = list(LETTERS[: len(options)])
+        assert json.loads(call[call.index("{") : call.rindex("}") + 1])["arguments"] == {"query": letters, "k": 1}
         result = next(m for m in episode.messages if m["role"] == "tool")["content"][0]["text"].splitlines()[1:]
-        assert sorted(line.split(": c")[0] for line in result) == sorted(options)
+        assert sorted(line.split(": c")[0] for line in result) == [f"{x}. {o}" for x, o in zip(letters, options)]
         starts = [float(line.split("s score")[0].split(") ")[1].split("-")[0]) for line in result]
         assert starts == sorted(starts)
         which = "first" if "appeared first" in question else "last"
         asked.add(which)
         line = result[0 if which == "first" else -1]
         answer = parse_answer(last, options)
-        assert answer.text == line.split(": c")[0] and options[LETTERS.index(answer.choice)] == answer.text
+        assert (
+            answer.text == line[0] == answer.choice
+            and line.split(": c")[0] == f"{answer.choice}. " + options[LETTERS.index(answer.choice)]
+        )
         assert json.loads(last[8:-9])["evidence"] == [line.split(": ")[1].split(" ")[0]]
         turns = [call, last]
         assert sorted(t.skill for t in episode.targets) == ["evidence", "order"] + ["queries"] * 5

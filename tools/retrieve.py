@@ -3,6 +3,7 @@
 Several queries (``["the red cross", "the blue star"]``) answer "which came first?": the best clips
 of each are listed together in time order, each line naming its query, so the first and the last
 line say which of the things was seen first and last without comparing numbers across calls.
+A query given by option letter is labelled with it (``B. the red cross: c1 ...``).
 """
 
 from __future__ import annotations
@@ -42,19 +43,26 @@ def _thumbnails(memory: VideoMemory, named: list[tuple[str, ClipHit]]) -> tuple[
 
 
 def retrieve(
-    memory: VideoMemory, query: str | list[str], k: int, handles: ClipHandles, with_thumbnails: bool = True
+    memory: VideoMemory,
+    query: str | list[str],
+    k: int,
+    handles: ClipHandles,
+    with_thumbnails: bool = True,
+    labels: list[str] | None = None,
 ) -> tuple[list[ContentBlock], int]:
     """Top-``k`` clips for ``query`` as text lines plus small thumbnails; returns (blocks, frames spent).
 
     Each clip is named by its handle in ``handles`` (a new one when the episode has not seen it yet).
-    With a list of queries, the top ``k`` of each, in time order, each line ``query: handle span score``
-    (a clip two queries found is listed for each, with one thumbnail); transcripts are not searched.
+    With a list of queries, the top ``k`` of each, in time order, each line ``label: handle span score``,
+    ``labels`` naming the queries (default: the queries themselves); a clip two queries found is listed
+    for each, with one thumbnail; transcripts are not searched.
     """
     if isinstance(query, list):
+        label = dict(zip(query, labels or query))
         found = in_time_order(memory.search, query, k)
         named = [(handles.name(h.start_seconds, h.end_seconds), h) for _, h in found]
         lines = [f"retrieve({len(query)} queries): top {k} of each, in time order"]
-        lines += [f"{q}: {_clip_line(name, hit)}" for (q, _), (name, hit) in zip(found, named)]
+        lines += [f"{label[q]}: {_clip_line(name, hit)}" for (q, _), (name, hit) in zip(found, named)]
         blocks, frames = _thumbnails(memory, named) if with_thumbnails else ([], 0)
         return [text_block("\n".join(lines)), *blocks], frames
     hits = memory.search(query, k)

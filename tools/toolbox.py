@@ -7,7 +7,8 @@ start with ``_`` and read-only state is exposed as properties (TRL lists functio
 properties). Tools never raise on bad arguments: they return an error text block that says what
 to try instead. Clips that ``retrieve`` returns get handles (``c1``, ``c2``, ... across the
 episode, :mod:`foveate.tools.handles`) that ``zoom`` and ``dense_sample`` accept in place of
-seconds; every result records the window it resolved to. :func:`dispatch` runs a parsed call;
+seconds; every result records the window it resolved to. When the question has options, a
+``retrieve`` query may be an option's letter (``"B"``), which searches for that option's text. :func:`dispatch` runs a parsed call;
 it is a function rather than a method so that TRL does not offer it to the model as a tool.
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any
 
+from foveate.agent.answer import LETTERS
 from foveate.memory.blocks import ContentBlock, text_block
 from foveate.memory.video_memory import VideoMemory
 from foveate.tools.declare import Observation, Range, ToolInputError, tool, tool_names
@@ -53,15 +55,18 @@ class VideoToolbox:
     """Tools over ``memory`` sharing one frame budget of ``max_frames``.
 
     ``memory`` may be None until :meth:`_load` gives one (the GRPO environment loads a video per rollout).
+    ``options``: the question's options, which retrieve queries may name by letter.
     """
 
-    def __init__(self, memory: VideoMemory | None, max_frames: int = 64) -> None:
+    def __init__(self, memory: VideoMemory | None, max_frames: int = 64, options: list[str] | None = None) -> None:
         self._max_frames = max_frames
-        self._load(memory)
+        self._load(memory, options)
 
-    def _load(self, memory: VideoMemory | None) -> None:
-        """Point the toolbox at ``memory`` with a fresh frame budget, an empty call log and no clip handles."""
+    def _load(self, memory: VideoMemory | None, options: list[str] | None = None) -> None:
+        """Point the toolbox at ``memory`` (and a question's ``options``) with a fresh frame budget, an
+        empty call log and no clip handles."""
         self._memory = memory
+        self._options = list(options or [])
         self._frames_used = 0
         self._results: list[ToolResult] = []
         self._handles = ClipHandles()
@@ -73,8 +78,9 @@ class VideoToolbox:
         """Search the video's clip memory for the clips that best match a text description.
 
         Args:
-            query: What to look for, described visually (e.g. "a red star moving left"); or a list of such
-                descriptions, to see which came first: the top clips of each, listed together in time order.
+            query: What to look for, described visually (e.g. "a red star moving left"), or an option's letter
+                ("B") for that option's text; or a list of these, to see which came first: the top clips of
+                each, listed together in time order.
             k: How many clips to return, of each description.
 
         Returns:
@@ -85,8 +91,17 @@ class VideoToolbox:
         n = len(query) if isinstance(query, list) else 1
         if n > MAX_QUERIES:
             raise ToolInputError(f"at most {MAX_QUERIES} queries in one call (got {n})")
+        labels = [self._option(q) for q in (query if isinstance(query, list) else [query])]
+        texts = [text for _, text in labels]
         handles = self._handles.copy()  # kept only if the model gets to see the result
-        observation = _retrieve(self._memory, query, k, handles, with_thumbnails=self.frames_left >= k * n)
+        observation = _retrieve(
+            self._memory,
+            texts if isinstance(query, list) else texts[0],
+            k,
+            handles,
+            with_thumbnails=self.frames_left >= k * n,
+            labels=[label for label, _ in labels],
+        )
         self._handles = handles
         return observation
 
@@ -168,6 +183,19 @@ class VideoToolbox:
         return self._handles.as_dict()
 
     # ---- helpers -------------------------------------------------------------------------
+    def _option(self, query: str) -> tuple[str, str]:
+        """(label, text) of one retrieve query: an option's letter names that option (``"B. the red cross"``,
+        ``"the red cross"``); any other query is its own label and text."""
+        letter = query.strip().upper()
+        if not self._options or len(letter) != 1 or letter not in LETTERS:
+            return query, query
+        if letter not in LETTERS[: len(self._options)]:
+            raise ToolInputError(
+                f"{query!r} is not one of the question's options (A-{LETTERS[len(self._options) - 1]})"
+            )
+        text = self._options[LETTERS.index(letter)]
+        return f"{letter}. {text}", text
+
     def _record(self, name: str, arguments: dict, run: Callable[[], Observation]) -> list[ContentBlock]:
         """Run a tool body, spend its frames and log the result; failures become an error result."""
         self._resolved = None

@@ -319,8 +319,8 @@ class ReadTasks(Section):
         ge=0,
         le=1,
         description="Probability that an episode asks which of five subjects appeared first (or last): one "
-        "retrieve of all five, whose result lists their best clips in time order, then the answer naming the "
-        "subject on its first (last) line.",
+        "retrieve of all five by letter, whose result lists their best clips in time order, then the answer "
+        "giving the letter on its first (last) line.",
     )
 
 

@@ -19,8 +19,9 @@ it always retrieves, looks at the retrieved clips that show the event (by handle
 those handles as evidence. Everything it writes is then something a controller can read off the
 retrieve result, so a small model trained on it can learn the procedure rather than memorise
 event times; a question whose event no retrieved clip shows gets no episode. "Which appeared first
-(last)?" gets one retrieve of all its options, whose result lists their best clips in time order,
-and the option on the first (last) line as the answer, when that is the gold one.
+(last)?" gets one retrieve of all its options by letter (``["A", "B", "C", "D", "E"]``), whose result
+lists their best clips in time order, each line starting with its option's letter, and the letter on
+the first (last) line as the answer, when that is the gold one.
 
 Its outputs are only text; :func:`training.episodes.run_scripted` executes them in the agent's
 own loop on the real toolbox and VideoMemory, so the images and tool results in the SFT data are
@@ -215,7 +216,8 @@ class OraclePolicy:
             calls, cite = planned
         else:
             calls = self._plan(row, log, spans, duration_seconds, rng, search, handles)
-        final = self._answer(row, cite, handles.as_dict())
+        by_letter = row.task == "order" and self.config.look_at == "retrieved"  # read off the result's line
+        final = self._answer(row, cite, handles.as_dict(), by_letter)
         if self.config.describe and row.task in DESCRIBED_TASKS:
             event = _event(log, spans[-1] if row.task == "text" else spans[0])
             if event is not None:
@@ -266,8 +268,8 @@ class OraclePolicy:
     def _plan_order(
         row: ManifestRow, search: Callable[[str, int], list], handles: ClipHandles
     ) -> tuple[list[tuple[str, str]], list[str]] | None:
-        """ "Which appeared first (last): ...?": one retrieve of every option, whose result lists their best
-        clips in time order; the answer is the option on its first (last) line, when that is the gold one."""
+        """ "Which appeared first (last): ...?": one retrieve of every option by letter, whose result lists their
+        best clips in time order; the answer is the letter on its first (last) line, when that is the gold one."""
         found = in_time_order(search, list(row.options), 1)
         if len(found) != len(row.options):
             return None
@@ -280,7 +282,7 @@ class OraclePolicy:
         calls = [
             (
                 f"Listing when each of them appeared; the {which} one answers.",
-                tool_call("retrieve", query=list(row.options), k=1),
+                tool_call("retrieve", query=list(LETTERS[: len(row.options)]), k=1),
             )
         ]
         return calls, [names[pick]]
@@ -380,12 +382,17 @@ class OraclePolicy:
         return thought + "\n" if rng.random() < self.config.p_thought else ""
 
     @staticmethod
-    def _answer(row: ManifestRow, cite: list[str | Span], handles: dict[str, Span] | None = None) -> str:
+    def _answer(
+        row: ManifestRow, cite: list[str | Span], handles: dict[str, Span] | None = None, by_letter: bool = False
+    ) -> str:
         """The final answer citing ``cite``: evidence spans in seconds, or clip handles. With options,
-        the gold option's text, which picks it (no letter: agent/answer.py says why); for time-span
-        options ("When did ...?"), the handle of the cited clip when that clip picks the gold option."""
+        the gold option's text, which picks it (no letter: agent/answer.py says why), or with
+        ``by_letter`` its letter, as a retrieve result's line wrote it; for time-span options ("When
+        did ...?"), the handle of the cited clip when that clip picks the gold option."""
         gold = row.answer.strip().upper()[:1]
         text = row.options[LETTERS.index(gold)] if row.options else row.answer
+        if by_letter:
+            text = gold
         first = cite[0] if cite else None
         if row.options and isinstance(first, str) and chosen_letter(None, first, row.options, handles) == gold:
             text = first

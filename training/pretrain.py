@@ -247,21 +247,24 @@ class ReadEpisode:
         return Example(self.kind, self.messages, self.targets)
 
     def _build_order(self, pool: list[str], stage: str) -> Example:
-        """Which of five subjects appeared first (last)? One retrieve of all five (``k=1``): its result lists
-        their clips in time order, and the answer names the subject on the first (last) line, citing its
-        clip. ``stage``: search keeps the retrieve call only; look and cite keep the answer too."""
-        from foveate.agent.answer import Answer, format_answer
+        """Which of five subjects appeared first (last)? One retrieve of all five by letter (``k=1``): its
+        result lists their clips in time order, and the answer is the letter on the first (last) line,
+        citing its clip. ``stage``: search keeps the retrieve call only; look and cite keep the answer too."""
+        from foveate.agent.answer import LETTERS, Answer, format_answer
         from foveate.tools.retrieve import in_time_order
+        from foveate.tools.toolbox import VideoToolbox
 
         options = [f"the {pool[i]}" for i in self.rng.choice(len(pool), 5, replace=False)]
         which = "first" if self.rng.random() < 0.5 else "last"
         question = f"Which appeared {which}: {', '.join(options[:4])} or {options[4]}?"
         options = [options[i] for i in self.rng.permutation(5)]
+        letters = list(LETTERS[: len(options)])
+        self.toolbox = VideoToolbox(self.memory, max_frames=self.toolbox.max_frames, options=options)
         self.messages.append(
             {"role": "user", "content": [text_block(question_text(question, options, self.memory.duration_seconds))]}
         )
         thought = "Listing when each of them appeared.\n" if self.rng.random() < 0.5 else ""
-        self._say(thought + tool_call("retrieve", query=options, k=1), [("queries", o, '"query": ') for o in options])
+        self._say(thought + tool_call("retrieve", query=letters, k=1), [("queries", x, '"query": ') for x in letters])
         if stage == "search":
             return Example(self.kind, self.messages, self.targets)
         n_clips = int(self.memory.duration_seconds // self.clip_seconds)
@@ -272,11 +275,12 @@ class ReadEpisode:
                 clip_id=int(clip_id), start_seconds=start, end_seconds=start + self.clip_seconds, score=score
             )
             self.memory.by_query[option] = [hit]
-        self._tool("retrieve", {"query": options, "k": 1})
+        self._tool("retrieve", {"query": letters, "k": 1})
         picked, hit = in_time_order(self.memory.search, options, 1)[0 if which == "first" else -1]
         handle = {span: h for h, span in self.toolbox.handles.items()}[(hit.start_seconds, hit.end_seconds)]
-        answer = format_answer(Answer(text=picked), [handle])
-        self._say(answer, [("order", picked, '"answer": "'), ("evidence", handle, '"evidence": ')])
+        letter = letters[options.index(picked)]
+        answer = format_answer(Answer(text=letter), [handle])
+        self._say(answer, [("order", letter, '"answer": "'), ("evidence", handle, '"evidence": ')])
         return Example(self.kind, self.messages, self.targets)
 
     def _hits(self, k: int) -> list[ClipHit]:
@@ -509,7 +513,7 @@ def grounded_example(
             f"no grounded episode fits max_frames={tasks.max_frames} (retrieve's thumbnails, then a look) "
             f"in 100 draws of {captions.minutes}-minute world logs"
         )
-    toolbox = VideoToolbox(memory, max_frames=tasks.max_frames)
+    toolbox = VideoToolbox(memory, max_frames=tasks.max_frames, options=row.options)
     messages: list[dict] = [] if bare else [{"role": "system", "content": [text_block(SYSTEM_PROMPT)]}]
     messages.append(
         {"role": "user", "content": [text_block(question_text(row.question, row.options, log.duration_seconds))]}
