@@ -8,8 +8,9 @@ properties). Tools never raise on bad arguments: they return an error text block
 to try instead. Clips that ``retrieve`` returns get handles (``c1``, ``c2``, ... across the
 episode, :mod:`foveate.tools.handles`) that ``zoom`` and ``dense_sample`` accept in place of
 seconds; every result records the window it resolved to. When the question has options, a
-``retrieve`` query may be an option's letter (``"B"``), which searches for that option's text. :func:`dispatch` runs a parsed call;
-it is a function rather than a method so that TRL does not offer it to the model as a tool.
+``retrieve`` query may be an option's letter (``"B"``), which searches for that option's text.
+:func:`dispatch` runs a parsed call; it is a function rather than a method so that TRL does not
+offer it to the model as a tool.
 """
 
 from __future__ import annotations
