@@ -421,3 +421,24 @@ def test_the_letter_probe_scores_the_letter_of_the_option_its_words_name(control
     rows = list(probe(str(controller), steps=2, batch_size=2, eval_every=1, heldout=4))
     assert [r["step"] for r in rows] == [0, 1, 2]
     assert all(0 <= r["said"] <= 1 and 0 <= r["letter"] <= 1 for r in rows)
+
+
+def test_the_reading_probe_scores_every_copied_span_and_names_what_was_written(controller):
+    """The probe scores the held-out episodes' targets (five letters a list query, one letter an order answer)
+    and reports, for the answer-step skills, gold -> written pairs that add up to the skill's count."""
+    from foveate.training.reading_probe import main, probe
+
+    report = probe(controller, episodes=3, order=2, seed=0)
+    skills = report["skills"]
+    assert skills["order"]["n"] == 2 and skills["queries"]["n"] == 10
+    assert skills["query"]["n"] >= 3  # one retrieve a plain episode, two when it searches again
+    assert all(0 <= s["right"] <= s["n"] for s in skills.values())
+    for skill, written in report["written"].items():
+        assert sum(written.values()) == skills[skill]["n"]
+        assert (
+            sum(int(g == w) * c for (g, w), c in ((p.split(" -> "), c) for p, c in written.items()))
+            == (skills[skill]["right"])
+        )
+    assert sum(report["order_letter_is"].values()) == 2
+    with pytest.raises(SystemExit):
+        main(["--help"])

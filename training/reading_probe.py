@@ -1,0 +1,82 @@
+"""What does a controller write where a reading skill copies? Teacher-forced, on held-out reading episodes.
+
+    python -m foveate.training.reading_probe CONTROLLER [--episodes 80] [--order 40] [--seed 321]
+
+Builds ``--episodes`` held-out pretraining reading episodes (cite stage, full prompt, subjects never
+trained on) and ``--order`` held-out order episodes ("Which appeared first (last)?", answered by the
+letter on the first (last) line of one retrieve), and scores each copied span as pretraining does: the
+model's argmax at every token given the true text before it. Prints one JSON object: per skill,
+``right`` of ``n``, and for the answer-step skills (``said``, ``motion``, ``order``) the commonest
+``gold -> written`` pairs, which tell a copy that fails from a prior (``down -> right`` every time).
+For order episodes it also counts whether what was written is the letter of the first or the last
+line, or another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+
+import numpy as np
+
+ANSWER_STEP = ("said", "motion", "order")
+
+
+def probe(controller: str, episodes: int = 80, order: int = 40, seed: int = 321, top: int = 12) -> dict:
+    """Score ``episodes`` plain and ``order`` order-question reading episodes; returns the printed object."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from foveate.training.config import ReadTasks
+    from foveate.training.pretrain import ReadEpisode, Renderer, _group_loss, subjects
+
+    processor = AutoProcessor.from_pretrained(controller)
+    model = AutoModelForImageTextToText.from_pretrained(controller, dtype=torch.float32).eval()
+    render = Renderer(processor)
+    _, held = subjects(ReadTasks().heldout_fraction)
+    rng = np.random.default_rng(seed)
+    right, n = Counter(), Counter()
+    pairs: dict[str, Counter] = {skill: Counter() for skill in ANSWER_STEP}
+    lines = Counter()
+    for i in range(episodes + order):
+        asks_order = i >= episodes
+        tasks = ReadTasks(p_order=1.0 if asks_order else 0.0)
+        episode = ReadEpisode(rng, tasks).build(held[int(rng.integers(len(held)))], "cite", held)
+        item = render(episode, score=True)
+        with torch.no_grad():
+            _, out = _group_loss(model, [item], render.pad_id)
+        predicted, rows = out.logits.argmax(-1), out.rows()
+        for skill, positions in item.targets:
+            written = processor.tokenizer.decode(predicted[rows[0, positions - out.offset - 1]]).strip()
+            gold = processor.tokenizer.decode(out.ids[0, positions - out.offset]).strip()
+            n[skill] += 1
+            right[skill] += written == gold
+            if skill in pairs:
+                pairs[skill][f"{gold} -> {written}"] += 1
+            if skill == "order":
+                result = next(m for m in episode.messages if m["role"] == "tool")["content"][0]["text"]
+                listed = [line[0] for line in result.splitlines()[1:] if line[1:3] == ". "]
+                lines["first line" if written == listed[0] else "last line" if written == listed[-1] else "other"] += 1
+    report = {
+        "controller": controller,
+        "skills": {skill: {"right": right[skill], "n": n[skill]} for skill in sorted(n)},
+        "written": {skill: dict(c.most_common(top)) for skill, c in pairs.items() if c},
+    }
+    if lines:
+        report["order_letter_is"] = dict(lines)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("controller", help="A saved controller folder, e.g. OUT/pretrain/controller.")
+    parser.add_argument("--episodes", type=int, default=80, help="Held-out reading episodes (not order).")
+    parser.add_argument("--order", type=int, default=40, help="Held-out order-question episodes.")
+    parser.add_argument("--seed", type=int, default=321, help="Draws the held-out episodes.")
+    args = parser.parse_args(argv)
+    print(json.dumps(probe(args.controller, args.episodes, args.order, args.seed)))
+
+
+if __name__ == "__main__":
+    main()
