@@ -177,6 +177,10 @@ def test_a_query_may_name_an_option_by_letter(memory):
     assert wrong.frames_used == 0
     literal = blocks_text(VideoToolbox(memory, max_frames=64).retrieve(["B"], 1))
     assert re.search(r"^B: c1 \[", literal, re.M)
+    from foveate.agent.answer import LETTERS
+    from foveate.tools.toolbox import OPTION_LETTERS
+
+    assert OPTION_LETTERS == LETTERS  # the letters the prompt gives the options
 
 
 def test_a_list_of_queries_lists_the_best_clips_of_each_in_time_order(memory):

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any
 
-from foveate.agent.answer import LETTERS
 from foveate.memory.blocks import ContentBlock, text_block
 from foveate.memory.video_memory import VideoMemory
 from foveate.tools.declare import Observation, Range, ToolInputError, tool, tool_names
@@ -38,6 +37,8 @@ MAX_QUERIES = 8  # in one retrieve call
 MAX_ZOOM_FRAMES = 8
 MAX_DENSE_FRAMES = 32
 MAX_FPS = 30
+# How the prompt letters a question's options (foveate.agent.answer.LETTERS; tools sit below agent).
+OPTION_LETTERS = "ABCDEFGHIJ"
 
 
 @dataclass(frozen=True)
@@ -188,13 +189,13 @@ class VideoToolbox:
         """(label, text) of one retrieve query: an option's letter names that option (``"B. the red cross"``,
         ``"the red cross"``); any other query is its own label and text."""
         letter = query.strip().upper()
-        if not self._options or len(letter) != 1 or letter not in LETTERS:
+        if not self._options or len(letter) != 1 or letter not in OPTION_LETTERS:
             return query, query
-        if letter not in LETTERS[: len(self._options)]:
+        if letter not in OPTION_LETTERS[: len(self._options)]:
             raise ToolInputError(
-                f"{query!r} is not one of the question's options (A-{LETTERS[len(self._options) - 1]})"
+                f"{query!r} is not one of the question's options (A-{OPTION_LETTERS[len(self._options) - 1]})"
             )
-        text = self._options[LETTERS.index(letter)]
+        text = self._options[OPTION_LETTERS.index(letter)]
         return f"{letter}. {text}", text
 
     def _record(self, name: str, arguments: dict, run: Callable[[], Observation]) -> list[ContentBlock]:
