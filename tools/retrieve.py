@@ -17,10 +17,11 @@ from foveate.tools.handles import ClipHandles
 
 
 def in_time_order(
-    search: Callable[[str, int], list[ClipHit]], queries: list[str], k: int
+    search: Callable[[str, int], list[ClipHit]], queries: list[str], k: int, labels: list[str] | None = None
 ) -> list[tuple[str, ClipHit]]:
-    """(query, hit) for the top ``k`` hits of each query, ordered by start time (then best score first)."""
-    found = [(q, hit) for q in queries for hit in search(q, k)]
+    """(query, hit) for the top ``k`` hits of each query, ordered by start time (then best score first);
+    with ``labels``, each query's label in place of the query."""
+    found = [(name, hit) for name, q in zip(labels or queries, queries) for hit in search(q, k)]
     return sorted(found, key=lambda qh: (qh[1].start_seconds, -qh[1].score))
 
 
@@ -58,11 +59,10 @@ def retrieve(
     for each, with one thumbnail; transcripts are not searched.
     """
     if isinstance(query, list):
-        label = dict(zip(query, labels or query))
-        found = in_time_order(memory.search, query, k)
+        found = in_time_order(memory.search, query, k, labels)
         named = [(handles.name(h.start_seconds, h.end_seconds), h) for _, h in found]
         lines = [f"retrieve({len(query)} queries): top {k} of each, in time order"]
-        lines += [f"{label[q]}: {_clip_line(name, hit)}" for (q, _), (name, hit) in zip(found, named)]
+        lines += [f"{q}: {_clip_line(name, hit)}" for (q, _), (name, hit) in zip(found, named)]
         blocks, frames = _thumbnails(memory, named) if with_thumbnails else ([], 0)
         return [text_block("\n".join(lines)), *blocks], frames
     hits = memory.search(query, k)
