@@ -283,37 +283,3 @@ def test_an_order_question_is_answered_off_one_retrieve_of_every_option(world, m
         first_or_last = lines[0 if "appeared first" in row.question else -1]
         assert first_or_last.startswith(f"{row.answer}. {row.options[LETTERS.index(row.answer)]}: c")
         assert ep.trajectory.answer.text == row.answer
-
-
-def test_a_direction_answer_quotes_the_motion_line_the_dense_sample_printed(world, memory, many_rows):
-    """With describe, a direction question answered after a dense_sample quotes that call's motion line
-    (measured from the video's motion vectors) when it names the gold direction; otherwise a retrieved
-    episode is dropped. Run in the agent loop, the quoted words are the tool result's own."""
-    from foveate.training.oracle import QUOTED_MOTION
-
-    agent = AgentConfig(max_steps=4, max_frames=16, overview_images=1, overview_chars=400)
-    config = OracleConfig(look_at="retrieved", describe=True, p_thought=1.0, retrieve_k=(3,), dense_fps=1.0)
-    rows = [r for r in many_rows if r.task == "direction"]
-    assert rows
-    log = event_log(world, rows[0].video)
-    quoted = dropped = 0
-    for n, row in enumerate(rows):
-        rng = np.random.default_rng(n)
-        outputs = OraclePolicy(config, agent).outputs(
-            row, log, memory.duration_seconds, rng, search=memory.search, motion=memory.motion_in
-        )
-        if outputs is None:
-            dropped += 1
-            continue
-        gold = row.options[LETTERS.index(row.answer)]
-        assert outputs[-1].startswith(f"{QUOTED_MOTION}moving {gold}.\n<answer>")
-        quoted += 1
-    assert quoted >= 1
-    episodes = list(oracle_episodes(rows, lambda v: memory, lambda v: log, agent, config, 1, seed=0))
-    assert len(episodes) == quoted  # the same seeds as above: one per row kept
-    for ep in episodes:
-        dense = [t for s in ep.trajectory.steps for t in s.tool_turns if t.name == "dense_sample"][-1]
-        words = ep.trajectory.steps[-1].text.split("\n")[0].removeprefix(QUOTED_MOTION).rstrip(".")
-        assert f"objects {words}" in dense.summary
-        row = next(r for r in rows if ep.id == f"{r.id}-oracle0")
-        assert ep.trajectory.answer.choice == row.answer and words == f"moving {ep.trajectory.answer.text}"
