@@ -79,9 +79,7 @@ def oracle_episodes(
         memory = memories(row.video)
         for k in range(paths_per_question):
             rng = np.random.default_rng([seed, n, k])
-            outputs = policy.outputs(
-                row, logs(row.video), memory.duration_seconds, rng, search=memory.search, motion=memory.motion_in
-            )
+            outputs = policy.outputs(row, logs(row.video), memory.duration_seconds, rng, search=memory.search)
             if outputs is None:
                 logger.info("%s: no oracle episode: no retrieved clip shows the event", row.id)
                 continue

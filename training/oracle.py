@@ -42,7 +42,6 @@ from foveate.agent.answer import LETTERS, Answer, chosen_letter, format_answer
 from foveate.agent.config import AgentConfig
 from foveate.agent.records import ManifestRow
 from foveate.agent.toolcalls import format_tool_call as tool_call
-from foveate.agent.toolcalls import parse_tool_calls
 from foveate.evals.metrics import overlaps
 from foveate.tools.handles import ClipHandles
 from foveate.tools.retrieve import in_time_order
@@ -86,10 +85,7 @@ class OracleConfig(BaseModel):
         default=False,
         description="Before the answer, say what the frames looked at show, in the words of the world's "
         "captions ('The frames show a red star moving left.'), for questions about one event; the answer's "
-        "words can then be read off that sentence and its letter off the options. A direction question "
-        "answered after a dense_sample quotes its motion line instead ('The motion line says objects "
-        "moving left.'); with look_at='retrieved', one whose motion line names another direction gets no "
-        "episode.",
+        "words can then be read off that sentence and its letter off the options.",
     )
     retrieve_k: tuple[int, ...] = Field(
         default=(3, 5),
@@ -149,9 +145,6 @@ def _subject(row: ManifestRow, log, span: Span) -> str:
 
 
 DESCRIBED_TASKS = ("needle", "direction", "grounding", "text")  # one event answers them
-# How the answer turn of a direction question quotes dense_sample's motion line ("... objects moving left"):
-# the words before the direction are the line's own, so the direction is copied, not guessed from a caption.
-QUOTED_MOTION = "The motion line says objects "
 
 
 def _thing_at(things, span: Span):
@@ -169,25 +162,6 @@ def _event(log, span: Span) -> str | None:
         if (thing := _thing_at(things, span)) is not None:
             return phrase(thing)
     return None
-
-
-def _motion_quote(
-    row: ManifestRow,
-    calls: list[tuple[str, str]],
-    handles: dict[str, Span],
-    motion: Callable[[float, float], dict | None] | None,
-) -> str | None:
-    """The answer turn's quote of the last dense_sample's motion line, when it names the gold direction."""
-    looks = [c for _, text in calls for c in parse_tool_calls(text) if c.name == "dense_sample"]
-    if motion is None or not looks or row.answer is None:
-        return None
-    args = looks[-1].arguments
-    start, end = handles[args["clip"]] if "clip" in args else (args["start"], args["end"])
-    seen = motion(start, end)
-    gold = row.options[LETTERS.index(row.answer.strip().upper()[:1])] if row.options else row.answer
-    if seen is None or seen.get("objects") != f"moving {gold}":
-        return None
-    return f"{QUOTED_MOTION}{seen['objects']}."
 
 
 def _query(subject: str, rng: np.random.Generator) -> str:
@@ -221,14 +195,11 @@ class OraclePolicy:
         duration_seconds: float,
         rng: np.random.Generator,
         search: Callable[[str, int], list] | None = None,
-        motion: Callable[[float, float], dict | None] | None = None,
     ) -> list[str] | None:
         """The controller texts of one episode: tool calls, each its own turn, then the answer.
 
         ``search(query, k)``: the hits the retrieve tool will show (``VideoMemory.search``), best first.
-        ``motion(start, end)``: what a dense_sample of the window reports (``VideoMemory.motion_in``).
-        None when ``look_at="retrieved"`` and no retrieved clip shows the event, or (``describe``) a
-        direction question's motion line names another direction.
+        None when ``look_at="retrieved"`` and no retrieved clip shows the event.
         """
         if not row.evidence or row.answer is None:
             raise ValueError(f"{row.id}: the oracle needs a ground-truth answer and evidence")
@@ -247,16 +218,10 @@ class OraclePolicy:
             calls = self._plan(row, log, spans, duration_seconds, rng, search, handles)
         by_letter = row.task == "order" and self.config.look_at == "retrieved"  # read off the result's line
         final = self._answer(row, cite, handles.as_dict(), by_letter)
-        said = None
-        if self.config.describe and row.task == "direction":
-            said = _motion_quote(row, calls, handles.as_dict(), motion)
-            if said is None and self.config.look_at == "retrieved":
-                return None  # the motion line would contradict the answer
-        if said is None and self.config.describe and row.task in DESCRIBED_TASKS:
+        if self.config.describe and row.task in DESCRIBED_TASKS:
             event = _event(log, spans[-1] if row.task == "text" else spans[0])
-            said = None if event is None else f"The frames show {event}."  # training.pretrain.DESCRIBED
-        if said is not None:
-            final = f"{said}\n{final}"
+            if event is not None:
+                final = f"The frames show {event}.\n{final}"  # training.pretrain.DESCRIBED
         return [self._say(text, rng) + call for text, call in calls] + [final]
 
     def _plan_retrieved(

@@ -70,7 +70,7 @@ from foveate.memory.overview import format_time
 from foveate.memory.video_memory import ClipHit
 from foveate.training.collator import PAD_VALUES
 from foveate.training.config import CaptionTasks, GroundTasks, PretrainRunConfig, ReadTasks
-from foveate.training.oracle import QUOTED_MOTION, tool_call
+from foveate.training.oracle import tool_call
 
 logger = logging.getLogger(__name__)
 
@@ -363,10 +363,7 @@ class ReadEpisode:
         copies = [("evidence", value, '"evidence": ')]
         if when:
             copies = [("when", text, '"answer": "'), *copies]
-        if self.motion_shown and self.moving in options:  # the oracle quotes the motion line (QUOTED_MOTION)
-            answer = f"{QUOTED_MOTION}moving {self.moving}.\n{answer}"
-            copies = [("motion", self.moving, f"{QUOTED_MOTION}moving "), ("said", text, '"answer": "'), *copies]
-        elif described:
+        if described:
             answer = f"{DESCRIBED}{describe(text, moving)}.\n{answer}"
             copies = [("said", text, '"answer": "'), *copies]
             if self.motion_shown and f" moving {self.moving}." in answer:
@@ -508,7 +505,7 @@ def grounded_example(
         row = rows[int(rng.integers(len(rows)))]
         target = tuple(row.evidence[-1]) if row.task == "text" else focus_span(row, log)  # the answer is read off
         memory = WorldClips(log, tasks, target, rng)
-        outputs = oracle.outputs(row, log, log.duration_seconds, rng, search=memory.search, motion=memory.motion_in)
+        outputs = oracle.outputs(row, log, log.duration_seconds, rng, search=memory.search)
         if outputs is not None:
             break
     if outputs is None:
