@@ -190,3 +190,14 @@ def test_paths_with_markup_are_printed_as_text(cuts_video, tmp_path):
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert proc.returncode == 1 and str(folder / "missing[x].mp4") in assert_one_line_error(proc)
+
+
+def test_an_answer_that_picks_no_option_says_so(cuts_video, tiny_embedder_spec, shared_cache):
+    """A letter past the options (or words naming none of them) is printed as the model wrote it, flagged."""
+    stray = '<answer>{"answer": "E", "evidence": [[3.0, 6.0]]}</answer>'
+    for reply, printed in ((stray, "Answer: E (names none of the 2 options)"), (ANSWER, "Answer: (B) blue\n")):
+        with ChatServer([text_message(reply)]) as srv:
+            proc = ask(cuts_video.path, tiny_embedder_spec, shared_cache, "which colour?", "--controller",
+                       f"openai:m@{srv.url}", "--option", "red", "--option", "blue")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert printed in proc.stdout

@@ -60,11 +60,13 @@ def _print_answer(traj, json_out: bool) -> None:
 
     spans = ", ".join(f"{format_time(s)}-{format_time(e)}" for s, e in ans.evidence) or "none"
     choice = f"({safe_text(ans.choice)}) " if ans.choice else ""
-    console.print(
-        f"[bold]Answer:[/] {choice}{safe_text(ans.text)}"
-        + ("" if ans.valid else " [yellow](no valid answer format)[/]"),
-        highlight=False,
-    )
+    if not ans.valid:
+        note = " [yellow](no valid answer format)[/]"
+    elif traj.options and not ans.choice:
+        note = f" [yellow](names none of the {len(traj.options)} options)[/]"
+    else:
+        note = ""
+    console.print(f"[bold]Answer:[/] {choice}{safe_text(ans.text)}{note}", highlight=False)
     console.print(
         f"Evidence: {spans}   [dim]{traj.frames_used} frames, {traj.tool_calls} tool calls, {traj.latency_s:.1f}s[/]",
         highlight=False,
