@@ -216,6 +216,18 @@ def test_clip_finetuning_raises_held_out_retrieval(tmp_path):
     assert (tmp_path / "out" / "embedder" / "open_clip_config.json").is_file()
 
 
+def test_the_cosine_schedule_warms_up_then_decays_to_zero():
+    from foveate.training.clip import lr_factor
+    from foveate.training.config import ClipRunConfig
+
+    cosine = ClipRunConfig(embedder="tiny", lr_schedule="cosine", warmup_steps=10)
+    factors = [lr_factor(cosine, 110, step) for step in range(110)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == 1.0 == max(factors)
+    assert factors[10:] == sorted(factors[10:], reverse=True) and factors[-1] < 1e-3
+    assert factors[60] == pytest.approx(0.5)  # halfway through the decay
+    assert {lr_factor(ClipRunConfig(embedder="tiny"), 110, step) for step in range(110)} == {1.0}
+
+
 @pytest.mark.parametrize(
     "name", ["tiny_sft", "tiny_grpo", "tiny_clip", "qwen25vl_sft", "qwen25vl_grpo", "vitb32_clip"]
 )

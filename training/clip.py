@@ -20,9 +20,11 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +160,16 @@ def _pick_captions(forms: list[list[str]], batch: list[int], full_share: float, 
     return picked
 
 
+def lr_factor(config: ClipRunConfig, steps: int, step: int) -> float:
+    """The learning rate of ``step`` (0-based) as a share of ``config.learning_rate``."""
+    if config.lr_schedule == "constant":
+        return 1.0
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    done = (step - config.warmup_steps) / max(1, steps - config.warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, done)))
+
+
 def train_embedder(
     embedder,
     frames: np.ndarray,
@@ -171,8 +183,6 @@ def train_embedder(
     frame with its full caption or (with ``config.short_captions``) one of the shorter ones; a text is a
     positive of every frame it describes, so 'a star' is one of each star's frame in the batch.
     """
-    import math
-
     import torch
     from PIL import Image
 
@@ -193,6 +203,7 @@ def train_embedder(
     gen = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     steps, losses = config.epochs * math.ceil(len(frames) / config.batch_size), []
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, partial(lr_factor, config, steps))
     for _epoch in range(config.epochs):
         for batch in torch.randperm(len(frames), generator=gen).split(config.batch_size):
             if len(batch) < 2:
@@ -209,6 +220,7 @@ def train_embedder(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            schedule.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
             losses.append(float(loss.detach()))

@@ -227,6 +227,12 @@ class ClipRunConfig(Section):
     batch_size: int = Field(default=32, ge=2, description="Pairs per contrastive batch (the negatives).")
     learning_rate: float = Field(default=1e-5, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(default=0.1, ge=0, description="AdamW weight decay.")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        default="constant",
+        description="'cosine': linear warmup over warmup_steps, then cosine decay to zero by the last step "
+        "(CLIP's schedule); 'constant': the learning rate throughout.",
+    )
+    warmup_steps: int = Field(default=0, ge=0, description="Linear warmup steps of the cosine schedule.")
     train_logit_scale: bool = Field(default=True, description="Learn the temperature (CLIP's logit_scale).")
     short_captions: float = Field(
         default=0.6,

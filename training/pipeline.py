@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +52,11 @@ class PipelineConfig(BaseModel):
         ge=0,
         description="Train-split videos the embedder learns from, rendered into OUT/clip_world "
         "(0: the controller's train videos). Rendering is cheap and no controller stage reads them.",
+    )
+    clip_lr_schedule: Literal["constant", "cosine"] = Field(
+        default="cosine",
+        description="The embedder's learning rate: 'cosine' warms up over 100 steps and decays to zero by the "
+        "last step; 'constant' (runs before L5) stops wherever the last steps left it.",
     )
     # controller
     hidden: int = 128
@@ -288,6 +293,8 @@ def run_pipeline(
             epochs=c.clip_epochs,
             batch_size=64,
             learning_rate=5e-4,
+            lr_schedule=c.clip_lr_schedule,
+            warmup_steps=100,
             seed=c.seed,
         )
         run_clip(clip_cfg, out / "clip")
