@@ -162,6 +162,14 @@ def test_bad_flags_fail_before_any_work(cuts_video, tiny_embedder_spec, tmp_path
     assert not cache.exists()  # nothing was indexed
 
 
+def test_options_without_a_question_fail_before_any_work(cuts_video, tiny_embedder_spec, tmp_path):
+    cache = tmp_path / "cache"
+    proc = ask(cuts_video.path, tiny_embedder_spec, cache, "--option", "a person", "--option", "a table")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "--option needs a QUESTION")
+    assert not cache.exists()
+
+
 def test_answer_is_printed_before_the_trace_fails(memory, tmp_path, capsys):
     from foveate.agent.backends.scripted import ScriptedController
     from foveate.cli.ask import _answer_one

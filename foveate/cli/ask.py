@@ -168,6 +168,12 @@ def register(app: typer.Typer) -> None:
         from foveate.memory.errors import FoveateError
 
         setup_logging()
+        if option and question is None:
+            fail(
+                "--option needs a QUESTION: options belong to one question (the interactive session takes "
+                "open questions)",
+                2,
+            )
         if len(option) > len(LETTERS):
             fail(f"--option given {len(option)} times; at most {len(LETTERS)} options (A-{LETTERS[-1]})", 2)
         if trace is not None:
