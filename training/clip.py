@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from foveate.training.config import ClipRunConfig
+from foveate.training.schedule import warmup_cosine
 
 logger = logging.getLogger(__name__)
 
@@ -164,10 +165,7 @@ def lr_factor(config: ClipRunConfig, steps: int, step: int) -> float:
     """The learning rate of ``step`` (0-based) as a share of ``config.learning_rate``."""
     if config.lr_schedule == "constant":
         return 1.0
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    done = (step - config.warmup_steps) / max(1, steps - config.warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, done)))
+    return warmup_cosine(step, config.warmup_steps, config.warmup_steps, steps)
 
 
 def train_embedder(

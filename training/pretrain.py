@@ -71,6 +71,7 @@ from foveate.memory.video_memory import ClipHit
 from foveate.training.collator import PAD_VALUES
 from foveate.training.config import CaptionTasks, GroundTasks, PretrainRunConfig, ReadTasks
 from foveate.training.oracle import tool_call
+from foveate.training.schedule import warmup_cosine
 
 logger = logging.getLogger(__name__)
 
@@ -807,14 +808,10 @@ class PretrainResult:
 
 def _lr_factor(config: PretrainRunConfig, step: int, raised: float = 1.0) -> float:
     """The rate's multiple of its peak at ``step``; ``raised`` multiplies it from caption_first_steps on."""
-    if step < config.warmup_steps:
-        factor = (step + 1) / config.warmup_steps
-    elif config.lr_schedule == "constant":
-        factor = 1.0
-    else:
-        flat = max(config.warmup_steps, config.caption_first_steps)  # the caption-only stage runs at the peak
-        done = (step - flat) / max(1, config.steps - flat)
-        factor = 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, max(0.0, done))))
+    flat = max(config.warmup_steps, config.caption_first_steps)  # the caption-only stage runs at the peak
+    factor = warmup_cosine(
+        step, config.warmup_steps, flat, config.steps, floor=0.1, decay=config.lr_schedule == "cosine"
+    )
     return factor * raised if step >= config.caption_first_steps else factor
 
 
