@@ -40,6 +40,7 @@ CACHE_PARTS: dict[str, frozenset[str]] = {
         {
             "clip_seconds",
             "frames_per_clip",
+            "clip_pooling",
             "embed_max_side",
             "ivf_threshold",
             "clip_frames",
@@ -203,7 +204,13 @@ class IngestConfig(BaseModel):
         default=4.0, gt=0, le=60, description="Length of one clip window of the clip index, seconds."
     )
     frames_per_clip: int = Field(
-        default=2, ge=1, le=16, description="Frames embedded per clip (their embeddings are averaged)."
+        default=2, ge=1, le=16, description="Frames embedded per clip (see clip_pooling for how they score it)."
+    )
+    clip_pooling: Literal["mean", "max"] = Field(
+        default="mean",
+        description="How a clip's frames score it against a query. 'mean': one vector per clip, the mean of its "
+        "frames' embeddings. 'max': every frame is its own row of the index and a clip scores as its best frame, "
+        "so a thing on screen for part of a clip is not averaged away (frames_per_clip rows per clip).",
     )
     embed_max_side: int = Field(
         default=224, ge=32, le=1024, description="Longer side of frames decoded for embedding, pixels."
@@ -259,3 +266,8 @@ class IngestConfig(BaseModel):
     def clips_key(self) -> dict:
         """The fields the cached clip index depends on (with the embedder)."""
         return self.model_dump(include=set(CACHE_PARTS["clips"]))
+
+    @property
+    def rows_per_clip(self) -> int:
+        """Rows of the clip index per clip: 1, or ``frames_per_clip`` under ``clip_pooling="max"``."""
+        return self.frames_per_clip if self.clip_pooling == "max" else 1

@@ -90,6 +90,12 @@ class KeyframeEmbeddings:
         closer_after = np.abs(self.times[after] - self.times) < np.abs(self.times - self.times[before])
         return np.where(closer_after, after, before)
 
+    def frame_vectors(self) -> np.ndarray:
+        """``(C * per_clip, D) float32``: the embedding behind each sample time (its keyframe's, or the
+        nearest embedded one's), clip by clip, L2-normalised."""
+        vecs = self.vectors[self.nearest_embedded()[self.picked]]
+        return (vecs / (np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12)).astype(np.float32)
+
     def clip_vectors(self) -> np.ndarray:
         """``(C, D) float32``: each clip's mean over its sample times, L2-normalised."""
         vecs = self.vectors[self.nearest_embedded()[self.picked]]

@@ -98,6 +98,8 @@ class _ClipAccumulator:
         self.per, self.embedder = per_clip, embedder
         self.sums = np.zeros((n_clips, embedder.dim), np.float32)
         self.counts = np.zeros(n_clips, np.int64)
+        self.frames = np.zeros((n_clips * per_clip, embedder.dim), np.float32)  # each sample's own vector
+        self.filled = np.zeros(n_clips * per_clip, bool)
         self.batch: list[np.ndarray] = []
         self.slots: list[int] = []
         self.thumbs_dir, self.thumb_side = thumbs_dir, thumb_side
@@ -121,6 +123,7 @@ class _ClipAccumulator:
         for slot, vec in zip(self.slots, vecs):
             self.sums[slot // self.per] += vec
             self.counts[slot // self.per] += 1
+            self.frames[slot], self.filled[slot] = vec, True
         self.batch.clear()
         self.slots.clear()
 
@@ -133,6 +136,18 @@ class _ClipAccumulator:
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
         return vecs.astype(np.float32)
 
+    def frame_vectors(self) -> np.ndarray:
+        """``(C * per_clip, D)``: each sample's vector, L2-normalised; a sample past a truncated end takes
+        its clip's vector from :meth:`vectors`."""
+        vecs = np.where(self.filled[:, None], self.frames, np.repeat(self.vectors(), self.per, axis=0))
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
+        return vecs.astype(np.float32)
+
+
+def index_rows(clip_vectors: np.ndarray, frame_vectors: np.ndarray, pooling: str) -> np.ndarray:
+    """The clip index's rows: one per clip (``"mean"``), or one per sampled frame, clip by clip (``"max"``)."""
+    return frame_vectors if pooling == "max" else clip_vectors
+
 
 def embed_clips(
     info: VideoInfo,
@@ -143,7 +158,8 @@ def embed_clips(
     progress: Callable[[float], None] | None = None,
     cuts_seconds: Sequence[float] = (),
 ) -> tuple[np.ndarray, KeyframeEmbeddings | None]:
-    """Clip embeddings ``(C, D) float32``, and the keyframe embeddings they derive from when the
+    """The clip index's rows ``float32`` (``(C, D)``, or ``(C * frames_per_clip, D)`` under
+    ``clip_pooling="max"``: :func:`index_rows`), and the keyframe embeddings they derive from when the
     frames came from the keyframes (None when they were decoded).
 
     See ``IngestConfig.clip_frames``: a long video with regular keyframes has only its keyframes
@@ -159,7 +175,7 @@ def embed_clips(
         gap = config.keyframe_clips_max_gap_seconds if mode == "auto" else None
         keyframes = _embed_from_keyframes(info, clips, embedder, config, thumbs_dir, progress, gap, cuts_seconds)
         if keyframes is not None:
-            return keyframes.clip_vectors(), keyframes
+            return index_rows(keyframes.clip_vectors(), keyframes.frame_vectors(), config.clip_pooling), keyframes
         logger.info("%s: keyframes more than %.0fs apart: clip frames decoded instead", info.path, gap)
     return _embed_from_decoded(info, clips, embedder, config, thumbs_dir, progress), None
 
@@ -172,11 +188,12 @@ def _embed_from_decoded(
     thumbs_dir: Path,
     progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
-    """Clip embeddings from ONE sequential decoding pass (no per-clip seeks).
+    """The clip index's rows from ONE sequential decoding pass (no per-clip seeks).
 
     Frames are decoded in order with frame threading (no motion vectors are needed here),
     non-reference frames skipped, and only the frames nearest the sample times are converted to
-    small RGB arrays; they go to the embedder in batches and are averaged per clip.
+    small RGB arrays; they go to the embedder in batches and are averaged per clip (or, under
+    ``clip_pooling="max"``, kept one row each).
     """
     times = _sample_times(clips, config.frames_per_clip)
     acc = _ClipAccumulator(len(clips), config.frames_per_clip, embedder, thumbs_dir, CLIP_THUMB_SIDE)
@@ -206,7 +223,7 @@ def _embed_from_decoded(
     acc.flush()
     if not acc.counts.any():
         raise CorruptVideoError(info.path, "no frame could be decoded for the clip index")
-    return acc.vectors()
+    return index_rows(acc.vectors(), acc.frame_vectors(), config.clip_pooling)
 
 
 def _embed_from_keyframes(
@@ -356,10 +373,22 @@ class VideoMemory:
 
     @property
     def clip_embeddings(self) -> np.ndarray | None:
-        """``(C, D) float32`` clip embeddings (memory-mapped), or None without a clip index."""
+        """The clip index's rows ``float32`` (memory-mapped), or None without a clip index: ``(C, D)``, one per
+        clip, or ``(C * frames_per_clip, D)``, one per sampled frame clip by clip, under ``clip_pooling="max"``."""
         if self._clips_dir is None:
             return None
         return np.load(self._clips_dir / EMBEDDINGS_FILE, allow_pickle=False, mmap_mode="r")
+
+    def _top_clips(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best clips for ``vector`` and their scores, best first. Under max pooling the top
+        ``k * rows_per_clip`` rows hold at least ``k`` clips; a clip's first row among them is its best frame."""
+        per = self.config.rows_per_clip
+        ids, scores = self._index.search(vector, k * per)
+        if per == 1:
+            return ids, scores
+        clips, first = np.unique(ids // per, return_index=True)
+        best = np.argsort(first, kind="stable")[:k]
+        return clips[best], scores[first[best]]
 
     def search(self, query: str, k: int = 5, refine: bool = True) -> list[ClipHit]:
         """The ``k`` clips most similar to the text ``query``, best first (empty without a clip index).
@@ -377,14 +406,14 @@ class VideoMemory:
         """:meth:`search` with a query already embedded (``(D,)``, L2-normalised: a text's or a frame's)."""
         if self._index is None:
             return []
-        ids, scores = self._index.search(vector, k)
+        ids, scores = self._top_clips(vector, k)
         budget = REFINE_MAX_FRAMES if refine else 0
         for _ in range(REFINE_ROUNDS):
-            embedded = self._refine(self._index.search(vector, k * REFINE_POOL)[0], budget) if budget > 0 else 0
+            embedded = self._refine(self._top_clips(vector, k * REFINE_POOL)[0], budget) if budget > 0 else 0
             if not embedded:
                 break
             budget -= embedded
-            ids, scores = self._index.search(vector, k)
+            ids, scores = self._top_clips(vector, k)
         hits = [
             ClipHit(
                 clip_id=int(i),
@@ -469,7 +498,7 @@ class VideoMemory:
                 on_disk = KeyframeEmbeddings.load_vectors(folder)
                 if on_disk is not None:
                     keyframes.merge(on_disk)
-                vecs = keyframes.clip_vectors()
+                vecs = self._index_rows(keyframes)
                 old = np.load(folder / EMBEDDINGS_FILE, allow_pickle=False)
                 index = ClipIndex.load(folder / INDEX_FILE)
                 index.replace(np.flatnonzero(np.any(vecs != old, axis=1)), vecs)
@@ -482,7 +511,11 @@ class VideoMemory:
             self._index = index
         except OSError as exc:  # a read-only cache still answers, from memory
             logger.warning("%s: cannot save the refined clip index (%s)", folder, exc)
-            self._index.replace(changed, keyframes.clip_vectors())
+            per = self.config.rows_per_clip
+            self._index.replace((changed[:, None] * per + np.arange(per)).ravel(), self._index_rows(keyframes))
+
+    def _index_rows(self, keyframes: KeyframeEmbeddings) -> np.ndarray:
+        return index_rows(keyframes.clip_vectors(), keyframes.frame_vectors(), self.config.clip_pooling)
 
     def search_transcript(self, query: str, k: int = 5) -> list[ClipHit]:
         """Transcript cues matching ``query`` (embedding similarity plus word overlap), best first."""
@@ -575,25 +608,27 @@ def _build_clip_part(
     from foveate.memory.clip_index import ClipIndex
 
     vecs, keyframes = embed_clips(info, clips, embedder, config, tmp / THUMBS_DIR, progress, cuts_seconds)
-    ClipIndex.build(vecs, np.arange(len(clips)), config.ivf_threshold).save(tmp / INDEX_FILE)
+    ClipIndex.build(vecs, np.arange(len(vecs)), config.ivf_threshold).save(tmp / INDEX_FILE)
     np.save(tmp / EMBEDDINGS_FILE, vecs, allow_pickle=False)
     if keyframes is not None:
         keyframes.save(tmp)
     source = "decoded" if keyframes is None else "keyframes"
-    listed = {"embedder": embedder.spec, "dim": embedder.dim, "frame_source": source}
+    listed = {"embedder": embedder.spec, "dim": embedder.dim, "frame_source": source, "pooling": config.clip_pooling}
     (tmp / CLIPS_FILE).write_text(json.dumps({**listed, "clips": [c.model_dump() for c in clips]}))
 
 
-def _load_clip_part(folder: Path, n_clips: int) -> ClipIndex:
+def _load_clip_part(folder: Path, n_clips: int, rows_per_clip: int) -> ClipIndex:
     """The part's index, after checking that its three files agree (a truncated file fails here, not mid-question)."""
     from foveate.memory.clip_index import ClipIndex
 
     index = ClipIndex.load(folder / INDEX_FILE)
     listed = json.loads((folder / CLIPS_FILE).read_text())["clips"]
     vectors = np.load(folder / EMBEDDINGS_FILE, allow_pickle=False, mmap_mode="r")
-    if not len(index) == len(listed) == len(vectors) == n_clips or vectors.shape[1] != index.dim:
+    rows = n_clips * rows_per_clip
+    if not (len(index) == len(vectors) == rows and len(listed) == n_clips) or vectors.shape[1] != index.dim:
         raise ValueError(
-            f"{len(index)} indexed, {len(listed)} listed and {len(vectors)} embedded clips, {n_clips} expected"
+            f"{len(index)} indexed rows, {len(vectors)} embedded rows and {len(listed)} listed clips; "
+            f"{rows} rows ({rows_per_clip} a clip) and {n_clips} clips expected"
         )
     return index
 
@@ -667,7 +702,7 @@ def ingest(
             "clips",
             key,
             lambda tmp: _build_clip_part(tmp, info, clips, emb, config, stage("embed"), overview.cuts_seconds),
-            lambda folder: _load_clip_part(folder, len(clips)),
+            lambda folder: _load_clip_part(folder, len(clips), config.rows_per_clip),
         )
         built += [clips_dir.name] if now else []
     transcript = _transcript(video_dir, info, emb, built)

@@ -44,6 +44,42 @@ def test_clip_embeddings_are_the_mean_of_the_sampled_frames(moving_square_video,
     assert clips_json["clips"][2] == {"clip_id": 2, "start_seconds": 2.0, "end_seconds": 3.0}
 
 
+def _best_frame_ranking(mem, emb, query: str) -> list[int]:
+    """Clips ranked by their best row of the index (their best sampled frame) against ``query``, by brute force."""
+    rows = np.asarray(mem.clip_embeddings) @ emb.embed_texts([query])[0]
+    return list(np.argsort(-rows.reshape(len(mem.clips), -1).max(axis=1), kind="stable"))
+
+
+def test_max_pooling_indexes_every_frame_and_scores_a_clip_by_its_best(moving_square_video, tiny_embedder_spec):
+    emb = load_embedder(tiny_embedder_spec)
+    config = IngestConfig(clip_seconds=1.0, frames_per_clip=2, clip_pooling="max")
+    mem = ingest(moving_square_video.path, embedder=emb, config=config)
+    assert mem.clip_embeddings.shape == (12, 64) and config.rows_per_clip == 2
+    mean = ingest(moving_square_video.path, embedder=emb, config=config.model_copy(update={"clip_pooling": "mean"}))
+    assert mean.cache_dir == mem.cache_dir and mean.built_parts  # another part of the same entry
+    np.testing.assert_allclose(  # the mean clip vector is the normalised mean of the rows max pooling keeps
+        mean.clip_embeddings,
+        np.asarray(mem.clip_embeddings).reshape(6, 2, 64).mean(1)
+        / np.linalg.norm(np.asarray(mem.clip_embeddings).reshape(6, 2, 64).mean(1), axis=1, keepdims=True),
+        atol=1e-5,
+    )
+    # each row is one sampled frame's embedding (0.25 s and 0.75 s into each clip)
+    frames = mem.frames_at([0.25, 0.75, 3.25, 3.75], max_side=config.embed_max_side)
+    np.testing.assert_allclose(np.asarray(mem.clip_embeddings)[[0, 1, 6, 7]], emb.embed_images(frames), atol=2e-2)
+    hits = mem.search("a red square", k=4)
+    assert len({h.clip_id for h in hits}) == 4
+    assert [h.clip_id for h in hits] == _best_frame_ranking(mem, emb, "a red square")[:4]
+    rows = np.asarray(mem.clip_embeddings) @ emb.embed_texts(["a red square"])[0]
+    np.testing.assert_allclose(
+        [h.score for h in hits], [rows[2 * h.clip_id : 2 * h.clip_id + 2].max() for h in hits], atol=1e-5
+    )
+    assert len(mem.search("anything", k=100)) == 6  # every clip once, not every row
+    again = ingest(moving_square_video.path, embedder=emb, config=config)
+    assert again.built_parts == () and [h.clip_id for h in again.search("a red square", k=4)] == [
+        h.clip_id for h in hits
+    ]
+
+
 def _index_video(tmp_path):
     """20 s at 10 fps, a keyframe every 2.5 s; frame i is one flat colour encoding i (red: i % 20, blue: i // 20)."""
     from tests.fixtures.videos import H, W, make_video
@@ -141,6 +177,25 @@ def test_a_coarse_clip_index_embeds_the_keyframes_where_searches_land(tmp_path, 
     np.testing.assert_allclose(whole.clip_embeddings, full.clip_embeddings, atol=1e-4)
     assert [h.clip_id for h in whole.search("green", k=3)] == [h.clip_id for h in full.search("green", k=3)]
     assert [_thumb_frame(whole, c) for c in range(5)] == [_thumb_frame(full, c) for c in range(5)]
+
+
+def test_a_coarse_max_pooled_index_refines_the_rows_of_the_clips_it_returns(tmp_path, tiny_embedder_spec):
+    path = _index_video(tmp_path)
+    emb = load_embedder(tiny_embedder_spec)
+    full_config = IngestConfig(clip_frames="keyframes", clip_pooling="max")
+    full = ingest(path, cache_root=tmp_path / "full", embedder=emb, config=full_config)
+    coarse = ingest(
+        path, cache_root=tmp_path / "c", embedder=emb, config=full_config.model_copy(update={"embed_max_frames": 2})
+    )
+    assert full.clip_embeddings.shape == coarse.clip_embeddings.shape == (10, 64)  # 5 clips x 2 frames
+    hits = coarse.search("a colour", k=2)
+    assert coarse.keyframe_embeddings.embedded.sum() > 2
+    for h in hits:  # the clips returned are scored on their own keyframes, row by row
+        rows = slice(2 * h.clip_id, 2 * h.clip_id + 2)
+        np.testing.assert_allclose(coarse.clip_embeddings[rows], full.clip_embeddings[rows], atol=1e-4)
+    whole = ingest(path, cache_root=tmp_path / "c", embedder=emb, config=full_config)
+    np.testing.assert_allclose(whole.clip_embeddings, full.clip_embeddings, atol=1e-4)
+    assert [h.clip_id for h in whole.search("green", k=3)] == _best_frame_ranking(full, emb, "green")[:3]
 
 
 def test_ask_builds_the_first_answer_index_with_the_configured_budget():

@@ -88,10 +88,16 @@ class PipelineConfig(BaseModel):
     agent: dict[str, Any] = Field(
         default_factory=lambda: {"max_steps": 4, "max_frames": 16, "overview_images": 2, "overview_chars": 800}
     )
-    # Four frames a 4 s clip (the default embeds two): a sprite on screen for part of a clip is in more of
-    # the frames averaged into its embedding (docs/results.md, runs F1 and F2).
+    # Four frames a 4 s clip (the default embeds two), each its own row of the index: a clip scores as its
+    # best frame, so a sprite on screen for part of a clip is not averaged away with the background
+    # (docs/results.md: runs F1 and F2, then L8-L10).
     ingest: dict[str, Any] = Field(
-        default_factory=lambda: {"thumbnail_max_side": 64, "embed_max_side": 128, "frames_per_clip": 4}
+        default_factory=lambda: {
+            "thumbnail_max_side": 64,
+            "embed_max_side": 128,
+            "frames_per_clip": 4,
+            "clip_pooling": "max",
+        }
     )
 
 
