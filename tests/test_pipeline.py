@@ -96,6 +96,14 @@ def test_presets_and_yaml_configs(tmp_path):
 
     with pytest.raises(ConfigError, match="train_vidoes"):
         load_pipeline_config(str(path))
+    # a bad value inside a section fails as the config loads, naming it, before any run folder exists
+    path.write_text("ingest:\n  clip_pooling: maximum\n")
+    with pytest.raises(ConfigError, match=r"ingest\.clip_pooling: Input should be 'mean' or 'max'"):
+        load_pipeline_config(str(path))
+    path.write_text("agent:\n  max_frames: -3\n")
+    with pytest.raises(ConfigError, match=r"agent\.max_frames"):
+        load_pipeline_config(str(path))
+    assert PRESETS["cpu"].ingest["clip_pooling"] == "max"
 
 
 def test_a_run_folder_resumes_with_its_own_config_only(tmp_path):

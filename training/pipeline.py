@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,22 @@ class PipelineConfig(BaseModel):
             "clip_pooling": "max",
         }
     )
+
+    @model_validator(mode="after")
+    def _check_sections(self) -> PipelineConfig:
+        """The agent, ingest and oracle sections are checked as they load, not when a later stage first
+        builds them (by then OUT/config.json holds the bad value, and a fixed config no longer resumes it)."""
+        from foveate.agent.config import AgentConfig
+        from foveate.memory.config import IngestConfig
+        from foveate.training.oracle import OracleConfig
+
+        for name, model in (("agent", AgentConfig), ("ingest", IngestConfig), ("oracle", OracleConfig)):
+            try:
+                model(**getattr(self, name))
+            except ValidationError as exc:
+                where = "; ".join(f"{name}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise ValueError(where) from None
+        return self
 
 
 # The oracle of both presets: it looks only at retrieved clips, with few frames. Three clips listed (three
@@ -181,7 +197,6 @@ def load_pipeline_config(preset: str, seed: int | None = None) -> PipelineConfig
         if not path.is_file():
             raise ConfigError(f"{preset}: not a preset ({', '.join(PRESETS)}) and no such YAML file")
         import yaml
-        from pydantic import ValidationError
 
         try:
             config = PipelineConfig(**{"name": path.stem, **(yaml.safe_load(path.read_text()) or {})})

@@ -20,9 +20,8 @@ def build_tiny_embedder(out_dir: str | Path, seed: int = 0, resize_mode: str = "
     """Write a tiny OpenCLIP model (random weights from ``seed``) to ``out_dir``; returns ``out_dir``.
 
     ``resize_mode``: open_clip's preprocessing of a frame to the 64 x 64 input. ``"squash"`` (default) keeps
-    the whole frame; ``"shortest"`` (open_clip's own default) crops its sides off, where the synthetic
-    world's sprites enter and leave: retrieval by subject of held-out events, top 3 of 64, 33 -> 51 on one
-    seed (docs/results.md)."""
+    the whole frame; ``"shortest"`` (open_clip's own default) crops off its sides, where the synthetic
+    world's sprites enter and leave (docs/results.md, runs L8-L10, has what each does to retrieval)."""
     import open_clip
     import torch
     from open_clip.transform import PreprocessCfg, image_transform_v2
