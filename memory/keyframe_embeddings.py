@@ -60,6 +60,14 @@ def coarse_keyframe_picker(
     return take
 
 
+def pool_samples(samples: np.ndarray, per_clip: int, pooling: str) -> np.ndarray:
+    """The clip index's rows ``float32``, L2-normalised, from ``(C * per_clip, D)`` sample embeddings clip by
+    clip: each clip's mean (``"mean"``: ``(C, D)``), or every sample its own row (``"max"``: a search scores a
+    clip as its best row)."""
+    vecs = samples if pooling == "max" else samples.reshape(-1, per_clip, samples.shape[1]).mean(axis=1)
+    return (vecs / (np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12)).astype(np.float32)
+
+
 class KeyframeEmbeddings:
     """Every keyframe's time ``(K,)`` and embedding ``(K, D)`` (a zero row: not embedded yet), and the
     clips' sample times, from which the clip vectors derive."""
@@ -90,18 +98,10 @@ class KeyframeEmbeddings:
         closer_after = np.abs(self.times[after] - self.times) < np.abs(self.times - self.times[before])
         return np.where(closer_after, after, before)
 
-    def frame_vectors(self) -> np.ndarray:
-        """``(C * per_clip, D) float32``: the embedding behind each sample time (its keyframe's, or the
-        nearest embedded one's), clip by clip, L2-normalised."""
-        vecs = self.vectors[self.nearest_embedded()[self.picked]]
-        return (vecs / (np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12)).astype(np.float32)
-
-    def clip_vectors(self) -> np.ndarray:
-        """``(C, D) float32``: each clip's mean over its sample times, L2-normalised."""
-        vecs = self.vectors[self.nearest_embedded()[self.picked]]
-        vecs = vecs.reshape(-1, self.per, vecs.shape[1]).mean(axis=1)
-        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
-        return vecs.astype(np.float32)
+    def rows(self, pooling: str) -> np.ndarray:
+        """The clip index's rows (:func:`pool_samples`) from the embedding behind each sample time: its
+        keyframe's, or the nearest embedded one's."""
+        return pool_samples(self.vectors[self.nearest_embedded()[self.picked]], self.per, pooling)
 
     def missing(self, clip_ids: Sequence[int]) -> np.ndarray:
         """Keyframes not embedded yet that the given clips sample, and those that share an embedding

@@ -27,7 +27,12 @@ from foveate.memory.cache import load_part
 from foveate.memory.config import IngestConfig
 from foveate.memory.embedder import DEFAULT_EMBEDDER, ClipEmbedder, embedder_cache_key, load_embedder
 from foveate.memory.errors import CorruptVideoError, EmbedderError
-from foveate.memory.keyframe_embeddings import KeyframeEmbeddings, coarse_keyframe_picker, decode_keyframes
+from foveate.memory.keyframe_embeddings import (
+    KeyframeEmbeddings,
+    coarse_keyframe_picker,
+    decode_keyframes,
+    pool_samples,
+)
 from foveate.memory.overview import Overview, build_overview
 from foveate.memory.probe import VideoInfo, probe
 from foveate.memory.transcript import Transcript, load_cues, sidecar_path
@@ -92,13 +97,11 @@ def _sample_times(clips: list[Clip], per_clip: int) -> np.ndarray:
 
 
 class _ClipAccumulator:
-    """Collects sampled frames, embeds them in batches and sums them per clip (bounded memory)."""
+    """Collects sampled frames, embeds them in batches and keeps each sample's vector (bounded memory)."""
 
     def __init__(self, n_clips: int, per_clip: int, embedder: ClipEmbedder, thumbs_dir: Path, thumb_side: int) -> None:
         self.per, self.embedder = per_clip, embedder
-        self.sums = np.zeros((n_clips, embedder.dim), np.float32)
-        self.counts = np.zeros(n_clips, np.int64)
-        self.frames = np.zeros((n_clips * per_clip, embedder.dim), np.float32)  # each sample's own vector
+        self.samples = np.zeros((n_clips * per_clip, embedder.dim), np.float32)
         self.filled = np.zeros(n_clips * per_clip, bool)
         self.batch: list[np.ndarray] = []
         self.slots: list[int] = []
@@ -107,7 +110,8 @@ class _ClipAccumulator:
 
     def add(self, slot: int, frame: np.ndarray) -> None:
         clip = slot // self.per
-        if self.counts[clip] == 0 and not any(s // self.per == clip for s in self.slots):
+        own = slice(clip * self.per, (clip + 1) * self.per)
+        if not self.filled[own].any() and not any(s // self.per == clip for s in self.slots):
             im = Image.fromarray(frame)
             im.thumbnail((self.thumb_side, self.thumb_side))
             im.save(self.thumbs_dir / f"{clip:06d}.jpg", quality=85)
@@ -119,34 +123,25 @@ class _ClipAccumulator:
     def flush(self) -> None:
         if not self.batch:
             return
-        vecs = self.embedder.embed_images(np.stack(self.batch))
-        for slot, vec in zip(self.slots, vecs):
-            self.sums[slot // self.per] += vec
-            self.counts[slot // self.per] += 1
-            self.frames[slot], self.filled[slot] = vec, True
+        self.samples[self.slots] = self.embedder.embed_images(np.stack(self.batch))
+        self.filled[self.slots] = True
         self.batch.clear()
         self.slots.clear()
 
-    def vectors(self) -> np.ndarray:
-        """Per-clip mean, L2-normalised; clips past a truncated end reuse the last embedded clip."""
-        filled = np.flatnonzero(self.counts)
-        vecs = self.sums.copy()
-        for i in np.flatnonzero(self.counts == 0):
-            vecs[i] = self.sums[filled[filled < i].max() if (filled < i).any() else filled.min()]
-        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
-        return vecs.astype(np.float32)
-
-    def frame_vectors(self) -> np.ndarray:
-        """``(C * per_clip, D)``: each sample's vector, L2-normalised; a sample past a truncated end takes
-        its clip's vector from :meth:`vectors`."""
-        vecs = np.where(self.filled[:, None], self.frames, np.repeat(self.vectors(), self.per, axis=0))
-        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-12
-        return vecs.astype(np.float32)
+    def rows(self, pooling: str) -> np.ndarray:
+        """The clip index's rows (:func:`pool_samples`). A clip's mean is over its decoded samples; past a
+        truncated end, a clip (or, under max pooling, a sample) takes the last one decoded before it."""
+        if pooling == "max":
+            return pool_samples(self.samples[_last_filled(self.filled)], self.per, pooling)
+        clips = self.filled.reshape(-1, self.per).any(axis=1)
+        sums = self.samples.reshape(len(clips), self.per, -1).sum(axis=1)[_last_filled(clips)]
+        return pool_samples(sums, 1, pooling)
 
 
-def index_rows(clip_vectors: np.ndarray, frame_vectors: np.ndarray, pooling: str) -> np.ndarray:
-    """The clip index's rows: one per clip (``"mean"``), or one per sampled frame, clip by clip (``"max"``)."""
-    return frame_vectors if pooling == "max" else clip_vectors
+def _last_filled(filled: np.ndarray) -> np.ndarray:
+    """For each position, the last filled one at or before it (the first filled one before any)."""
+    last = np.maximum.accumulate(np.where(filled, np.arange(len(filled)), -1))
+    return np.where(last < 0, np.argmax(filled), last)
 
 
 def embed_clips(
@@ -159,7 +154,7 @@ def embed_clips(
     cuts_seconds: Sequence[float] = (),
 ) -> tuple[np.ndarray, KeyframeEmbeddings | None]:
     """The clip index's rows ``float32`` (``(C, D)``, or ``(C * frames_per_clip, D)`` under
-    ``clip_pooling="max"``: :func:`index_rows`), and the keyframe embeddings they derive from when the
+    ``clip_pooling="max"``: :func:`pool_samples`), and the keyframe embeddings they derive from when the
     frames came from the keyframes (None when they were decoded).
 
     See ``IngestConfig.clip_frames``: a long video with regular keyframes has only its keyframes
@@ -175,7 +170,7 @@ def embed_clips(
         gap = config.keyframe_clips_max_gap_seconds if mode == "auto" else None
         keyframes = _embed_from_keyframes(info, clips, embedder, config, thumbs_dir, progress, gap, cuts_seconds)
         if keyframes is not None:
-            return index_rows(keyframes.clip_vectors(), keyframes.frame_vectors(), config.clip_pooling), keyframes
+            return keyframes.rows(config.clip_pooling), keyframes
         logger.info("%s: keyframes more than %.0fs apart: clip frames decoded instead", info.path, gap)
     return _embed_from_decoded(info, clips, embedder, config, thumbs_dir, progress), None
 
@@ -221,9 +216,9 @@ def _embed_from_decoded(
                 "%s: decoding stopped at %.1fs while embedding (%s)", info.path, times[min(nxt, len(times) - 1)], exc
             )
     acc.flush()
-    if not acc.counts.any():
+    if not acc.filled.any():
         raise CorruptVideoError(info.path, "no frame could be decoded for the clip index")
-    return index_rows(acc.vectors(), acc.frame_vectors(), config.clip_pooling)
+    return acc.rows(config.clip_pooling)
 
 
 def _embed_from_keyframes(
@@ -498,7 +493,7 @@ class VideoMemory:
                 on_disk = KeyframeEmbeddings.load_vectors(folder)
                 if on_disk is not None:
                     keyframes.merge(on_disk)
-                vecs = self._index_rows(keyframes)
+                vecs = keyframes.rows(self.config.clip_pooling)
                 old = np.load(folder / EMBEDDINGS_FILE, allow_pickle=False)
                 index = ClipIndex.load(folder / INDEX_FILE)
                 index.replace(np.flatnonzero(np.any(vecs != old, axis=1)), vecs)
@@ -512,10 +507,8 @@ class VideoMemory:
         except OSError as exc:  # a read-only cache still answers, from memory
             logger.warning("%s: cannot save the refined clip index (%s)", folder, exc)
             per = self.config.rows_per_clip
-            self._index.replace((changed[:, None] * per + np.arange(per)).ravel(), self._index_rows(keyframes))
-
-    def _index_rows(self, keyframes: KeyframeEmbeddings) -> np.ndarray:
-        return index_rows(keyframes.clip_vectors(), keyframes.frame_vectors(), self.config.clip_pooling)
+            rows = (changed[:, None] * per + np.arange(per)).ravel()  # the changed clips' rows
+            self._index.replace(rows, keyframes.rows(self.config.clip_pooling))
 
     def search_transcript(self, query: str, k: int = 5) -> list[ClipHit]:
         """Transcript cues matching ``query`` (embedding similarity plus word overlap), best first."""
