@@ -265,47 +265,6 @@ def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it
         assert all(max(np.asarray(t).shape[:2]) == 64 for t in thumbs)
 
 
-def test_grounded_episodes_that_check_the_top_clip_say_what_it_showed_and_pick_where_they_look_next(controller):
-    """With the presets' oracle (p_check_listed) and a fifth step, the first look is at c1 whatever it shows and
-    is not scored as a pick; where it missed, the next turn's description of its frames is scored, the clip
-    named after it is the pick and holds the event, and the answer cites it. Targets decode to their text."""
-    from transformers import AutoProcessor
-
-    from foveate.training.config import CaptionTasks, GroundTasks
-    from foveate.training.pipeline import CHEAP_LOOKS
-    from foveate.training.pretrain import Renderer, _world_questions, grounded_example
-
-    renderer = Renderer(AutoProcessor.from_pretrained(controller))
-    tasks = GroundTasks(max_steps=5, oracle=CHEAP_LOOKS)
-    rng = np.random.default_rng(0)
-    checked = 0
-    for _ in range(40):
-        ex = grounded_example(rng, "train", CaptionTasks(), tasks)
-        turns = [m["content"][0]["text"] for m in ex.messages if m["role"] == "assistant"]
-        if not turns[1].startswith("Looking at clip c1 ("):
-            continue
-        assert all(t.turn != 1 for t in ex.targets)  # no pick where nothing was chosen
-        if len(turns) == 3:
-            continue
-        checked += 1
-        skills = [(t.skill, t.turn, turns[t.turn][t.start : t.end]) for t in ex.targets]
-        described = turns[2].removeprefix("The frames show ").split(", not ")[0]
-        assert skills[:2] == [("describe", 2, described), ("pick", 2, skills[1][2])]
-        seed, qid = ex.source.split(":")
-        log, rows = _world_questions(int(seed), 1.0, 160, 120)
-        row = next(r for r in rows if r.id == qid)
-        listing = next(m for m in ex.messages if m["role"] == "tool")["content"][0]["text"]
-        line = next(x for x in listing.splitlines() if x.startswith(skills[1][2] + " ["))
-        start, end = (float(v) for v in line.split()[2].removesuffix("s").split("-"))
-        assert start < row.evidence[0][1] and row.evidence[0][0] < end
-        assert json.loads(turns[-1].split("<answer>")[1].removesuffix("</answer>"))["evidence"] == [skills[1][2]]
-        rendered = renderer(ex, score=True)
-        for (skill, positions), (wanted, _, text) in zip(rendered.targets, skills):
-            assert skill == wanted
-            assert renderer.tokenizer.decode(rendered.inputs["input_ids"][positions]).strip().strip('"') == text
-    assert checked >= 3
-
-
 @torch.no_grad()
 def test_a_shared_prompt_prefix_gives_the_logits_of_one_forward_over_the_batch(controller):
     """Episodes with and without images: the system prompt and tool block computed once and repeated
