@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
@@ -102,15 +101,6 @@ class OracleConfig(BaseModel):
         description="fps of a dense_sample on a retrieved clip (look_at='retrieved'); the motion line does "
         "not depend on it, the frames spent do.",
     )
-    p_check_listed: float = Field(
-        default=0.0,
-        ge=0,
-        le=1,
-        description="look_at='retrieved': probability of looking at the top listed clip first whatever it shows "
-        "(a neutral 'Looking at clip c1'), then, where its frames miss the event, saying what they show instead "
-        "('The frames show a blue circle moving up, not a red star.') and looking at the listed clip that shows "
-        "it. The decision to look again is then made after the frames, in words it can read off them.",
-    )
     look_at: Literal["evidence", "retrieved"] = Field(
         default="evidence",
         description="'evidence': look at (padded) true event windows and cite the true spans; "
@@ -155,9 +145,6 @@ def _subject(row: ManifestRow, log, span: Span) -> str:
 
 
 DESCRIBED_TASKS = ("needle", "direction", "grounding", "text")  # one event answers them
-# questions whose subject a look's frames can be told apart from ("a text card with a word": any card is one)
-CHECKED_TASKS = ("needle", "direction", "grounding")
-NOTHING_SHOWN = "only the background"
 
 
 def _thing_at(things, span: Span):
@@ -175,27 +162,6 @@ def _event(log, span: Span) -> str | None:
         if (thing := _thing_at(things, span)) is not None:
             return phrase(thing)
     return None
-
-
-def _seen(log, times) -> str:
-    """What frames at ``times`` show, in the world's caption words: the sprite or text card on screen in most
-    of them (the earlier one on a tie), or NOTHING_SHOWN."""
-    from foveate.evals.synthetic.captions import card_phrase, sprite_phrase
-
-    counts: Counter[str] = Counter()
-    for things, phrase in ((log.sprites, sprite_phrase), (log.cards, card_phrase)):
-        for thing in things:
-            counts[phrase(thing)] += sum(thing.start_seconds <= t < thing.end_seconds for t in times)
-    shown = [(n, phrase) for phrase, n in counts.items() if n > 0]
-    return max(shown, key=lambda x: x[0])[1] if shown else NOTHING_SHOWN
-
-
-def _look_times(hit: ClipHit, dense_fps: float | None, num_frames: int) -> np.ndarray:
-    """The frame times of a zoom (``dense_fps`` None) or a dense_sample of a clip, as those tools take them."""
-    s, e = hit.start_seconds, hit.end_seconds
-    if dense_fps is None:
-        return s + (np.arange(num_frames) + 0.5) * (e - s) / num_frames
-    return np.arange(s, e, 1.0 / dense_fps)[:MAX_DENSE_FRAMES]
 
 
 def _query(subject: str, rng: np.random.Generator) -> str:
@@ -281,61 +247,22 @@ class OraclePolicy:
             return None
         frames_left = (self.agent.max_frames or 10**6) - k - 1  # the last frame keeps the budget from running out
         calls = [(f"Let me find {subject}.", tool_call("retrieve", query=query, k=k))]
-        # retrieve, two looks and the answer, in time: the agent forces a last turn, without tools
-        check = self.config.p_check_listed > 0 and row.task in CHECKED_TASKS and looks >= 2
-        if check and rng.random() < self.config.p_check_listed:
-            checked = self._check_listed(row, log, subject, names[0], hits[0], matching[0], frames_left, rng)
-            return ([calls[0], *checked[0]], checked[1]) if checked is not None else None
         cited: list[str] = []
         for name, hit in matching[: looks if row.task == "counting" else 1]:
             seen = f"Clip {name} ({hit.start_seconds:.1f}-{hit.end_seconds:.1f}s) shows {subject}."
-            call, n = self._look(row, name, hit, rng)
+            if row.task == "direction" or rng.random() < self.config.p_dense:
+                fps = self.config.dense_fps
+                n = min(MAX_DENSE_FRAMES, math.ceil((hit.end_seconds - hit.start_seconds) * fps))  # as the tool counts
+                call = tool_call("dense_sample", clip=name, fps=fps)
+            else:
+                n = int(rng.choice(self.config.zoom_frames))
+                call = tool_call("zoom", clip=name, num_frames=n)
             if n > frames_left:
                 break
             frames_left -= n
             calls.append((seen, call))
             cited.append(name)
         return (calls, cited) if cited else None
-
-    def _look(self, row: ManifestRow, name: str, hit: ClipHit, rng: np.random.Generator) -> tuple[str, int]:
-        """A zoom on a listed clip, or a dense_sample where motion answers; the call and the frames it spends."""
-        if row.task == "direction" or rng.random() < self.config.p_dense:
-            fps = self.config.dense_fps
-            n = min(MAX_DENSE_FRAMES, math.ceil((hit.end_seconds - hit.start_seconds) * fps))  # as the tool counts
-            return tool_call("dense_sample", clip=name, fps=fps), n
-        n = int(rng.choice(self.config.zoom_frames))
-        return tool_call("zoom", clip=name, num_frames=n), n
-
-    def _check_listed(
-        self,
-        row: ManifestRow,
-        log,
-        subject: str,
-        top_name: str,
-        top: ClipHit,
-        match: tuple[str, ClipHit],
-        frames_left: int,
-        rng: np.random.Generator,
-    ) -> tuple[list[tuple[str, str]], list[str]] | None:
-        """Look at the top listed clip whatever it shows; where it misses the event, say what its frames show
-        instead, then look at the listed clip ``match`` that shows it. None when the looks do not fit the
-        frame budget, or the top clip shows another thing the subject's words also name (a repeat)."""
-        first, n_first = self._look(row, top_name, top, rng)
-        calls = [(f"Looking at clip {top_name} ({top.start_seconds:.1f}-{top.end_seconds:.1f}s).", first)]
-        name, hit = match
-        if name == top_name:
-            return (calls, [name]) if n_first <= frames_left else None
-        dense = '"dense_sample"' in first
-        seen = _seen(log, _look_times(top, self.config.dense_fps if dense else None, n_first))
-        if subject.removeprefix("a ") in seen:
-            return None
-        second, n_second = self._look(row, name, hit, rng)
-        if n_first + n_second > frames_left:
-            return None
-        named = f"Clip {name} ({hit.start_seconds:.1f}-{hit.end_seconds:.1f}s) shows {subject}."
-        # What the frames showed is said whatever p_thought: the second look follows from it.
-        calls.append(("", f"The frames show {seen}, not {subject}.\n{named}\n{second}"))
-        return calls, [name]
 
     @staticmethod
     def _plan_order(
@@ -452,8 +379,6 @@ class OraclePolicy:
         return [(t, call) for t, call, _ in plan]
 
     def _say(self, thought: str, rng: np.random.Generator) -> str:
-        if not thought:
-            return ""
         return thought + "\n" if rng.random() < self.config.p_thought else ""
 
     @staticmethod

@@ -86,7 +86,7 @@ class PipelineConfig(BaseModel):
     grpo_lr: float = 5e-5
     # the agent and the ingest settings shared by training and answering
     agent: dict[str, Any] = Field(
-        default_factory=lambda: {"max_steps": 5, "max_frames": 16, "overview_images": 2, "overview_chars": 800}
+        default_factory=lambda: {"max_steps": 4, "max_frames": 16, "overview_images": 2, "overview_chars": 800}
     )
     # Four frames a 4 s clip (the default embeds two), each its own row of the index: a clip scores as its
     # best frame, so a sprite on screen for part of a clip is not averaged away with the background
@@ -128,9 +128,6 @@ CHEAP_LOOKS = {
     "retrieve_k": (3,),
     "zoom_frames": (2, 3),
     "dense_fps": 1.0,
-    # The first look goes to the top listed clip, whatever it shows; where it misses, the next turn says what
-    # its frames show instead and looks at the listed clip that shows the subject (docs/results.md, L11).
-    "p_check_listed": 1.0,
 }
 
 PRESETS: dict[str, PipelineConfig] = {

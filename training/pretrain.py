@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from foveate.agent.prompts import BUDGET_EXHAUSTED, SYSTEM_PROMPT, question_text
+from foveate.agent.prompts import SYSTEM_PROMPT, question_text
 from foveate.evals.metrics import overlaps
 from foveate.evals.synthetic.events import COLOURS, DIRECTIONS, RARE_SHAPES, SHAPES, SPLIT_SEEDS, SPLIT_SIZE, WORDS
 from foveate.memory.blocks import image_block, text_block
@@ -86,7 +86,6 @@ GROUND_SKILLS = ("pick", "describe", "answer")
 # a described reading episode's answer: the option its description names
 ANSWER_SKILLS = ("said",)
 DESCRIBED = "The frames show "  # how the oracle's description of the frames starts (OracleConfig.describe)
-CHECKING = "Looking at clip "  # a look at the top listed clip whatever it shows (OracleConfig.p_check_listed)
 # questions one look at one clip answers (counting and order need every event of the video)
 GROUNDED_TASKS = ("needle", "direction", "grounding", "text")
 SPRITE_RE = re.compile(r"^a (\w+) (\w+) moving ")
@@ -526,9 +525,7 @@ def grounded_example(
         if turn == len(outputs) - 1:
             break
         (call,) = parse_tool_calls(text)
-        if text.startswith(DESCRIBED):  # after a look that missed: what its frames showed instead
-            targets.append(Target("describe", turn, len(DESCRIBED), text.index(", not ")))
-        if call.name in ("zoom", "dense_sample") and "clip" in call.arguments and CHECKING not in text:
+        if call.name in ("zoom", "dense_sample") and "clip" in call.arguments:
             # The clip is chosen where its handle is first written: in the thought naming it ("Clip c2
             # (8.0-12.0s) shows ..."), when there is one; the call then only copies it.
             handle = call.arguments["clip"]
@@ -539,8 +536,6 @@ def grounded_example(
         if result.error is not None:
             raise FoveateError(f"grounded episode: {call.name}({call.arguments}) failed: {result.error}")
         messages.append({"role": "tool", "name": call.name, "content": result.blocks})
-    if len(outputs) - 1 >= tasks.max_steps - 1 or toolbox.frames_left <= 0:  # the agent forces this answer
-        messages.insert(-1, {"role": "user", "content": [text_block(BUDGET_EXHAUSTED)]})
     final = outputs[-1]
     payload = json.loads(final[final.index("<answer>") + 8 : final.rindex("}") + 1])
     if final.startswith(DESCRIBED):  # the oracle's caption of what the frames show
