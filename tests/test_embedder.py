@@ -166,3 +166,21 @@ def test_indexing_on_a_cpu_keeps_gpu_kernels_out_of_memory(tiny_embedder_spec):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     assert out.stdout.split() == ["True", "None"]
+
+
+def test_resnet_tower_saves_loads_back_and_embeds_like_the_vit(tmp_path):
+    from open_clip.modified_resnet import ModifiedResNet
+
+    from foveate.evals.synthetic.tiny_embedder import build_tiny_embedder
+
+    path = build_tiny_embedder(tmp_path / "rn", seed=1, tower="resnet")
+    emb = load_embedder(f"openclip:{path}")
+    assert isinstance(emb.model.visual, ModifiedResNet)
+    frames = _frames(3)
+    images, texts = emb.embed_images(frames), emb.embed_texts(["a red star", "a blue circle"])
+    assert images.shape == (3, 64) and texts.shape == (2, 64)
+    np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1.0, rtol=1e-4)
+    again = load_embedder(f"openclip:{emb.save(tmp_path / 'again')}")
+    np.testing.assert_allclose(again.embed_images(frames), images, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="tower"):
+        build_tiny_embedder(tmp_path / "bad", tower="cnn")

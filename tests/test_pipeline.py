@@ -134,6 +134,7 @@ minutes: 0.3
 questions: 2
 clip_epochs: 1
 clip_videos: 3
+embedder_tower: resnet
 hidden: 32
 layers: 1
 vocab: 600
@@ -171,6 +172,11 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert (out / "pretrain" / "controller" / "config.json").is_file()
     assert len(list((out / "clip_world" / "videos").glob("*.mp4"))) == 3  # the embedder's own world
     assert summary["clip"]["pairs"] > 0
+    from open_clip.modified_resnet import ModifiedResNet
+
+    from foveate.memory.embedder import load_embedder
+
+    assert isinstance(load_embedder(summary["clip"]["embedder"]).model.visual, ModifiedResNet)  # embedder_tower
     # A second run finds every stage done: nothing is retrained, the figures are the same.
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -34,3 +34,23 @@ def test_twin_tokens_start_from_one_embedding_and_load_back(tmp_path):
     others = torch.ones(len(weights["plain"]), dtype=torch.bool)
     others[bare] = False
     assert torch.equal(weights["twin"][others], weights["plain"][others])
+
+
+def test_vision_tower_size_and_image_budget_reach_the_saved_model(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from transformers import AutoConfig, AutoProcessor
+
+    from foveate.evals.synthetic.tiny_controller import build_tiny_controller
+
+    frame = Image.fromarray(np.zeros((120, 160, 3), np.uint8))
+    tokens = {}
+    for side, depth, width in ((112, 1, 32), (168, 2, 64)):
+        path = build_tiny_controller(
+            tmp_path / str(side), hidden_size=64, vision_depth=depth, vision_hidden=width, image_side=side
+        )
+        vision = AutoConfig.from_pretrained(path).vision_config
+        assert (vision.depth, vision.hidden_size, vision.fullatt_block_indexes) == (depth, width, list(range(depth)))
+        grid = AutoProcessor.from_pretrained(path).image_processor(images=[frame])["image_grid_thw"][0]
+        tokens[side] = int(grid.prod()) // 4  # 2x2 patches merge into one token
+    assert tokens == {112: 12, 168: 24}

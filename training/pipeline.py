@@ -58,6 +58,11 @@ class PipelineConfig(BaseModel):
         description="The embedder's learning rate: 'cosine' warms up over 100 steps and decays to zero by the "
         "last step; 'constant' (runs before L5) stops wherever the last steps left it.",
     )
+    embedder_tower: Literal["vit", "resnet"] = Field(
+        default="vit",
+        description="Image tower of the tiny OpenCLIP embedder: 'vit' (16-pixel patches) or 'resnet' (open_clip's "
+        "ModifiedResNet, which tells the world's shapes apart sooner; docs/results.md, run L12).",
+    )
     # controller
     hidden: int = 128
     layers: int = 2
@@ -68,6 +73,15 @@ class PipelineConfig(BaseModel):
         description="Start each word token and its space-prefixed twin ('left', ' left') from one embedding, so "
         "a word copied from prose into a JSON string (the answer naming the option a description names) is "
         "one copy, not a mapping learned word by word.",
+    )
+    vision_depth: int = Field(default=1, ge=1, description="Blocks of the controller's vision tower.")
+    vision_hidden: int = Field(default=32, ge=16, multiple_of=16, description="Width of its vision tower.")
+    image_side: int = Field(
+        default=112,
+        ge=56,
+        multiple_of=28,
+        description="The controller sees an image at up to image_side**2 pixels (its processor's max_pixels): a "
+        "160x120 frame at 112x84 (12 tokens) with 112, at 168x112 (24 tokens) with 168.",
     )
     # pretraining (0 steps: skipped, SFT starts from the random init)
     pretrain_steps: int = Field(default=600, ge=0)
@@ -137,6 +151,7 @@ PRESETS: dict[str, PipelineConfig] = {
         # The embedder learns from 256 videos (rendered in ~40 s, trained in ~7 min on 2 cores), not the
         # controller's 32: held-out retrieval by subject, top 1, 0.47 -> 0.61 on seed 1 (docs/results.md).
         clip_videos=256,
+        embedder_tower="resnet",
         pretrain_steps=3900,  # 1,900 reading steps after the captions: held-out `said` 0.20 -> 0.73 (run L2)
         pretrain={
             "batch_size": 16,
@@ -305,8 +320,13 @@ def run_pipeline(
         if c.clip_videos:
             clip_world = out / "clip_world"
             generate_world(clip_world, c.clip_videos, c.minutes, c.seed, "train", c.questions, 10, (c.width, c.height))
+        spec = "tiny"
+        if c.embedder_tower != "vit":
+            from foveate.evals.synthetic.tiny_embedder import build_tiny_embedder
+
+            spec = f"openclip:{build_tiny_embedder(out / 'models' / 'embedder', seed=c.seed, tower=c.embedder_tower)}"
         clip_cfg = ClipRunConfig(
-            embedder="tiny",
+            embedder=spec,
             world={"dir": clip_world},
             eval_world={"dir": out / "val"},
             frames_per_event=4,
@@ -337,6 +357,9 @@ def run_pipeline(
             vocab_size=c.vocab,
             tool_schemas_in_vocab=c.schemas_in_vocab,
             twin_tokens=c.twin_tokens,
+            vision_depth=c.vision_depth,
+            vision_hidden=c.vision_hidden,
+            image_side=c.image_side,
         )
 
     stages.run("controller", lambda: (init / "config.json").is_file(), controller)

@@ -41,6 +41,9 @@ def time_steps(preset: str = "cpu", steps: int = 12, captions_only: bool = False
             vocab_size=c.vocab,
             tool_schemas_in_vocab=c.schemas_in_vocab,
             twin_tokens=c.twin_tokens,
+            vision_depth=c.vision_depth,
+            vision_hidden=c.vision_hidden,
+            image_side=c.image_side,
         )
         agent, ingest = AgentConfig(**c.agent), IngestConfig(**c.ingest)
         fields = {  # as the pipeline's pretraining stage sets them

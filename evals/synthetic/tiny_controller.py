@@ -166,11 +166,19 @@ def build_tiny_controller(
     vocab_size: int = 1024,
     tool_schemas_in_vocab: bool = False,
     twin_tokens: bool = False,
+    vision_depth: int = 1,
+    vision_hidden: int = 32,
+    image_side: int = 112,
+    patch_size: int = 14,
 ) -> Path:
     """Write a tiny Qwen2.5-VL model + processor to ``out_dir``; loadable with ``--controller out_dir``.
 
     ``twin_tokens``: start each word token and its space-prefixed twin (``left`` and `` left``) from one
     embedding (:func:`tie_twin_embeddings`).
+
+    ``vision_depth`` and ``vision_hidden``: blocks and width of the vision tower. ``image_side``: the
+    image processor's pixel budget is ``image_side**2`` (Qwen's ``max_pixels``; a 160x120 frame is
+    seen at 112x84, 12 tokens, with 112 and at 168x112, 24 tokens, with 168).
 
     ``vocab_size``: of the BPE tokenizer. ``tool_schemas_in_vocab``: train it on the tool schemas
     too, so the fixed prompt takes fewer tokens (with 2,048 tokens: 700 instead of 1,150); the
@@ -211,15 +219,15 @@ def build_tiny_controller(
             "pad_token_id": ids["<|endoftext|>"],
         },
         vision_config={
-            "depth": 1,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
+            "depth": vision_depth,
+            "hidden_size": vision_hidden,
+            "intermediate_size": vision_hidden * 2,
+            "num_heads": max(2, vision_hidden // 16),
             "out_hidden_size": hidden_size,
-            "patch_size": 14,
+            "patch_size": patch_size,
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
-            "fullatt_block_indexes": [0],
+            "fullatt_block_indexes": list(range(vision_depth)),
             "window_size": 112,
         },
         image_token_id=ids["<|image_pad|>"],
@@ -233,11 +241,13 @@ def build_tiny_controller(
         tie_twin_embeddings(model, tokenizer)
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
+    image_processor = Qwen2VLImageProcessor(
+        min_pixels=56 * 56, max_pixels=image_side * image_side, patch_size=patch_size, merge_size=2
+    )
     processor = Qwen2_5_VLProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(),
+        video_processor=Qwen2VLVideoProcessor(patch_size=patch_size, merge_size=2),
         chat_template=CHAT_TEMPLATE,
     )
     model.save_pretrained(out_dir)
