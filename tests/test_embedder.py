@@ -184,3 +184,19 @@ def test_resnet_tower_saves_loads_back_and_embeds_like_the_vit(tmp_path):
     np.testing.assert_allclose(again.embed_images(frames), images, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="tower"):
         build_tiny_embedder(tmp_path / "bad", tower="cnn")
+
+
+def test_tiny_resnet_keyword_builds_the_resnet_embedder_once(tmp_path):
+    from open_clip.modified_resnet import ModifiedResNet
+
+    from foveate.training.assets import resolve_embedder
+    from foveate.training.config import ClipRunConfig
+
+    assert ClipRunConfig(embedder="tiny-resnet").embedder == "tiny-resnet"  # a keyword, not a relative folder
+    spec = resolve_embedder("tiny-resnet", tmp_path)
+    assert spec == f"openclip:{(tmp_path / 'models' / 'embedder_resnet').resolve()}"
+    assert isinstance(load_embedder(spec).model.visual, ModifiedResNet)
+    built = (tmp_path / "models" / "embedder_resnet" / "open_clip_model.safetensors").stat().st_mtime_ns
+    assert resolve_embedder("openclip:tiny-resnet", tmp_path) == spec
+    assert (tmp_path / "models" / "embedder_resnet" / "open_clip_model.safetensors").stat().st_mtime_ns == built
+    assert resolve_embedder("openclip:ViT-B-32/laion2b_s34b_b79k", tmp_path) == "openclip:ViT-B-32/laion2b_s34b_b79k"

@@ -13,7 +13,7 @@ from pathlib import Path
 from foveate.agent.records import ManifestRow, read_manifest
 from foveate.memory.config import IngestConfig
 from foveate.memory.errors import FoveateError
-from foveate.training.config import TINY, WorldSection
+from foveate.training.config import TINY, TINY_RESNET, WorldSection
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +78,16 @@ def resolve_controller(spec: str, out_dir: Path) -> str:
 
 
 def resolve_embedder(spec: str, out_dir: Path) -> str:
-    """``tiny`` builds the tiny OpenCLIP model into ``out_dir/models/embedder``; returns an ``openclip:`` spec."""
-    if spec not in (TINY, f"openclip:{TINY}"):
+    """``tiny`` (``tiny-resnet``) builds the tiny OpenCLIP model (with a ResNet image tower) into
+    ``out_dir/models/embedder``; returns an ``openclip:`` spec. Anything else passes through."""
+    keyword = spec.removeprefix("openclip:")
+    if keyword not in (TINY, TINY_RESNET):
         return spec
     from foveate.evals.synthetic.tiny_embedder import build_tiny_embedder
 
-    path = out_dir / "models" / "embedder"
+    path = out_dir / "models" / ("embedder" if keyword == TINY else "embedder_resnet")
     if not (path / "open_clip_model.safetensors").is_file():
-        build_tiny_embedder(path)
+        build_tiny_embedder(path, tower="vit" if keyword == TINY else "resnet")
     return f"openclip:{path.resolve()}"
 
 

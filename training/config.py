@@ -27,6 +27,7 @@ from foveate.memory.errors import FoveateError
 from foveate.training.oracle import OracleConfig
 
 TINY = "tiny"  # model / embedder keyword: build the tiny local model into the output folder
+TINY_RESNET = "tiny-resnet"  # embedder keyword: the tiny OpenCLIP model with a ModifiedResNet image tower
 
 
 class ConfigError(FoveateError):
@@ -45,7 +46,7 @@ def _resolve_spec(value: str, info: ValidationInfo) -> str:
     """A model spec that names an existing relative folder becomes absolute; hub ids and ``tiny`` stay."""
     prefix = "openclip:" if value.startswith("openclip:") else ""
     rest = value[len(prefix) :]
-    if rest == TINY or Path(rest).is_absolute():
+    if rest in (TINY, TINY_RESNET) or Path(rest).is_absolute():
         return value
     candidate = _base(info) / rest
     if candidate.exists() or rest.startswith((".", "~")):
@@ -140,7 +141,8 @@ class RunConfig(Section):
     lora: LoraSection = Field(default_factory=LoraSection, description="LoRA adapter settings.")
     embedder: ModelSpec = Field(
         default="openclip:ViT-B-32/laion2b_s34b_b79k",
-        description="Clip embedder used to index the videos (the retrieve tool): openclip:SPEC or 'tiny'.",
+        description="Clip embedder used to index the videos (the retrieve tool): openclip:SPEC, 'tiny' or "
+        "'tiny-resnet'.",
     )
     agent: AgentConfig = Field(
         default_factory=AgentConfig,
@@ -215,7 +217,8 @@ class ClipRunConfig(Section):
     )
     seed: int = Field(default=0, description="Seed for pair sampling and training.")
     embedder: ModelSpec = Field(
-        default="openclip:ViT-B-32/laion2b_s34b_b79k", description="Embedder to start from: openclip:SPEC or 'tiny'."
+        default="openclip:ViT-B-32/laion2b_s34b_b79k",
+        description="Embedder to start from: openclip:SPEC, 'tiny' or 'tiny-resnet' (its image tower a ResNet).",
     )
     world: WorldSection = Field(default_factory=WorldSection, description="Training world.")
     eval_world: WorldSection = Field(
