@@ -200,3 +200,13 @@ def test_tiny_resnet_keyword_builds_the_resnet_embedder_once(tmp_path):
     assert resolve_embedder("openclip:tiny-resnet", tmp_path) == spec
     assert (tmp_path / "models" / "embedder_resnet" / "open_clip_model.safetensors").stat().st_mtime_ns == built
     assert resolve_embedder("openclip:ViT-B-32/laion2b_s34b_b79k", tmp_path) == "openclip:ViT-B-32/laion2b_s34b_b79k"
+
+
+def test_train_clip_with_a_bad_embedder_spec_fails_before_rendering_a_world(tmp_path):
+    from foveate.memory.errors import FoveateError
+    from foveate.training.clip import run_clip
+    from foveate.training.config import ClipRunConfig
+
+    with pytest.raises(FoveateError, match="tiny-rsnet"):
+        run_clip(ClipRunConfig(embedder="tiny-rsnet"), tmp_path / "out")
+    assert not (tmp_path / "out" / "world").exists()

@@ -239,9 +239,9 @@ def run_clip(config: ClipRunConfig, out: Path, progress: Progress | None = None)
 
     # config -> assets
     out.mkdir(parents=True, exist_ok=True)
+    embedder = load_embedder(resolve_embedder(config.embedder, out))  # a bad spec fails before any rendering
     world = prepare_world(config.world, out, "world")
     held_out = prepare_world(config.eval_world, out, "eval_world")
-    embedder = load_embedder(resolve_embedder(config.embedder, out))
     clip_seconds = config.eval_clip_seconds
 
     # data
