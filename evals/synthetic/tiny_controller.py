@@ -178,7 +178,8 @@ def build_tiny_controller(
 
     ``vision_depth`` and ``vision_hidden``: blocks and width of the vision tower. ``image_side``: the
     image processor's pixel budget is ``image_side**2`` (Qwen's ``max_pixels``; a 160x120 frame is
-    seen at 112x84, 12 tokens, with 112 and at 168x112, 24 tokens, with 168).
+    seen at 112x84, 12 tokens, with 112 and at 168x112, 24 tokens, with 168). ``patch_size``: pixels a
+    side of a vision patch (2x2 patches merge into one token).
 
     ``vocab_size``: of the BPE tokenizer. ``tool_schemas_in_vocab``: train it on the tool schemas
     too, so the fixed prompt takes fewer tokens (with 2,048 tokens: 700 instead of 1,150); the
