@@ -207,6 +207,6 @@ def test_train_clip_with_a_bad_embedder_spec_fails_before_rendering_a_world(tmp_
     from foveate.training.clip import run_clip
     from foveate.training.config import ClipRunConfig
 
-    with pytest.raises(FoveateError, match="tiny-rsnet"):
+    with pytest.raises(FoveateError, match="tiny-rsnet: unknown embedder spec; use tiny, tiny-resnet, openclip:"):
         run_clip(ClipRunConfig(embedder="tiny-rsnet"), tmp_path / "out")
     assert not (tmp_path / "out" / "world").exists()

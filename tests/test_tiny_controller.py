@@ -54,3 +54,15 @@ def test_vision_tower_size_and_image_budget_reach_the_saved_model(tmp_path):
         grid = AutoProcessor.from_pretrained(path).image_processor(images=[frame])["image_grid_thw"][0]
         tokens[side] = int(grid.prod()) // 4  # 2x2 patches merge into one token
     assert tokens == {112: 12, 168: 24}
+
+
+def test_pipeline_config_builds_the_controller_it_describes(tmp_path):
+    from transformers import AutoConfig
+
+    from foveate.training.pipeline import PipelineConfig
+
+    c = PipelineConfig(seed=3, hidden=64, layers=1, vocab=1024, vision_depth=2, vision_hidden=48, image_side=168)
+    config = AutoConfig.from_pretrained(c.build_controller(tmp_path / "controller"))
+    text = getattr(config, "text_config", config)
+    assert (text.hidden_size, text.num_hidden_layers) == (64, 1)
+    assert (config.vision_config.depth, config.vision_config.hidden_size) == (2, 48)

@@ -82,6 +82,10 @@ def resolve_embedder(spec: str, out_dir: Path) -> str:
     ``out_dir/models/embedder``; returns an ``openclip:`` spec. Anything else passes through."""
     keyword = spec.removeprefix("openclip:")
     if keyword not in (TINY, TINY_RESNET):
+        if not spec.startswith("openclip:"):
+            raise FoveateError(
+                f"{spec}: unknown embedder spec; use {TINY}, {TINY_RESNET}, openclip:ARCH/PRETRAINED or openclip:DIR"
+            )
         return spec
     from foveate.evals.synthetic.tiny_embedder import build_tiny_embedder
 

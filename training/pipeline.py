@@ -130,6 +130,23 @@ class PipelineConfig(BaseModel):
                 raise ValueError(where) from None
         return self
 
+    def build_controller(self, path: Path) -> Path:
+        """Build this study's randomly initialised tiny controller into ``path`` (seeded with :attr:`seed`)."""
+        from foveate.evals.synthetic.tiny_controller import build_tiny_controller
+
+        return build_tiny_controller(
+            path,
+            seed=self.seed,
+            hidden_size=self.hidden,
+            layers=self.layers,
+            vocab_size=self.vocab,
+            tool_schemas_in_vocab=self.schemas_in_vocab,
+            twin_tokens=self.twin_tokens,
+            vision_depth=self.vision_depth,
+            vision_hidden=self.vision_hidden,
+            image_side=self.image_side,
+        )
+
 
 # The oracle of both presets: it looks only at retrieved clips, with few frames. Three clips listed (three
 # thumbnails), a zoom of 2-3 frames or a dense_sample at 1 fps (4 frames of a 4 s clip; its motion line
@@ -346,23 +363,7 @@ def run_pipeline(
 
     init = out / "models" / "controller"
 
-    def controller() -> None:
-        from foveate.evals.synthetic.tiny_controller import build_tiny_controller
-
-        build_tiny_controller(
-            init,
-            seed=c.seed,
-            hidden_size=c.hidden,
-            layers=c.layers,
-            vocab_size=c.vocab,
-            tool_schemas_in_vocab=c.schemas_in_vocab,
-            twin_tokens=c.twin_tokens,
-            vision_depth=c.vision_depth,
-            vision_hidden=c.vision_hidden,
-            image_side=c.image_side,
-        )
-
-    stages.run("controller", lambda: (init / "config.json").is_file(), controller)
+    stages.run("controller", lambda: (init / "config.json").is_file(), lambda: c.build_controller(init))
 
     pretrained = out / "pretrain" / "controller" if c.pretrain_steps else init
 

@@ -23,7 +23,6 @@ def time_steps(preset: str = "cpu", steps: int = 12, captions_only: bool = False
     import torch
 
     from foveate.agent.config import AgentConfig
-    from foveate.evals.synthetic.tiny_controller import build_tiny_controller
     from foveate.memory.config import IngestConfig
     from foveate.training.checkpoint import load_for_training
     from foveate.training.config import PretrainRunConfig
@@ -33,18 +32,7 @@ def time_steps(preset: str = "cpu", steps: int = 12, captions_only: bool = False
     c = load_pipeline_config(preset)
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_tiny_controller(
-            Path(tmp) / "controller",
-            seed=c.seed,
-            hidden_size=c.hidden,
-            layers=c.layers,
-            vocab_size=c.vocab,
-            tool_schemas_in_vocab=c.schemas_in_vocab,
-            twin_tokens=c.twin_tokens,
-            vision_depth=c.vision_depth,
-            vision_hidden=c.vision_hidden,
-            image_side=c.image_side,
-        )
+        path = c.build_controller(Path(tmp) / "controller")
         agent, ingest = AgentConfig(**c.agent), IngestConfig(**c.ingest)
         fields = {  # as the pipeline's pretraining stage sets them
             "caption": {"width": c.width, "height": c.height, "minutes": c.minutes},
