@@ -442,3 +442,52 @@ def test_the_reading_probe_scores_every_copied_span_and_names_what_was_written(c
     assert sum(report["order_letter_is"].values()) == 2
     with pytest.raises(SystemExit):
         main(["--help"])
+
+
+def test_the_grounding_probe_scores_the_colour_a_zoom_shows_with_its_frames_real_blank_or_swapped(controller):
+    """Each colour episode's target is the colour its description names, an option of its question, the
+    colour of the sprite its zoom shows; the variants change the images only, and the probe reports a
+    rate for each."""
+    from foveate.evals.synthetic.events import COLOURS
+    from foveate.training.grounding_probe import VARIANTS, colour_episodes, main, probe, variants
+    from foveate.training.pipeline import load_pipeline_config
+
+    config = load_pipeline_config("cpu").pretrain_config(controller)
+    episodes = colour_episodes(config, 3, seed=0)
+    for ex in episodes:
+        final = ex.messages[-1]["content"][0]["text"]
+        (target,) = ex.targets
+        colour = final[target.start : target.end]
+        assert colour in COLOURS and f'"answer": "{colour}"' in final
+        zoom = [m for m in ex.messages if m["role"] == "tool"][-1]
+        pixels = np.concatenate(
+            [np.asarray(b["image"]).reshape(-1, 3) for b in zoom["content"] if b["type"] == "image"]
+        )
+        assert (np.abs(pixels.astype(int) - COLOURS[colour]).sum(1) < 30).sum() > 20  # the sprite is in the frames
+    ways = variants(episodes)
+    assert list(ways) == list(VARIANTS) and all(len(v) == 3 for v in ways.values())
+
+    def images(ex, tool_only=False):
+        msgs = [m for m in ex.messages if m["role"] == "tool"][-1:] if tool_only else ex.messages
+        return [
+            np.asarray(b["image"])
+            for m in msgs
+            if isinstance(m["content"], list)
+            for b in m["content"]
+            if b.get("type") == "image"
+        ]
+
+    for k, ex in enumerate(episodes):
+        assert all(im.max() == 0 for im in images(ways["blank_zoom"][k], tool_only=True))
+        assert all(im.max() == 0 for im in images(ways["blank_all"][k]))
+        assert any(im.max() > 0 for im in images(ex))  # the real episode is untouched
+        donor = images(episodes[(k + 1) % 3], tool_only=True)
+        assert donor and len(images(ways["other_zoom"][k], tool_only=True)) == len(images(ex, tool_only=True))
+        assert all(any(np.array_equal(im, d) for d in donor) for im in images(ways["other_zoom"][k], tool_only=True))
+        assert [m["content"][0]["text"] for m in ways["other_zoom"][k].messages if m["role"] == "assistant"] == [
+            m["content"][0]["text"] for m in ex.messages if m["role"] == "assistant"
+        ]
+    report = probe(str(controller), episodes=2, seed=0)
+    assert report["episodes"] == 2 and all(0 <= report[v] <= 1 for v in (*VARIANTS, "caption_colour"))
+    with pytest.raises(SystemExit):
+        main(["--help"])

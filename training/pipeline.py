@@ -130,6 +130,29 @@ class PipelineConfig(BaseModel):
                 raise ValueError(where) from None
         return self
 
+    def pretrain_config(self, model_path: Path | str):
+        """The pretraining stage's :class:`~foveate.training.config.PretrainRunConfig`: frames and grounded
+        episodes as the agent meets them (its budgets, the ingest's clips and thumbnails), then :attr:`pretrain`."""
+        from foveate.agent.config import AgentConfig
+        from foveate.memory.config import IngestConfig
+        from foveate.training.config import PretrainRunConfig
+
+        agent, ingest = AgentConfig(**self.agent), IngestConfig(**self.ingest)
+        fields = {
+            "model": {"path": str(model_path), "dtype": "float32"},
+            "seed": self.seed,
+            "steps": self.pretrain_steps,
+            "caption": {"width": self.width, "height": self.height, "minutes": self.minutes},
+            "ground": {
+                "clip_seconds": ingest.clip_seconds,
+                "thumbnail_max_side": ingest.thumbnail_max_side,
+                "max_steps": agent.max_steps,
+                "max_frames": agent.max_frames,
+                "oracle": self.oracle,
+            },
+        }
+        return PretrainRunConfig(**{**fields, **self.pretrain})
+
     def build_controller(self, path: Path) -> Path:
         """Build this study's randomly initialised tiny controller into ``path`` (seeded with :attr:`seed`)."""
         from foveate.evals.synthetic.tiny_controller import build_tiny_controller
@@ -368,23 +391,9 @@ def run_pipeline(
     pretrained = out / "pretrain" / "controller" if c.pretrain_steps else init
 
     def pretrain() -> None:
-        from foveate.training.config import PretrainRunConfig
         from foveate.training.pretrain import run_pretrain
 
-        fields = {
-            "model": {"path": str(init), "dtype": "float32"},
-            "seed": c.seed,
-            "steps": c.pretrain_steps,
-            "caption": {"width": c.width, "height": c.height, "minutes": c.minutes},
-            "ground": {  # episodes as the agent runs them: its budgets, the ingest's clips and thumbnails
-                "clip_seconds": ingest.clip_seconds,
-                "thumbnail_max_side": ingest.thumbnail_max_side,
-                "max_steps": agent.max_steps,
-                "max_frames": agent.max_frames,
-                "oracle": c.oracle,
-            },
-        }
-        cfg = PretrainRunConfig(**{**fields, **c.pretrain})
+        cfg = c.pretrain_config(init)
         with step_progress("pretrain") if step_progress is not None else contextlib.nullcontext() as progress:
             run_pretrain(cfg, out / "pretrain", progress)
 

@@ -22,10 +22,7 @@ import numpy as np
 def time_steps(preset: str = "cpu", steps: int = 12, captions_only: bool = False, seed: int = 0) -> dict:
     import torch
 
-    from foveate.agent.config import AgentConfig
-    from foveate.memory.config import IngestConfig
     from foveate.training.checkpoint import load_for_training
-    from foveate.training.config import PretrainRunConfig
     from foveate.training.pipeline import load_pipeline_config
     from foveate.training.pretrain import Renderer, TaskSampler, batch_loss
 
@@ -33,19 +30,7 @@ def time_steps(preset: str = "cpu", steps: int = 12, captions_only: bool = False
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
         path = c.build_controller(Path(tmp) / "controller")
-        agent, ingest = AgentConfig(**c.agent), IngestConfig(**c.ingest)
-        fields = {  # as the pipeline's pretraining stage sets them
-            "caption": {"width": c.width, "height": c.height, "minutes": c.minutes},
-            "ground": {
-                "clip_seconds": ingest.clip_seconds,
-                "thumbnail_max_side": ingest.thumbnail_max_side,
-                "max_steps": agent.max_steps,
-                "max_frames": agent.max_frames,
-                "oracle": c.oracle,
-            },
-        }
-        pretrain = {k: v for k, v in c.pretrain.items() if k in ("batch_size", "mix", "learning_rate")}
-        config = PretrainRunConfig(model={"path": str(path), "dtype": "float32"}, **fields, **pretrain)
+        config = c.pretrain_config(path)  # as the pipeline's pretraining stage sets it
         model, processor = load_for_training(path, config.model)
     renderer, sampler = Renderer(processor), TaskSampler(config)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
