@@ -456,8 +456,9 @@ def test_the_grounding_probe_scores_the_colour_a_zoom_shows_with_its_frames_real
     episodes = colour_episodes(config, 3, seed=0)
     for ex in episodes:
         final = ex.messages[-1]["content"][0]["text"]
-        (target,) = ex.targets
-        colour = final[target.start : target.end]
+        seen, answer = ex.targets
+        colour = final[seen.start : seen.end]
+        assert (seen.skill, answer.skill, final[answer.start : answer.end]) == ("seen", "answer", colour)
         assert colour in COLOURS and f'"answer": "{colour}"' in final
         zoom = [m for m in ex.messages if m["role"] == "tool"][-1]
         pixels = np.concatenate(
@@ -488,6 +489,7 @@ def test_the_grounding_probe_scores_the_colour_a_zoom_shows_with_its_frames_real
             m["content"][0]["text"] for m in ex.messages if m["role"] == "assistant"
         ]
     report = probe(str(controller), episodes=2, seed=0)
-    assert report["episodes"] == 2 and all(0 <= report[v] <= 1 for v in (*VARIANTS, "caption_colour"))
+    assert report["episodes"] == 2 and 0 <= report["caption_colour"] <= 1
+    assert all(0 <= report[skill][v] <= 1 for skill in ("seen", "answer") for v in VARIANTS)
     with pytest.raises(SystemExit):
         main(["--help"])

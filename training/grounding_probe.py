@@ -4,7 +4,8 @@ Colour questions ("What colour was the hexagon?") are answered by one look: the 
 describes the zoom's frames ("The frames show a white hexagon moving left.") and answers with the
 colour it named. This probe draws such grounded episodes (training/pretrain.py, val-split worlds, frames
 rendered from the world log) and scores the colour word of that description, teacher-forced argmax as
-pretraining scores its spans, four ways:
+pretraining scores its spans (``seen``), and the answer's colour word, teacher-forced after the true
+description (``answer``: the copy from the description into the answer JSON), four ways:
 
 - ``real``: the episode as drawn;
 - ``blank_zoom``: the zoom's frames replaced by black ones of the same size;
@@ -32,7 +33,7 @@ VARIANTS = ("real", "blank_zoom", "other_zoom", "blank_all")
 
 def colour_episodes(config, n: int, seed: int) -> list:
     """``n`` grounded val-split episodes of colour questions, each scored on its description's colour word
-    (skill ``seen``)."""
+    (skill ``seen``) and on its answer's (skill ``answer``: given the description, written again)."""
     from foveate.training.pretrain import DESCRIBED, Target, grounded_example
 
     rng = np.random.default_rng(seed)
@@ -47,7 +48,8 @@ def colour_episodes(config, n: int, seed: int) -> list:
             continue
         start = len(DESCRIBED + "a ")
         turn = sum(m["role"] == "assistant" for m in ex.messages) - 1
-        ex.targets = [Target("seen", turn, start, final.index(" ", start))]
+        answer = [t for t in ex.targets if t.skill == "answer"]  # the answer's words: the colour again
+        ex.targets = [Target("seen", turn, start, final.index(" ", start)), *answer]
         episodes.append(ex)
     raise RuntimeError(f"only {len(episodes)} colour episodes in {200 * n} draws")
 
@@ -104,10 +106,10 @@ def probe(controller: str, preset: str = "cpu", episodes: int = 40, seed: int = 
     model, processor = load_for_training(controller, ModelSection(path=controller, dtype="float32"))
     renderer = Renderer(processor)
     drawn = colour_episodes(config, episodes, seed)
-    report: dict = {"controller": controller, "episodes": len(drawn), "chance": 0.2}
+    report: dict = {"controller": controller, "episodes": len(drawn), "chance": 0.2, "seen": {}, "answer": {}}
     for name, group in variants(drawn).items():
         scores = evaluate(model, [renderer(ex, score=True) for ex in group], batch_size, renderer.pad_id)
-        report[name] = scores["seen"]
+        report["seen"][name], report["answer"][name] = scores["seen"], scores["answer"]
     rng = np.random.default_rng(seed)
     captions = []
     while len(captions) < episodes:  # frames that show a sprite (text cards and empty scenes have no colour)
