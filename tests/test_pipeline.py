@@ -148,6 +148,7 @@ paths: 1
 grpo_steps: 1
 grpo_batch: 2
 grpo_generations: 2
+grpo_beta: 0.04
 agent: {max_steps: 4, max_frames: 12, overview_images: 1, overview_chars: 400}
 """
 
@@ -166,6 +167,8 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert summary["runs"]["uniform"]["frames_used"] >= summary["runs"]["untrained"]["frames_used"]
     assert tuple(summary["seconds"]) == STAGES
     assert summary["grpo"]["step"] == [1] and "pretrain" in summary
+    log = json.loads((out / "grpo" / "train_log.json").read_text())
+    assert any("kl" in entry for entry in log)  # grpo_beta > 0: the KL to the SFT controller is in the loss
     assert {"pick", "answer", "colour", "said"} <= set(summary["pretrain"]["after"])  # grounded, captions, cite
     assert (out / "report" / "grpo_reward.png").stat().st_size > 1000
     assert (out / "report" / "pretrain_skills.png").stat().st_size > 1000

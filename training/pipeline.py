@@ -98,6 +98,11 @@ class PipelineConfig(BaseModel):
     grpo_batch: int = 8
     grpo_generations: int = 4
     grpo_lr: float = 5e-5
+    grpo_beta: float = Field(
+        default=0.0,
+        ge=0,
+        description="Weight of the KL penalty to the SFT controller (TRL's beta; 0 loads no reference model).",
+    )
     # the agent and the ingest settings shared by training and answering
     agent: dict[str, Any] = Field(
         default_factory=lambda: {"max_steps": 4, "max_frames": 16, "overview_images": 2, "overview_chars": 800}
@@ -452,7 +457,7 @@ def run_pipeline(
                 "max_completion_length": 768,
                 "temperature": 0.7,
                 "learning_rate": c.grpo_lr,
-                "beta": 0.0,
+                "beta": c.grpo_beta,
             },
             **common,
         )
