@@ -149,6 +149,7 @@ grpo_steps: 1
 grpo_batch: 2
 grpo_generations: 2
 grpo_beta: 0.04
+grpo_scale_rewards: none
 agent: {max_steps: 4, max_frames: 12, overview_images: 1, overview_chars: 400}
 """
 
