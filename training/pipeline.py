@@ -221,9 +221,6 @@ PRESETS: dict[str, PipelineConfig] = {
         sft_epochs=2,
         sft_lr=3e-4,
         oracle=CHEAP_LOOKS,
-        # Unscaled advantages: with each group scaled by its std, groups all right or all wrong taught fewer
-        # frames (7.8 -> 7.3) at the cost of colour answers (6 -> 4 of 11); unscaled, both held (run G4).
-        grpo_scale_rewards="none",
     ),
     # One GPU: a larger world and controller, longer schedules.
     "gpu": PipelineConfig(
