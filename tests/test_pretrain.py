@@ -187,6 +187,32 @@ def test_held_out_episodes_ask_about_subjects_never_trained_on(sampler):
     assert questions and all(any(s.split()[1] in q for s in sampler.heldout_subjects) for q in questions)
 
 
+def test_held_out_set_scores_reading_a_zoom_inside_an_episode_when_grounding_is_trained(sampler):
+    """With grounded episodes in the mix the held-out set adds colour episodes scored on the description's
+    colour word alone (``seen``): lone captions can be right while an episode's zoom goes unread."""
+    from foveate.evals.synthetic.events import COLOURS
+    from foveate.training.config import PretrainRunConfig
+    from foveate.training.pretrain import TaskSampler
+
+    assert not any(t.skill == "seen" for e in sampler.heldout() for t in e.targets)  # no ground in its mix
+    config = PretrainRunConfig(
+        model={"path": "unused", "train_vision": True},
+        eval_examples=2,
+        mix={"search": 0, "look": 0, "cite": 0, "caption": 0, "ground": 1},
+        ground={"oracle": {}},
+    )
+    assert len(TaskSampler(config).heldout()) == 2  # an oracle that does not describe: nothing to score
+    config.ground.oracle["describe"] = True
+    held = TaskSampler(config).heldout()
+    colour = [e for e in held if any(t.skill == "seen" for t in e.targets)]
+    assert len(held) == 4 and len(colour) == 2
+    for ex in colour:
+        ((seen,),) = [ex.targets]
+        assert "What colour was" in ex.messages[1]["content"][0]["text"]
+        assert ex.messages[-1]["content"][0]["text"][seen.start : seen.end] in COLOURS
+    assert [e.source for e in held] == [e.source for e in TaskSampler(config).heldout()]  # the same every run
+
+
 def test_captioned_frames_show_the_named_sprite(sampler):
     from foveate.evals.synthetic.events import COLOURS
 
@@ -449,8 +475,9 @@ def test_the_grounding_probe_scores_the_colour_a_zoom_shows_with_its_frames_real
     colour of the sprite its zoom shows; the variants change the images only, and the probe reports a
     rate for each."""
     from foveate.evals.synthetic.events import COLOURS
-    from foveate.training.grounding_probe import VARIANTS, colour_episodes, main, probe, variants
+    from foveate.training.grounding_probe import VARIANTS, main, probe, variants
     from foveate.training.pipeline import load_pipeline_config
+    from foveate.training.pretrain import colour_episodes
 
     config = load_pipeline_config("cpu").pretrain_config(controller)
     episodes = colour_episodes(config, 3, seed=0)

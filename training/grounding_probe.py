@@ -31,29 +31,6 @@ import numpy as np
 VARIANTS = ("real", "blank_zoom", "other_zoom", "blank_all")
 
 
-def colour_episodes(config, n: int, seed: int) -> list:
-    """``n`` grounded val-split episodes of colour questions, each scored on its description's colour word
-    (skill ``seen``) and on its answer's (skill ``answer``: given the description, written again)."""
-    from foveate.training.pretrain import DESCRIBED, Target, grounded_example
-
-    rng = np.random.default_rng(seed)
-    episodes = []
-    for _ in range(200 * n):
-        if len(episodes) == n:
-            return episodes
-        ex = grounded_example(rng, "val", config.caption, config.ground)
-        question = ex.messages[1]["content"][0]["text"]
-        final = ex.messages[-1]["content"][0]["text"]
-        if "What colour was" not in question or not final.startswith(DESCRIBED + "a "):
-            continue
-        start = len(DESCRIBED + "a ")
-        turn = sum(m["role"] == "assistant" for m in ex.messages) - 1
-        answer = [t for t in ex.targets if t.skill == "answer"]  # the answer's words: the colour again
-        ex.targets = [Target("seen", turn, start, final.index(" ", start)), *answer]
-        episodes.append(ex)
-    raise RuntimeError(f"only {len(episodes)} colour episodes in {200 * n} draws")
-
-
 def _images(message: dict) -> list[dict]:
     content = message["content"]
     return [b for b in content if b.get("type") == "image"] if isinstance(content, list) else []
@@ -100,7 +77,7 @@ def probe(controller: str, preset: str = "cpu", episodes: int = 40, seed: int = 
     from foveate.training.checkpoint import load_for_training
     from foveate.training.config import ModelSection
     from foveate.training.pipeline import load_pipeline_config
-    from foveate.training.pretrain import Renderer, caption_example, evaluate
+    from foveate.training.pretrain import Renderer, caption_example, colour_episodes, evaluate
 
     config = load_pipeline_config(preset).pretrain_config(controller)
     model, processor = load_for_training(controller, ModelSection(path=controller, dtype="float32"))

@@ -659,6 +659,7 @@ PRETRAIN_CURVES = (
     "when",
     "pick",
     "describe",
+    "seen",
     "answer",
 )
 

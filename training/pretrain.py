@@ -33,7 +33,9 @@ both from pretraining; this stage gives the small controller a little of each, m
 
 Held-out scores, before and after: *teacher-forced argmax* over the tokens of each copied span
 (query, handle, times, evidence), of the colour, shape and card word of a caption, and of a
-grounded episode's picked clip (where the thought names it), description and answer words. A span
+grounded episode's picked clip (where the thought names it), description and answer words, and, when
+the oracle describes, of the colour word in the description of colour episodes (``seen``: the zoom's
+frames read inside an episode, which a lone frame's caption does not show). A span
 counts when each of its tokens is the model's argmax given the true text before it, which is
 exactly when greedy decoding from the span's start writes it. Held-out reading episodes ask about
 colour+shape subjects never trained on (with fresh times and handles); held-out frames come from
@@ -545,6 +547,29 @@ def grounded_example(
     return Example("ground_bare" if bare else "ground", messages, targets, f"{seed}:{row.id}")
 
 
+def colour_episodes(config: PretrainRunConfig, n: int, seed: int, answer: bool = True) -> list[Example]:
+    """``n`` grounded val-split episodes of colour questions ("What colour was the hexagon?": one look
+    answers them), each scored on its description's colour word (skill ``seen``: read off the zoom's
+    frames inside the episode) and, with ``answer``, on its answer's (skill ``answer``: the copy of that
+    word into the answer JSON, teacher-forced after the true description)."""
+    rng = np.random.default_rng(seed)
+    episodes: list[Example] = []
+    for _ in range(200 * n):
+        if len(episodes) == n:
+            return episodes
+        ex = grounded_example(rng, "val", config.caption, config.ground)
+        question = ex.messages[1]["content"][0]["text"]  # after the system prompt
+        final = ex.messages[-1]["content"][0]["text"]
+        if "What colour was" not in question or not final.startswith(DESCRIBED + "a "):
+            continue
+        start = len(DESCRIBED + "a ")
+        turn = sum(m["role"] == "assistant" for m in ex.messages) - 1
+        said = [t for t in ex.targets if t.skill == "answer"] if answer else []
+        ex.targets = [Target("seen", turn, start, final.index(" ", start)), *said]
+        episodes.append(ex)
+    raise FoveateError(f"only {len(episodes)} colour episodes in {200 * n} draws")
+
+
 class TaskSampler:
     """Draws training examples in the configured mix, and the fixed held-out set (the same families,
     ``eval_examples`` of each, about held-out subjects and val-split frames)."""
@@ -566,7 +591,16 @@ class TaskSampler:
     def heldout(self) -> list[Example]:
         rng = np.random.default_rng(EVAL_SEED)
         n = self.config.eval_examples
-        return [self._one(rng, f, self.heldout_subjects, "val") for f in self.families for _ in range(n)]
+        drawn = [self._one(rng, f, self.heldout_subjects, "val") for f in self.families for _ in range(n)]
+        if "ground" in self.families and self._describes:  # is a zoom read in an episode (captions do not tell)
+            drawn += colour_episodes(self.config, n, EVAL_SEED + 1, answer=False)
+        return drawn
+
+    @property
+    def _describes(self) -> bool:
+        from foveate.training.oracle import OracleConfig
+
+        return OracleConfig(**self.config.ground.oracle).describe
 
     def _one(self, rng: np.random.Generator, family: str, pool: list[str], split: str, bare: bool = False) -> Example:
         if family == "caption":
