@@ -248,6 +248,9 @@ def test_spread_over_seeds_and_what_it_refuses(tmp_path):
     table = subprocess.run([*proc.args[:-1]], capture_output=True, text=True, timeout=120)
     assert table.returncode == 0 and "0.5 ± 0.25" in table.stdout and "0.25 0.5 0.75" in table.stdout, table.stdout
     assert "range" in table.stdout and "[0.25, 0.75]" in table.stdout, table.stdout  # not eaten as markup
+    older = {k: v for k, v in config.items() if k != "grpo_beta"}  # saved before the field existed: its default
+    (outs[1] / "config.json").write_text(json.dumps({**older, "seed": 1}))
+    assert spread(*outs).returncode == 0
 
     (outs[2] / "config.json").write_text(json.dumps({**config, "seed": 2, "sft_lr": 1.0}))
     other = spread(*outs)

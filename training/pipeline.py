@@ -578,7 +578,8 @@ def seed_spread(outs: list[Path]) -> dict:
         if not path.is_file():
             raise ConfigError(f"{out}: no results.json; finish the run first (`foveate train pipeline ... -o {out}`)")
         runs.append(json.loads(path.read_text()))
-        config = json.loads((Path(out) / "config.json").read_text())
+        # through the model: a run saved before a field existed has that field's default
+        config = load_pipeline_config(str(Path(out) / "config.json")).model_dump(mode="json")
         configs.append({k: v for k, v in config.items() if k not in ("seed", "name")})
     for out, config in zip(outs[1:], configs[1:]):
         if keys := _differing(config, configs[0]):
