@@ -162,7 +162,10 @@ class PipelineConfig(BaseModel):
                 "oracle": self.oracle,
             },
         }
-        return PretrainRunConfig(**{**fields, **self.pretrain})
+        merged = {**fields, **self.pretrain}
+        for section in ("caption", "ground"):  # a field of these set in `pretrain` keeps the world's others
+            merged[section] = {**fields[section], **self.pretrain.get(section, {})}
+        return PretrainRunConfig(**merged)
 
     def build_controller(self, path: Path) -> Path:
         """Build this study's randomly initialised tiny controller into ``path`` (seeded with :attr:`seed`)."""
