@@ -107,11 +107,11 @@ def test_presets_and_yaml_configs(tmp_path):
     # one field of pretraining's caption or ground section keeps the world's sizes and the agent's budgets
     path.write_text(
         "width: 128\nheight: 96\ningest: {clip_seconds: 5.0}\n"
-        "pretrain:\n  caption: {p_zoomed: 0.5}\n  ground: {max_frames: 12}\n"
+        "pretrain:\n  caption: {minutes: 2.0}\n  ground: {max_frames: 12}\n"
     )
     config = load_pipeline_config(str(path))
     pretrain = config.pretrain_config("unused")
-    assert (pretrain.caption.width, pretrain.caption.height, pretrain.caption.p_zoomed) == (128, 96, 0.5)
+    assert (pretrain.caption.width, pretrain.caption.height, pretrain.caption.minutes) == (128, 96, 2.0)
     assert pretrain.ground.max_frames == 12 and pretrain.ground.clip_seconds == 5.0
 
 

@@ -230,46 +230,6 @@ def test_captioned_frames_show_the_named_sprite(sampler):
         assert close.sum() > 20, caption
 
 
-def test_zoomed_captions_show_the_frame_as_a_zoom_result_and_describe_it_as_the_oracle_does(controller):
-    """A zoomed caption's one frame is the real toolbox's zoom result, in a tool turn after the zoom call;
-    the description names what that frame shows, and its targets land on the words when rendered. Only
-    training captions are zoomed, and a config without them draws as before."""
-    from transformers import AutoProcessor
-
-    from foveate.evals.synthetic.events import COLOURS
-    from foveate.training.config import PretrainRunConfig
-    from foveate.training.pretrain import DESCRIBED, Renderer, TaskSampler, caption_example
-
-    config = PretrainRunConfig(model={"path": "unused", "train_vision": True}, caption={"p_zoomed": 1.0})
-    sampler = TaskSampler(config)
-    rng = np.random.default_rng(3)
-    zoomed = [sampler._one(rng, "caption", [], "train") for _ in range(12)]
-    assert all([m["role"] for m in ex.messages] == ["user", "assistant", "tool", "assistant"] for ex in zoomed)
-    renderer = Renderer(AutoProcessor.from_pretrained(controller))
-    sprites = 0
-    for ex in zoomed:
-        call, description = ex.messages[1]["content"][0]["text"], ex.messages[3]["content"][0]["text"]
-        assert '"name": "zoom"' in call and '"num_frames": 1' in call and description.startswith(DESCRIBED)
-        (frame,) = [np.asarray(b["image"]).astype(int) for b in ex.messages[2]["content"] if b["type"] == "image"]
-        words = {t.skill: description[t.start : t.end] for t in ex.targets}
-        assert words and all(t.turn == 1 for t in ex.targets)
-        if "colour" in words:
-            sprites += 1
-            assert f"a {words['colour']} {words['shape']} moving " in description
-            assert (np.abs(frame - np.array(COLOURS[words["colour"]])).max(axis=-1) < 40).sum() > 20
-        rendered = renderer(ex, score=True)
-        for skill, positions in rendered.targets:
-            assert renderer.tokenizer.decode(rendered.inputs["input_ids"][positions]).strip() == words[skill]
-    assert sprites >= 2
-    held_out = [sampler._one(np.random.default_rng(3), "caption", [], "val") for _ in range(3)]
-    assert all(len(ex.messages) == 2 for ex in held_out)  # held-out captions stay lone frames
-    plain = TaskSampler(PretrainRunConfig(model={"path": "unused", "train_vision": True}))  # p_zoomed 0
-    first, second = (np.random.default_rng(5), np.random.default_rng(5))
-    drawn = [plain._one(first, "caption", [], "train") for _ in range(4)]
-    lone = [caption_example(second, "train", plain.config.caption) for _ in range(4)]  # no draw for p_zoomed
-    assert [e.messages[1]["content"][0]["text"] for e in drawn] == [e.messages[1]["content"][0]["text"] for e in lone]
-
-
 def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it_shows(controller, sampler):
     """The picked handle names the listed clip over the answer's event, its thumbnail and the zoom's frames are
     the world's own frames there, and the answer is the question's gold option."""

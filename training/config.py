@@ -337,14 +337,6 @@ class CaptionTasks(Section):
     width: int = Field(default=160, ge=64, le=640, multiple_of=2, description="Frame width, pixels.")
     height: int = Field(default=120, ge=64, le=480, multiple_of=2, description="Frame height, pixels.")
     minutes: float = Field(default=1.0, gt=0, le=10, description="Length of the world logs frames are drawn from.")
-    p_zoomed: float = Field(
-        default=0.0,
-        ge=0,
-        le=1,
-        description="Share of training captions shown as the agent meets frames: the result of a one-frame zoom "
-        "(a tool turn after the zoom call), described as the oracle describes ('The frames show a red star moving "
-        "left.'). Held-out captions stay lone frames; held-out `seen` scores the zoom read inside an episode.",
-    )
 
 
 class GroundTasks(Section):

@@ -405,51 +405,6 @@ def caption_example(rng: np.random.Generator, split: str, tasks: CaptionTasks) -
     return Example("caption", messages, targets)
 
 
-def zoomed_caption_example(rng: np.random.Generator, split: str, tasks: CaptionTasks, ground: GroundTasks) -> Example:
-    """A captioned frame where the agent meets frames: the result of a one-frame zoom on it (the real
-    toolbox's tool turn), then the oracle's description of it; targets as :func:`caption_example`'s.
-    Frames that show no sprite or card, or more than one, are drawn again."""
-    from foveate.evals.synthetic.captions import card_phrase, sprite_phrase
-    from foveate.tools.toolbox import VideoToolbox, dispatch
-
-    for _ in range(100):
-        log, pairs = _world_frames(
-            SPLIT_SEEDS[split] + int(rng.integers(SPLIT_SIZE)), tasks.minutes, tasks.width, tasks.height
-        )
-        t = pairs[int(rng.integers(len(pairs)))][0]
-        start = round(min(max(0.0, t - 0.5), log.duration_seconds - 1.0), 1)  # the zoom's one frame is its middle
-        middle = start + 0.5
-        shown = [sprite_phrase(s) for s in log.sprites if s.start_seconds <= middle < s.end_seconds]
-        shown += [card_phrase(c) for c in log.cards if c.start_seconds <= middle < c.end_seconds]
-        if len(shown) == 1:
-            break
-    else:
-        raise FoveateError(f"no frame with one sprite or card in 100 draws of {tasks.minutes}-minute world logs")
-    arguments = {"start": start, "end": round(start + 1.0, 1), "num_frames": 1}
-    toolbox = VideoToolbox(WorldClips(log, ground, (start, start + 1.0), rng), max_frames=ground.max_frames)
-    result = dispatch(toolbox, "zoom", arguments)
-    if result.error is not None:
-        raise FoveateError(f"zoomed caption: zoom({arguments}) failed: {result.error}")
-    question = f"What is on screen at {format_time(middle)}?"
-    description = f"{DESCRIBED}{shown[0]}."
-    messages = [
-        {"role": "user", "content": [text_block(question_text(question, None, log.duration_seconds))]},
-        {"role": "assistant", "content": [text_block(tool_call("zoom", **arguments))]},
-        {"role": "tool", "name": "zoom", "content": result.blocks},
-        {"role": "assistant", "content": [text_block(description)]},
-    ]
-    phrase = description[len(DESCRIBED) :]
-    targets = []
-    if (m := SPRITE_RE.match(phrase)) and m[1] in COLOURS:
-        offset = len(DESCRIBED)
-        targets = [
-            Target(skill, 1, offset + m.start(g), offset + m.end(g)) for skill, g in (("colour", 1), ("shape", 2))
-        ]
-    elif m := CARD_RE.match(phrase):
-        targets = [Target("word", 1, len(DESCRIBED) + m.start(1), len(DESCRIBED) + m.end(1))]
-    return Example("caption", messages, targets)
-
-
 # ---- grounded episodes ---------------------------------------------------------------------------
 @lru_cache(maxsize=256)
 def _world_questions(seed: int, minutes: float, width: int, height: int):
@@ -649,9 +604,6 @@ class TaskSampler:
 
     def _one(self, rng: np.random.Generator, family: str, pool: list[str], split: str, bare: bool = False) -> Example:
         if family == "caption":
-            p = self.config.caption.p_zoomed  # drawn only when > 0: a run without zoomed captions draws as before
-            if split == "train" and p > 0 and rng.random() < p:
-                return zoomed_caption_example(rng, split, self.config.caption, self.config.ground)
             return caption_example(rng, split, self.config.caption)
         if family == "ground":
             return grounded_example(rng, split, self.config.caption, self.config.ground, bare)
