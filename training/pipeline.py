@@ -219,8 +219,8 @@ PRESETS: dict[str, PipelineConfig] = {
         },
         # The colour word a description names is the space-prefixed twin of the answer's; starting the pair
         # from one embedding makes that copy learnable (seed 1, answer after the true description 0.17 ->
-        # 1.0 after pretraining), and a lower SFT rate keeps it (0.33 at 1e-3, 0.90 at 3e-4; run T2). Seed 2
-        # did not learn the copy with it (0.15; run S2).
+        # 1.0 after pretraining), and a lower SFT rate keeps it (0.33 at 1e-3, 0.90 at 3e-4; run T2). Seed 3
+        # learned it too (1.00; run S3); seed 2 did not (0.15; run S2), nor does it read its zooms.
         twin_tokens=True,
         sft_epochs=2,
         sft_lr=3e-4,
