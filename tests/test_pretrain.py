@@ -295,24 +295,27 @@ def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it
 def test_a_shared_prompt_prefix_gives_the_logits_of_one_forward_over_the_batch(controller):
     """Episodes with and without images: the system prompt and tool block computed once and repeated
     over the batch, and the lm head run on the positions that predict a label alone, give those positions
-    the logits the whole batch gets in one forward."""
+    the logits the whole batch gets in one forward, whether the rest runs as a batch or one at a time
+    (also without a shared prompt: bare episodes)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from foveate.training.config import CaptionTasks, GroundTasks, ReadTasks
-    from foveate.training.pretrain import ReadEpisode, Renderer, _collate, _forward, _pad, grounded_example
+    from foveate.training.prefix import collate, forward_labelled, pad
+    from foveate.training.pretrain import ReadEpisode, Renderer, grounded_example
 
     model = AutoModelForImageTextToText.from_pretrained(controller).eval()
     renderer = Renderer(AutoProcessor.from_pretrained(controller))
     rng = np.random.default_rng(5)
     grounded = [renderer(grounded_example(rng, "train", CaptionTasks(), GroundTasks())) for _ in range(3)]
     read = [renderer(ReadEpisode(rng, ReadTasks()).build("red star", "cite")) for _ in range(3)]
-    for group in (grounded, read):
-        out = _forward(model, group, renderer.pad_id)
-        assert out.offset > 500  # the system prompt and tool block were shared
-        batch = {k: v for k, v in _collate(group, renderer.pad_id).items() if k != "labels"}
+    bare = [renderer(ReadEpisode(rng, ReadTasks(), bare=True).build("blue ring", "cite")) for _ in range(3)]
+    for group, each in [(g, e) for g in (grounded, read, bare) for e in (True, False)]:
+        out = forward_labelled(model, [it.inputs for it in group], renderer.pad_id, each=each)
+        assert (out.offset > 500) == (group is not bare)  # the system prompt and tool block were shared
+        batch = {k: v for k, v in collate([it.inputs for it in group], renderer.pad_id).items() if k != "labels"}
         whole = model(**batch).logits[:, out.offset :]
         assert torch.equal(out.ids, batch["input_ids"][:, out.offset :])
-        labels = _pad([it.inputs["labels"] for it in group], -100)[:, out.offset :]
+        labels = pad([it.inputs["labels"] for it in group], -100)[:, out.offset :]
         assert torch.equal(out.scored[:, :-1], labels[:, 1:] != -100) and out.scored.sum() > 50
         assert torch.equal(out.next_tokens(), labels[:, 1:][out.scored[:, :-1]])
         torch.testing.assert_close(out.logits, whole[out.scored], atol=1e-4, rtol=1e-4)

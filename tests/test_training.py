@@ -97,6 +97,48 @@ def test_sft_overfits_and_its_tool_call_executes_in_the_agent(sft_run, world):
     assert summary.startswith("retrieve(") and "clips by similarity" in summary, summary
 
 
+def test_sft_on_the_shared_prompt_trains_as_trls_own_loss_does(world, tmp_path, monkeypatch):
+    """Two SFT runs from the same init on the same batches, one through training/prefix.py (the prompt once per
+    batch, the lm head on labelled positions) and one through TRL's forward over the padded batch, log the same
+    losses step by step."""
+    import foveate.training.prefix as prefix
+    from foveate.training.sft import run_sft
+
+    calls = []
+    real = prefix.forward_labelled
+    monkeypatch.setattr(prefix, "forward_labelled", lambda *a, **k: calls.append(1) or real(*a, **k))
+    runs = {}
+    for shared in (True, False):
+        cfg = write_config(
+            tmp_path / f"sft_{shared}.yaml",
+            {
+                "model": {"path": "tiny"},
+                "embedder": "tiny",
+                "lora": {"enabled": False},
+                "shared_prefix": shared,
+                "world": {"dir": str(world), "max_questions": 3},
+                "agent": AGENT,
+                "ingest": INGEST,
+                "data": {"cache_rendered": True, "oracle_paths_per_question": 2},
+                "trl": {
+                    "num_train_epochs": 2,
+                    "per_device_train_batch_size": 3,
+                    "learning_rate": 3e-3,
+                    "gradient_checkpointing": False,
+                    "logging_steps": 1,
+                    "save_strategy": "no",
+                    "report_to": "none",
+                    "use_cpu": True,
+                },
+            },
+        )
+        before = len(calls)
+        runs[shared] = run_sft(load_config(cfg, "sft"), tmp_path / f"out_{shared}").losses
+        assert (len(calls) > before) == shared  # the shared path ran in one run only
+    assert len(runs[True]) == 4 and runs[True][-1] < runs[True][0], runs
+    assert runs[True] == pytest.approx(runs[False], rel=1e-3), runs
+
+
 def test_the_controller_keeps_the_settings_it_was_trained_with(sft_run):
     from foveate.agent.config import agent_settings
 

@@ -45,8 +45,9 @@ class AgentChatCollator:
     """``[{"messages", "images"}, ...]`` -> input_ids, attention_mask, pixel inputs and labels
     (-100 off assistant turns)."""
 
-    def __init__(self, processor, tools: list[dict], cache: bool = False) -> None:
+    def __init__(self, processor, tools: list[dict], cache: bool = False, keep_rendered: bool = False) -> None:
         self.processor, self.tools = processor, tools
+        self.keep_rendered = keep_rendered  # also return the unpadded examples, as "rendered" (training/prefix.py)
         self.chat_template = training_chat_template(processor)
         self.pad_id = processor.tokenizer.pad_token_id
         self._cache: dict[str, dict[str, torch.Tensor]] | None = {} if cache else None
@@ -101,4 +102,6 @@ class AgentChatCollator:
                 )
             else:
                 batch[key] = torch.cat(values)
+        if self.keep_rendered:
+            batch["rendered"] = items
         return batch

@@ -171,6 +171,13 @@ class SFTDataSection(Section):
 
 class SFTRunConfig(RunConfig):
     data: SFTDataSection = Field(default_factory=SFTDataSection, description="Where SFT examples come from.")
+    shared_prefix: bool = Field(
+        default=True,
+        description="Compute the prompt a batch's examples share (system prompt, tool block) once per batch and the "
+        "lm head on labelled positions only (training/prefix.py; the same loss as TRL's forward over the padded "
+        "batch). Used when a batch holds more than one example, in one process, without gradient checkpointing; "
+        "TRL's own loss otherwise.",
+    )
 
     @model_validator(mode="after")
     def _check_trl(self) -> SFTRunConfig:

@@ -167,6 +167,37 @@ class PipelineConfig(BaseModel):
             merged[section] = {**fields[section], **self.pretrain.get(section, {})}
         return PretrainRunConfig(**merged)
 
+    def trained_common(self, out: Path, embedder: str) -> dict:
+        """Fields the SFT and GRPO stages of a run in ``out`` share."""
+        return {
+            "embedder": embedder,
+            "lora": {"enabled": False},
+            "world": {"dir": out / "train"},
+            "agent": self.agent,
+            "ingest": self.ingest,
+            "seed": self.seed,
+        }
+
+    def sft_config(self, out: Path, embedder: str, trl: dict[str, Any]):
+        """The SFT stage's :class:`~foveate.training.config.SFTRunConfig` for a run in ``out``, from the pretrained
+        controller (the initial one without pretraining); ``trl`` holds the trainer fields every stage shares."""
+        from foveate.training.config import SFTRunConfig
+
+        start = out / "pretrain" / "controller" if self.pretrain_steps else out / "models" / "controller"
+        return SFTRunConfig(
+            model={"path": str(start), "dtype": "float32"},
+            data={"oracle_paths_per_question": self.paths, "cache_rendered": True, "oracle": self.oracle},
+            trl={
+                **trl,
+                "num_train_epochs": self.sft_epochs,
+                "per_device_train_batch_size": self.sft_batch,
+                "learning_rate": self.sft_lr,
+                "lr_scheduler_type": "cosine",
+                "warmup_steps": self.sft_warmup,
+            },
+            **self.trained_common(out, embedder),
+        )
+
     def build_controller(self, path: Path) -> Path:
         """Build this study's randomly initialised tiny controller into ``path`` (seeded with :attr:`seed`)."""
         from foveate.evals.synthetic.tiny_controller import build_tiny_controller
@@ -260,6 +291,18 @@ PRESETS: dict[str, PipelineConfig] = {
 }
 
 
+def trainer_fields(cuda: bool) -> dict[str, Any]:
+    """TRL fields the pipeline's SFT and GRPO stages share."""
+    return {
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_steps": 5,
+        "gradient_checkpointing": False,
+        "bf16": False,  # fp32: bf16 GRPO on a model this small hit NaN gradients
+        **({} if cuda else {"use_cpu": True}),
+    }
+
+
 def load_pipeline_config(preset: str, seed: int | None = None) -> PipelineConfig:
     """A preset by name, or a YAML file of PipelineConfig fields; ``seed`` overrides the config's."""
     from foveate.training.config import ConfigError
@@ -351,14 +394,7 @@ def run_pipeline(
     agent, ingest = AgentConfig(**config.agent), IngestConfig(**config.ingest)
     cuda = torch.cuda.is_available()
     c = config
-    trl_common = {
-        "report_to": "none",
-        "save_strategy": "no",
-        "logging_steps": 5,
-        "gradient_checkpointing": False,
-        "bf16": False,  # fp32: bf16 GRPO on a model this small hit NaN gradients
-        **({} if cuda else {"use_cpu": True}),
-    }
+    trl_common = trainer_fields(cuda)
     cb = (lambda stage: callbacks(stage)) if callbacks is not None else (lambda stage: None)
 
     def worlds() -> None:
@@ -419,34 +455,12 @@ def run_pipeline(
     if c.pretrain_steps:
         stages.run("pretrain", lambda: (out / "pretrain" / "metrics.json").is_file(), pretrain)
 
-    common = {
-        "embedder": embedder_spec,
-        "lora": {"enabled": False},
-        "world": {"dir": out / "train"},
-        "agent": c.agent,
-        "ingest": c.ingest,
-        "seed": c.seed,
-    }
+    common = c.trained_common(out, embedder_spec)
 
     def sft() -> None:
-        from foveate.training.config import SFTRunConfig
         from foveate.training.sft import run_sft
 
-        data = {"oracle_paths_per_question": c.paths, "cache_rendered": True, "oracle": c.oracle}
-        sft_cfg = SFTRunConfig(
-            model={"path": str(pretrained), "dtype": "float32"},
-            data=data,
-            trl={
-                **trl_common,
-                "num_train_epochs": c.sft_epochs,
-                "per_device_train_batch_size": c.sft_batch,
-                "learning_rate": c.sft_lr,
-                "lr_scheduler_type": "cosine",
-                "warmup_steps": c.sft_warmup,
-            },
-            **common,
-        )
-        run_sft(sft_cfg, out / "sft", callbacks=cb("sft"))
+        run_sft(c.sft_config(out, embedder_spec, trl_common), out / "sft", callbacks=cb("sft"))
 
     stages.run("sft", lambda: (out / "sft" / "controller" / "config.json").is_file(), sft)
 

@@ -49,7 +49,6 @@ examples (same loss and gradients, several times less compute on CPU).
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import math
@@ -70,9 +69,9 @@ from foveate.memory.blocks import image_block, text_block
 from foveate.memory.errors import FoveateError
 from foveate.memory.overview import format_time
 from foveate.memory.video_memory import ClipHit
-from foveate.training.collator import PAD_VALUES
 from foveate.training.config import CaptionTasks, GroundTasks, PretrainRunConfig, ReadTasks
 from foveate.training.oracle import tool_call
+from foveate.training.prefix import Scored, forward_labelled
 from foveate.training.schedule import warmup_cosine
 
 logger = logging.getLogger(__name__)
@@ -656,109 +655,9 @@ class Renderer:
         return Rendered(example.kind, inputs, targets)
 
 
-MIN_SHARED_PREFIX = 32  # tokens; below this one forward over the whole batch costs no more
-
-
-def _pad(values: list[torch.Tensor], value: int) -> torch.Tensor:
-    longest = max(len(v) for v in values)
-    return torch.stack([torch.nn.functional.pad(v, (0, longest - len(v)), value=value) for v in values])
-
-
-@lru_cache(maxsize=4)
-def _cache_argument(model_class: type) -> str:
-    """transformers 5 calls the cache argument ``cache``, 4.x ``past_key_values``."""
-    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
-
-
-@dataclass
-class Scored:
-    """Logits of one group at the positions whose next token is labelled, flattened (see :func:`_forward`)."""
-
-    logits: torch.Tensor  # (K, V): one row per True of ``scored``
-    scored: torch.Tensor  # (B, L) bool over positions ``offset..offset+L`` of the right-padded items
-    ids: torch.Tensor  # (B, L) their token ids
-    labels: torch.Tensor  # (B, L) their labels (-100 off assistant tokens and on padding)
-    offset: int
-
-    def next_tokens(self) -> torch.Tensor:
-        """(K,) the tokens the rows of ``logits`` predict."""
-        return self.labels[:, 1:][self.scored[:, :-1]]
-
-    def rows(self) -> torch.Tensor:
-        """(B, L) long: the row of ``logits`` at each scored position, -1 elsewhere."""
-        rows = torch.full(self.scored.shape, -1, dtype=torch.long)
-        rows[self.scored] = torch.arange(int(self.scored.sum()))
-        return rows
-
-
 def _forward(model, items: list[Rendered], pad_id: int) -> Scored:
-    """The group's logits at the positions whose next token is labelled; the lm head runs on those
-    alone (``logits_to_keep``; a tenth of the positions of an agent episode, its largest matrix).
-
-    Items share their common token prefix before the first label (the system prompt and tool block
-    of agent episodes): its keys and values are computed once and repeated over the batch, the rest
-    attends to them (same logits as one forward over the whole batch, tests/test_pretrain.py). The
-    prefix is text, so its positions are plain; the rest takes its slice of the multimodal (mrope)
-    positions of the whole sequence, passed explicitly, so deltas the model kept from an earlier
-    image batch do not apply.
-    """
-    from transformers import DynamicCache
-
-    ids = [it.inputs["input_ids"] for it in items]
-    first_label = min(int((it.inputs["labels"] != -100).nonzero()[0]) for it in items)
-    m = min(min(len(i) for i in ids), first_label - 1)
-    n = int(torch.stack([i[:m] == ids[0][:m] for i in ids]).all(0).int().cumprod(0).sum())
-    with_images = any("pixel_values" in it.inputs for it in items)
-    batch = {k: v for k, v in _collate(items, pad_id).items() if k != "labels"} if with_images else {}
-    if with_images:
-        image_token = model.config.image_token_id
-        n = min([n, *(int((i == image_token).nonzero()[0]) for i in ids if (i == image_token).any())])
-    if n < MIN_SHARED_PREFIX:
-        n = 0
-    labels = _pad([it.inputs["labels"][n:] for it in items], -100)
-    scored = torch.zeros_like(labels, dtype=torch.bool)
-    scored[:, :-1] = labels[:, 1:] != -100
-    if n == 0:
-        batch = batch or {"input_ids": _pad(ids, pad_id)}
-        logits = model(**batch, logits_to_keep=scored).logits
-        return Scored(logits, scored, batch["input_ids"], labels, 0)
-    cache = DynamicCache()
-    model(input_ids=ids[0][None, :n], use_cache=True, logits_to_keep=1, **{_cache_argument(type(model)): cache})
-    cache.batch_repeat_interleave(len(items))
-    if with_images:
-        positions, _ = model.model.get_rope_index(
-            batch["input_ids"],
-            image_grid_thw=batch["image_grid_thw"],
-            attention_mask=batch["attention_mask"],
-            mm_token_type_ids=batch.get("mm_token_type_ids"),
-        )
-        suffix = batch["input_ids"][:, n:]
-        pixels = {"pixel_values": batch["pixel_values"], "image_grid_thw": batch["image_grid_thw"]}
-        positions = positions[:, :, n:]
-    else:
-        suffix = _pad([i[n:] for i in ids], pad_id)
-        positions = torch.arange(n, n + suffix.shape[1]).view(1, 1, -1).expand(3, len(items), -1)
-        pixels = {}
-    logits = model(
-        input_ids=suffix,
-        position_ids=positions,
-        use_cache=True,
-        logits_to_keep=scored,
-        **pixels,
-        **{_cache_argument(type(model)): cache},
-    ).logits
-    return Scored(logits, scored, suffix, labels, n)
-
-
-def _collate(items: list[Rendered], pad_id: int) -> dict[str, torch.Tensor]:
-    batch = {}
-    for key in items[0].inputs:
-        values = [it.inputs[key] for it in items]
-        if key in PAD_VALUES:
-            batch[key] = _pad(values, pad_id if PAD_VALUES[key] is None else PAD_VALUES[key])
-        else:
-            batch[key] = torch.cat(values)
-    return batch
+    """The group's logits at the positions whose next token is labelled (training/prefix.py)."""
+    return forward_labelled(model, [it.inputs for it in items], pad_id)
 
 
 def _group_loss(model, group: list[Rendered], pad_id: int) -> tuple[torch.Tensor, Scored]:

@@ -65,7 +65,8 @@ def probe(
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from foveate.training.pretrain import Renderer, _collate, evaluate
+    from foveate.training.prefix import collate
+    from foveate.training.pretrain import Renderer, evaluate
 
     torch.manual_seed(seed)
     processor = AutoProcessor.from_pretrained(controller)
@@ -77,7 +78,8 @@ def probe(
     curve = []
     for step in range(1, steps + 1):
         model.train()
-        batch = _collate([render(frame_example(train_rng, side, texture)) for _ in range(batch_size)], render.pad_id)
+        examples = [render(frame_example(train_rng, side, texture)).inputs for _ in range(batch_size)]
+        batch = collate(examples, render.pad_id)
         loss = model(**batch).loss
         optimizer.zero_grad()
         loss.backward()
