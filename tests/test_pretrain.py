@@ -324,6 +324,29 @@ def test_a_shared_prompt_prefix_gives_the_logits_of_one_forward_over_the_batch(c
     assert all("pixel_values" in it.inputs for it in grounded)
 
 
+@torch.no_grad()
+def test_the_shared_prompt_forward_runs_under_a_lora_adapter(controller):
+    """SFT with LoRA wraps the controller in PEFT: the shared-prompt forward finds the rope index and the cache
+    argument under the wrapper and gives the wrapped model's own logits."""
+    from peft import get_peft_model
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from foveate.training.config import CaptionTasks, GroundTasks, LoraSection
+    from foveate.training.prefix import collate, forward_labelled
+    from foveate.training.pretrain import Renderer, grounded_example
+
+    model = get_peft_model(AutoModelForImageTextToText.from_pretrained(controller), LoraSection().peft_config()).eval()
+    renderer = Renderer(AutoProcessor.from_pretrained(controller))
+    rng = np.random.default_rng(9)
+    group = [renderer(grounded_example(rng, "train", CaptionTasks(), GroundTasks())).inputs for _ in range(2)]
+    for each in (True, False):
+        out = forward_labelled(model, group, renderer.pad_id, each=each)
+        batch = {k: v for k, v in collate(group, renderer.pad_id).items() if k != "labels"}
+        whole = model(**batch).logits[:, out.offset :]
+        assert out.offset > 500
+        torch.testing.assert_close(out.logits, whole[out.scored], atol=1e-4, rtol=1e-4)
+
+
 def test_caption_first_steps_draw_captions_only(sampler):
     from foveate.training.config import PretrainRunConfig
 
