@@ -92,19 +92,13 @@ def forward_labelled(model, inputs: list[dict[str, torch.Tensor]], pad_id: int, 
     an accelerator prefers the batch. None: one at a time on a CPU when the longest example runs
     :data:`ONE_BY_ONE_LENGTH` tokens or more past the prefix.
     """
-    from transformers import DynamicCache
-
     base = _unwrapped(model)
-    cache_argument = _cache_argument(type(base))
     ids = [x["input_ids"] for x in inputs]
     first_label = min(int((x["labels"] != -100).nonzero()[0]) for x in inputs)
     m = min(min(len(i) for i in ids), first_label - 1)
     n = int(torch.stack([i[:m] == ids[0][:m] for i in ids]).all(0).int().cumprod(0).sum())
-    with_images = any("pixel_values" in x for x in inputs)
-    batch = {k: v for k, v in collate(inputs, pad_id).items() if k != "labels"} if with_images else {}
-    if with_images:
-        image_token = base.config.image_token_id
-        n = min([n, *(int((i == image_token).nonzero()[0]) for i in ids if (i == image_token).any())])
+    image_token = base.config.image_token_id
+    n = min([n, *(int((i == image_token).nonzero()[0]) for i in ids if (i == image_token).any())])
     if n < MIN_SHARED_PREFIX:
         n = 0
     labels = pad([x["labels"][n:] for x in inputs], -100)
@@ -112,79 +106,58 @@ def forward_labelled(model, inputs: list[dict[str, torch.Tensor]], pad_id: int, 
     scored[:, :-1] = labels[:, 1:] != -100
     if each is None:
         each = ids[0].device.type == "cpu" and labels.shape[1] >= ONE_BY_ONE_LENGTH
-    if each and len(inputs) > 1:
-        return _one_by_one(model, inputs, n, labels, scored, pad_id)
-    if n == 0:
-        batch = batch or {"input_ids": pad(ids, pad_id)}
-        logits = model(**batch, logits_to_keep=scored).logits
-        return Scored(logits, scored, batch["input_ids"], labels, 0)
-    cache = DynamicCache()
-    model(input_ids=ids[0][None, :n], use_cache=True, logits_to_keep=1, **{cache_argument: cache})
-    cache.batch_repeat_interleave(len(inputs))
-    if with_images:
-        positions, _ = base.model.get_rope_index(
-            batch["input_ids"],
-            image_grid_thw=batch["image_grid_thw"],
-            attention_mask=batch["attention_mask"],
-            mm_token_type_ids=batch.get("mm_token_type_ids"),
+    groups = [[x] for x in inputs] if each else [inputs]
+    prefix = _prefix(model, ids[0][:n]) if n else None
+    logits = []
+    for group, keep in zip(groups, scored.split(1) if each else [scored]):
+        batch = {k: v for k, v in collate(group, pad_id).items() if k != "labels"}
+        keep = keep[:, : batch["input_ids"].shape[1] - n]
+        if prefix is None:
+            # Text without a prefix needs no attention mask (right padding): SDPA's causal kernel then applies.
+            batch = batch if "pixel_values" in batch else {"input_ids": batch["input_ids"]}
+            logits.append(model(**batch, logits_to_keep=keep).logits)
+            continue
+        from transformers import DynamicCache
+
+        cache = DynamicCache(prefix)
+        cache.batch_repeat_interleave(len(group))
+        logits.append(
+            model(
+                **_after_prefix(base, batch, n),
+                use_cache=True,
+                logits_to_keep=keep,
+                **{_cache_argument(type(base)): cache},
+            ).logits
         )
-        suffix = batch["input_ids"][:, n:]
-        pixels = {"pixel_values": batch["pixel_values"], "image_grid_thw": batch["image_grid_thw"]}
-        positions = positions[:, :, n:]
-    else:
-        suffix = pad([i[n:] for i in ids], pad_id)
-        positions = torch.arange(n, n + suffix.shape[1]).view(1, 1, -1).expand(3, len(inputs), -1)
-        pixels = {}
-    logits = model(
-        input_ids=suffix,
-        position_ids=positions.to(suffix.device),
-        use_cache=True,
-        logits_to_keep=scored,
-        **pixels,
-        **{cache_argument: cache},
-    ).logits
-    return Scored(logits, scored, suffix, labels, n)
+    logits = torch.cat([x.reshape(-1, x.shape[-1]) for x in logits])
+    return Scored(logits, scored, pad([i[n:] for i in ids], pad_id), labels, n)
 
 
-def _one_by_one(model, inputs: list[dict], n: int, labels: torch.Tensor, scored: torch.Tensor, pad_id: int) -> Scored:
-    """:func:`forward_labelled` one example at a time after the shared ``n``-token prefix (none when 0)."""
+def _prefix(model, ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Keys and values of each layer over the shared prefix ``ids`` (one sequence)."""
     from transformers import DynamicCache
 
-    base = _unwrapped(model)
-    cache_argument = _cache_argument(type(base))
-    ids = [x["input_ids"] for x in inputs]
-    prefix = None
-    if n:
-        cache = DynamicCache()
-        model(input_ids=ids[0][None, :n], use_cache=True, logits_to_keep=1, **{cache_argument: cache})
-        prefix = [(layer.keys, layer.values) for layer in cache.layers]
-    logits = []
-    for b, x in enumerate(inputs):
-        one = {k: v[None] if k in PAD_VALUES else v for k, v in x.items() if k != "labels"}
-        keep = scored[b, : len(ids[b]) - n][None]
-        if prefix is None:
-            logits.append(model(**one, logits_to_keep=keep).logits)
-            continue
-        if "pixel_values" in one:
-            positions, _ = base.model.get_rope_index(
-                one["input_ids"],
-                image_grid_thw=one["image_grid_thw"],
-                attention_mask=one["attention_mask"],
-                mm_token_type_ids=one.get("mm_token_type_ids"),
-            )
-            extra = {"pixel_values": one["pixel_values"], "image_grid_thw": one["image_grid_thw"]}
-        else:
-            positions = torch.arange(len(ids[b]), device=ids[b].device).view(1, 1, -1).expand(3, 1, -1)
-            extra = {}
-        out = model(
-            input_ids=one["input_ids"][:, n:],
-            position_ids=positions[:, :, n:],
-            use_cache=True,
-            logits_to_keep=keep,
-            **extra,
-            **{cache_argument: DynamicCache(prefix)},
-        )
-        logits.append(out.logits)
-    return Scored(
-        torch.cat([x.reshape(-1, x.shape[-1]) for x in logits]), scored, pad([i[n:] for i in ids], pad_id), labels, n
+    cache = DynamicCache()
+    model(input_ids=ids[None], use_cache=True, logits_to_keep=1, **{_cache_argument(type(_unwrapped(model))): cache})
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _after_prefix(base, batch: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+    """Model inputs for the tokens after the first ``n`` of a collated batch: their ids, their slice of the
+    whole sequences' (mrope) positions, and the batch's images, which all lie past the prefix."""
+    ids = batch["input_ids"]
+    if "pixel_values" not in batch:
+        positions = torch.arange(ids.shape[1], device=ids.device).view(1, 1, -1).expand(3, len(ids), -1)
+        return {"input_ids": ids[:, n:], "position_ids": positions[:, :, n:]}
+    positions, _ = base.model.get_rope_index(
+        ids,
+        image_grid_thw=batch["image_grid_thw"],
+        attention_mask=batch["attention_mask"],
+        mm_token_type_ids=batch.get("mm_token_type_ids"),
     )
+    return {
+        "input_ids": ids[:, n:],
+        "position_ids": positions[:, :, n:],
+        "pixel_values": batch["pixel_values"],
+        "image_grid_thw": batch["image_grid_thw"],
+    }
