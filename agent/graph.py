@@ -162,7 +162,7 @@ class _Episode:
     ) -> None:
         self.start = time.perf_counter()
         self.memory, self.question, self.options, self.qid = memory, question, options, qid
-        self.toolbox = VideoToolbox(memory, max_frames=config.max_frames, options=options)
+        self.toolbox = VideoToolbox(memory, max_frames=config.max_frames, options=options, question=question)
         messages = initial_messages(question, options, memory, config.overview_images, config.overview_chars)
         self.overview_frames = count_images(messages[1]["content"])
         self.app = build_graph(

@@ -206,3 +206,31 @@ def test_a_list_of_queries_lists_the_best_clips_of_each_in_time_order(memory):
     for bad, says in (([], "non-empty list"), (["a white square", " "], "query[1]"), (["x"] * 9, "at most 8")):
         result = VideoToolbox(memory, max_frames=64).retrieve(bad, 1)
         assert says in blocks_text(result)
+
+
+def test_tool_results_end_by_restating_the_question(memory):
+    """The agent loop and the GRPO environment end each tool result with the question, after the budget
+    line; an error result, or a toolbox given no question, does not."""
+    from foveate.training.environment import VideoEnvironment
+
+    question = "How many times did a white square appear?"
+    calls = [
+        {"name": "retrieve", "arguments": {"query": "a white square", "k": 2}},
+        {"name": "zoom", "arguments": {"clip": "c1", "num_frames": 2}},
+        {"name": "zoom", "arguments": {"start": 500.0, "end": 600.0}},
+    ]
+    outputs = [f"<tool_call>{json.dumps(c)}</tool_call>" for c in calls]
+    ctl = ScriptedController(outputs + ['<answer>{"answer": "1", "evidence": ["c1"]}</answer>'])
+    answer_question(memory, question, ["1", "2"], ctl, AgentConfig(max_frames=40, overview_images=1))
+    results = [blocks_text(m["content"]) for m in ctl.calls[-1] if m["role"] == "tool"]
+    assert [r.splitlines()[-1] for r in results[:2]] == [f"Question: {question}"] * 2
+    assert "frame budget left: 36]" in results[1].splitlines()[-2]
+    assert "Question:" not in results[2] and results[2].startswith("Error in zoom")
+
+    env = VideoEnvironment(lambda video: memory, AgentConfig(max_frames=40, overview_images=1))
+    env.reset(video="cuts.mp4", question=question, options=["1", "2"])
+    assert [
+        blocks_text(env.retrieve(query="a white square", k=2)),
+        blocks_text(env.zoom(clip="c1", num_frames=2)),
+    ] == (results[:2])
+    assert "Question:" not in blocks_text(VideoToolbox(memory, max_frames=64).zoom(start=0.0, end=2.0))

@@ -58,17 +58,26 @@ class VideoToolbox:
 
     ``memory`` may be None until :meth:`_load` gives one (the GRPO environment loads a video per rollout).
     ``options``: the question's options, which retrieve queries may name by letter.
+    ``question``: restated at the end of every result (``Question: ...``), after the budget line, so
+    the turn that follows a long tool result (a zoom's frames, a list of clips) has the question in view.
     """
 
-    def __init__(self, memory: VideoMemory | None, max_frames: int = 64, options: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        memory: VideoMemory | None,
+        max_frames: int = 64,
+        options: list[str] | None = None,
+        question: str | None = None,
+    ) -> None:
         self._max_frames = max_frames
-        self._load(memory, options)
+        self._load(memory, options, question)
 
-    def _load(self, memory: VideoMemory | None, options: list[str] | None = None) -> None:
-        """Point the toolbox at ``memory`` (and a question's ``options``) with a fresh frame budget, an
-        empty call log and no clip handles."""
+    def _load(self, memory: VideoMemory | None, options: list[str] | None = None, question: str | None = None) -> None:
+        """Point the toolbox at ``memory`` (and a question and its ``options``) with a fresh frame budget,
+        an empty call log and no clip handles."""
         self._memory = memory
         self._options = list(options or [])
+        self._question = question
         self._frames_used = 0
         self._results: list[ToolResult] = []
         self._handles = ClipHandles()
@@ -209,7 +218,10 @@ class VideoToolbox:
             logger.warning("tool %s failed: %s", name, exc)
             return self._reject(name, arguments, f"{exc.__class__.__name__}: {exc}").blocks
         self._frames_used += frames
-        blocks = blocks + [text_block(f"[frames spent: {frames}; frame budget left: {self.frames_left}]")]
+        footer = f"[frames spent: {frames}; frame budget left: {self.frames_left}]"
+        if self._question:
+            footer += f"\nQuestion: {self._question}"
+        blocks = blocks + [text_block(footer)]
         self._results.append(ToolResult(name, arguments, blocks, frames, window=self._resolved))
         return blocks
 

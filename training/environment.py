@@ -44,7 +44,7 @@ class VideoEnvironment(VideoToolbox):
     def reset(self, **row) -> list[ContentBlock]:
         """Load the row's video memory (cached), restart the budget; returns the overview blocks of the first turn."""
         memory = self._memories(row["video"])
-        self._load(memory, row.get("options"))
+        self._load(memory, row.get("options"), row["question"])
         self._row = row
         blocks = first_user_content(
             row["question"], row.get("options"), memory, self._agent.overview_images, self._agent.overview_chars

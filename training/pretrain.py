@@ -219,7 +219,10 @@ class ReadEpisode:
         share of episodes asks instead which of five of them appeared first or last."""
         if self.tasks.p_order and pool and self.rng.random() < self.tasks.p_order:
             return self._build_order(pool, stage)
+        from foveate.tools.toolbox import VideoToolbox
+
         question, options, query, describe = _question(self.rng, subject)
+        self.toolbox = VideoToolbox(self.memory, max_frames=self.toolbox.max_frames, question=question)
         self.asks_motion = any(option in DIRECTIONS for option in options)  # a direction question
         options = [options[i] for i in self.rng.permutation(len(options))]
         text = question_text(question, options, self.memory.duration_seconds)
@@ -261,7 +264,9 @@ class ReadEpisode:
         question = f"Which appeared {which}: {', '.join(options[:4])} or {options[4]}?"
         options = [options[i] for i in self.rng.permutation(5)]
         letters = list(LETTERS[: len(options)])
-        self.toolbox = VideoToolbox(self.memory, max_frames=self.toolbox.max_frames, options=options)
+        self.toolbox = VideoToolbox(
+            self.memory, max_frames=self.toolbox.max_frames, options=options, question=question
+        )
         self.messages.append(
             {"role": "user", "content": [text_block(question_text(question, options, self.memory.duration_seconds))]}
         )
@@ -515,7 +520,7 @@ def grounded_example(
             f"no grounded episode fits max_frames={tasks.max_frames} (retrieve's thumbnails, then a look) "
             f"in 100 draws of {captions.minutes}-minute world logs"
         )
-    toolbox = VideoToolbox(memory, max_frames=tasks.max_frames, options=row.options)
+    toolbox = VideoToolbox(memory, max_frames=tasks.max_frames, options=row.options, question=row.question)
     messages: list[dict] = [] if bare else [{"role": "system", "content": [text_block(SYSTEM_PROMPT)]}]
     messages.append(
         {"role": "user", "content": [text_block(question_text(row.question, row.options, log.duration_seconds))]}
