@@ -86,6 +86,9 @@ def test_reading_episodes_render_like_sft_examples_and_copy_what_the_tools_print
                 assert f"\n{copied} [" in "\n" + tool_text
             if skill == "query":
                 assert copied in episode.messages[1]["content"][0]["text"]
+        question = episode.messages[1]["content"][0]["text"].split("Question: ")[1].splitlines()[0]
+        results = [m["content"][-1]["text"] for m in episode.messages if m["role"] == "tool"]
+        assert results and all(r.endswith(f"]\nQuestion: {question}") for r in results)  # as the agent's tools do
     assert {"query", "evidence"} <= {t.skill for e in episodes for t in e.targets}
 
 
