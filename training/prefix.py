@@ -92,6 +92,8 @@ def forward_labelled(model, inputs: list[dict[str, torch.Tensor]], pad_id: int, 
     an accelerator prefers the batch. None: one at a time on a CPU when the longest example runs
     :data:`ONE_BY_ONE_LENGTH` tokens or more past the prefix.
     """
+    from transformers import DynamicCache
+
     base = _unwrapped(model)
     ids = [x["input_ids"] for x in inputs]
     first_label = min(int((x["labels"] != -100).nonzero()[0]) for x in inputs)
@@ -117,8 +119,6 @@ def forward_labelled(model, inputs: list[dict[str, torch.Tensor]], pad_id: int, 
             batch = batch if "pixel_values" in batch else {"input_ids": batch["input_ids"]}
             logits.append(model(**batch, logits_to_keep=keep).logits)
             continue
-        from transformers import DynamicCache
-
         cache = DynamicCache(prefix)
         cache.batch_repeat_interleave(len(group))
         logits.append(

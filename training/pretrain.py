@@ -196,8 +196,6 @@ class ReadEpisode:
     its assistant turns copy."""
 
     def __init__(self, rng: np.random.Generator, tasks: ReadTasks, bare: bool = False) -> None:
-        from foveate.tools.toolbox import VideoToolbox
-
         self.rng, self.tasks = rng, tasks
         self.kind = "read_bare" if bare else "read"
         self.messages: list[dict] = [] if bare else [{"role": "system", "content": [text_block(SYSTEM_PROMPT)]}]
@@ -210,7 +208,7 @@ class ReadEpisode:
         camera = f"pan {rng.choice(DIRECTIONS)}" if rng.random() < 0.5 else "still"
         self.memory.motion = {"source": "motion_vectors", "camera": camera, "objects": f"moving {self.moving}"}
         self.motion_shown = False
-        self.toolbox = VideoToolbox(self.memory, max_frames=int(rng.choice([48, 64])))  # never runs out: <= 42 spent
+        self.max_frames = int(rng.choice([48, 64]))  # never runs out: <= 42 spent
         self.seen: list[ClipHit] = []
 
     def build(self, subject: str, stage: str, pool: list[str] | None = None) -> Example:
@@ -219,10 +217,8 @@ class ReadEpisode:
         share of episodes asks instead which of five of them appeared first or last."""
         if self.tasks.p_order and pool and self.rng.random() < self.tasks.p_order:
             return self._build_order(pool, stage)
-        from foveate.tools.toolbox import VideoToolbox
-
         question, options, query, describe = _question(self.rng, subject)
-        self.toolbox = VideoToolbox(self.memory, max_frames=self.toolbox.max_frames, question=question)
+        self._open_toolbox(question)
         self.asks_motion = any(option in DIRECTIONS for option in options)  # a direction question
         options = [options[i] for i in self.rng.permutation(len(options))]
         text = question_text(question, options, self.memory.duration_seconds)
@@ -257,16 +253,13 @@ class ReadEpisode:
         citing its clip. ``stage``: search keeps the retrieve call only; look and cite keep the answer too."""
         from foveate.agent.answer import LETTERS, Answer, format_answer
         from foveate.tools.retrieve import in_time_order
-        from foveate.tools.toolbox import VideoToolbox
 
         options = [f"the {pool[i]}" for i in self.rng.choice(len(pool), 5, replace=False)]
         which = "first" if self.rng.random() < 0.5 else "last"
         question = f"Which appeared {which}: {', '.join(options[:4])} or {options[4]}?"
         options = [options[i] for i in self.rng.permutation(5)]
         letters = list(LETTERS[: len(options)])
-        self.toolbox = VideoToolbox(
-            self.memory, max_frames=self.toolbox.max_frames, options=options, question=question
-        )
+        self._open_toolbox(question, options)
         self.messages.append(
             {"role": "user", "content": [text_block(question_text(question, options, self.memory.duration_seconds))]}
         )
@@ -289,6 +282,12 @@ class ReadEpisode:
         answer = format_answer(Answer(text=letter), [handle])
         self._say(answer, [("order", letter, '"answer": "'), ("evidence", handle, '"evidence": ')])
         return Example(self.kind, self.messages, self.targets)
+
+    def _open_toolbox(self, question: str, options: list[str] | None = None) -> None:
+        """The real toolbox over this episode's listed clips, for ``question`` (its results restate it)."""
+        from foveate.tools.toolbox import VideoToolbox
+
+        self.toolbox = VideoToolbox(self.memory, max_frames=self.max_frames, options=options, question=question)
 
     def _hits(self, k: int) -> list[ClipHit]:
         """``k`` clips, some of them (on a second search) clips an earlier search returned."""
