@@ -154,7 +154,8 @@ sft_epochs: 1
 sft_batch: 2
 sft_warmup: 0
 paths: 1
-grpo_steps: 1
+grpo_steps: 2
+grpo_select_every: 1
 grpo_batch: 2
 grpo_generations: 2
 grpo_beta: 0.04
@@ -176,7 +177,17 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
         assert run["n"] == 2 and 0.0 <= run["accuracy"] <= 1.0 and len(run["accuracy_ci"]) == 2
     assert summary["runs"]["uniform"]["frames_used"] >= summary["runs"]["untrained"]["frames_used"]
     assert tuple(summary["seconds"]) == STAGES
-    assert summary["grpo"]["step"] == [1] and "pretrain" in summary
+    assert summary["grpo"]["step"] == [1, 2] and "pretrain" in summary
+    # select: both steps and the SFT reference answered the val split; the chosen step's weights are kept
+    selection = summary["grpo_selection"]
+    assert set(selection["candidates"]) == {"sft", "step1", "step2"} and selection["questions"] == 2
+    rewards = {name: c["heldout_reward"] for name, c in selection["candidates"].items()}
+    chosen = selection["selected_step"]
+    assert rewards[f"step{chosen}"] == max(rewards["step1"], rewards["step2"])
+    source = out / "grpo" / ("controller" if chosen == 2 else "checkpoints/checkpoint-1")
+    weights = (out / "grpo" / "selected" / "model.safetensors").read_bytes()
+    assert weights == (source / "model.safetensors").read_bytes()
+    assert len(list((out / "grpo" / "val").glob("*.trace.jsonl"))) == 3
     log = json.loads((out / "grpo" / "train_log.json").read_text())
     assert any("kl" in entry for entry in log)  # grpo_beta > 0: the KL to the SFT controller is in the loss
     assert {"pick", "answer", "colour", "said"} <= set(summary["pretrain"]["after"])  # grounded, captions, cite
@@ -195,7 +206,7 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     again = json.loads(second.stdout.strip().splitlines()[-1])
     assert again["runs"] == summary["runs"] and again["seconds"] == summary["seconds"]
-    assert "stage 1/8" not in second.stderr
+    assert f"stage 1/{len(STAGES)}" not in second.stderr
     # Another config into the same folder would mix two runs' stages: refused before any work.
     config.write_text(TINY + "seed: 7\n")
     other = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

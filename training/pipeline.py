@@ -1,6 +1,7 @@
 """`foveate train pipeline`: the whole learning study in one resumable command.
 
-world -> embedder -> controller (random init) -> pretraining -> SFT -> GRPO -> the held-out test
+world -> embedder -> controller (random init) -> pretraining -> SFT -> GRPO -> (the GRPO snapshot with the
+best val reward) -> the held-out test
 split answered by the untrained, pretrained-only, SFT and GRPO controllers and by the uniform and
 retrieval baselines (the SFT controller, the same frame budget) -> one ``foveate eval`` report.
 
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("worlds", "embedder", "controller", "pretrain", "sft", "grpo", "answer", "report")
+STAGES = ("worlds", "embedder", "controller", "pretrain", "sft", "grpo", "select", "answer", "report")
 
 
 class PipelineConfig(BaseModel):
@@ -98,6 +99,17 @@ class PipelineConfig(BaseModel):
     grpo_batch: int = 8
     grpo_generations: int = 4
     grpo_lr: float = 5e-5
+    grpo_temperature: float = Field(
+        default=0.7,
+        gt=0,
+        description="Sampling temperature of GRPO's rollouts (TRL's temperature; held-out answers are greedy).",
+    )
+    grpo_select_every: int = Field(
+        default=0,
+        ge=0,
+        description="Snapshot GRPO every N steps and keep the snapshot with the best mean reward on the val split "
+        "(the 'select' stage); 0 keeps the last step.",
+    )
     grpo_beta: float = Field(
         default=0.0,
         ge=0,
@@ -257,6 +269,10 @@ PRESETS: dict[str, PipelineConfig] = {
         sft_epochs=2,
         sft_lr=3e-4,
         oracle=CHEAP_LOOKS,
+        # 20 GRPO steps of 2 questions move the SFT policy by a few answers either way (its retrieve queries
+        # gain or lose "crossing the screen"); val reward after 20 steps over two seeds and temperatures
+        # 0.7-1.0 ranged 0.71-0.80 around SFT's 0.79 (docs/results.md): a snapshot every 5 steps, the best on val kept.
+        grpo_select_every=5,
     ),
     # One GPU: a larger world and controller, longer schedules.
     "gpu": PipelineConfig(
@@ -285,6 +301,7 @@ PRESETS: dict[str, PipelineConfig] = {
         paths=2,
         oracle=CHEAP_LOOKS,
         grpo_steps=100,
+        grpo_select_every=25,
         grpo_batch=16,
         grpo_generations=8,
         grpo_lr=2e-5,
@@ -465,6 +482,9 @@ def run_pipeline(
 
     stages.run("sft", lambda: (out / "sft" / "controller" / "config.json").is_file(), sft)
 
+    every = c.grpo_select_every  # snapshots for the select stage: TRL's checkpoints, weights only
+    snapshots = {"save_strategy": "steps", "save_steps": every, "save_only_model": True} if every else {}
+
     def grpo() -> None:
         from foveate.training.config import GRPORunConfig
         from foveate.training.grpo import run_grpo
@@ -480,23 +500,32 @@ def run_pipeline(
                 "num_generations": c.grpo_generations,
                 # TRL counts tool results in the completion: retrieve + zoom + answer must fit
                 "max_completion_length": 768,
-                "temperature": 0.7,
+                "temperature": c.grpo_temperature,
                 "learning_rate": c.grpo_lr,
                 "beta": c.grpo_beta,
                 "scale_rewards": c.grpo_scale_rewards,
+                **snapshots,
             },
             **common,
         )
         run_grpo(grpo_cfg, out / "grpo", callbacks=cb("grpo"))
 
     stages.run("grpo", lambda: (out / "grpo" / "controller" / "config.json").is_file(), grpo)
+    trained = out / "grpo" / "controller"
+    if every:
+        stages.run(
+            "select",
+            lambda: (out / "grpo" / "selection.json").is_file(),
+            lambda: select_grpo(out, c.grpo_steps, embedder_spec, agent, ingest),
+        )
+        trained = out / "grpo" / "selected"
 
     runs = [("untrained", init, "agent")]
     if c.pretrain_steps:
         runs.append(("pretrained", pretrained, "agent"))
     runs += [
         ("sft", out / "sft" / "controller", "agent"),
-        ("grpo", out / "grpo" / "controller", "agent"),
+        ("grpo", trained, "agent"),
         ("uniform", out / "sft" / "controller", "uniform"),
         ("retrieval", out / "sft" / "controller", "retrieval"),
     ]
@@ -564,6 +593,8 @@ def summarise(out: Path, config: PipelineConfig, names: list[str], max_frames: i
     if (out / "pretrain" / "metrics.json").is_file():
         summary["pretrain"] = json.loads((out / "pretrain" / "metrics.json").read_text())
     summary["grpo"] = grpo_curve(out / "grpo" / "train_log.json")
+    if (out / "grpo" / "selection.json").is_file():
+        summary["grpo_selection"] = json.loads((out / "grpo" / "selection.json").read_text())
     return summary
 
 
@@ -823,13 +854,21 @@ def _looked_window(turn) -> tuple[float, float]:
 
 
 def answer_test(out: Path, runs: list[tuple[str, Path, str]], embedder: str, agent, ingest_config) -> list[Path]:
-    """One predictions file per run (resumable: `run_batch` skips answered ids)."""
+    """One predictions file per run, OUT/preds/NAME.jsonl (resumable: `run_batch` skips answered ids)."""
+    return answer_split(out, "test", runs, embedder, agent, ingest_config, out / "preds")
+
+
+def answer_split(
+    out: Path, split: str, runs: list[tuple[str, Path, str]], embedder: str, agent, ingest_config, preds: Path
+) -> list[Path]:
+    """Answer OUT/SPLIT's questions once per run into PREDS/NAME.jsonl and PREDS/NAME.trace.jsonl, greedily,
+    with the agent's frame budget (resumable: `run_batch` skips answered ids)."""
     from foveate.agent.backends import load_controller
     from foveate.agent.batch import run_batch
     from foveate.agent.records import read_manifest
     from foveate.memory.video_memory import ingest
 
-    rows = read_manifest(out / "test" / "manifest.jsonl")
+    rows = read_manifest(out / split / "manifest.jsonl")
     memories: dict[str, object] = {}
 
     def load(video: str):
@@ -839,7 +878,7 @@ def answer_test(out: Path, runs: list[tuple[str, Path, str]], embedder: str, age
 
     paths = []
     for name, controller, policy in runs:
-        path = out / "preds" / f"{name}.jsonl"
+        path = preds / f"{name}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         ctl = load_controller(str(controller), max_new_tokens=128)  # an answer or a tool call takes < 100 tokens
         run_batch(
@@ -850,12 +889,61 @@ def answer_test(out: Path, runs: list[tuple[str, Path, str]], embedder: str, age
             policy,
             agent,
             n_frames=agent.max_frames,
-            trace=out / "preds" / f"{name}.trace.jsonl",
+            trace=preds / f"{name}.trace.jsonl",
             baseline_format="episode",  # the trained controllers know only agent episodes
         )
         paths.append(path)
         del ctl
     return paths
+
+
+def select_grpo(out: Path, steps: int, embedder: str, agent, ingest_config) -> dict:
+    """Keep the GRPO snapshot with the best mean reward on the val split (ties: the later step).
+
+    The snapshots are TRL's checkpoints (OUT/grpo/checkpoints/checkpoint-N) and the last step
+    (OUT/grpo/controller); the SFT controller answers the same questions as a reference, not a candidate,
+    so the chosen policy is always one that GRPO trained. The chosen one is written as a full controller
+    to OUT/grpo/selected, its figures and every candidate's to OUT/grpo/selection.json.
+    """
+    import shutil
+
+    grpo = out / "grpo"
+    found = sorted(int(p.name.rsplit("-", 1)[1]) for p in (grpo / "checkpoints").glob("checkpoint-*"))
+    candidates = [(f"step{n}", grpo / "checkpoints" / f"checkpoint-{n}") for n in found if n < steps]
+    candidates.append((f"step{steps}", grpo / "controller"))
+    runs = [("sft", out / "sft" / "controller", "agent")] + [(name, path, "agent") for name, path in candidates]
+    answer_split(out, "val", runs, embedder, agent, ingest_config, grpo / "val")
+    figures = {}
+    for name, _, _ in runs:
+        m = trace_metrics(grpo / "val" / f"{name}.trace.jsonl", agent.max_frames)
+        figures[name] = {k: m.get(k) for k in ("heldout_reward", "looked_at_evidence", "answer_words_right")}
+        figures[name]["accuracy"] = _accuracy(grpo / "val" / f"{name}.trace.jsonl")
+    best_name, best_path = max(reversed(candidates), key=lambda c: figures[c[0]]["heldout_reward"])
+    tmp = grpo / "selected.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(grpo / "controller", tmp)  # processor, settings, config: those of every snapshot
+    shutil.copy2(best_path / "model.safetensors", tmp / "model.safetensors")
+    shutil.rmtree(grpo / "selected", ignore_errors=True)
+    tmp.rename(grpo / "selected")
+    selection = {
+        "split": "val",
+        "questions": len(_manifest_ids(out / "val" / "manifest.jsonl")),
+        "selected_step": int(best_name.removeprefix("step")),
+        "candidates": figures,
+    }
+    (grpo / "selection.json").write_text(json.dumps(selection, indent=1))
+    return selection
+
+
+def _accuracy(trace: Path) -> float | None:
+    from foveate.agent.answer import matches_gold
+    from foveate.agent.trajectory import read_trajectories
+
+    right = [
+        matches_gold(t.answer if t.answer is not None and t.answer.valid else None, t.gold, t.options)
+        for t in read_trajectories(trace)
+    ]
+    return sum(right) / len(right) if right else None
 
 
 def retrieval_localization(out: Path, embedder: str, ingest_config) -> dict:
