@@ -556,7 +556,9 @@ def run_pipeline(
         if proc.returncode != 0:
             raise RuntimeError(f"foveate eval failed: {proc.stderr.strip()[-2000:]}")
         (out / "report" / "eval.json").write_text(proc.stdout.splitlines()[-1])
-        _plot_grpo(out / "grpo" / "train_log.json", out / "report" / "grpo_reward.png")
+        _plot_grpo(
+            out / "grpo" / "train_log.json", out / "report" / "grpo_reward.png", out / "grpo" / "selection.json"
+        )
         plot_pretrain(out / "pretrain" / "metrics.json", out / "report" / "pretrain_skills.png")
 
     stages.run("report", lambda: (out / "report" / "eval.json").is_file(), report)
@@ -674,7 +676,9 @@ def grpo_curve(log_path: Path) -> dict:
     return curve
 
 
-def _plot_grpo(log_path: Path, png: Path) -> None:
+def _plot_grpo(log_path: Path, png: Path, selection: Path | None = None) -> None:
+    """GRPO's training reward and its parts per step; with a select stage's ``selection.json``, the val
+    reward of the SFT controller (step 0) and of every snapshot, the kept one circled."""
     curve = grpo_curve(log_path)
     if not curve.get("step"):
         return
@@ -686,6 +690,16 @@ def _plot_grpo(log_path: Path, png: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name in ("reward", "correct", "evidence_iou", "format"):
         ax.plot(curve["step"], [v if v is not None else float("nan") for v in curve[name]], label=name)
+    if selection is not None and selection.is_file():
+        chosen = json.loads(selection.read_text())
+        points = {
+            0 if k == "sft" else int(k.removeprefix("step")): v["heldout_reward"]
+            for k, v in chosen["candidates"].items()
+        }
+        steps = sorted(points)
+        ax.plot(steps, [points[s] for s in steps], "k--o", markersize=4, label="val reward (step 0: SFT)")
+        best = chosen["selected_step"]
+        ax.plot([best], [points[best]], "o", markersize=11, markerfacecolor="none", markeredgecolor="k", label="kept")
     ax.set_xlabel("GRPO step")
     ax.set_ylabel("mean over the step's rollouts")
     ax.legend(loc="best", fontsize=8)
