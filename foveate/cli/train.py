@@ -229,10 +229,11 @@ def register(app: typer.Typer) -> None:
 
         world -> embedder -> controller -> pretraining -> SFT -> GRPO -> select (the GRPO snapshot with the
         best mean reward on the val split, when the config's grpo_select_every is set; the presets: every 5
-        steps on cpu, 25 on gpu) -> the held-out test split answered by the untrained, pretrained, SFT and GRPO controllers and the uniform and retrieval baselines (the
-        SFT model, the same frame budget, its frames fetched by zoom calls in the agent's episode) -> one eval
-        report (OUTPUT/report, with the GRPO reward and the held-out pretraining skills by step as PNGs) and
-        OUTPUT/results.json. A finished stage is skipped when the command is run again.
+        steps on cpu, 25 on gpu) -> the held-out test split answered by the untrained, pretrained, SFT and
+        GRPO controllers and the uniform and retrieval baselines (the SFT model, the same frame budget, its
+        frames fetched by zoom calls in the agent's episode) -> one eval report (OUTPUT/report, with the
+        GRPO reward and the held-out pretraining skills by step as PNGs) and OUTPUT/results.json. A finished
+        stage is skipped when the command is run again.
         """
 
     @app.command("pipeline", help="\n\n".join(" ".join(par.split()) for par in pipeline_doc.split("\n\n")))
