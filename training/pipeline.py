@@ -779,6 +779,7 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
       when no two subjects got the same query. Questions that share a subject may share a query, which
       ``distinct_query_share`` counts against them.
     - ``heldout_reward``: the GRPO reward (default weights) of each held-out episode, averaged.
+    - ``answers_right``: share of questions answered right (as ``foveate eval`` scores the predictions).
     - ``call_errors``: tool calls that were refused (did not parse, bad arguments), as a share of all calls.
     - ``answer_words_right``: over the questions with options, the share whose answer's words are the
       gold option's (case and spacing aside), whatever letter it gave: what the controller saw and said
@@ -795,7 +796,7 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
     if not trace.is_file():
         return {}
     w = RewardWeights()
-    found = executed = calls = failed = n = named = about_one = 0
+    found = executed = calls = failed = n = named = about_one = right = 0
     with_options = words_right = worded = followed = 0
     queries: dict[str, str] = {}
     by_subject: dict[tuple[str, ...], str] = {}
@@ -819,6 +820,7 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
                 named += set(subject) <= set(re.findall(r"[a-z]+", queries[traj.question]))
         answer = traj.answer if traj.answer is not None and traj.answer.valid else None
         correct = matches_gold(answer, traj.gold, traj.options)
+        right += correct
         if traj.options and traj.gold:
             options = [_norm(o) for o in traj.options]
             with_options += 1
@@ -841,6 +843,7 @@ def trace_metrics(trace: Path, max_frames: int) -> dict:
         "query_names_subject": named / about_one if about_one else None,
         "distinct_subject_queries": len(set(by_subject.values())) / len(by_subject) if by_subject else None,
         "heldout_reward": sum(rewards) / n if n else None,
+        "answers_right": right / n if n else None,
         "call_errors": failed / calls if calls else None,
         "answer_words_right": words_right / with_options if with_options else None,
         "letter_follows_words": followed / worded if worded else None,
@@ -931,7 +934,7 @@ def select_grpo(out: Path, steps: int, embedder: str, agent, ingest_config) -> d
     for name, _, _ in runs:
         m = trace_metrics(grpo / "val" / f"{name}.trace.jsonl", agent.max_frames)
         figures[name] = {k: m.get(k) for k in ("heldout_reward", "looked_at_evidence", "answer_words_right")}
-        figures[name]["accuracy"] = _accuracy(grpo / "val" / f"{name}.trace.jsonl")
+        figures[name]["accuracy"] = m.get("answers_right")
     best_name, best_path = max(reversed(candidates), key=lambda c: figures[c[0]]["heldout_reward"])
     tmp = grpo / "selected.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -947,17 +950,6 @@ def select_grpo(out: Path, steps: int, embedder: str, agent, ingest_config) -> d
     }
     (grpo / "selection.json").write_text(json.dumps(selection, indent=1))
     return selection
-
-
-def _accuracy(trace: Path) -> float | None:
-    from foveate.agent.answer import matches_gold
-    from foveate.agent.trajectory import read_trajectories
-
-    right = [
-        matches_gold(t.answer if t.answer is not None and t.answer.valid else None, t.gold, t.options)
-        for t in read_trajectories(trace)
-    ]
-    return sum(right) / len(right) if right else None
 
 
 def retrieval_localization(out: Path, embedder: str, ingest_config) -> dict:
