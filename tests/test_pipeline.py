@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -156,6 +157,7 @@ sft_warmup: 0
 paths: 1
 grpo_steps: 2
 grpo_select_every: 1
+grpo_videos: 1
 grpo_batch: 2
 grpo_generations: 2
 grpo_beta: 0.04
@@ -195,6 +197,13 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert (out / "report" / "pretrain_skills.png").stat().st_size > 1000
     assert (out / "pretrain" / "controller" / "config.json").is_file()
     assert len(list((out / "clip_world" / "videos").glob("*.mp4"))) == 3  # the embedder's own world
+
+    # grpo_videos: GRPO's prompts come from a video that neither SFT's world nor the embedder's holds
+    def videos(world: str) -> set[str]:
+        rows = (out / world / "manifest.jsonl").read_text().splitlines()
+        return {Path(json.loads(row)["video"]).name for row in rows}
+
+    assert len(videos("rl")) == 1 and not videos("rl") & (videos("train") | videos("clip_world"))
     assert summary["clip"]["pairs"] > 0
     from open_clip.modified_resnet import ModifiedResNet
 

@@ -110,6 +110,12 @@ class PipelineConfig(BaseModel):
         description="Snapshot GRPO every N steps and keep the snapshot with the best mean reward on the val split "
         "(the 'select' stage); 0 keeps the last step.",
     )
+    grpo_videos: int = Field(
+        default=0,
+        ge=0,
+        description="Draw GRPO's prompts from this many fresh training-split videos that neither SFT nor the "
+        "embedder saw (OUT/rl); 0 draws them from SFT's own training videos.",
+    )
     grpo_beta: float = Field(
         default=0.0,
         ge=0,
@@ -473,8 +479,6 @@ def run_pipeline(
     if c.pretrain_steps:
         stages.run("pretrain", lambda: (out / "pretrain" / "metrics.json").is_file(), pretrain)
 
-    common = c.trained_common(out, embedder_spec)
-
     def sft() -> None:
         from foveate.training.sft import run_sft
 
@@ -486,9 +490,18 @@ def run_pipeline(
     snapshots = {"save_strategy": "steps", "save_steps": every, "save_only_model": True} if every else {}
 
     def grpo() -> None:
+        from foveate.evals.synthetic.world import generate_world
         from foveate.training.config import GRPORunConfig
         from foveate.training.grpo import run_grpo
 
+        common = c.trained_common(out, embedder_spec)
+        if c.grpo_videos:
+            # past the videos SFT and the embedder learned from: the prompts' answers are not memorised
+            first = c.seed + max(c.train_videos, c.clip_videos)
+            if not (out / "rl" / "manifest.jsonl").is_file():
+                size = (c.width, c.height)
+                generate_world(out / "rl", c.grpo_videos, c.minutes, first, "train", c.questions, 10, size)
+            common["world"] = {"dir": out / "rl"}
         grpo_cfg = GRPORunConfig(
             model={"path": str(out / "sft" / "controller"), "dtype": "float32"},
             generation="transformers",
