@@ -233,6 +233,40 @@ def test_captioned_frames_show_the_named_sprite(sampler):
         assert close.sum() > 20, caption
 
 
+def test_varied_captions_move_the_caption_away_from_the_frame_and_still_score_its_colour(controller):
+    """``p_varied`` rewords captions (prompt, its place, a lead-in) so the colour is not always the same
+    number of tokens after the frame; the scored tokens are still the colour's, and at 0 the draws are
+    the plain ones (earlier runs' data unchanged)."""
+    from transformers import AutoProcessor
+
+    from foveate.evals.synthetic.events import COLOURS
+    from foveate.training.config import CaptionTasks
+    from foveate.training.pretrain import CAPTION_PROMPT, Renderer, caption_example
+
+    plain = [caption_example(np.random.default_rng(4), "val", CaptionTasks()) for _ in range(2)]
+    assert plain[0].messages[1] == plain[1].messages[1]
+    assert plain[0].messages[0]["content"][1]["text"] == CAPTION_PROMPT
+
+    rng = np.random.default_rng(3)
+    varied = [caption_example(rng, "val", CaptionTasks(p_varied=1.0)) for _ in range(40)]
+    renderer = Renderer(AutoProcessor.from_pretrained(controller))
+    distances, leads = set(), set()
+    for ex in varied:
+        if not ex.targets or ex.targets[0].skill != "colour":
+            continue
+        reply = ex.messages[1]["content"][0]["text"]
+        colour = reply[ex.targets[0].start : ex.targets[0].end]
+        assert colour in COLOURS
+        leads.add(reply[: ex.targets[0].start])
+        rendered = renderer(ex, score=True)
+        skill, positions = rendered.targets[0]
+        ids = rendered.inputs["input_ids"]
+        assert skill == "colour" and renderer.tokenizer.decode(ids[positions]).strip() == colour
+        image_tokens = (ids == renderer.processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")).nonzero()
+        distances.add(int(positions[0]) - int(image_tokens[-1]))
+    assert len(leads) >= 3 and len(distances) >= 5, (leads, distances)
+
+
 def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it_shows(controller, sampler):
     """The picked handle names the listed clip over the answer's event, its thumbnail and the zoom's frames are
     the world's own frames there, and the answer is the question's gold option."""

@@ -344,6 +344,15 @@ class CaptionTasks(Section):
     width: int = Field(default=160, ge=64, le=640, multiple_of=2, description="Frame width, pixels.")
     height: int = Field(default=120, ge=64, le=480, multiple_of=2, description="Frame height, pixels.")
     minutes: float = Field(default=1.0, gt=0, le=10, description="Length of the world logs frames are drawn from.")
+    p_varied: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of captions asked and answered in other words: another prompt, before or after the "
+        "frame, and a lead-in before the caption ('The frames show a red star ...'). With one wording a controller "
+        "may learn to read the colour at a fixed distance from the frame, and then does not read a zoom's frames "
+        "in an episode, where that distance differs.",
+    )
 
 
 class GroundTasks(Section):

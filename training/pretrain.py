@@ -79,6 +79,15 @@ logger = logging.getLogger(__name__)
 HOLDOUT_SEED = 7_001  # which subjects are held out: fixed, so every run and seed scores the same strings
 EVAL_SEED = 7_002  # the held-out examples themselves
 CAPTION_PROMPT = "What does this frame show?"
+# other wordings of a caption example (CaptionTasks.p_varied): the prompt, and a lead-in before the caption
+CAPTION_PROMPTS = (
+    CAPTION_PROMPT,
+    "Describe the frame.",
+    "What is on screen here?",
+    "Caption this frame in one line: what is in it, and what is it doing?",
+    "Look at the frame.",
+)
+CAPTION_LEADS = ("", "The frame shows ", "The frames show ", "It shows ", "In this frame I see ")
 COPY_SKILLS = ("query", "handle", "times", "evidence")
 FAMILIES = ("search", "look", "cite", "caption", "ground")
 # rendered alike within a kind: full agent prompt, no prompt, a captioned image, episodes with images
@@ -389,22 +398,28 @@ def _world_frames(seed: int, minutes: float, width: int, height: int):
 
 
 def caption_example(rng: np.random.Generator, split: str, tasks: CaptionTasks) -> Example:
-    """A frame of a random ``split`` world log -> its caption; targets: colour and shape, or the card's word."""
+    """A frame of a random ``split`` world log -> its caption; targets: colour and shape, or the card's word.
+
+    A share ``p_varied`` of them is worded otherwise (:data:`CAPTION_PROMPTS`, the prompt before or after
+    the frame, a lead-in from :data:`CAPTION_LEADS`), so that the caption's words sit at varying distances
+    from the frame's tokens."""
     from foveate.evals.synthetic.render import render_frame
 
     log, pairs = _world_frames(
         SPLIT_SEEDS[split] + int(rng.integers(SPLIT_SIZE)), tasks.minutes, tasks.width, tasks.height
     )
     t, caption = pairs[int(rng.integers(len(pairs)))]
-    messages = [
-        {"role": "user", "content": [image_block(render_frame(log, t)), text_block(CAPTION_PROMPT)]},
-        {"role": "assistant", "content": [text_block(caption)]},
-    ]
-    targets = []
+    content, lead = [image_block(render_frame(log, t)), text_block(CAPTION_PROMPT)], ""
+    if tasks.p_varied and rng.random() < tasks.p_varied:  # no draw at 0: earlier runs' data stay the same
+        prompt = CAPTION_PROMPTS[int(rng.integers(len(CAPTION_PROMPTS)))]
+        lead = CAPTION_LEADS[int(rng.integers(len(CAPTION_LEADS)))]
+        content = [content[0], text_block(prompt)] if rng.random() < 0.5 else [text_block(prompt), content[0]]
+    messages = [{"role": "user", "content": content}, {"role": "assistant", "content": [text_block(lead + caption)]}]
+    targets, n = [], len(lead)
     if (m := SPRITE_RE.match(caption)) and m[1] in COLOURS:
-        targets = [Target("colour", 0, m.start(1), m.end(1)), Target("shape", 0, m.start(2), m.end(2))]
+        targets = [Target("colour", 0, n + m.start(1), n + m.end(1)), Target("shape", 0, n + m.start(2), n + m.end(2))]
     elif m := CARD_RE.match(caption):
-        targets = [Target("word", 0, m.start(1), m.end(1))]
+        targets = [Target("word", 0, n + m.start(1), n + m.end(1))]
     return Example("caption", messages, targets)
 
 
