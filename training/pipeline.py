@@ -421,24 +421,25 @@ def run_pipeline(
     trl_common = trainer_fields(cuda)
     cb = (lambda stage: callbacks(stage)) if callbacks is not None else (lambda stage: None)
 
-    def worlds() -> None:
+    def make_world(name: str, videos: int, first: int, split: str) -> Path:
+        """``OUT/name``: ``videos`` world videos of ``split`` from its ``first``-th on (kept if complete)."""
         from foveate.evals.synthetic.world import generate_world
 
+        if not (out / name / "manifest.jsonl").is_file():  # the manifest is written last
+            generate_world(out / name, videos, c.minutes, first, split, c.questions, 10, (c.width, c.height))
+        return out / name
+
+    def worlds() -> None:
         for split, videos in (("train", c.train_videos), ("val", c.val_videos), ("test", c.test_videos)):
-            if not (out / split / "manifest.jsonl").is_file():
-                generate_world(out / split, videos, c.minutes, c.seed, split, c.questions, 10, (c.width, c.height))
+            make_world(split, videos, c.seed, split)
 
     stages.run("worlds", lambda: (out / "test" / "manifest.jsonl").is_file(), worlds)
 
     def embedder() -> None:
-        from foveate.evals.synthetic.world import generate_world
         from foveate.training.clip import run_clip
         from foveate.training.config import ClipRunConfig
 
-        clip_world = out / "train"
-        if c.clip_videos:
-            clip_world = out / "clip_world"
-            generate_world(clip_world, c.clip_videos, c.minutes, c.seed, "train", c.questions, 10, (c.width, c.height))
+        clip_world = make_world("clip_world", c.clip_videos, c.seed, "train") if c.clip_videos else out / "train"
         spec = "tiny"
         if c.embedder_tower != "vit":
             from foveate.evals.synthetic.tiny_embedder import build_tiny_embedder
@@ -490,7 +491,6 @@ def run_pipeline(
     snapshots = {"save_strategy": "steps", "save_steps": every, "save_only_model": True} if every else {}
 
     def grpo() -> None:
-        from foveate.evals.synthetic.world import generate_world
         from foveate.training.config import GRPORunConfig
         from foveate.training.grpo import run_grpo
 
@@ -498,10 +498,7 @@ def run_pipeline(
         if c.grpo_videos:
             # past the videos SFT and the embedder learned from: the prompts' answers are not memorised
             first = c.seed + max(c.train_videos, c.clip_videos)
-            if not (out / "rl" / "manifest.jsonl").is_file():
-                size = (c.width, c.height)
-                generate_world(out / "rl", c.grpo_videos, c.minutes, first, "train", c.questions, 10, size)
-            common["world"] = {"dir": out / "rl"}
+            common["world"] = {"dir": make_world("rl", c.grpo_videos, first, "train")}
         grpo_cfg = GRPORunConfig(
             model={"path": str(out / "sft" / "controller"), "dtype": "float32"},
             generation="transformers",
