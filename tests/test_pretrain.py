@@ -533,6 +533,19 @@ def test_the_reading_probe_scores_every_copied_span_and_names_what_was_written(c
         main(["--help"])
 
 
+def test_a_led_in_caption_scores_the_same_colour_further_from_the_frame():
+    from foveate.training.config import CaptionTasks
+    from foveate.training.grounding_probe import led_in
+    from foveate.training.pretrain import DESCRIBED, caption_example
+
+    rng = np.random.default_rng(2)
+    ex = next(e for e in (caption_example(rng, "val", CaptionTasks()) for _ in range(50)) if e.targets)
+    led = led_in(ex)
+    before, after = ex.messages[1]["content"][0]["text"], led.messages[1]["content"][0]["text"]
+    assert after == DESCRIBED + before and led.messages[0] is ex.messages[0]
+    assert [after[t.start : t.end] for t in led.targets] == [before[t.start : t.end] for t in ex.targets]
+
+
 def test_the_grounding_probe_scores_the_colour_a_zoom_shows_with_its_frames_real_blank_or_swapped(controller):
     """Each colour episode's target is the colour its description names, an option of its question, the
     colour of the sprite its zoom shows; the variants change the images only, and the probe reports a
@@ -580,6 +593,7 @@ def test_the_grounding_probe_scores_the_colour_a_zoom_shows_with_its_frames_real
         ]
     report = probe(str(controller), episodes=2, seed=0)
     assert report["episodes"] == 2 and 0 <= report["caption_colour"] <= 1
+    assert 0 <= report["caption_colour_lead_in"] <= 1
     assert all(0 <= report[skill][v] <= 1 for skill in ("seen", "answer") for v in VARIANTS)
     with pytest.raises(SystemExit):
         main(["--help"])

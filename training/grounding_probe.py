@@ -15,7 +15,10 @@ description (``answer``: the copy from the description into the answer JSON), fo
 A controller that reads the colour off the zoom's frames scores well above chance (1/5: the five
 options) on ``real`` and falls on the other three; one that guesses from the text scores alike on all
 four. Next to it, ``caption_colour``: the colour word of a single captioned val frame (the same
-frames' seeing, out of the episode).
+frames' seeing, out of the episode), and ``caption_colour_lead_in``: the same frames with the caption
+led in as the episode's description is (``The frames show a red star ...``). A controller that reads
+a colour at a fixed distance from the frame, rather than off the frame's tokens, names it in the
+first and not in the second (pretraining's ``caption.p_varied`` varies that distance).
 
     python -m foveate.training.grounding_probe runs/l12/sft/controller --preset cpu --episodes 40
 """
@@ -88,13 +91,27 @@ def probe(controller: str, preset: str = "cpu", episodes: int = 40, seed: int = 
         scores = evaluate(model, [renderer(ex, score=True) for ex in group], batch_size, renderer.pad_id)
         report["seen"][name], report["answer"][name] = scores["seen"], scores["answer"]
     rng = np.random.default_rng(seed)
+    plain = config.caption.model_copy(update={"p_varied": 0.0})
     captions = []
     while len(captions) < episodes:  # frames that show a sprite (text cards and empty scenes have no colour)
-        ex = caption_example(rng, "val", config.caption)
+        ex = caption_example(rng, "val", plain)
         if any(t.skill == "colour" for t in ex.targets):
-            captions.append(renderer(ex, score=True))
-    report["caption_colour"] = evaluate(model, captions, batch_size, renderer.pad_id)["colour"]
+            captions.append(ex)
+    for key, group in (("caption_colour", captions), ("caption_colour_lead_in", [led_in(ex) for ex in captions])):
+        rendered = [renderer(ex, score=True) for ex in group]
+        report[key] = evaluate(model, rendered, batch_size, renderer.pad_id)["colour"]
     return report
+
+
+def led_in(example):
+    """A caption example with its caption led in as the oracle describes a zoom (``The frames show ...``)."""
+    from foveate.memory.blocks import text_block
+    from foveate.training.pretrain import DESCRIBED, Example, Target
+
+    user, reply = example.messages
+    text = DESCRIBED + reply["content"][0]["text"]
+    targets = [Target(t.skill, t.turn, t.start + len(DESCRIBED), t.end + len(DESCRIBED)) for t in example.targets]
+    return Example(example.kind, [user, {"role": "assistant", "content": [text_block(text)]}], targets)
 
 
 def main(argv: list[str] | None = None) -> None:
