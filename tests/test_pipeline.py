@@ -104,6 +104,9 @@ def test_presets_and_yaml_configs(tmp_path):
     path.write_text("agent:\n  max_frames: -3\n")
     with pytest.raises(ConfigError, match=r"agent\.max_frames"):
         load_pipeline_config(str(path))
+    path.write_text("pretrain:\n  caption: {p_varied: 2}\n")
+    with pytest.raises(ConfigError, match=r"pretrain\.caption\.p_varied"):
+        load_pipeline_config(str(path))
     assert PRESETS["cpu"].ingest["clip_pooling"] == "max"
     # one field of pretraining's caption or ground section keeps the world's sizes and the agent's budgets
     path.write_text(

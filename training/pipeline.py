@@ -157,6 +157,12 @@ class PipelineConfig(BaseModel):
             except ValidationError as exc:
                 where = "; ".join(f"{name}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
                 raise ValueError(where) from None
+        if self.pretrain_steps:  # pretraining's own section, as its stage will build it
+            try:
+                self.pretrain_config("controller")
+            except ValidationError as exc:
+                where = "; ".join(f"pretrain.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise ValueError(where) from None
         return self
 
     def pretrain_config(self, model_path: Path | str):
