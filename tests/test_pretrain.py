@@ -542,7 +542,7 @@ def test_a_led_in_caption_scores_the_same_colour_further_from_the_frame():
     ex = next(e for e in (caption_example(rng, "val", CaptionTasks()) for _ in range(50)) if e.targets)
     led = led_in(ex)
     before, after = ex.messages[1]["content"][0]["text"], led.messages[1]["content"][0]["text"]
-    assert after == DESCRIBED + before and led.messages[0] is ex.messages[0]
+    assert after == DESCRIBED + before and led.messages[0]["content"] is ex.messages[0]["content"]
     assert [after[t.start : t.end] for t in led.targets] == [before[t.start : t.end] for t in ex.targets]
 
 

@@ -104,14 +104,11 @@ def probe(controller: str, preset: str = "cpu", episodes: int = 40, seed: int = 
 
 
 def led_in(example):
-    """A caption example with its caption led in as the oracle describes a zoom (``The frames show ...``)."""
-    from foveate.memory.blocks import text_block
-    from foveate.training.pretrain import DESCRIBED, Example, Target
+    """A plain caption example with its caption led in as the oracle describes a zoom (``The frames show ...``)."""
+    from foveate.training.pretrain import DESCRIBED, captioned
 
     user, reply = example.messages
-    text = DESCRIBED + reply["content"][0]["text"]
-    targets = [Target(t.skill, t.turn, t.start + len(DESCRIBED), t.end + len(DESCRIBED)) for t in example.targets]
-    return Example(example.kind, [user, {"role": "assistant", "content": [text_block(text)]}], targets)
+    return captioned(user["content"], reply["content"][0]["text"], DESCRIBED)
 
 
 def main(argv: list[str] | None = None) -> None:

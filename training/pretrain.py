@@ -414,6 +414,12 @@ def caption_example(rng: np.random.Generator, split: str, tasks: CaptionTasks) -
         prompt = CAPTION_PROMPTS[int(rng.integers(len(CAPTION_PROMPTS)))]
         lead = CAPTION_LEADS[int(rng.integers(len(CAPTION_LEADS)))]
         content = [content[0], text_block(prompt)] if rng.random() < 0.5 else [text_block(prompt), content[0]]
+    return captioned(content, caption, lead)
+
+
+def captioned(content: list[dict], caption: str, lead: str = "") -> Example:
+    """A caption example: the user's ``content`` (a frame and a prompt) -> ``lead + caption``. Its targets
+    are the caption's colour and shape, or the text card's word, wherever ``lead`` puts them."""
     messages = [{"role": "user", "content": content}, {"role": "assistant", "content": [text_block(lead + caption)]}]
     targets, n = [], len(lead)
     if (m := SPRITE_RE.match(caption)) and m[1] in COLOURS:
