@@ -597,3 +597,20 @@ def test_the_grounding_probe_scores_the_colour_a_zoom_shows_with_its_frames_real
     assert all(0 <= report[skill][v] <= 1 for skill in ("seen", "answer") for v in VARIANTS)
     with pytest.raises(SystemExit):
         main(["--help"])
+
+
+def test_colour_episodes_keeps_an_episode_found_on_its_last_draw(monkeypatch):
+    """The n-th colour episode may come on the last of the ``200 n`` draws; it is returned, not refused."""
+    import foveate.training.pretrain as pretrain
+    from foveate.memory.errors import FoveateError
+    from foveate.training.pipeline import load_pipeline_config
+
+    config = load_pipeline_config("cpu").pretrain_config("unused")
+    colour = pretrain.colour_episodes(config, 1, seed=0)[0]
+    other = pretrain.Example("ground", [{}, {"content": [{"text": "When did the red star appear?"}]}], [])
+    draws = iter([other] * 199 + [colour])
+    monkeypatch.setattr(pretrain, "grounded_example", lambda *args: next(draws))
+    assert pretrain.colour_episodes(config, 1, seed=0)[0] is colour
+    draws = iter([other] * 200)
+    with pytest.raises(FoveateError, match="only 0 colour episodes in 200 draws"):
+        pretrain.colour_episodes(config, 1, seed=0)

@@ -70,7 +70,7 @@ from foveate.memory.errors import FoveateError
 from foveate.memory.overview import format_time
 from foveate.memory.video_memory import ClipHit
 from foveate.training.config import CaptionTasks, GroundTasks, PretrainRunConfig, ReadTasks
-from foveate.training.oracle import tool_call
+from foveate.training.oracle import OracleConfig, tool_call
 from foveate.training.prefix import Scored, forward_labelled
 from foveate.training.schedule import warmup_cosine
 
@@ -519,7 +519,7 @@ def grounded_example(
     from foveate.agent.config import AgentConfig
     from foveate.agent.toolcalls import parse_tool_calls
     from foveate.tools.toolbox import VideoToolbox, dispatch
-    from foveate.training.oracle import OracleConfig, OraclePolicy, focus_span
+    from foveate.training.oracle import OraclePolicy, focus_span
 
     agent = AgentConfig(max_steps=tasks.max_steps, max_frames=tasks.max_frames)
     oracle = OraclePolicy(OracleConfig(**{**tasks.oracle, "look_at": "retrieved"}), agent)
@@ -579,8 +579,6 @@ def colour_episodes(config: PretrainRunConfig, n: int, seed: int, answer: bool =
     rng = np.random.default_rng(seed)
     episodes: list[Example] = []
     for _ in range(200 * n):
-        if len(episodes) == n:
-            return episodes
         ex = grounded_example(rng, "val", config.caption, config.ground)
         question = ex.messages[1]["content"][0]["text"]  # after the system prompt
         final = ex.messages[-1]["content"][0]["text"]
@@ -591,6 +589,8 @@ def colour_episodes(config: PretrainRunConfig, n: int, seed: int, answer: bool =
         said = [t for t in ex.targets if t.skill == "answer"] if answer else []
         ex.targets = [Target("seen", turn, start, final.index(" ", start)), *said]
         episodes.append(ex)
+        if len(episodes) == n:
+            return episodes
     raise FoveateError(f"only {len(episodes)} colour episodes in {200 * n} draws")
 
 
@@ -616,15 +616,10 @@ class TaskSampler:
         rng = np.random.default_rng(EVAL_SEED)
         n = self.config.eval_examples
         drawn = [self._one(rng, f, self.heldout_subjects, "val") for f in self.families for _ in range(n)]
-        if "ground" in self.families and self._describes:  # is a zoom read in an episode (captions do not tell)
+        # is a zoom read in an episode (captions do not tell)
+        if "ground" in self.families and OracleConfig(**self.config.ground.oracle).describe:
             drawn += colour_episodes(self.config, n, EVAL_SEED + 1, answer=False)
         return drawn
-
-    @property
-    def _describes(self) -> bool:
-        from foveate.training.oracle import OracleConfig
-
-        return OracleConfig(**self.config.ground.oracle).describe
 
     def _one(self, rng: np.random.Generator, family: str, pool: list[str], split: str, bare: bool = False) -> Example:
         if family == "caption":
