@@ -66,3 +66,28 @@ def test_pipeline_config_builds_the_controller_it_describes(tmp_path):
     text = getattr(config, "text_config", config)
     assert (text.hidden_size, text.num_hidden_layers) == (64, 1)
     assert (config.vision_config.depth, config.vision_config.hidden_size) == (2, 48)
+
+
+def test_spaced_answer_words_are_one_token_in_prose_and_in_the_answer(tmp_path):
+    """With ``spaced_answer_words`` the description's colour and direction and the answer's are one token
+    (the space before them is its own), text round-trips, and other words keep their space."""
+    from transformers import AutoProcessor
+
+    from foveate.training.pipeline import PipelineConfig
+
+    described = "The frames show a blue star moving down.\nOptions: A. white B. green"
+    tokenizers = {
+        spaced: AutoProcessor.from_pretrained(
+            PipelineConfig(hidden=64, spaced_answer_words=spaced).build_controller(tmp_path / str(spaced))
+        ).tokenizer
+        for spaced in (False, True)
+    }
+    for spaced, tok in tokenizers.items():
+        pieces = tok.convert_ids_to_tokens(tok(described)["input_ids"])
+        answered = tok.convert_ids_to_tokens(tok('{"answer": "blue", "direction": "down"}')["input_ids"])
+        assert tok.decode(tok(described)["input_ids"]) == described
+        shared = {"blue", "down", "white", "green"} <= set(pieces) and {"blue", "down"} <= set(answered)
+        assert shared == spaced, pieces
+        assert "\u0120star" in pieces and "\u0120moving" in pieces  # other words keep their space
+        words = [w for w, _ in tok.backend_tokenizer.pre_tokenizer.pre_tokenize_str("a red redo")]
+        assert words == (["a", "\u0120", "red", "\u0120redo"] if spaced else ["a", "\u0120red", "\u0120redo"])

@@ -75,6 +75,12 @@ class PipelineConfig(BaseModel):
         "a word copied from prose into a JSON string (the answer naming the option a description names) is "
         "one copy, not a mapping learned word by word.",
     )
+    spaced_answer_words: bool = Field(
+        default=False,
+        description="The controller's tokenizer writes the space before the world's colour and direction words "
+        "as a token of its own, so ' blue' in a description and 'blue' in the answer JSON are one token and "
+        "the answer copies it (text-card words, one token sequence in both places, are copied on every seed).",
+    )
     vision_depth: int = Field(default=1, ge=1, description="Blocks of the controller's vision tower.")
     vision_hidden: int = Field(default=32, ge=16, multiple_of=16, description="Width of its vision tower.")
     image_side: int = Field(
@@ -224,6 +230,7 @@ class PipelineConfig(BaseModel):
 
     def build_controller(self, path: Path) -> Path:
         """Build this study's randomly initialised tiny controller into ``path`` (seeded with :attr:`seed`)."""
+        from foveate.evals.synthetic.events import COLOURS, DIRECTIONS
         from foveate.evals.synthetic.tiny_controller import build_tiny_controller
 
         return build_tiny_controller(
@@ -234,6 +241,7 @@ class PipelineConfig(BaseModel):
             vocab_size=self.vocab,
             tool_schemas_in_vocab=self.schemas_in_vocab,
             twin_tokens=self.twin_tokens,
+            spaced_words=(*COLOURS, *DIRECTIONS) if self.spaced_answer_words else (),
             vision_depth=self.vision_depth,
             vision_hidden=self.vision_hidden,
             image_side=self.image_side,

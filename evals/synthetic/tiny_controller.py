@@ -4,6 +4,7 @@ byte-level BPE tokenizer and a chat template with tool support, saved with ``sav
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 SPECIAL_TOKENS = [
@@ -102,12 +103,25 @@ def _corpus(tool_schemas_in_vocab: bool = False) -> list[str]:
     return lines
 
 
-def build_tiny_tokenizer(vocab_size: int = 1024, tool_schemas_in_vocab: bool = False):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def build_tiny_tokenizer(
+    vocab_size: int = 1024, tool_schemas_in_vocab: bool = False, spaced_words: tuple[str, ...] = ()
+):
+    """A byte-level BPE tokenizer trained on the agent's prompts and formats, with Qwen's special tokens.
+
+    ``spaced_words``: the space before any of these words is a token of its own, so the word is one
+    token after a space (prose, options) and after a quote (a JSON string): a description's "a blue
+    star" and an answer's ``"blue"`` then share the word's token, and copying one into the other is
+    the copy of a token, not a mapping between two."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if spaced_words:
+        before = Regex(rf" (?=(?:{'|'.join(map(re.escape, spaced_words))})\b)")
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Split(before, behavior="isolated"), tok.pre_tokenizer]
+        )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -166,6 +180,7 @@ def build_tiny_controller(
     vocab_size: int = 1024,
     tool_schemas_in_vocab: bool = False,
     twin_tokens: bool = False,
+    spaced_words: tuple[str, ...] = (),
     vision_depth: int = 1,
     vision_hidden: int = 32,
     image_side: int = 112,
@@ -174,7 +189,7 @@ def build_tiny_controller(
     """Write a tiny Qwen2.5-VL model + processor to ``out_dir``; loadable with ``--controller out_dir``.
 
     ``twin_tokens``: start each word token and its space-prefixed twin (``left`` and `` left``) from one
-    embedding (:func:`tie_twin_embeddings`).
+    embedding (:func:`tie_twin_embeddings`). ``spaced_words``: see :func:`build_tiny_tokenizer`.
 
     ``vision_depth`` and ``vision_hidden``: blocks and width of the vision tower. ``image_side``: the
     image processor's pixel budget is ``image_side**2`` (Qwen's ``max_pixels``; a 160x120 frame is
@@ -195,7 +210,7 @@ def build_tiny_controller(
     )
 
     out_dir = Path(out_dir)
-    tokenizer = build_tiny_tokenizer(vocab_size, tool_schemas_in_vocab)
+    tokenizer = build_tiny_tokenizer(vocab_size, tool_schemas_in_vocab, spaced_words)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     heads = max(2, hidden_size // 32)
     half = hidden_size // heads // 2  # mrope sections (temporal, height, width) must sum to head_dim / 2
