@@ -152,23 +152,24 @@ class PipelineConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_sections(self) -> PipelineConfig:
-        """The agent, ingest and oracle sections are checked as they load, not when a later stage first
+        """The agent, ingest, oracle and pretrain sections are checked as they load, not when a later stage first
         builds them (by then OUT/config.json holds the bad value, and a fixed config no longer resumes it)."""
         from foveate.agent.config import AgentConfig
         from foveate.memory.config import IngestConfig
         from foveate.training.oracle import OracleConfig
 
-        for name, model in (("agent", AgentConfig), ("ingest", IngestConfig), ("oracle", OracleConfig)):
+        builds = {
+            "agent": lambda: AgentConfig(**self.agent),
+            "ingest": lambda: IngestConfig(**self.ingest),
+            "oracle": lambda: OracleConfig(**self.oracle),
+        }
+        if self.pretrain_steps:  # pretraining's own section, as its stage will build it
+            builds["pretrain"] = lambda: self.pretrain_config("controller")
+        for name, build in builds.items():
             try:
-                model(**getattr(self, name))
+                build()
             except ValidationError as exc:
                 where = "; ".join(f"{name}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                raise ValueError(where) from None
-        if self.pretrain_steps:  # pretraining's own section, as its stage will build it
-            try:
-                self.pretrain_config("controller")
-            except ValidationError as exc:
-                where = "; ".join(f"pretrain.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
                 raise ValueError(where) from None
         return self
 
