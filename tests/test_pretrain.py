@@ -529,6 +529,9 @@ def test_the_reading_probe_scores_every_copied_span_and_names_what_was_written(c
             == (skills[skill]["right"])
         )
     assert sum(report["order_letter_is"].values()) == 2
+    by_kind = report["said_by_kind"].values()
+    assert sum(k["n"] for k in by_kind) == skills["said"]["n"]
+    assert sum(k["right"] for k in by_kind) == skills["said"]["right"]
     with pytest.raises(SystemExit):
         main(["--help"])
 

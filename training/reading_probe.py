@@ -1,13 +1,15 @@
 """What does a controller write where a reading skill copies? Teacher-forced, on held-out reading episodes.
 
-    python -m foveate.training.reading_probe CONTROLLER [--episodes 80] [--order 40] [--seed 321]
+    python -m foveate.training.reading_probe CONTROLLER [--episodes 80] [--order 40] [--seed 321] [--top 12]
 
 Builds ``--episodes`` held-out pretraining reading episodes (cite stage, full prompt, subjects never
 trained on) and ``--order`` held-out order episodes ("Which appeared first (last)?", answered by the
 letter on the first (last) line of one retrieve), and scores each copied span as pretraining does: the
 model's argmax at every token given the true text before it. Prints one JSON object: per skill,
 ``right`` of ``n``, and for the answer-step skills (``said``, ``motion``, ``order``) the commonest
-``gold -> written`` pairs, which tell a copy that fails from a prior (``down -> right`` every time).
+``gold -> written`` pairs, which tell a copy that fails from a prior (``down -> right`` every time), and
+``said`` split by what its word is (a colour, a direction or a text card's word: the world writes them
+differently, and one may be copied where another is not).
 For order episodes it also counts whether what was written is the letter of the first or the last
 line, or another.
 """
@@ -21,6 +23,13 @@ from collections import Counter
 import numpy as np
 
 ANSWER_STEP = ("said", "motion", "order")
+
+
+def word_kind(word: str) -> str:
+    """``colour``, ``direction`` or ``word`` (a text card's): what a description's answer word is."""
+    from foveate.evals.synthetic.events import COLOURS, DIRECTIONS
+
+    return "colour" if word in COLOURS else "direction" if word in DIRECTIONS else "word"
 
 
 def probe(controller: str, episodes: int = 80, order: int = 40, seed: int = 321, top: int = 12) -> dict:
@@ -39,6 +48,7 @@ def probe(controller: str, episodes: int = 80, order: int = 40, seed: int = 321,
     right, n = Counter(), Counter()
     pairs: dict[str, Counter] = {skill: Counter() for skill in ANSWER_STEP}
     lines = Counter()
+    said_right, said_n = Counter(), Counter()
     for i in range(episodes + order):
         asks_order = i >= episodes
         tasks = ReadTasks(p_order=1.0 if asks_order else 0.0)
@@ -54,6 +64,9 @@ def probe(controller: str, episodes: int = 80, order: int = 40, seed: int = 321,
             right[skill] += written == gold
             if skill in pairs:
                 pairs[skill][f"{gold} -> {written}"] += 1
+            if skill == "said":
+                said_n[word_kind(gold)] += 1
+                said_right[word_kind(gold)] += written == gold
             if skill == "order":
                 result = next(m for m in episode.messages if m["role"] == "tool")["content"][0]["text"]
                 listed = [line[0] for line in result.splitlines()[1:] if line[1:3] == ". "]
@@ -62,6 +75,7 @@ def probe(controller: str, episodes: int = 80, order: int = 40, seed: int = 321,
         "controller": controller,
         "skills": {skill: {"right": right[skill], "n": n[skill]} for skill in sorted(n)},
         "written": {skill: dict(c.most_common(top)) for skill, c in pairs.items() if c},
+        "said_by_kind": {kind: {"right": said_right[kind], "n": said_n[kind]} for kind in sorted(said_n)},
     }
     if lines:
         report["order_letter_is"] = dict(lines)
@@ -74,8 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=80, help="Held-out reading episodes (not order).")
     parser.add_argument("--order", type=int, default=40, help="Held-out order-question episodes.")
     parser.add_argument("--seed", type=int, default=321, help="Draws the held-out episodes.")
+    parser.add_argument("--top", type=int, default=12, help="The commonest gold -> written pairs to print per skill.")
     args = parser.parse_args(argv)
-    print(json.dumps(probe(args.controller, args.episodes, args.order, args.seed)))
+    print(json.dumps(probe(args.controller, args.episodes, args.order, args.seed, args.top)))
 
 
 if __name__ == "__main__":
