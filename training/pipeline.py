@@ -79,8 +79,8 @@ class PipelineConfig(BaseModel):
         default=False,
         description="The controller's tokenizer writes the space before the world's colour and direction words "
         "as a token of its own, so ' blue' in a description and 'blue' in the answer JSON are one token and "
-        "the answer copies a token (text-card words, the same tokens in both places, are copied where colours "
-        "are not; docs/results.md).",
+        "the answer copies a token. Off: on seed 2 the copy stayed unlearned with it and the lone-frame colour "
+        "caption was lost (docs/results.md, run S2w).",
     )
     vision_depth: int = Field(default=1, ge=1, description="Blocks of the controller's vision tower.")
     vision_hidden: int = Field(default=32, ge=16, multiple_of=16, description="Width of its vision tower.")
