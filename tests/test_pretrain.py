@@ -168,6 +168,33 @@ def test_order_episodes_copy_every_option_and_answer_the_first_or_last_line(cont
     assert asked == {"first", "last"}
 
 
+def test_a_colour_episodes_thought_names_no_colour_but_the_answers_when_it_names_the_query():
+    """In a colour question the drawn subject's colour is not the answer's. By default (earlier runs' data)
+    the last look's thought names that subject, so most colour episodes say two colours; with
+    ``thought_names_query`` it names the shape alone, and the only colour said is the answer's."""
+    from foveate.evals.synthetic.events import COLOURS
+    from foveate.training.config import ReadTasks
+    from foveate.training.pretrain import ReadEpisode
+
+    def colours_said(tasks: ReadTasks) -> tuple[int, int]:
+        episodes = competing = 0
+        for seed in range(60):
+            episode = ReadEpisode(np.random.default_rng(seed), tasks).build("white triangle", "cite")
+            question = next(m for m in episode.messages if m["role"] == "user")["content"][0]["text"]
+            if "Question: What colour" not in question:
+                continue
+            said = [m["content"][0]["text"] for m in episode.messages if m["role"] == "assistant"]
+            answer = json.loads(said[-1].split("<answer>")[1].split("</answer>")[0])["answer"]
+            words = {w.strip(".,'\"") for text in said for w in text.split()}
+            episodes += 1
+            competing += bool(words & set(COLOURS) - {answer})
+        return episodes, competing
+
+    episodes, competing = colours_said(ReadTasks())
+    assert episodes >= 6 and competing > episodes // 2
+    assert colours_said(ReadTasks(thought_names_query=True)) == (episodes, 0)  # the same draws, one colour
+
+
 def test_a_second_search_over_a_short_video_lists_each_clip_once():
     """Two searches of five clips over a video of five clips: the second lists clips the first did, and
     never one twice (a short video used to run out of unlisted clips and fail)."""

@@ -338,6 +338,13 @@ class ReadTasks(Section):
         "retrieve of all five by letter, whose result lists their best clips in time order, then the answer "
         "giving the letter on its first (last) line.",
     )
+    thought_names_query: bool = Field(
+        default=False,
+        description="The last look's thought names what the question asks about ('shows the triangle' in a "
+        "colour question) rather than the subject drawn for the episode ('shows the white triangle'), whose "
+        "colour is drawn apart from the answer's: then most colour episodes' thoughts name a colour other "
+        "than the one the description and answer give. Off keeps earlier runs' data the same.",
+    )
 
 
 class CaptionTasks(Section):

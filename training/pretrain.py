@@ -250,7 +250,8 @@ class ReadEpisode:
             self._tool("retrieve", {"query": q, "k": k})
             rank = int(self.rng.integers(k))
             final = r == rounds - 1
-            cited = self._look(self.memory.hits[rank], rank, subject, final, last=final and stage == "look")
+            named = query if self.tasks.thought_names_query else subject
+            cited = self._look(self.memory.hits[rank], rank, named, final, last=final and stage == "look")
         if stage == "look":
             return Example(self.kind, self.messages, self.targets)
         self._answer(options, describe, cited)
