@@ -561,6 +561,9 @@ def test_the_reading_probe_scores_every_copied_span_and_names_what_was_written(c
     assert sum(k["right"] for k in by_kind) == skills["said"]["right"]
     with pytest.raises(SystemExit):
         main(["--help"])
+    with pytest.raises(SystemExit) as exit:
+        main([str(Path(controller).parent / "missing")])
+    assert exit.value.code == 2  # a usage error, before anything is loaded
 
 
 def test_a_led_in_caption_scores_the_same_colour_further_from_the_frame():

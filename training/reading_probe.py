@@ -1,6 +1,7 @@
 """What does a controller write where a reading skill copies? Teacher-forced, on held-out reading episodes.
 
     python -m foveate.training.reading_probe CONTROLLER [--episodes 80] [--order 40] [--seed 321] [--top 12]
+        [--thought-names-query]
 
 Builds ``--episodes`` held-out pretraining reading episodes (cite stage, full prompt, subjects never
 trained on) and ``--order`` held-out order episodes ("Which appeared first (last)?", answered by the
@@ -11,7 +12,8 @@ model's argmax at every token given the true text before it. Prints one JSON obj
 ``said`` split by what its word is (a colour, a direction or a text card's word: the world writes them
 differently, and one may be copied where another is not).
 For order episodes it also counts whether what was written is the letter of the first or the last
-line, or another.
+line, or another. ``--thought-names-query`` draws the episodes as a run with ``read.thought_names_query``
+trained on them (a colour question's look names the shape alone).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +35,9 @@ def word_kind(word: str) -> str:
     return "colour" if word in COLOURS else "direction" if word in DIRECTIONS else "word"
 
 
-def probe(controller: str, episodes: int = 80, order: int = 40, seed: int = 321, top: int = 12) -> dict:
+def probe(
+    controller: str, episodes: int = 80, order: int = 40, seed: int = 321, top: int = 12, names_query: bool = False
+) -> dict:
     """Score ``episodes`` plain and ``order`` order-question reading episodes; returns the printed object."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -48,10 +53,9 @@ def probe(controller: str, episodes: int = 80, order: int = 40, seed: int = 321,
     right, n = Counter(), Counter()
     pairs: dict[str, Counter] = {skill: Counter() for skill in ANSWER_STEP}
     lines = Counter()
-    said_right, said_n = Counter(), Counter()
     for i in range(episodes + order):
         asks_order = i >= episodes
-        tasks = ReadTasks(p_order=1.0 if asks_order else 0.0)
+        tasks = ReadTasks(p_order=1.0 if asks_order else 0.0, thought_names_query=names_query)
         episode = ReadEpisode(rng, tasks).build(held[int(rng.integers(len(held)))], "cite", held)
         item = render(episode, score=True)
         with torch.no_grad():
@@ -64,13 +68,15 @@ def probe(controller: str, episodes: int = 80, order: int = 40, seed: int = 321,
             right[skill] += written == gold
             if skill in pairs:
                 pairs[skill][f"{gold} -> {written}"] += 1
-            if skill == "said":
-                said_n[word_kind(gold)] += 1
-                said_right[word_kind(gold)] += written == gold
             if skill == "order":
                 result = next(m for m in episode.messages if m["role"] == "tool")["content"][0]["text"]
                 listed = [line[0] for line in result.splitlines()[1:] if line[1:3] == ". "]
                 lines["first line" if written == listed[0] else "last line" if written == listed[-1] else "other"] += 1
+    said_right, said_n = Counter(), Counter()
+    for pair, count in pairs["said"].items():
+        gold, written = pair.split(" -> ")
+        said_n[word_kind(gold)] += count
+        said_right[word_kind(gold)] += count * (written == gold)
     report = {
         "controller": controller,
         "skills": {skill: {"right": right[skill], "n": n[skill]} for skill in sorted(n)},
@@ -83,14 +89,24 @@ def probe(controller: str, episodes: int = 80, order: int = 40, seed: int = 321,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m foveate.training.reading_probe", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("controller", help="A saved controller folder, e.g. OUT/pretrain/controller.")
     parser.add_argument("--episodes", type=int, default=80, help="Held-out reading episodes (not order).")
     parser.add_argument("--order", type=int, default=40, help="Held-out order-question episodes.")
     parser.add_argument("--seed", type=int, default=321, help="Draws the held-out episodes.")
     parser.add_argument("--top", type=int, default=12, help="The commonest gold -> written pairs to print per skill.")
+    parser.add_argument(
+        "--thought-names-query",
+        action="store_true",
+        help="Draw the episodes with read.thought_names_query (as a run trained with it).",
+    )
     args = parser.parse_args(argv)
-    print(json.dumps(probe(args.controller, args.episodes, args.order, args.seed, args.top)))
+    if not (Path(args.controller) / "config.json").is_file():
+        parser.error(f"{args.controller}: not a saved controller folder (no config.json in it)")
+    report = probe(args.controller, args.episodes, args.order, args.seed, args.top, args.thought_names_query)
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":
