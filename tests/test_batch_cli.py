@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -106,12 +107,21 @@ def test_wait_waits_for_the_lock_holder(manifest, script, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
+    # Release the lock only once the child says it waits: on a slow machine its start-up (torch's
+    # import) can take longer than any fixed sleep, and it would then find the lock free.
+    watchdog = threading.Timer(120, proc.kill)
+    watchdog.start()
+    first = ""
+    while "waiting for pid" not in first and (line := proc.stderr.readline()):
+        first += line
+    watchdog.cancel()
+    assert f"waiting for pid {os.getpid()}" in first, first
+    time.sleep(0.5)
     assert proc.poll() is None  # still waiting
     lock.close()
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr
-    assert f"waiting for pid {os.getpid()}" in stderr and "0 answered, 0 failed, 1 skipped" in stderr
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 0, first + rest
+    assert "0 answered, 0 failed, 1 skipped" in rest
 
 
 @pytest.mark.parametrize(
