@@ -564,6 +564,9 @@ def test_the_reading_probe_scores_every_copied_span_and_names_what_was_written(c
     with pytest.raises(SystemExit) as exit:
         main([str(Path(controller).parent / "missing")])
     assert exit.value.code == 2  # a usage error, before anything is loaded
+    with pytest.raises(SystemExit) as exit:
+        main([str(controller), "--preset", "no-such-preset"])
+    assert exit.value.code == 2
 
 
 def test_a_led_in_caption_scores_the_same_colour_further_from_the_frame():

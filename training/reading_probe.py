@@ -1,7 +1,7 @@
 """What does a controller write where a reading skill copies? Teacher-forced, on held-out reading episodes.
 
-    python -m foveate.training.reading_probe CONTROLLER [--episodes 80] [--order 40] [--seed 321] [--top 12]
-        [--thought-names-query]
+    python -m foveate.training.reading_probe CONTROLLER [--preset cpu] [--episodes 80] [--order 40] [--seed 321]
+        [--top 12]
 
 Builds ``--episodes`` held-out pretraining reading episodes (cite stage, full prompt, subjects never
 trained on) and ``--order`` held-out order episodes ("Which appeared first (last)?", answered by the
@@ -12,8 +12,9 @@ model's argmax at every token given the true text before it. Prints one JSON obj
 ``said`` split by what its word is (a colour, a direction or a text card's word: the world writes them
 differently, and one may be copied where another is not).
 For order episodes it also counts whether what was written is the letter of the first or the last
-line, or another. ``--thought-names-query`` draws the episodes as a run with ``read.thought_names_query``
-trained on them (a colour question's look names the shape alone).
+line, or another. The episodes are drawn with the ``pretrain.read`` settings of ``--preset`` (a preset
+or the run's YAML), so a run trained with, say, ``read.thought_names_query`` is probed on episodes like
+its own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+
+from foveate.training.config import ConfigError
 
 ANSWER_STEP = ("said", "motion", "order")
 
@@ -36,26 +39,29 @@ def word_kind(word: str) -> str:
 
 
 def probe(
-    controller: str, episodes: int = 80, order: int = 40, seed: int = 321, top: int = 12, names_query: bool = False
+    controller: str, preset: str = "cpu", episodes: int = 80, order: int = 40, seed: int = 321, top: int = 12
 ) -> dict:
-    """Score ``episodes`` plain and ``order`` order-question reading episodes; returns the printed object."""
+    """Score ``episodes`` plain and ``order`` order-question reading episodes, drawn with ``preset``'s
+    ``pretrain.read`` settings; returns the printed object."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from foveate.training.config import ReadTasks
+    from foveate.training.pipeline import load_pipeline_config
     from foveate.training.pretrain import ReadEpisode, Renderer, _group_loss, subjects
+
+    read = load_pipeline_config(preset).pretrain_config(controller).read
 
     processor = AutoProcessor.from_pretrained(controller)
     model = AutoModelForImageTextToText.from_pretrained(controller, dtype=torch.float32).eval()
     render = Renderer(processor)
-    _, held = subjects(ReadTasks().heldout_fraction)
+    _, held = subjects(read.heldout_fraction)
     rng = np.random.default_rng(seed)
     right, n = Counter(), Counter()
     pairs: dict[str, Counter] = {skill: Counter() for skill in ANSWER_STEP}
     lines = Counter()
     for i in range(episodes + order):
         asks_order = i >= episodes
-        tasks = ReadTasks(p_order=1.0 if asks_order else 0.0, thought_names_query=names_query)
+        tasks = read.model_copy(update={"p_order": 1.0 if asks_order else 0.0})
         episode = ReadEpisode(rng, tasks).build(held[int(rng.integers(len(held)))], "cite", held)
         item = render(episode, score=True)
         with torch.no_grad():
@@ -93,19 +99,20 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m foveate.training.reading_probe", description=__doc__.splitlines()[0]
     )
     parser.add_argument("controller", help="A saved controller folder, e.g. OUT/pretrain/controller.")
+    parser.add_argument(
+        "--preset", default="cpu", help="The pipeline preset (or YAML) whose pretrain.read settings draw the episodes."
+    )
     parser.add_argument("--episodes", type=int, default=80, help="Held-out reading episodes (not order).")
     parser.add_argument("--order", type=int, default=40, help="Held-out order-question episodes.")
     parser.add_argument("--seed", type=int, default=321, help="Draws the held-out episodes.")
     parser.add_argument("--top", type=int, default=12, help="The commonest gold -> written pairs to print per skill.")
-    parser.add_argument(
-        "--thought-names-query",
-        action="store_true",
-        help="Draw the episodes with read.thought_names_query (as a run trained with it).",
-    )
     args = parser.parse_args(argv)
     if not (Path(args.controller) / "config.json").is_file():
         parser.error(f"{args.controller}: not a saved controller folder (no config.json in it)")
-    report = probe(args.controller, args.episodes, args.order, args.seed, args.top, args.thought_names_query)
+    try:
+        report = probe(args.controller, args.preset, args.episodes, args.order, args.seed, args.top)
+    except ConfigError as exc:
+        parser.error(str(exc))
     print(json.dumps(report))
 
 
