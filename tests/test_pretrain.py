@@ -294,6 +294,38 @@ def test_varied_captions_move_the_caption_away_from_the_frame_and_still_score_it
     assert len(leads) >= 3 and len(distances) >= 5, (leads, distances)
 
 
+def test_varied_captions_without_motion_drop_the_direction_alone_and_keep_the_draws():
+    """With ``varied_without_motion`` a varied caption names no direction (one frame does not show it);
+    its colour and shape are still the scored targets, and the frames, prompts and leads drawn are the
+    same as without it, so plain captions and the random stream are untouched."""
+    from foveate.evals.synthetic.events import COLOURS, DIRECTIONS, RARE_SHAPES, SHAPES
+    from foveate.training.config import CaptionTasks
+    from foveate.training.pretrain import CAPTION_PROMPT, caption_example
+
+    def draw(**fields):
+        rng = np.random.default_rng(11)
+        return [caption_example(rng, "val", CaptionTasks(p_varied=0.5, **fields)) for _ in range(60)], rng.random()
+
+    (before, next_before), (after, next_after) = draw(), draw(varied_without_motion=True)
+    assert next_before == next_after  # the same draws
+    dropped = 0
+    for a, b in zip(before, after, strict=True):
+        assert a.messages[0] == b.messages[0]  # the same frame, prompt and its place
+        was, now = a.messages[1]["content"][0]["text"], b.messages[1]["content"][0]["text"]
+        content = a.messages[0]["content"]
+        plain = [x["type"] for x in content] == ["image", "text"] and content[1]["text"] == CAPTION_PROMPT
+        moving = [f" moving {d} " for d in DIRECTIONS if f" moving {d} " in was]
+        if was != now:
+            dropped += 1
+            assert len(moving) == 1 and now == was.replace(moving[0], " ", 1)
+            assert not any(f" {d} " in now for d in DIRECTIONS)
+            colour, shape = (now[t.start : t.end] for t in b.targets)
+            assert colour in COLOURS and shape in (*SHAPES, *RARE_SHAPES) and f"{colour} {shape} over " in now
+        elif moving:
+            assert plain and was.startswith("a ")  # a caption keeps its direction only when not reworded
+    assert dropped >= 10
+
+
 def test_grounded_episodes_pick_the_clip_that_shows_the_event_and_answer_what_it_shows(controller, sampler):
     """The picked handle names the listed clip over the answer's event, its thumbnail and the zoom's frames are
     the world's own frames there, and the answer is the question's gold option."""

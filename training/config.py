@@ -360,6 +360,13 @@ class CaptionTasks(Section):
         "may learn to read the colour at a fixed distance from the frame, and then does not read a zoom's frames "
         "in an episode, where that distance differs.",
     )
+    varied_without_motion: bool = Field(
+        default=False,
+        description="The varied captions (p_varied) leave out the sprite's direction ('The frames show a red star "
+        "over ...'): one frame does not show it, and a varied caption led in as an episode's description "
+        "('The frames show ') teaches that the direction after 'moving' is not in the context. Off in the presets "
+        "(their documented runs were made without it); drawing the same random numbers either way.",
+    )
 
 
 class GroundTasks(Section):

@@ -98,7 +98,8 @@ ANSWER_SKILLS = ("said",)
 DESCRIBED = "The frames show "  # how the oracle's description of the frames starts (OracleConfig.describe)
 # questions one look at one clip answers (counting and order need every event of the video)
 GROUNDED_TASKS = ("needle", "direction", "grounding", "text")
-SPRITE_RE = re.compile(r"^a (\w+) (\w+) moving ")
+SPRITE_RE = re.compile(r"^a (\w+) (\w+) (?:moving|over) ")  # a sprite's caption, with its motion or without
+MOTION_RE = re.compile(r" moving (?:" + "|".join(DIRECTIONS) + r")\b")
 CARD_RE = re.compile(r"^a text card reading '([A-Z]+)'")
 
 
@@ -415,6 +416,8 @@ def caption_example(rng: np.random.Generator, split: str, tasks: CaptionTasks) -
         prompt = CAPTION_PROMPTS[int(rng.integers(len(CAPTION_PROMPTS)))]
         lead = CAPTION_LEADS[int(rng.integers(len(CAPTION_LEADS)))]
         content = [content[0], text_block(prompt)] if rng.random() < 0.5 else [text_block(prompt), content[0]]
+        if tasks.varied_without_motion:
+            caption = MOTION_RE.sub("", caption, count=1)
     return captioned(content, caption, lead)
 
 
