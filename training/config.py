@@ -364,7 +364,7 @@ class CaptionTasks(Section):
         default=False,
         description="The varied captions (p_varied) leave out the sprite's direction ('The frames show a red star "
         "over ...'): one frame does not show it, and a varied caption led in as an episode's description "
-        "('The frames show ') teaches that the direction after 'moving' is not in the context. Off in the presets "
+        "('The frames show ') may teach that the direction after 'moving' is not in the context. Off in the presets "
         "(their documented runs were made without it); drawing the same random numbers either way.",
     )
 
