@@ -417,7 +417,7 @@ def caption_example(rng: np.random.Generator, split: str, tasks: CaptionTasks) -
         lead = CAPTION_LEADS[int(rng.integers(len(CAPTION_LEADS)))]
         content = [content[0], text_block(prompt)] if rng.random() < 0.5 else [text_block(prompt), content[0]]
         if tasks.varied_without_motion:
-            caption = MOTION_RE.sub("", caption, count=1)
+            caption = MOTION_RE.sub("", caption)  # every sprite the caption lists
     return captioned(content, caption, lead)
 
 
