@@ -529,6 +529,77 @@ def test_same_seed_same_run(tmp_path, controller):
     assert vision and any(not torch.equal(before[k], after[k]) for k in vision)
 
 
+class Interrupted(Exception):
+    pass
+
+
+def _stop_at(stop: int):
+    def progress(step: int, steps: int, loss: float) -> None:
+        if step == stop:
+            raise Interrupted(step)
+
+    return progress
+
+
+def test_an_interrupted_run_resumes_from_its_last_saved_step_and_ends_as_an_uninterrupted_one(tmp_path, controller):
+    """Every family, a state saved every 2 steps, stopped during step 3's report (step 3 is lost), then the same
+    call again: it goes on from step 2 and ends with the uninterrupted run's weights, losses and scores."""
+    from safetensors.torch import load_file
+
+    from foveate.training.pretrain import RESUME_FILE, run_pretrain
+
+    data = {
+        "model": {"path": str(controller), "train_vision": True},
+        "steps": 5,
+        "batch_size": 4,
+        "eval_examples": 2,
+        "eval_every": 2,
+        "checkpoint_every": 2,
+    }
+    config = load_config(write_config(tmp_path / "mix.yaml", data), "pretrain")
+    whole = run_pretrain(config, tmp_path / "whole")
+    assert not (tmp_path / "whole" / RESUME_FILE).exists()
+
+    with pytest.raises(Interrupted):
+        run_pretrain(config, tmp_path / "resumed", _stop_at(3))
+    assert (tmp_path / "resumed" / RESUME_FILE).is_file()
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    seen = []
+    resumed = run_pretrain(config, tmp_path / "resumed", lambda step, steps, loss: seen.append(step))
+    assert seen == [3, 4, 5]
+    assert resumed.losses == whole.losses and (resumed.before, resumed.after) == (whole.before, whole.after)
+    a, b = load_file(whole.controller / "model.safetensors"), load_file(resumed.controller / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("whole", "resumed")]
+    assert [m.pop("resumed_at") for m in metrics] == [[], [2]]
+    assert metrics[1].pop("seconds") > 0 and metrics[0].pop("seconds") > 0
+    assert metrics[0] == metrics[1]
+    assert not (tmp_path / "resumed" / RESUME_FILE).exists()
+
+
+def test_a_saved_state_of_another_config_is_not_resumed(tmp_path, controller):
+    from foveate.memory.errors import FoveateError
+    from foveate.training.pretrain import run_pretrain
+
+    data = {
+        "model": {"path": str(controller)},
+        "mix": COPY_RUN["mix"],
+        "steps": 3,
+        "batch_size": 2,
+        "eval_examples": 2,
+        "checkpoint_every": 1,
+    }
+    with pytest.raises(Interrupted):
+        run_pretrain(load_config(write_config(tmp_path / "a.yaml", data), "pretrain"), tmp_path / "out", _stop_at(1))
+    other = load_config(write_config(tmp_path / "b.yaml", data | {"learning_rate": 1e-3}), "pretrain")
+    with pytest.raises(FoveateError, match="another config .*learning_rate"):
+        run_pretrain(other, tmp_path / "out")
+    # what does not change training may change: the log and checkpoint intervals
+    quiet = load_config(write_config(tmp_path / "c.yaml", data | {"log_every": 50, "checkpoint_every": 0}), "pretrain")
+    assert run_pretrain(quiet, tmp_path / "out").steps == 3
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["resumed_at"] == [1]
+
+
 def test_the_controller_learns_to_see_the_colour_of_a_whole_frame(tiny_controller_dir):
     """The vision path carries what the frames show: a frame of one colour is named right within 100 steps
     (chance 1/7). Objects of the world's size are another matter (training/seeing.py, docs/results.md)."""

@@ -434,6 +434,13 @@ class PretrainRunConfig(Section):
         description="Score the held-out examples every this many steps too (0: before and after only).",
     )
     log_every: int = Field(default=10, ge=1, description="Log the mean training loss every this many steps.")
+    checkpoint_every: int = Field(
+        default=200,
+        ge=0,
+        description="Save the whole training state (weights, optimizer, schedule, random generators) to "
+        "OUT/resume.pt every this many steps, so an interrupted run resumes from there with the same command "
+        "and ends as an uninterrupted one would (0: never). Removed when the run finishes.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -6,7 +6,8 @@ split answered by the untrained, pretrained-only, SFT and GRPO controllers and b
 retrieval baselines (the SFT controller, the same frame budget) -> one ``foveate eval`` report.
 
 Every stage writes into its own folder of OUT and is skipped when its output is there, so an
-interrupted run resumes where it stopped; OUT/stages.json keeps each finished stage's seconds.
+interrupted run resumes where it stopped (pretraining from its last saved step, OUT/pretrain/resume.pt);
+OUT/stages.json keeps each finished stage's seconds.
 A preset is ``cpu`` (2 CPU cores, well under an hour), ``gpu`` (a larger world and controller,
 one GPU) or a YAML file with the fields of :class:`PipelineConfig`.
 """
@@ -396,7 +397,15 @@ class _Stages:
         self.seconds: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.announce = announce
 
-    def run(self, name: str, done: Callable[[], bool], work: Callable[[], None]) -> None:
+    def run(
+        self,
+        name: str,
+        done: Callable[[], bool],
+        work: Callable[[], Any],
+        seconds: Callable[[], float] | None = None,
+    ) -> None:
+        """Run ``work`` unless ``done()``; its seconds are the call's, or ``seconds()`` after it (a stage that
+        resumes inside itself counts the time of the calls it resumes)."""
         if done():
             logger.info("stage %s: done before, skipped", name)
             return
@@ -404,7 +413,7 @@ class _Stages:
             self.announce(name)
         started = time.perf_counter()
         work()
-        self.seconds[name] = round(time.perf_counter() - started, 1)
+        self.seconds[name] = round(time.perf_counter() - started if seconds is None else seconds(), 1)
         self.path.write_text(json.dumps(self.seconds, indent=1))
         logger.info("stage %s: %.1f s", name, self.seconds[name])
 
@@ -494,7 +503,9 @@ def run_pipeline(
             run_pretrain(cfg, out / "pretrain", progress)
 
     if c.pretrain_steps:
-        stages.run("pretrain", lambda: (out / "pretrain" / "metrics.json").is_file(), pretrain)
+        metrics = out / "pretrain" / "metrics.json"
+        # its seconds: those of every call it took (it resumes from its last saved step)
+        stages.run("pretrain", metrics.is_file, pretrain, lambda: json.loads(metrics.read_text())["seconds"])
 
     def sft() -> None:
         from foveate.training.sft import run_sft

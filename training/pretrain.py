@@ -772,8 +772,53 @@ def _lr_factor(config: PretrainRunConfig, step: int, raised: float = 1.0) -> flo
     return factor * raised if step >= config.caption_first_steps else factor
 
 
-def _train(model, renderer: Renderer, sampler: TaskSampler, config: PretrainRunConfig, heldout, progress):
-    """The optimisation loop; returns (losses per step, held-out scores every ``eval_every`` steps)."""
+# ---- resuming -------------------------------------------------------------------------------------
+RESUME_FILE = "resume.pt"
+# fields that do not change what is trained: a run resumes with them changed
+RESUME_FREE_FIELDS = {"output_dir", "checkpoint_every", "log_every"}
+
+
+def _resume_key(config: PretrainRunConfig) -> dict:
+    return config.model_dump(mode="json", exclude=RESUME_FREE_FIELDS)
+
+
+def load_resume(path: Path, config: PretrainRunConfig) -> dict | None:
+    """The training state an interrupted run of ``config`` saved at ``path``, or None when there is none."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("config") != _resume_key(config):
+        saved, now = state.get("config") or {}, _resume_key(config)
+        differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        raise FoveateError(
+            f"{path} holds an unfinished run of another config (it differs in {', '.join(differ)}); resume it "
+            "with that config, or delete the file to start over"
+        )
+    return state
+
+
+def _save_resume(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` whole or not at all (an interruption while saving keeps the last one)."""
+    partial_path = path.with_suffix(".partial")
+    torch.save(state, partial_path)
+    partial_path.replace(path)
+
+
+def _train(
+    model,
+    renderer: Renderer,
+    sampler: TaskSampler,
+    config: PretrainRunConfig,
+    heldout,
+    progress,
+    resume: dict | None = None,
+    save: Callable[[dict], None] | None = None,
+):
+    """The optimisation loop; returns (losses per step, held-out scores every ``eval_every`` steps).
+
+    ``resume``: a state ``save`` was given (weights, optimizer, schedule, random generators, the step and
+    the scores so far); the loop goes on from its step as if it had never stopped.
+    """
     rng = np.random.default_rng([config.seed, 1])
     from foveate.training.checkpoint import VISION_RE
 
@@ -790,9 +835,17 @@ def _train(model, renderer: Renderer, sampler: TaskSampler, config: PretrainRunC
             factors.append(partial(_lr_factor, config, raised=1.0 if vision else reading))
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
-    losses, curve = [], []
+    losses, curve, start = [], [], 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        schedule.load_state_dict(resume["schedule"])
+        rng.bit_generator.state = resume["rng"]
+        torch.set_rng_state(resume["torch_rng"])
+        losses, curve, start = list(resume["losses"]), list(resume["curve"]), resume["step"]
+        logger.info("resumed at step %d/%d", start, config.steps)
     model.train()
-    for step in range(1, config.steps + 1):
+    for step in range(start + 1, config.steps + 1):
         captions_only = step <= config.caption_first_steps
         items = [renderer(ex) for ex in sampler.draw(rng, config.batch_size, captions_only)]
         loss, _ = batch_loss(model, items, renderer.pad_id)
@@ -807,6 +860,24 @@ def _train(model, renderer: Renderer, sampler: TaskSampler, config: PretrainRunC
         if config.eval_every and step % config.eval_every == 0 and step < config.steps:
             curve.append({"step": step, **evaluate(model, heldout, config.batch_size, renderer.pad_id)})
             logger.info("step %d held out: %s", step, curve[-1])
+        if (
+            save is not None
+            and config.checkpoint_every
+            and step % config.checkpoint_every == 0
+            and step < config.steps
+        ):
+            save(
+                {
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "losses": losses,
+                    "curve": curve,
+                }
+            )
         if progress is not None:
             progress(step, config.steps, losses[-1])
     return losses, curve
@@ -817,7 +888,9 @@ def run_pretrain(
 ) -> PretrainResult:
     """Pretrain, score before and after, save ``out/controller`` and ``out/metrics.json``.
 
-    ``progress(step, steps, loss)`` is called after every step.
+    ``progress(step, steps, loss)`` is called after every step. Every ``config.checkpoint_every`` steps the
+    training state goes to ``out/resume.pt``; a run that finds one goes on from it (the same weights, losses
+    and scores as a run never stopped) and removes it when it finishes.
     """
     from foveate.training.assets import resolve_controller
     from foveate.training.checkpoint import load_for_training, save_controller
@@ -833,14 +906,24 @@ def run_pretrain(
     # data: held-out examples are rendered once; training examples are drawn every step
     sampler = TaskSampler(config)
     heldout = [renderer(ex, score=True) for ex in sampler.heldout()]
+    resume_path = out / RESUME_FILE
+    resume = load_resume(resume_path, config)
+    earlier = resume["seconds"] if resume else 0.0  # spent before this call, by the calls it resumes
+    resumed_at = [*resume["resumed_at"], resume["step"]] if resume else []
 
     # before, train, after; deterministic kernels where torch has them (cheap on CPU)
     restore = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        before = evaluate(model, heldout, config.batch_size, renderer.pad_id)
+        before = resume["before"] if resume else evaluate(model, heldout, config.batch_size, renderer.pad_id)
         logger.info("held out before: %s", before)
-        losses, curve = _train(model, renderer, sampler, config, heldout, progress)
+
+        def save(state: dict) -> None:
+            seconds = earlier + time.perf_counter() - started
+            kept = {"config": _resume_key(config), "before": before, "seconds": seconds, "resumed_at": resumed_at}
+            _save_resume(resume_path, state | kept)
+
+        losses, curve = _train(model, renderer, sampler, config, heldout, progress, resume, save)
         after = evaluate(model, heldout, config.batch_size, renderer.pad_id)
         logger.info("held out after: %s", after)
     finally:
@@ -848,7 +931,7 @@ def run_pretrain(
 
     # save
     path = save_controller(model, processor, out / "controller")
-    seconds = round(time.perf_counter() - started, 1)
+    seconds = round(earlier + time.perf_counter() - started, 1)
     metrics = {
         "measure": "teacher-forced argmax: a span counts when each of its tokens is the argmax given the true text "
         "before it (what greedy decoding from the span's start writes)",
@@ -858,9 +941,11 @@ def run_pretrain(
         "steps": config.steps,
         "caption_first_steps": config.caption_first_steps,
         "seconds": seconds,
+        "resumed_at": resumed_at,
         "first_loss": losses[0],
         "last_loss": losses[-1],
         "heldout": {"examples": len(heldout), "subjects": sampler.heldout_subjects},
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    resume_path.unlink(missing_ok=True)
     return PretrainResult(path, config.steps, losses, before, after, seconds)
