@@ -617,8 +617,12 @@ def test_the_step_timer_times_a_preset(tmp_path):
         "hidden: 32\nlayers: 1\nvocab: 600\nschemas_in_vocab: false\n"
         "pretrain: {batch_size: 2, mix: {ground: 1, cite: 1}}\n"
     )
-    result = time_steps(str(preset), steps=1)
+    result = time_steps(str(preset), steps=1, fingerprint=True)
     assert result["batch_size"] == 2 and result["batch"] == "mixed" and result["mean_seconds"] > 0
+    # fingerprints: the same seed draws and trains alike, another seed draws other data
+    prints = [result["fingerprints"], time_steps(str(preset), steps=1, fingerprint=True)["fingerprints"]]
+    assert len(prints[0]) == 3 and prints[0] == prints[1] and len({h for h, _ in prints[0]}) == 3
+    assert time_steps(str(preset), steps=1, seed=1, fingerprint=True)["fingerprints"][0][0] != prints[0][0][0]
 
 
 def test_the_letter_probe_scores_the_letter_of_the_option_its_words_name(controller):

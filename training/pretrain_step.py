@@ -1,16 +1,19 @@
 """Seconds per pretraining step of a pipeline preset's controller, on this machine.
 
-    python -m foveate.training.pretrain_step [--preset cpu] [--steps 12] [--captions]
+    python -m foveate.training.pretrain_step [--preset cpu] [--steps 12] [--captions] [--fingerprint]
 
 Builds the preset's controller from random init in a temp folder, draws the preset's mixed batches
 (or caption-only ones, ``--captions``) with a fixed seed, and times whole steps (drawing, rendering,
 forward, backward, optimiser), after two warm-up steps. The same seed draws the same examples at
-every commit, so two commits compare step for step. Prints one JSON object.
+every commit, so two commits compare step for step. Prints one JSON object; with ``--fingerprint`` it
+also holds each step's data hash (every rendered input) and loss: two commits that print the same
+fingerprints draw the same data and train alike from the same start.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 import time
@@ -19,7 +22,18 @@ from pathlib import Path
 import numpy as np
 
 
-def time_steps(preset: str = "cpu", steps: int = 12, captions_only: bool = False, seed: int = 0) -> dict:
+def _data_hash(items) -> str:
+    digest = hashlib.sha256()
+    for item in items:
+        for key in sorted(item.inputs):
+            digest.update(key.encode())
+            digest.update(item.inputs[key].numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def time_steps(
+    preset: str = "cpu", steps: int = 12, captions_only: bool = False, seed: int = 0, fingerprint: bool = False
+) -> dict:
     import torch
 
     from foveate.training.checkpoint import load_for_training
@@ -35,7 +49,7 @@ def time_steps(preset: str = "cpu", steps: int = 12, captions_only: bool = False
     renderer, sampler = Renderer(processor), TaskSampler(config)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
     rng = np.random.default_rng(seed)
-    seconds = []
+    seconds, prints = [], []
     for _ in range(steps + 2):
         start = time.perf_counter()
         items = [renderer(ex) for ex in sampler.draw(rng, config.batch_size, captions_only)]
@@ -44,8 +58,10 @@ def time_steps(preset: str = "cpu", steps: int = 12, captions_only: bool = False
         loss.backward()
         optimizer.step()
         seconds.append(time.perf_counter() - start)
+        if fingerprint:  # after the clock: hashing is not part of a step
+            prints.append([_data_hash(items), round(float(loss), 6)])
     timed = seconds[2:]
-    return {
+    result = {
         "preset": preset,
         "batch": "captions" if captions_only else "mixed",
         "batch_size": config.batch_size,
@@ -54,6 +70,9 @@ def time_steps(preset: str = "cpu", steps: int = 12, captions_only: bool = False
         "median_seconds": round(float(np.median(timed)), 3),
         "torch_threads": torch.get_num_threads(),
     }
+    if fingerprint:
+        result["fingerprints"] = prints  # the warm-up steps too: every step drawn from the seed
+    return result
 
 
 def main() -> None:
@@ -61,11 +80,14 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu", help="cpu, gpu or a pipeline YAML (default: cpu)")
     parser.add_argument("--steps", type=int, default=12, help="timed steps after two warm-up steps (default: 12)")
     parser.add_argument("--captions", action="store_true", help="caption-only batches (the first stage)")
+    parser.add_argument(
+        "--fingerprint", action="store_true", help="also print each step's data hash and loss (compare two commits)"
+    )
     args = parser.parse_args()
     from foveate.training.config import ConfigError
 
     try:
-        result = time_steps(args.preset, args.steps, args.captions)
+        result = time_steps(args.preset, args.steps, args.captions, fingerprint=args.fingerprint)
     except ConfigError as exc:
         parser.error(str(exc))
     print(json.dumps(result))
