@@ -842,6 +842,8 @@ def _train(
         schedule.load_state_dict(resume["schedule"])
         rng.bit_generator.state = resume["rng"]
         torch.set_rng_state(resume["torch_rng"])
+        if resume.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(resume["cuda_rng"])
         losses, curve, start = list(resume["losses"]), list(resume["curve"]), resume["step"]
         logger.info("resumed at step %d/%d", start, config.steps)
     model.train()
@@ -874,6 +876,7 @@ def _train(
                     "schedule": schedule.state_dict(),
                     "rng": rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                     "losses": losses,
                     "curve": curve,
                 }
