@@ -113,12 +113,16 @@ def score_row(row: ManifestRow, pred: PredictionRow | None) -> RowScore:
 
 
 def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the mean; None for no values. Same seed, same interval."""
+    """Percentile bootstrap interval of the mean; None for no values. Same seed, same interval.
+
+    Resamples are drawn 1,000 at a time, so memory stays ``1000 * len(values)`` whatever ``n_resamples``.
+    """
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:
         return None
     rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1)
+    chunks = [min(1000, n_resamples - i) for i in range(0, n_resamples, 1000)]
+    means = np.concatenate([x[rng.integers(0, x.size, size=(k, x.size))].mean(axis=1) for k in chunks])
     tail = (1 - level) / 2 * 100
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
@@ -171,4 +175,29 @@ def score(rows: list[ManifestRow], preds: dict[str, PredictionRow], seed: int = 
         "by_task": _group(scores, "task", seed=seed),
         "by_duration": _group(scores, "bucket", BUCKET_ORDER, seed),
         "rows": scores,
+    }
+
+
+PAIRED_RESAMPLES = 10_000
+
+
+def paired(scores: list[RowScore], against: list[RowScore], seed: int = 0) -> dict:
+    """``scores`` minus ``against`` on the same questions (same manifest order): the mean difference in
+    accuracy and in evidence IoU, each with a 95% bootstrap interval of the per-question differences
+    (10,000 resamples of the questions, so the two policies are resampled together), and the questions
+    one answers right and the other wrong (``won`` / ``lost``)."""
+    if [s.id for s in scores] != [s.id for s in against]:
+        raise ValueError("paired scores must cover the same questions in the same order")
+    acc = [float(a.correct) - float(b.correct) for a, b in zip(scores, against)]
+    iou = [a.iou - b.iou for a, b in zip(scores, against) if a.iou is not None and b.iou is not None]
+    acc_ci = bootstrap_ci(acc, PAIRED_RESAMPLES, seed)
+    iou_ci = bootstrap_ci(iou, PAIRED_RESAMPLES, seed)
+    return {
+        "n": len(acc),
+        "accuracy_diff": _mean(acc),
+        "accuracy_diff_ci95": list(acc_ci) if acc_ci else None,
+        "won": sum(a.correct and not b.correct for a, b in zip(scores, against)),
+        "lost": sum(b.correct and not a.correct for a, b in zip(scores, against)),
+        "evidence_iou_diff": _mean(iou),
+        "evidence_iou_diff_ci95": list(iou_ci) if iou_ci else None,
     }

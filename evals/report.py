@@ -3,7 +3,8 @@
 ``evaluate`` scores each file (one policy each: named by the rows' ``policy`` field, else the
 file name); ``write_report`` writes ``metrics.json``, ``report.md`` (overall, by task and by
 duration tables, one column per policy) and three PNG plots: accuracy by task, accuracy vs
-mean frames used, and the distribution of evidence IoU.
+mean frames used, and the distribution of evidence IoU. With ``against``, every other policy is
+also compared with that one question by question (:func:`foveate.evals.metrics.paired`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from foveate.agent.records import ManifestRow, PredictionRow
-from foveate.evals.metrics import score
+from foveate.evals.metrics import paired, score
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +68,13 @@ def policy_name(path: Path, preds: dict[str, PredictionRow], taken: set[str]) ->
     )
 
 
-def evaluate(rows: list[ManifestRow], pred_paths: list[Path], seed: int = 0) -> dict:
+def evaluate(rows: list[ManifestRow], pred_paths: list[Path], seed: int = 0, against: str | None = None) -> dict:
     """``{policy: score(...) + {"file", "unknown_ids", "bad_lines", "repeated_ids"}}`` in the order of
-    ``pred_paths``; ``repeated_ids`` counts ids with several rows (the last one counts)."""
+    ``pred_paths``; ``repeated_ids`` counts ids with several rows (the last one counts).
+
+    ``against`` names one policy (its name or its file's stem): every other policy gets ``"paired"``,
+    its differences from that one on the same questions. ValueError when no policy has that name.
+    """
     ids = {r.id for r in rows}
     results: dict[str, dict] = {}
     for path in pred_paths:
@@ -85,6 +90,13 @@ def evaluate(rows: list[ManifestRow], pred_paths: list[Path], seed: int = 0) -> 
             "bad_lines": bad,
             "repeated_ids": repeated,
         }
+    if against is not None:
+        ref = next((n for n, r in results.items() if against in (n, Path(r["file"]).stem)), None)
+        if ref is None:
+            raise ValueError(f"--against {against}: no such policy (policies: {', '.join(results)})")
+        for name, res in results.items():
+            if name != ref:
+                res["paired"] = {"against": ref} | paired(res["rows"], results[ref]["rows"], seed)
     return results
 
 
@@ -99,8 +111,14 @@ def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def _ci(v) -> str:
-    return "-" if not v else f"[{v[0]:.2f}, {v[1]:.2f}]"
+def _signed(v) -> str:
+    return "-" if v is None else f"{v:+.3f}"
+
+
+def _ci(v, signed: bool = False) -> str:
+    if not v:
+        return "-"
+    return f"[{v[0]:+.3f}, {v[1]:+.3f}]" if signed else f"[{v[0]:.2f}, {v[1]:.2f}]"
 
 
 def _table(header: list[str], body: list[list[str]]) -> list[str]:
@@ -120,6 +138,27 @@ def markdown(results: dict, manifest: str = "") -> str:
     body.insert(2, ["accuracy 95% CI"] + [_ci(results[n]["overall"].get("accuracy_ci95")) for n in names])
     body.insert(4, ["evidence IoU 95% CI"] + [_ci(results[n]["overall"].get("evidence_iou_ci95")) for n in names])
     lines += _table(["metric"] + names, body)
+    compared = [n for n in names if "paired" in results[n]]
+    if compared:
+        ref = results[compared[0]]["paired"]["against"]
+        lines += ["", f"## Paired against {ref}", ""]
+        lines += [
+            f"Each policy minus {ref} on the same questions; 95% bootstrap intervals of the per-question "
+            "differences (10,000 resamples). Won / lost: questions answered right by one of the two only.",
+            "",
+        ]
+        body = []
+        for n in compared:
+            d = results[n]["paired"]
+            body.append(
+                [
+                    n,
+                    _signed(d["accuracy_diff"]) + " " + _ci(d["accuracy_diff_ci95"], signed=True),
+                    f"{d['won']} / {d['lost']}",
+                    _signed(d["evidence_iou_diff"]) + " " + _ci(d["evidence_iou_diff_ci95"], signed=True),
+                ]
+            )
+        lines += _table(["policy", "accuracy diff [95% CI]", "won / lost", "evidence IoU diff [95% CI]"], body)
     for group, title in (("by_task", "task"), ("by_duration", "video duration")):
         cats = list(dict.fromkeys(c for n in names for c in results[n][group]))
         lines += ["", f"## Accuracy by {title}", ""]

@@ -111,6 +111,33 @@ def test_eval_cli_writes_metrics_report_and_plots(world, tmp_path):
         assert (rep / png).read_bytes()[:4] == b"\x89PNG" and (rep / png).stat().st_size > 5000
     text = run("eval", out / "manifest.jsonl", tmp_path / "agent.jsonl")
     assert text.returncode == 0 and "agent: accuracy 1.000" in text.stdout
+    assert "paired" not in metrics["agent"] and "## Paired" not in report
+
+    # --against: every other policy minus that one, question by question
+    r = run(
+        "eval",
+        out / "manifest.jsonl",
+        tmp_path / "agent.jsonl",
+        tmp_path / "uniform.jsonl",
+        "--against",
+        "uniform",
+        "--report",
+        rep,
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)["agent"]["paired"]
+    lost = sum(i % 2 == 1 for i in range(len(rows)))
+    assert d["against"] == "uniform" and (d["won"], d["lost"]) == (lost, 0)
+    assert d["accuracy_diff"] == pytest.approx(lost / len(rows)) and d["accuracy_diff_ci95"][0] > 0
+    assert "paired" not in json.loads(r.stdout)["uniform"]
+    assert "## Paired against uniform" in (rep / "report.md").read_text()
+    text = run(
+        "eval", out / "manifest.jsonl", tmp_path / "agent.jsonl", tmp_path / "uniform.jsonl", "--against", "uniform"
+    )
+    assert text.returncode == 0 and f"minus uniform: accuracy +{lost / len(rows):.3f}" in text.stdout
+    bad = run("eval", out / "manifest.jsonl", tmp_path / "agent.jsonl", "--against", "sft")
+    assert bad.returncode == 1 and bad.stderr.strip() == "error: --against sft: no such policy (policies: agent)"
 
 
 def test_eval_cli_bad_inputs_are_one_line_errors(world, tmp_path):

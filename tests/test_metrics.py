@@ -6,6 +6,7 @@ from foveate.evals.metrics import (
     duration_bucket,
     normalize_answer,
     overlaps,
+    paired,
     predicted_letter,
     score,
     temporal_iou,
@@ -175,3 +176,36 @@ def test_score_hand_computed():
 def test_no_predictions_scores_zero_not_crash():
     m = score(_rows(), {})
     assert m["overall"]["accuracy"] == 0 and m["overall"]["missing"] == 5 and m["overall"]["frames_used"] is None
+
+
+def test_paired_differences_are_per_question_and_their_interval_is_narrower_than_unpaired():
+    rows = _rows()
+    # b answers what a answers plus question "b"; its evidence on "a" is better
+    a = score(
+        rows,
+        {"a": PredictionRow(id="a", choice="A", evidence=[(0, 5)]), "e": PredictionRow(id="e", answer="red star")},
+    )
+    b = score(
+        rows,
+        {
+            "a": PredictionRow(id="a", choice="A", evidence=[(0, 10)]),
+            "b": PredictionRow(id="b", choice="B"),
+            "e": PredictionRow(id="e", answer="red star"),
+        },
+    )
+    d = paired(b["rows"], a["rows"])
+    assert d["n"] == 5 and d["accuracy_diff"] == pytest.approx(1 / 5) and (d["won"], d["lost"]) == (1, 0)
+    # IoU on the 3 rows with gold evidence: a 1.0 - 0.5, b 0 - 0, c 0 - 0
+    assert d["evidence_iou_diff"] == pytest.approx(0.5 / 3)
+    lo, hi = d["accuracy_diff_ci95"]
+    assert 0 <= lo <= 0.2 <= hi <= 0.6
+    assert paired(a["rows"], b["rows"])["lost"] == 1 and paired(a["rows"], a["rows"])["accuracy_diff_ci95"] == [0, 0]
+    # the same differences, unpaired, would give an interval that straddles zero; paired it does not
+    many = [ManifestRow(id=str(i), video="v", question="q", options=["x", "y"], answer="A") for i in range(40)]
+    good = {str(i): PredictionRow(id=str(i), choice="A") for i in range(40) if i % 2 == 0 or i < 10}
+    base = {str(i): PredictionRow(id=str(i), choice="A") for i in range(40) if i % 2 == 0}
+    d = paired(score(many, good)["rows"], score(many, base)["rows"])
+    assert (d["won"], d["lost"]) == (5, 0) and d["accuracy_diff_ci95"][0] > 0
+    assert bootstrap_ci([float(s.correct) for s in score(many, base)["rows"]])[1] > 0.5 + 5 / 40
+    with pytest.raises(ValueError, match="same questions"):
+        paired(a["rows"][:2], b["rows"])

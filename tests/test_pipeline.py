@@ -181,6 +181,13 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     for run in summary["runs"].values():
         assert run["n"] == 2 and 0.0 <= run["accuracy"] <= 1.0 and len(run["accuracy_ci"]) == 2
     assert summary["runs"]["uniform"]["frames_used"] >= summary["runs"]["untrained"]["frames_used"]
+    # every policy but SFT is compared with SFT question by question
+    assert "vs_sft" not in summary["runs"]["sft"]
+    grpo, sft = summary["runs"]["grpo"], summary["runs"]["sft"]
+    assert grpo["vs_sft"]["n"] == 2 and grpo["vs_sft"]["accuracy_diff"] == pytest.approx(
+        grpo["accuracy"] - sft["accuracy"]
+    )
+    assert "## Paired against agent (sft)" in (out / "report" / "report.md").read_text()
     assert tuple(summary["seconds"]) == STAGES
     assert summary["grpo"]["step"] == [1, 2] and "pretrain" in summary
     # select: both steps and the SFT reference answered the val split; the chosen step's weights are kept

@@ -590,6 +590,8 @@ def run_pipeline(
                 *map(str, preds),
                 "--report",
                 str(out / "report"),
+                "--against",
+                "sft",
                 "--json",
             ],
             capture_output=True,
@@ -617,7 +619,8 @@ def _manifest_ids(path: Path) -> set[str]:
 def summarise(out: Path, config: PipelineConfig, names: list[str], max_frames: int, embedder: str, ingest) -> dict:
     """The figures of a finished run, from its files."""
     evaluated = json.loads((out / "report" / "eval.json").read_text())
-    by_name = {Path(v["file"]).stem: v["overall"] for v in evaluated.values()}
+    by_file = {Path(v["file"]).stem: v for v in evaluated.values()}
+    by_name = {stem: v["overall"] for stem, v in by_file.items()}
     runs = {}
     for name in names:
         overall = by_name.get(name, {})
@@ -631,6 +634,8 @@ def summarise(out: Path, config: PipelineConfig, names: list[str], max_frames: i
             "tool_calls": overall.get("tool_calls"),
             **traces,
         }
+        if "paired" in by_file.get(name, {}):  # this policy minus SFT, question by question
+            runs[name]["vs_sft"] = {k: v for k, v in by_file[name]["paired"].items() if k != "against"}
     summary: dict = {"preset": config.name, "seed": config.seed, "runs": runs}
     summary["retrieval_top1"] = retrieval_localization(out, embedder, ingest)
     summary["clip"] = json.loads((out / "clip" / "metrics.json").read_text())

@@ -22,6 +22,18 @@ def _summary_line(name: str, o: dict) -> str:
     )
 
 
+def paired_line(d: dict) -> str:
+    ci = d["accuracy_diff_ci95"] or [0.0, 0.0]
+    line = (
+        f"  minus {d['against']}: accuracy {d['accuracy_diff']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}], "
+        f"won {d['won']}, lost {d['lost']}"
+    )
+    if d["evidence_iou_diff"] is not None:
+        ci = d["evidence_iou_diff_ci95"]
+        line += f", evidence IoU {d['evidence_iou_diff']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+    return line
+
+
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def evaluate_cmd(
@@ -33,10 +45,16 @@ def register(app: typer.Typer) -> None:
             None, "--report", help="Write metrics.json, report.md and PNG plots into this folder."
         ),
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap confidence intervals."),
+        against: str | None = typer.Option(
+            None,
+            "--against",
+            help="Compare every other policy with this one (its name or its file's stem), question by question: "
+            "accuracy and evidence IoU differences with paired 95% bootstrap CIs, questions won and lost.",
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
     ) -> None:
         """Score predictions: accuracy with 95% CI, evidence IoU, R@1 at IoU 0.3/0.5/0.7, frames, tool calls, \
-tokens, latency."""
+tokens, latency; with --against, paired differences from one policy."""
         from foveate.agent.records import read_manifest
         from foveate.evals.report import evaluate, metrics_json, write_report
 
@@ -54,7 +72,7 @@ tokens, latency."""
             if not p.is_file():
                 fail(f"{p}: no such predictions file", EXIT_USAGE)
         try:
-            results = evaluate(rows, predictions, seed=seed)
+            results = evaluate(rows, predictions, seed=seed, against=against)
         except (OSError, ValueError) as exc:
             fail(str(exc).splitlines()[0])
         for _name, res in results.items():
@@ -77,6 +95,8 @@ tokens, latency."""
             return
         for name, res in results.items():
             console.print(_summary_line(name, res["overall"]), highlight=False)
+            if "paired" in res:
+                console.print(paired_line(res["paired"]), highlight=False)
         if path:
             console.print(f"report: {path}")
 

@@ -231,8 +231,9 @@ def register(app: typer.Typer) -> None:
         best mean reward on the val split, when the config's grpo_select_every is set; the presets: every 5
         steps on cpu, 25 on gpu) -> the held-out test split answered by the untrained, pretrained, SFT and
         GRPO controllers and the uniform and retrieval baselines (the SFT model, the same frame budget, its
-        frames fetched by zoom calls in the agent's episode) -> one eval report (OUTPUT/report, with the
-        GRPO reward and the held-out pretraining skills by step as PNGs) and OUTPUT/results.json. A finished
+        frames fetched by zoom calls in the agent's episode) -> one eval report (OUTPUT/report: every policy
+        also paired against SFT question by question, with the GRPO reward and the held-out pretraining
+        skills by step as PNGs) and OUTPUT/results.json. A finished
         stage is skipped when the command is run again.
         """
 
@@ -331,6 +332,8 @@ def register(app: typer.Typer) -> None:
     def _print_pipeline(summary: dict, out: Path) -> None:
         from rich.table import Table
 
+        from foveate.cli.evaluate import paired_line
+
         table = Table(title=f"held-out test ({summary['preset']}, seed {summary['seed']})")
         cols = ("accuracy", "evidence_iou", "looked_at_evidence", "frames_used", "tool_calls", "query_names_subject")
         table.add_column("run")
@@ -340,6 +343,9 @@ def register(app: typer.Typer) -> None:
             cells = [run.get(col) for col in cols]
             table.add_row(name, *("-" if v is None else f"{v:.3g}" for v in cells))
         console.print(table)
+        grpo = summary["runs"].get("grpo", {}).get("vs_sft")
+        if grpo:
+            console.print(paired_line({"against": "sft", **grpo}).replace("  minus", "grpo minus"), highlight=False)
         top = summary.get("retrieval_top1", {})
         console.print(
             f"top retrieved clip alone: looked at evidence {top.get('looked_at_evidence')}, "
