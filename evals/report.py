@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from foveate.agent.records import ManifestRow, PredictionRow
-from foveate.evals.metrics import paired, score
+from foveate.evals.metrics import PAIRED_RESAMPLES, paired, score
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ OVERALL_KEYS = (
     "error_rows",
 )
 PLOTS = ("accuracy_by_task.png", "accuracy_vs_frames.png", "evidence_iou.png")
+
+
+class UnknownPolicy(ValueError):
+    """``evaluate(..., against=NAME)`` where no policy is NAME."""
 
 
 def read_predictions(path: Path) -> tuple[dict[str, PredictionRow], int, int]:
@@ -73,7 +77,7 @@ def evaluate(rows: list[ManifestRow], pred_paths: list[Path], seed: int = 0, aga
     ``pred_paths``; ``repeated_ids`` counts ids with several rows (the last one counts).
 
     ``against`` names one policy (its name or its file's stem): every other policy gets ``"paired"``,
-    its differences from that one on the same questions. ValueError when no policy has that name.
+    its differences from that one on the same questions. UnknownPolicy when no policy has that name.
     """
     ids = {r.id for r in rows}
     results: dict[str, dict] = {}
@@ -93,7 +97,7 @@ def evaluate(rows: list[ManifestRow], pred_paths: list[Path], seed: int = 0, aga
     if against is not None:
         ref = next((n for n, r in results.items() if against in (n, Path(r["file"]).stem)), None)
         if ref is None:
-            raise ValueError(f"--against {against}: no such policy (policies: {', '.join(results)})")
+            raise UnknownPolicy(f"--against {against}: no such policy (policies: {', '.join(results)})")
         for name, res in results.items():
             if name != ref:
                 res["paired"] = {"against": ref} | paired(res["rows"], results[ref]["rows"], seed)
@@ -144,7 +148,8 @@ def markdown(results: dict, manifest: str = "") -> str:
         lines += ["", f"## Paired against {ref}", ""]
         lines += [
             f"Each policy minus {ref} on the same questions; 95% bootstrap intervals of the per-question "
-            "differences (10,000 resamples). Won / lost: questions answered right by one of the two only.",
+            f"differences ({PAIRED_RESAMPLES:,} resamples). Won / lost: questions answered right by one of the "
+            "two only.",
             "",
         ]
         body = []

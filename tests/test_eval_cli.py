@@ -137,7 +137,7 @@ def test_eval_cli_writes_metrics_report_and_plots(world, tmp_path):
     )
     assert text.returncode == 0 and f"minus uniform: accuracy +{lost / len(rows):.3f}" in text.stdout
     bad = run("eval", out / "manifest.jsonl", tmp_path / "agent.jsonl", "--against", "sft")
-    assert bad.returncode == 1 and bad.stderr.strip() == "error: --against sft: no such policy (policies: agent)"
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --against sft: no such policy (policies: agent)"
 
 
 def test_eval_cli_bad_inputs_are_one_line_errors(world, tmp_path):

@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         """Score predictions: accuracy with 95% CI, evidence IoU, R@1 at IoU 0.3/0.5/0.7, frames, tool calls, \
 tokens, latency; with --against, paired differences from one policy."""
         from foveate.agent.records import read_manifest
-        from foveate.evals.report import evaluate, metrics_json, write_report
+        from foveate.evals.report import UnknownPolicy, evaluate, metrics_json, write_report
 
         if not manifest.is_file():
             fail(f"{manifest}: no such manifest file", EXIT_USAGE)
@@ -73,6 +73,8 @@ tokens, latency; with --against, paired differences from one policy."""
                 fail(f"{p}: no such predictions file", EXIT_USAGE)
         try:
             results = evaluate(rows, predictions, seed=seed, against=against)
+        except UnknownPolicy as exc:
+            fail(str(exc), EXIT_USAGE)
         except (OSError, ValueError) as exc:
             fail(str(exc).splitlines()[0])
         for _name, res in results.items():
