@@ -620,10 +620,9 @@ def summarise(out: Path, config: PipelineConfig, names: list[str], max_frames: i
     """The figures of a finished run, from its files."""
     evaluated = json.loads((out / "report" / "eval.json").read_text())
     by_file = {Path(v["file"]).stem: v for v in evaluated.values()}
-    by_name = {stem: v["overall"] for stem, v in by_file.items()}
     runs = {}
     for name in names:
-        overall = by_name.get(name, {})
+        overall = by_file.get(name, {}).get("overall", {})
         traces = trace_metrics(out / "preds" / f"{name}.trace.jsonl", max_frames)
         runs[name] = {
             "n": overall.get("n"),

@@ -22,10 +22,11 @@ def _summary_line(name: str, o: dict) -> str:
     )
 
 
-def paired_line(d: dict) -> str:
+def paired_line(d: dict, name: str = "") -> str:
+    """One policy's paired difference (``evaluate(..., against=...)``'s ``paired``) as one line."""
     ci = d["accuracy_diff_ci95"] or [0.0, 0.0]
     line = (
-        f"  minus {d['against']}: accuracy {d['accuracy_diff']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}], "
+        f"{name or ' '} minus {d['against']}: accuracy {d['accuracy_diff']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}], "
         f"won {d['won']}, lost {d['lost']}"
     )
     if d["evidence_iou_diff"] is not None:

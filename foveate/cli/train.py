@@ -345,7 +345,7 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         grpo = summary["runs"].get("grpo", {}).get("vs_sft")
         if grpo:
-            console.print(paired_line({"against": "sft", **grpo}).replace("  minus", "grpo minus"), highlight=False)
+            console.print(paired_line({"against": "sft", **grpo}, "grpo"), highlight=False)
         top = summary.get("retrieval_top1", {})
         console.print(
             f"top retrieved clip alone: looked at evidence {top.get('looked_at_evidence')}, "
