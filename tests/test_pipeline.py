@@ -169,14 +169,24 @@ agent: {max_steps: 4, max_frames: 12, overview_images: 1, overview_chars: 400}
 """
 
 
-def test_pipeline_runs_every_stage_and_resumes(tmp_path):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY)
-    out = tmp_path / "out"
+def _pipeline(config: Path, out: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "foveate.cli", "train", "pipeline", str(config), "-o", str(out), "--json"]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """(config, run folder, --json summary) of one whole run of TINY, shared by the tests that read it."""
+    tmp = tmp_path_factory.mktemp("pipeline")
+    config = tmp / "tiny.yaml"
+    config.write_text(TINY)
+    first = _pipeline(config, tmp / "a")
     assert first.returncode == 0, first.stderr[-3000:]
-    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    return config, tmp / "a", json.loads(first.stdout.strip().splitlines()[-1])
+
+
+def test_pipeline_runs_every_stage_and_resumes(tiny_run, tmp_path):
+    config, out, summary = tiny_run
     assert set(summary["runs"]) == {"untrained", "pretrained", "sft", "grpo", "uniform", "retrieval"}
     for run in summary["runs"].values():
         assert run["n"] == 2 and 0.0 <= run["accuracy"] <= 1.0 and len(run["accuracy_ci"]) == 2
@@ -221,42 +231,40 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
 
     assert isinstance(load_embedder(summary["clip"]["embedder"]).model.visual, ModifiedResNet)  # embedder_tower
     # A second run finds every stage done: nothing is retrained, the figures are the same.
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    second = _pipeline(config, out, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
     again = json.loads(second.stdout.strip().splitlines()[-1])
     assert again["runs"] == summary["runs"] and again["seconds"] == summary["seconds"]
     assert f"stage 1/{len(STAGES)}" not in second.stderr
     # Another config into the same folder would mix two runs' stages: refused before any work.
-    config.write_text(TINY + "seed: 7\n")
-    other = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    seven = tmp_path / "seven.yaml"
+    seven.write_text(TINY + "seed: 7\n")
+    other = _pipeline(seven, out, timeout=300)
     assert other.returncode == 2 and "holds a run of another config" in other.stderr, other.stderr[-2000:]
 
 
-def test_same_seed_same_weights_and_answers(tmp_path):
+def test_same_seed_same_weights_and_answers(tiny_run, tmp_path):
     """Two runs of one config and seed: every trained controller is the same bit for bit, and so is every answer."""
     import hashlib
 
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY)
-    runs = []
-    for name in ("a", "b"):
-        cmd = [sys.executable, "-m", "foveate.cli", "train", "pipeline", str(config), "-o", str(tmp_path / name)]
-        proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    config, first, summary = tiny_run
+    proc = _pipeline(config, tmp_path / "b")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads(proc.stdout.strip().splitlines()[-1])
+    runs = {"a": first, "b": tmp_path / "b"}
     for part in ("pretrain", "sft", "grpo"):
         digests = {
-            hashlib.sha256((tmp_path / n / part / "controller" / "model.safetensors").read_bytes()).digest()
-            for n in "ab"
+            hashlib.sha256((run / part / "controller" / "model.safetensors").read_bytes()).digest()
+            for run in runs.values()
         }
         assert len(digests) == 1, part
 
-    def answers(name: str) -> list:
-        rows = [json.loads(line) for line in (tmp_path / name / "preds" / "grpo.jsonl").read_text().splitlines()]
+    def answers(run: Path) -> list:
+        rows = [json.loads(line) for line in (run / "preds" / "grpo.jsonl").read_text().splitlines()]
         return [(r["id"], r.get("answer"), r.get("choice"), r.get("evidence")) for r in rows]
 
-    assert answers("a") == answers("b")
-    assert runs[0]["runs"] == runs[1]["runs"]
+    assert answers(runs["a"]) == answers(runs["b"])
+    assert summary["runs"] == again["runs"]
 
 
 def test_spread_over_seeds_and_what_it_refuses(tmp_path):
