@@ -18,9 +18,7 @@ LAUNCHERS = {
 }
 
 
-def _train(
-    kind: str, out, processes: int, *overrides: str, launcher: str = "accelerate", timeout: int = 600
-) -> subprocess.CompletedProcess:
+def _start(kind: str, out, processes: int, *overrides: str, launcher: str = "accelerate") -> subprocess.Popen:
     cli = ["-m", "foveate.cli", "train", kind, f"tiny_{kind}", "-o", str(out), "--json"]
     for item in overrides:
         cli += ["--set", item]
@@ -28,8 +26,18 @@ def _train(
         cmd = [sys.executable, *LAUNCHERS[launcher], str(processes), *cli]
     else:
         cmd = [sys.executable, *cli]
+    # one thread a process: runs started side by side share the cores without spinning on each other
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _finish(proc: subprocess.Popen, timeout: int = 600) -> subprocess.CompletedProcess:
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def _losses(out) -> list[float]:
@@ -40,8 +48,12 @@ def test_two_process_sft_learns_as_one_process_and_writes_one_checkpoint(tmp_pat
     """Same global batch (2 x 1 vs 1 x 2), same steps: the loss curves agree while they are large, both fall below
     0.45 of where they began, the summary is printed once, and one controller is written."""
     common = ("trl.num_train_epochs=10", "trl.logging_steps=5")
-    one = _train("sft", tmp_path / "one", 1, *common, "trl.per_device_train_batch_size=2")
-    two = _train("sft", tmp_path / "two", 2, *common, "trl.per_device_train_batch_size=1")
+    # both at once: three one-thread processes on the cores, not the one-process run alone on one of them
+    started = [
+        _start("sft", tmp_path / "one", 1, *common, "trl.per_device_train_batch_size=2"),
+        _start("sft", tmp_path / "two", 2, *common, "trl.per_device_train_batch_size=1"),
+    ]
+    one, two = (_finish(proc) for proc in started)
     assert one.returncode == 0, one.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-3000:]
 
@@ -65,7 +77,7 @@ def test_two_process_sft_learns_as_one_process_and_writes_one_checkpoint(tmp_pat
 def test_two_process_grpo_after_a_two_process_warm_start(tmp_path):
     """The GRPO config's warm-start SFT and then GRPO itself, both on two processes."""
     overrides = ("trl.per_device_train_batch_size=2", "trl.max_steps=2")
-    r = _train("grpo", tmp_path / "g", 2, *overrides, launcher="torchrun", timeout=900)
+    r = _finish(_start("grpo", tmp_path / "g", 2, *overrides, launcher="torchrun"), timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert len([line for line in r.stdout.splitlines() if line.startswith("{")]) == 1
     assert (tmp_path / "g" / "sft" / "controller" / "model.safetensors").is_file()

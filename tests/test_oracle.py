@@ -283,3 +283,35 @@ def test_an_order_question_is_answered_off_one_retrieve_of_every_option(world, m
         first_or_last = lines[0 if "appeared first" in row.question else -1]
         assert first_or_last.startswith(f"{row.answer}. {row.options[LETTERS.index(row.answer)]}: c")
         assert ep.trajectory.answer.text == row.answer
+
+
+def test_paths_that_see_no_event_are_counted_once_and_progress_follows_the_questions(world, memory, many_rows, caplog):
+    """Only retrieved clips may be looked at: a path whose retrieval misses the event has no episode. Each miss is a
+    debug line; one info line counts them; ``progress`` is told after every question."""
+    import logging
+
+    log = event_log(world, many_rows[0].video)
+    seen = []
+    with caplog.at_level(logging.DEBUG, logger="foveate.training.episodes"):
+        episodes = list(
+            oracle_episodes(
+                many_rows,
+                lambda v: memory,
+                lambda v: log,
+                AGENT,
+                OracleConfig(look_at="retrieved"),
+                2,
+                seed=0,
+                progress=lambda done, total: seen.append((done, total)),
+            )
+        )
+    assert seen == [(n + 1, len(many_rows)) for n in range(len(many_rows))]
+    misses = [r for r in caplog.records if r.levelno == logging.DEBUG and "no oracle episode" in r.getMessage()]
+    counts = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.INFO and r.getMessage().startswith("oracle:")
+    ]
+    assert misses, "every path of the world's questions saw its event: nothing here is counted"
+    assert len(episodes) + len(misses) == 2 * len(many_rows)  # no episode dropped for another reason
+    (line,) = counts
+    questions = {r.getMessage().split(":")[0] for r in misses}
+    assert f"{len(misses)} of {2 * len(many_rows)} paths ({len(questions)} of {len(many_rows)} questions)" in line

@@ -286,6 +286,31 @@ def test_packaged_configs_validate(name):
     assert type(config).model_validate(config.model_dump()) == config
 
 
+def test_checkpointing_keeps_its_value_without_a_deprecation_warning(tmp_path):
+    """transformers 5 warns at ``gradient_checkpointing``, which TRL's configs default to True; the configs' value
+    (or TRL's default) reaches the trainer under the new name, silently."""
+    import warnings
+
+    import trl
+
+    from foveate.training.config import trl_config
+
+    if "activation_checkpointing" not in trl.SFTConfig.__dataclass_fields__:
+        pytest.skip("transformers before the rename")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        off = trl_config("sft", {"gradient_checkpointing": False, "use_cpu": True}, tmp_path)
+        default = trl_config("grpo", {"use_cpu": True}, tmp_path)
+        kwargs = {"gradient_checkpointing_kwargs": {"use_reentrant": False}, "use_cpu": True}
+        on = trl_config("sft", kwargs, tmp_path)
+    assert (off.activation_checkpointing, off.gradient_checkpointing) == (False, False)
+    expected = trl.GRPOConfig.__dataclass_fields__["gradient_checkpointing"].default
+    assert default.activation_checkpointing is default.gradient_checkpointing is expected
+    assert on.activation_checkpointing_kwargs == on.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    with pytest.raises(ValueError, match="not both"):
+        trl_config("sft", {"gradient_checkpointing": True, "activation_checkpointing": True}, tmp_path)
+
+
 def test_config_errors_name_the_file_and_field(tmp_path):
     bad = write_config(tmp_path / "bad.yaml", {"model": {"path": "tiny"}, "rewards": {"corect": 1.0}})
     with pytest.raises(ConfigError, match=r"bad.yaml: rewards.corect"):

@@ -15,6 +15,7 @@ configs work from any working directory. Outputs go to ``--output-dir`` (or ``ou
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -486,10 +487,32 @@ def trl_config(kind: str, values: dict[str, Any], output_dir: Path, **ours: Any)
     clash = sorted(set(values) & ({"output_dir"} | set(ours)))
     if clash:
         raise ValueError(f"trl: {', '.join(clash)} is set by foveate itself; remove it from the trl: section")
+    values = _checkpointing_renamed(cls, values)
     try:
         return cls(output_dir=str(output_dir), **{**values, **ours})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"trl: {str(exc).splitlines()[0]}") from None
+
+
+def _checkpointing_renamed(cls, values: dict[str, Any]) -> dict[str, Any]:
+    """transformers 5 renamed ``gradient_checkpointing(_kwargs)`` to ``activation_checkpointing(_kwargs)`` and warns
+    at the old name, which TRL's configs still default to True: with the new name present, pass the config's value
+    (or TRL's default) under it, so the run is the same and says nothing."""
+    fields = getattr(cls, "__dataclass_fields__", {})
+    if "activation_checkpointing" not in fields:
+        return values
+    values = dict(values)
+    for old, new in (
+        ("gradient_checkpointing", "activation_checkpointing"),
+        ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs"),
+    ):
+        if old in values and new in values:
+            raise ValueError(f"trl: set {new} or its old name {old}, not both")
+        if old in values:
+            values[new] = values.pop(old)
+        elif new not in values and old in fields and fields[old].default not in (None, dataclasses.MISSING):
+            values[new] = fields[old].default
+    return values
 
 
 def quiet_progress(values: dict[str, Any], callbacks: list | None) -> dict[str, Any]:

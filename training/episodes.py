@@ -72,22 +72,38 @@ def oracle_episodes(
     oracle: OracleConfig,
     paths_per_question: int,
     seed: int,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[Episode]:
-    """``paths_per_question`` oracle episodes per row (different seeded paths)."""
+    """``paths_per_question`` oracle episodes per row (different seeded paths); ``progress(rows done, rows)``
+    after each row. Paths that find no retrieved clip showing the event are counted and logged once, at the end."""
     policy = OraclePolicy(oracle, agent)
+    rows = list(rows)
+    unseen: list[str] = []  # row ids, once per path that found no clip showing the event
     for n, row in enumerate(rows):
         memory = memories(row.video)
         for k in range(paths_per_question):
             rng = np.random.default_rng([seed, n, k])
             outputs = policy.outputs(row, logs(row.video), memory.duration_seconds, rng, search=memory.search)
             if outputs is None:
-                logger.info("%s: no oracle episode: no retrieved clip shows the event", row.id)
+                logger.debug("%s: no oracle episode: no retrieved clip shows the event", row.id)
+                unseen.append(row.id)
                 continue
             episode, why = run_scripted(memory, row.question, row.options, outputs, agent, qid=f"{row.id}-oracle{k}")
             if episode is None:
                 logger.warning("%s: oracle episode dropped: %s", row.id, why)
                 continue
             yield episode
+        if progress is not None:
+            progress(n + 1, len(rows))
+    if unseen:
+        logger.info(
+            "oracle: %d of %d paths (%d of %d questions) found no retrieved clip that shows the event and were "
+            "left out (the ids: --verbose)",
+            len(unseen),
+            len(rows) * paths_per_question,
+            len(set(unseen)),
+            len(rows),
+        )
 
 
 def is_correct(traj: Trajectory) -> bool:

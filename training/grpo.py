@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -139,20 +140,26 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
     # model, trainer
     model, processor = load_for_training(controller, config.model)
     ensure_tool_parsing(processor)
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=funcs,
-        args=args,
-        train_dataset=dataset,
-        processing_class=processor,
-        environment_factory=partial(VideoEnvironment, memories, config.agent),
-        peft_config=config.lora.peft_config(config.model.train_vision) if config.lora.enabled else None,
-        callbacks=callbacks,
-    )
+    with warnings.catch_warnings():
+        # TRL marks environment_factory experimental at every construction; the choice is made (module docstring)
+        warnings.filterwarnings("ignore", message="You are using 'environment_factory'", category=UserWarning)
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=funcs,
+            args=args,
+            train_dataset=dataset,
+            processing_class=processor,
+            environment_factory=partial(VideoEnvironment, memories, config.agent),
+            peft_config=config.lora.peft_config(config.model.train_vision) if config.lora.enabled else None,
+            callbacks=callbacks,
+        )
 
     # train, save
     drop_log_printer(trainer, callbacks)
-    trainer.train()
+    with warnings.catch_warnings():
+        # TRL asks the model the old name, transformers 5 warns at it (the new one: is_activation_checkpointing)
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        trainer.train()
     path = save_trained(
         trainer, processor, out, TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder)
     )

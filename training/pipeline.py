@@ -429,12 +429,14 @@ def run_pipeline(
     announce: Callable[[str], None] | None = None,
     callbacks: Callable[[str], list] | None = None,
     step_progress: Callable[[str], Any] | None = None,
+    work_progress: Callable[[str], Any] | None = None,
 ) -> dict:
     """Run (or resume) every stage into ``out``; returns the summary (also OUT/results.json).
 
     ``announce(stage)`` is called as each stage starts; ``callbacks(stage)`` gives transformers
-    TrainerCallbacks (progress bars) for the TRL stages; ``step_progress(stage)`` a context manager
-    that yields ``progress(step, steps, loss)`` for pretraining.
+    TrainerCallbacks (progress bars) for the TRL stages; ``step_progress(name)`` a context manager
+    that yields ``progress(step, steps, loss=None)`` for the embedder's and pretraining's steps;
+    ``work_progress(name)`` one that yields ``progress(done, total)`` for the oracle's SFT episodes.
     """
     import torch
 
@@ -450,6 +452,10 @@ def run_pipeline(
     c = config
     trl_common = trainer_fields(cuda)
     cb = (lambda stage: callbacks(stage)) if callbacks is not None else (lambda stage: None)
+
+    def shown(progress: Callable[[str], Any] | None, name: str):
+        """The progress context ``name`` (one that yields None without a display)."""
+        return progress(name) if progress is not None else contextlib.nullcontext()
 
     def make_world(name: str, videos: int, first: int, split: str) -> Path:
         """``OUT/name``: ``videos`` world videos of ``split`` from its ``first``-th on (kept if complete)."""
@@ -488,7 +494,8 @@ def run_pipeline(
             warmup_steps=100,
             seed=c.seed,
         )
-        run_clip(clip_cfg, out / "clip")
+        with shown(step_progress, "embedder") as progress:
+            run_clip(clip_cfg, out / "clip", progress and (lambda _phase, step, steps: progress(step, steps)))
 
     stages.run("embedder", lambda: (out / "clip" / "metrics.json").is_file(), embedder)
     clip = json.loads((out / "clip" / "metrics.json").read_text())
@@ -504,7 +511,7 @@ def run_pipeline(
         from foveate.training.pretrain import run_pretrain
 
         cfg = c.pretrain_config(init)
-        with step_progress("pretrain") if step_progress is not None else contextlib.nullcontext() as progress:
+        with shown(step_progress, "pretrain") as progress:
             run_pretrain(cfg, out / "pretrain", progress)
 
     if c.pretrain_steps:
@@ -515,7 +522,8 @@ def run_pipeline(
     def sft() -> None:
         from foveate.training.sft import run_sft
 
-        run_sft(c.sft_config(out, embedder_spec, trl_common), out / "sft", callbacks=cb("sft"))
+        with shown(work_progress, "sft examples: questions") as progress:
+            run_sft(c.sft_config(out, embedder_spec, trl_common), out / "sft", cb("sft"), progress)
 
     stages.run("sft", lambda: (out / "sft" / "controller" / "config.json").is_file(), sft)
 

@@ -11,6 +11,7 @@ a merged checkpoint that ``foveate ask --controller OUTPUT/controller`` loads.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +31,11 @@ class SFTResult:
         return {"controller": str(self.controller), "examples": self.examples, "first_loss": first, "last_loss": last}
 
 
-def build_examples(config: SFTRunConfig, out: Path, memories, world: Path) -> list[dict]:
-    """Oracle and recorded episodes, written to OUTPUT/data; returns the stored rows."""
+def build_examples(
+    config: SFTRunConfig, out: Path, memories, world: Path, progress: Callable[[int, int], None] | None = None
+) -> list[dict]:
+    """Oracle and recorded episodes, written to OUTPUT/data; returns the stored rows. ``progress(questions done,
+    questions)`` follows the oracle's questions."""
     from itertools import chain, islice
 
     from foveate.training.assets import event_log, world_rows
@@ -47,6 +51,7 @@ def build_examples(config: SFTRunConfig, out: Path, memories, world: Path) -> li
             config.data.oracle,
             config.data.oracle_paths_per_question,
             config.seed,
+            progress,
         )
     ]
     sources += [recorded_episodes(p, memories, config.agent) for p in config.data.trajectories]
@@ -147,8 +152,14 @@ def sft_trainer(
     return trainer, processor
 
 
-def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> SFTResult:
-    """Train and save; ``callbacks`` are transformers TrainerCallbacks (progress display)."""
+def run_sft(
+    config: SFTRunConfig,
+    out: Path,
+    callbacks: list | None = None,
+    data_progress: Callable[[int, int], None] | None = None,
+) -> SFTResult:
+    """Build the examples, train and save; ``callbacks`` are transformers TrainerCallbacks (progress display),
+    ``data_progress(questions done, questions)`` follows the oracle while it builds the examples."""
     from foveate.agent.config import TrainedSettings
     from foveate.training.assets import MemoryCache, prepare_world, resolve_controller, resolve_embedder
     from foveate.training.checkpoint import save_trained
@@ -165,7 +176,7 @@ def run_sft(config: SFTRunConfig, out: Path, callbacks: list | None = None) -> S
         controller = resolve_controller(config.model.path, out)
         embedder = resolve_embedder(config.embedder, out)
         if main or not (out / "data" / "examples.jsonl").is_file():
-            examples = build_examples(config, out, MemoryCache(embedder, config.ingest), world)
+            examples = build_examples(config, out, MemoryCache(embedder, config.ingest), world, data_progress)
         else:  # the main process wrote them (a shared filesystem): read, do not rewrite under its feet
             examples = load_examples(out / "data")
 

@@ -91,14 +91,36 @@ def trainer_progress(description: str):
 
 @contextlib.contextmanager
 def step_progress(description: str, disable: bool = False):
-    """A rich progress bar over optimizer steps; yields ``progress(step, steps, loss)``."""
+    """A rich progress bar over optimizer steps; yields ``progress(step, steps, loss=None)``."""
     with _steps_bar(description, disable) as bar:
         task = bar.add_task("steps", total=None, info="")
 
-        def progress(step: int, steps: int, loss: float) -> None:
-            bar.update(task, completed=step, total=steps, info=f"loss {loss:.4g}")
+        def progress(step: int, steps: int, loss: float | None = None) -> None:
+            bar.update(task, completed=step, total=steps, info="" if loss is None else f"loss {loss:.4g}")
 
         yield progress
+
+
+@contextlib.contextmanager
+def work_progress(description: str, disable: bool = False):
+    """Yields ``progress(done, total)``: a rich bar that appears at the first call and goes when ``done`` reaches
+    ``total`` (or the block ends), so that the training bar after it is the only one on screen."""
+    bar = _steps_bar(description, disable, info=False)
+    task = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("work", total=total)
+        bar.update(task, completed=done, total=total)
+        if done >= total:
+            bar.stop()
+
+    try:
+        yield progress
+    finally:
+        bar.stop()
 
 
 def _rank() -> int:
@@ -136,7 +158,8 @@ def register(app: typer.Typer) -> None:
             elif kind == "sft":
                 from foveate.training.sft import run_sft
 
-                result = run_sft(config, out, callbacks=[trainer_progress("sft")])
+                with work_progress("sft examples: questions", disable=json_out) as data_progress:
+                    result = run_sft(config, out, [trainer_progress("sft")], data_progress)
             else:
                 from foveate.training.grpo import run_grpo
 
@@ -271,6 +294,7 @@ def register(app: typer.Typer) -> None:
                 announce,
                 callbacks=lambda stage: [trainer_progress(stage)],
                 step_progress=lambda stage: step_progress(stage, disable=json_out),
+                work_progress=lambda stage: work_progress(stage, disable=json_out),
             )
         except ConfigError as exc:
             fail(" ".join(str(exc).split()), EXIT_USAGE)
