@@ -243,6 +243,27 @@ def test_pipeline_runs_every_stage_and_resumes(tiny_run, tmp_path):
     assert other.returncode == 2 and "holds a run of another config" in other.stderr, other.stderr[-2000:]
 
 
+def test_answering_reports_progress_and_counts_the_answers_of_a_resumed_call(tiny_run, tmp_path):
+    """``progress(answers, runs x questions)`` after each answer; a later call over the same files starts from the
+    answers they hold and answers only what is missing."""
+    from foveate.agent.config import AgentConfig
+    from foveate.memory.config import IngestConfig
+    from foveate.training.pipeline import answer_split
+
+    config, out, summary = tiny_run
+    settings = load_pipeline_config(str(config))
+    agent, ingest = AgentConfig(**settings.agent), IngestConfig(**settings.ingest)
+    runs = [("sft", out / "sft" / "controller", "agent"), ("uniform", out / "sft" / "controller", "uniform")]
+    embedder = summary["clip"]["embedder"]
+    first, second = [], []
+    answer_split(out, "test", runs[:1], embedder, agent, ingest, tmp_path, lambda *a: first.append(a))
+    held = (tmp_path / "sft.jsonl").read_text()
+    answer_split(out, "test", runs, embedder, agent, ingest, tmp_path, lambda *a: second.append(a))
+    assert first == [(1, 2), (2, 2)]  # the test split: one video, two questions
+    assert second == [(3, 4), (4, 4)]  # SFT's two answers were there: only the uniform baseline's are new
+    assert (tmp_path / "sft.jsonl").read_text() == held
+
+
 def test_same_seed_same_weights_and_answers(tiny_run, tmp_path):
     """Two runs of one config and seed: every trained controller is the same bit for bit, and so is every answer."""
     import hashlib

@@ -436,7 +436,8 @@ def run_pipeline(
     ``announce(stage)`` is called as each stage starts; ``callbacks(stage)`` gives transformers
     TrainerCallbacks (progress bars) for the TRL stages; ``step_progress(name)`` a context manager
     that yields ``progress(step, steps, loss=None)`` for the embedder's and pretraining's steps;
-    ``work_progress(name)`` one that yields ``progress(done, total)`` for the oracle's SFT episodes.
+    ``work_progress(name)`` one that yields ``progress(done, total)`` for the oracle's SFT episodes and the
+    answers of the select and answer stages.
     """
     import torch
 
@@ -562,11 +563,16 @@ def run_pipeline(
 
     stages.run("grpo", lambda: (out / "grpo" / "controller" / "config.json").is_file(), grpo)
     trained = out / "grpo" / "controller"
+
+    def select() -> dict:
+        with shown(work_progress, "select: val answers") as progress:
+            return select_grpo(out, c.grpo_steps, embedder_spec, agent, ingest, progress)
+
     if every:
         stages.run(
             "select",
             lambda: (out / "grpo" / "selection.json").is_file(),
-            lambda: select_grpo(out, c.grpo_steps, embedder_spec, agent, ingest),
+            select,
         )
         trained = out / "grpo" / "selected"
 
@@ -580,11 +586,16 @@ def run_pipeline(
         ("retrieval", out / "sft" / "controller", "retrieval"),
     ]
     preds = [out / "preds" / f"{name}.jsonl" for name, _, _ in runs]
+
+    def answer() -> list[Path]:
+        with shown(work_progress, "answer: test answers") as progress:
+            return answer_test(out, runs, embedder_spec, agent, ingest, progress)
+
     expected = len(_manifest_ids(out / "test" / "manifest.jsonl"))
     stages.run(
         "answer",
         lambda: all(p.is_file() and len(_manifest_ids(p)) >= expected for p in preds),
-        lambda: answer_test(out, runs, embedder_spec, agent, ingest),
+        answer,
     )
 
     def report() -> None:
@@ -924,16 +935,31 @@ def _looked_window(turn) -> tuple[float, float]:
     return float(turn.arguments["start"]), float(turn.arguments["end"])
 
 
-def answer_test(out: Path, runs: list[tuple[str, Path, str]], embedder: str, agent, ingest_config) -> list[Path]:
+def answer_test(
+    out: Path,
+    runs: list[tuple[str, Path, str]],
+    embedder: str,
+    agent,
+    ingest_config,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Path]:
     """One predictions file per run, OUT/preds/NAME.jsonl (resumable: `run_batch` skips answered ids)."""
-    return answer_split(out, "test", runs, embedder, agent, ingest_config, out / "preds")
+    return answer_split(out, "test", runs, embedder, agent, ingest_config, out / "preds", progress)
 
 
 def answer_split(
-    out: Path, split: str, runs: list[tuple[str, Path, str]], embedder: str, agent, ingest_config, preds: Path
+    out: Path,
+    split: str,
+    runs: list[tuple[str, Path, str]],
+    embedder: str,
+    agent,
+    ingest_config,
+    preds: Path,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """Answer OUT/SPLIT's questions once per run into PREDS/NAME.jsonl and PREDS/NAME.trace.jsonl, greedily,
-    with the agent's frame budget (resumable: `run_batch` skips answered ids)."""
+    with the agent's frame budget (resumable: `run_batch` skips answered ids). ``progress(answers, runs x
+    questions)`` after each answer, answers of an earlier call counted."""
     from foveate.agent.backends import load_controller
     from foveate.agent.batch import run_batch
     from foveate.agent.records import read_manifest
@@ -948,9 +974,19 @@ def answer_split(
         return memories[video]
 
     paths = []
+    total, done = len(runs) * len(rows), 0
+    ids = {r.id for r in rows}
+
+    def answered(_row) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(min(done, total), total)
+
     for name, controller, policy in runs:
         path = preds / f"{name}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
+        done += len(_manifest_ids(path) & ids) if path.is_file() else 0  # a resumed run's answers
         ctl = load_controller(str(controller), max_new_tokens=128)  # an answer or a tool call takes < 100 tokens
         run_batch(
             rows,
@@ -961,6 +997,7 @@ def answer_split(
             agent,
             n_frames=agent.max_frames,
             trace=preds / f"{name}.trace.jsonl",
+            on_row=answered,
             baseline_format="episode",  # the trained controllers know only agent episodes
         )
         paths.append(path)
@@ -968,7 +1005,9 @@ def answer_split(
     return paths
 
 
-def select_grpo(out: Path, steps: int, embedder: str, agent, ingest_config) -> dict:
+def select_grpo(
+    out: Path, steps: int, embedder: str, agent, ingest_config, progress: Callable[[int, int], None] | None = None
+) -> dict:
     """Keep the GRPO snapshot with the best mean reward on the val split (ties: the later step).
 
     The snapshots are TRL's checkpoints (OUT/grpo/checkpoints/checkpoint-N) and the last step
@@ -983,7 +1022,7 @@ def select_grpo(out: Path, steps: int, embedder: str, agent, ingest_config) -> d
     candidates = [(f"step{n}", grpo / "checkpoints" / f"checkpoint-{n}") for n in found if n < steps]
     candidates.append((f"step{steps}", grpo / "controller"))
     runs = [("sft", out / "sft" / "controller", "agent")] + [(name, path, "agent") for name, path in candidates]
-    answer_split(out, "val", runs, embedder, agent, ingest_config, grpo / "val")
+    answer_split(out, "val", runs, embedder, agent, ingest_config, grpo / "val", progress)
     figures = {}
     for name, _, _ in runs:
         m = trace_metrics(grpo / "val" / f"{name}.trace.jsonl", agent.max_frames)
