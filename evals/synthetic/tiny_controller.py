@@ -127,6 +127,7 @@ def build_tiny_tokenizer(
         vocab_size=vocab_size,
         special_tokens=SPECIAL_TOKENS + TAG_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,  # a second's work; its bars would sit between the pipeline's stages
     )
     tok.train_from_iterator(_corpus(tool_schemas_in_vocab), trainer=trainer)
     fast = PreTrainedTokenizerFast(
