@@ -257,7 +257,7 @@ def register(app: typer.Typer) -> None:
         frames fetched by zoom calls in the agent's episode) -> one eval report (OUTPUT/report: every policy
         also paired against SFT question by question, with the GRPO reward and the held-out pretraining
         skills by step as PNGs) and OUTPUT/results.json. A finished
-        stage is skipped when the command is run again.
+        stage is skipped when the command is run again. Each long stage shows a progress bar on stderr.
         """
 
     @app.command("pipeline", help="\n\n".join(" ".join(par.split()) for par in pipeline_doc.split("\n\n")))
@@ -293,8 +293,9 @@ def register(app: typer.Typer) -> None:
                 output_dir,
                 announce,
                 callbacks=lambda stage: [trainer_progress(stage)],
-                step_progress=lambda stage: step_progress(stage, disable=json_out),
-                work_progress=lambda stage: work_progress(stage, disable=json_out),
+                # on stderr, --json or not, as SFT's and GRPO's bars: stdout keeps the summary alone
+                step_progress=step_progress,
+                work_progress=work_progress,
             )
         except ConfigError as exc:
             fail(" ".join(str(exc).split()), EXIT_USAGE)
