@@ -427,11 +427,13 @@ def test_the_shared_prompt_forward_runs_under_a_lora_adapter(controller):
     from peft import get_peft_model
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from foveate.training.config import CaptionTasks, GroundTasks, LoraSection
+    from foveate.training.config import CaptionTasks, GroundTasks, LoraSection, old_checkpointing_name_quiet
     from foveate.training.prefix import collate, forward_labelled
     from foveate.training.pretrain import Renderer, grounded_example
 
-    model = get_peft_model(AutoModelForImageTextToText.from_pretrained(controller), LoraSection().peft_config()).eval()
+    with old_checkpointing_name_quiet():
+        model = get_peft_model(AutoModelForImageTextToText.from_pretrained(controller), LoraSection().peft_config())
+    model.eval()
     renderer = Renderer(AutoProcessor.from_pretrained(controller))
     rng = np.random.default_rng(9)
     group = [renderer(grounded_example(rng, "train", CaptionTasks(), GroundTasks())).inputs for _ in range(2)]

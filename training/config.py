@@ -15,7 +15,9 @@ configs work from any working directory. Outputs go to ``--output-dir`` (or ``ou
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -513,6 +515,15 @@ def _checkpointing_renamed(cls, values: dict[str, Any]) -> dict[str, Any]:
         elif new not in values and old in fields and fields[old].default not in (None, dataclasses.MISSING):
             values[new] = fields[old].default
     return values
+
+
+@contextlib.contextmanager
+def old_checkpointing_name_quiet():
+    """TRL and PEFT still ask a model ``is_gradient_checkpointing`` (LoRA wrapping, GRPO's generation), which
+    transformers 5 answers with a FutureWarning naming ``is_activation_checkpointing``: nothing a user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def quiet_progress(values: dict[str, Any], callbacks: list | None) -> dict[str, Any]:

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from foveate.training.config import GRPORunConfig, drop_log_printer, load_config, quiet_progress, trl_config
+from foveate.training.config import (
+    GRPORunConfig,
+    drop_log_printer,
+    load_config,
+    old_checkpointing_name_quiet,
+    quiet_progress,
+    trl_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +147,7 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
     # model, trainer
     model, processor = load_for_training(controller, config.model)
     ensure_tool_parsing(processor)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), old_checkpointing_name_quiet():
         # TRL marks environment_factory experimental at every construction; the choice is made (module docstring)
         warnings.filterwarnings("ignore", message="You are using 'environment_factory'", category=UserWarning)
         trainer = GRPOTrainer(
@@ -156,9 +163,7 @@ def run_grpo(config: GRPORunConfig, out: Path, callbacks: list | None = None) ->
 
     # train, save
     drop_log_printer(trainer, callbacks)
-    with warnings.catch_warnings():
-        # TRL asks the model the old name, transformers 5 warns at it (the new one: is_activation_checkpointing)
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    with old_checkpointing_name_quiet():
         trainer.train()
     path = save_trained(
         trainer, processor, out, TrainedSettings(agent=config.agent, ingest=config.ingest, embedder=embedder)

@@ -59,7 +59,7 @@ def time_steps(
         optimizer.step()
         seconds.append(time.perf_counter() - start)
         if fingerprint:  # after the clock: hashing is not part of a step
-            prints.append([_data_hash(items), round(float(loss), 6)])
+            prints.append([_data_hash(items), round(loss.item(), 6)])
     timed = seconds[2:]
     result = {
         "preset": preset,

@@ -15,7 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from foveate.training.config import SFTRunConfig, drop_log_printer, quiet_progress, trl_config
+from foveate.training.config import (
+    SFTRunConfig,
+    drop_log_printer,
+    old_checkpointing_name_quiet,
+    quiet_progress,
+    trl_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -137,17 +143,18 @@ def sft_trainer(
     dataset = Dataset.from_list([{"messages": e["messages"], "images": e["images"]} for e in examples])
     model, processor = load_for_training(controller, config.model)
     shared = config.shared_prefix and shares_prefix(args)
-    trainer = (_prefix_sharing_trainer() if shared else SFTTrainer)(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        processing_class=processor,
-        data_collator=AgentChatCollator(
-            processor, tool_schemas(), cache=config.data.cache_rendered, keep_rendered=shared
-        ),
-        peft_config=config.lora.peft_config(config.model.train_vision) if config.lora.enabled else None,
-        callbacks=callbacks,
-    )
+    with old_checkpointing_name_quiet():  # PEFT asks it when it wraps the model in a LoRA adapter
+        trainer = (_prefix_sharing_trainer() if shared else SFTTrainer)(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=processor,
+            data_collator=AgentChatCollator(
+                processor, tool_schemas(), cache=config.data.cache_rendered, keep_rendered=shared
+            ),
+            peft_config=config.lora.peft_config(config.model.train_vision) if config.lora.enabled else None,
+            callbacks=callbacks,
+        )
     drop_log_printer(trainer, callbacks)
     return trainer, processor
 
