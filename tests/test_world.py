@@ -274,3 +274,34 @@ def test_generate_world_writes_videos_logs_and_manifest(tmp_path):
     generate_world(tmp_path, 1, 0.5, seed=4, split="val", questions_per_video=5, size=(160, 120))
     assert video.stat().st_mtime_ns == before, "an up-to-date video is not rendered again"
     assert not list((tmp_path / "videos").glob(".*"))
+
+
+def test_scene_canvases_equal_rounding_the_repeated_texture():
+    """The canvases round the texture tile once and repeat it, and sum the chroma means in an explicit order:
+    byte for byte what rounding the repeated float texture and numpy's 2x2 mean give, for every background
+    (the rendered frames, and so every world video and pretraining image, stay the same)."""
+    import math
+
+    from foveate.evals.synthetic import render
+    from foveate.evals.synthetic.events import PATTERNS, TINTS
+
+    def reference(scene, width, height):
+        rng = np.random.default_rng(scene.texture_seed)
+        tint = np.array(list(TINTS.values())[scene.background_id % len(TINTS)], dtype=np.float32)
+        pattern = render._pattern(PATTERNS[scene.background_id // len(TINTS)], rng)
+        noise = rng.normal(0, 1, (render.TILE // 4, render.TILE // 4)).astype(np.float32).repeat(4, 0).repeat(4, 1)
+        yuv = rgb_to_yuv(np.clip(tint * (0.6 + 0.8 * pattern[..., None]) + render.NOISE * noise[..., None], 0, 255))
+        tile = render.TILE
+        reps = (math.ceil((height + tile) / tile), math.ceil((width + tile) / tile))
+        y = np.tile(yuv[..., 0], reps)[: height + tile, : width + tile]
+        chroma = yuv[..., 1:].reshape(tile // 2, 2, tile // 2, 2, 2).mean(axis=(1, 3))
+        half = (height + tile) // 2, (width + tile) // 2
+        u, v = (np.tile(chroma[..., k], reps)[: half[0], : half[1]] for k in (0, 1))
+        return [np.clip(np.rint(p), 0, 255).astype(np.uint8) for p in (y, u, v)]
+
+    for background in range(len(PATTERNS) * len(TINTS)):
+        for seed in (background, 10_000 + background):
+            scene = Scene(index=0, start_seconds=0, end_seconds=1, background_id=background, background="b",
+                          texture_seed=seed, pan=None, pan_speed_px_per_second=0)  # fmt: skip
+            for got, want in zip(render.scene_planes(scene, 320, 240), reference(scene, 320, 240)):
+                assert got.dtype == want.dtype and np.array_equal(got, want), (background, seed)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from foveate.agent.backends.hf import prepare_messages
@@ -39,6 +40,11 @@ def training_chat_template(processor) -> str | None:
             "the controller's chat template has no {% generation %} markers and TRL has no training "
             "variant of it; add the markers around assistant content in chat_template.jinja"
         ) from None
+
+
+def _tensor(values) -> torch.Tensor:
+    """A token-level list as a tensor: through numpy, several times faster than torch from a list of ints."""
+    return torch.from_numpy(np.asarray(values)) if isinstance(values, list) else torch.as_tensor(values)
 
 
 class AgentChatCollator:
@@ -71,13 +77,13 @@ class AgentChatCollator:
             return_assistant_tokens_mask=True,
             processor_kwargs={"add_special_tokens": False},
         )
-        mask = torch.as_tensor(out.pop("assistant_masks")[0])
+        mask = _tensor(out.pop("assistant_masks")[0])
         if mask.sum() == 0:
             raise FoveateError(
                 "no assistant tokens to train on: the chat template's {% generation %} markers do not "
                 "cover the assistant turns"
             )
-        item = {k: (torch.as_tensor(v[0]) if k in PAD_VALUES else torch.as_tensor(v)) for k, v in out.items()}
+        item = {k: _tensor(v[0]) if k in PAD_VALUES else torch.as_tensor(v) for k, v in out.items()}
         item["labels"] = torch.where(mask.bool(), item["input_ids"], -100)
         return item
 

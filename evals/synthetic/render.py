@@ -45,7 +45,8 @@ def _pattern(kind: str, rng: np.random.Generator) -> np.ndarray:
         return (np.sin(2 * np.pi * (kx * x + ky * y) / TILE) > 0).astype(np.float32)
     if kind == "checkered":
         b = int(rng.choice([16, 20, 32, 40]))
-        return ((x // b + y // b) % 2).astype(np.float32)
+        i = np.arange(TILE) // b  # integers: the same 0 / 1 as the float grid's, without it
+        return ((i[:, None] + i[None, :]) % 2).astype(np.float32)
     if kind == "speckled":
         b = int(rng.choice([8, 10, 16, 20]))
         return rng.random((TILE // b, TILE // b)).astype(np.float32).repeat(b, 0).repeat(b, 1)
@@ -73,13 +74,18 @@ def scene_planes(scene: Scene, width: int, height: int) -> tuple[np.ndarray, np.
     noise = rng.normal(0, 1, (TILE // 4, TILE // 4)).astype(np.float32).repeat(4, 0).repeat(4, 1)
     rgb = tint * (0.6 + 0.8 * pattern[..., None]) + NOISE * noise[..., None]
     yuv = rgb_to_yuv(np.clip(rgb, 0, 255))
+    # 2x2 chroma means, summed in the order numpy's mean(axis=(1, 3)) sums them (ten times faster than it)
+    q = yuv[..., 1:].reshape(TILE // 2, 2, TILE // 2, 2, 2)
+    chroma = (q[:, 0, :, 0] + q[:, 0, :, 1] + q[:, 1, :, 0] + q[:, 1, :, 1]) / 4
+    y, u, v = (np.clip(np.rint(p), 0, 255).astype(np.uint8) for p in (yuv[..., 0], chroma[..., 0], chroma[..., 1]))
+    # the tile is rounded once, then repeated: the same canvases as rounding the repeated floats, a few times faster
     reps = (math.ceil((height + TILE) / TILE), math.ceil((width + TILE) / TILE))
-    y = np.tile(yuv[..., 0], reps)[: height + TILE, : width + TILE]
-    chroma = yuv[..., 1:].reshape(TILE // 2, 2, TILE // 2, 2, 2).mean(axis=(1, 3))
     half = (height + TILE) // 2, (width + TILE) // 2
-    u = np.tile(chroma[..., 0], reps)[: half[0], : half[1]]
-    v = np.tile(chroma[..., 1], reps)[: half[0], : half[1]]
-    return tuple(np.clip(np.rint(p), 0, 255).astype(np.uint8) for p in (y, u, v))  # type: ignore[return-value]
+    return (
+        np.tile(y, reps)[: height + TILE, : width + TILE],
+        np.tile(u, reps)[: half[0], : half[1]],
+        np.tile(v, reps)[: half[0], : half[1]],
+    )
 
 
 def camera_offset(scene: Scene, t: float) -> tuple[int, int]:
@@ -155,6 +161,12 @@ def card_mask(word: str, width: int, height: int) -> np.ndarray:
     return np.asarray(img)
 
 
+@lru_cache(maxsize=1)
+def _sprite_colours() -> dict[str, np.ndarray]:
+    """Each sprite colour as yuv420p levels."""
+    return {name: np.rint(rgb_to_yuv(rgb)).astype(np.uint8) for name, rgb in COLOURS.items()}
+
+
 class FrameComposer:
     """Composes frame after frame of one log as a flat yuv420p buffer."""
 
@@ -165,7 +177,7 @@ class FrameComposer:
         self.y = self._buf[: w * h].reshape(h, w)
         self.u = self._buf[w * h : w * h * 5 // 4].reshape(h // 2, w // 2)
         self.v = self._buf[w * h * 5 // 4 :].reshape(h // 2, w // 2)
-        self._colours = {name: np.rint(rgb_to_yuv(rgb)).astype(np.uint8) for name, rgb in COLOURS.items()}
+        self._colours = _sprite_colours()
 
     def compose(self, t: float, scene: Scene, sprites: list[SpriteEvent], cards: list[TextCard]) -> np.ndarray:
         """The frame at time ``t`` as a ``(H * 3 // 2, W)`` uint8 yuv420p array (a view, reused next call)."""
