@@ -625,6 +625,10 @@ def test_the_step_timer_times_a_preset(tmp_path):
     prints = [result["fingerprints"], time_steps(str(preset), steps=1, fingerprint=True)["fingerprints"]]
     assert len(prints[0]) == 3 and prints[0] == prints[1] and len({h for h, _ in prints[0]}) == 3
     assert time_steps(str(preset), steps=1, seed=1, fingerprint=True)["fingerprints"][0][0] != prints[0][0][0]
+    # the data alone: the same batches, no loss
+    data = time_steps(str(preset), steps=1, fingerprint=True, data_only=True)
+    assert data["timed"] == "drawing and rendering" and data["mean_seconds"] > 0
+    assert data["fingerprints"] == [[h, None] for h, _ in prints[0]]
 
 
 def test_the_letter_probe_scores_the_letter_of_the_option_its_words_name(controller):

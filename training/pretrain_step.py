@@ -1,13 +1,14 @@
 """Seconds per pretraining step of a pipeline preset's controller, on this machine.
 
-    python -m foveate.training.pretrain_step [--preset cpu] [--steps 12] [--captions] [--fingerprint]
+    python -m foveate.training.pretrain_step [--preset cpu] [--steps 12] [--captions] [--fingerprint] [--data-only]
 
 Builds the preset's controller from random init in a temp folder, draws the preset's mixed batches
 (or caption-only ones, ``--captions``) with a fixed seed, and times whole steps (drawing, rendering,
-forward, backward, optimiser), after two warm-up steps. The same seed draws the same examples at
-every commit, so two commits compare step for step. Prints one JSON object; with ``--fingerprint`` it
-also holds each step's data hash (every rendered input) and loss: two commits that print the same
-fingerprints draw the same data and train alike from the same start.
+forward, backward, optimiser), after two warm-up steps; with ``--data-only``, the drawing and rendering
+alone (the part of a step that runs on one core; its fingerprints hold no loss). The same seed draws
+the same examples at every commit, so two commits compare step for step. Prints one JSON object; with
+``--fingerprint`` it also holds each step's data hash (every rendered input) and loss: two commits that
+print the same fingerprints draw the same data and train alike from the same start.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ def _data_hash(items) -> str:
 
 
 def time_steps(
-    preset: str = "cpu", steps: int = 12, captions_only: bool = False, seed: int = 0, fingerprint: bool = False
+    preset: str = "cpu",
+    steps: int = 12,
+    captions_only: bool = False,
+    seed: int = 0,
+    fingerprint: bool = False,
+    data_only: bool = False,
 ) -> dict:
     import torch
 
@@ -53,6 +59,11 @@ def time_steps(
     for _ in range(steps + 2):
         start = time.perf_counter()
         items = [renderer(ex) for ex in sampler.draw(rng, config.batch_size, captions_only)]
+        if data_only:
+            seconds.append(time.perf_counter() - start)
+            if fingerprint:
+                prints.append([_data_hash(items), None])
+            continue
         loss, _ = batch_loss(model, items, renderer.pad_id)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -64,6 +75,7 @@ def time_steps(
     result = {
         "preset": preset,
         "batch": "captions" if captions_only else "mixed",
+        "timed": "drawing and rendering" if data_only else "whole steps",
         "batch_size": config.batch_size,
         "steps": steps,
         "mean_seconds": round(float(np.mean(timed)), 3),
@@ -83,11 +95,16 @@ def main() -> None:
     parser.add_argument(
         "--fingerprint", action="store_true", help="also print each step's data hash and loss (compare two commits)"
     )
+    parser.add_argument(
+        "--data-only", action="store_true", help="time drawing and rendering a batch alone (no forward or backward)"
+    )
     args = parser.parse_args()
     from foveate.training.config import ConfigError
 
     try:
-        result = time_steps(args.preset, args.steps, args.captions, fingerprint=args.fingerprint)
+        result = time_steps(
+            args.preset, args.steps, args.captions, fingerprint=args.fingerprint, data_only=args.data_only
+        )
     except ConfigError as exc:
         parser.error(str(exc))
     print(json.dumps(result))
