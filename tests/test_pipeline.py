@@ -264,6 +264,36 @@ def test_answering_reports_progress_and_counts_the_answers_of_a_resumed_call(tin
     assert (tmp_path / "sft.jsonl").read_text() == held
 
 
+def test_answering_in_worker_processes_gives_the_same_answers(tiny_run, tmp_path):
+    """``workers=2``: two spawned processes answer one run each; every answer and trajectory is the one
+    answering in this process gives, and progress reaches runs x questions."""
+    from foveate.agent.config import AgentConfig
+    from foveate.memory.config import IngestConfig
+    from foveate.training.pipeline import answer_split
+
+    config, out, summary = tiny_run
+    settings = load_pipeline_config(str(config))
+    agent, ingest = AgentConfig(**settings.agent), IngestConfig(**settings.ingest)
+    runs = [("sft", out / "sft" / "controller", "agent"), ("retrieval", out / "sft" / "controller", "retrieval")]
+    embedder = summary["clip"]["embedder"]
+    seen = []
+    answer_split(out, "test", runs, embedder, agent, ingest, tmp_path / "two", lambda *a: seen.append(a), workers=2)
+    answer_split(out, "test", runs, embedder, agent, ingest, tmp_path / "one")
+    assert seen[-1] == (4, 4) and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+
+    def untimed(value):  # wall-clock fields (an answer's latency, a step's seconds) differ run to run
+        if isinstance(value, dict):
+            return {k: untimed(v) for k, v in value.items() if k not in ("latency_s", "seconds")}
+        return [untimed(v) for v in value] if isinstance(value, list) else value
+
+    def rows(path: Path) -> list[dict]:
+        return [untimed(json.loads(line)) for line in path.read_text().splitlines()]
+
+    for name in ("sft.jsonl", "sft.trace.jsonl", "retrieval.jsonl", "retrieval.trace.jsonl"):
+        assert rows(tmp_path / "two" / name) == rows(tmp_path / "one" / name), name
+    assert len(rows(tmp_path / "two" / "retrieval.jsonl")) == 2
+
+
 def test_same_seed_same_weights_and_answers(tiny_run, tmp_path):
     """Two runs of one config and seed: every trained controller is the same bit for bit, and so is every answer."""
     import hashlib

@@ -430,6 +430,7 @@ def run_pipeline(
     callbacks: Callable[[str], list] | None = None,
     step_progress: Callable[[str], Any] | None = None,
     work_progress: Callable[[str], Any] | None = None,
+    workers: int | None = None,
 ) -> dict:
     """Run (or resume) every stage into ``out``; returns the summary (also OUT/results.json).
 
@@ -438,6 +439,9 @@ def run_pipeline(
     that yields ``progress(step, steps, loss=None)`` for the embedder's and pretraining's steps;
     ``work_progress(name)`` one that yields ``progress(done, total)`` for the oracle's SFT episodes and the
     answers of the select and answer stages.
+
+    ``workers``: processes that answer the val and test questions, one policy each at a time (None: one
+    per torch thread, 1 on a GPU; see :func:`answer_split`). They do not change what is trained.
     """
     import torch
 
@@ -452,6 +456,9 @@ def run_pipeline(
     cuda = torch.cuda.is_available()
     c = config
     trl_common = trainer_fields(cuda)
+    answer_workers = workers if workers is not None else (1 if cuda else torch.get_num_threads())
+    if answer_workers < 1:
+        raise ValueError(f"workers must be at least 1, not {answer_workers}")
     cb = (lambda stage: callbacks(stage)) if callbacks is not None else (lambda stage: None)
 
     def shown(progress: Callable[[str], Any] | None, name: str):
@@ -566,7 +573,7 @@ def run_pipeline(
 
     def select() -> dict:
         with shown(work_progress, "select: val answers") as progress:
-            return select_grpo(out, c.grpo_steps, embedder_spec, agent, ingest, progress)
+            return select_grpo(out, c.grpo_steps, embedder_spec, agent, ingest, progress, answer_workers)
 
     if every:
         stages.run(
@@ -589,7 +596,7 @@ def run_pipeline(
 
     def answer() -> list[Path]:
         with shown(work_progress, "answer: test answers") as progress:
-            return answer_test(out, runs, embedder_spec, agent, ingest, progress)
+            return answer_test(out, runs, embedder_spec, agent, ingest, progress, answer_workers)
 
     expected = len(_manifest_ids(out / "test" / "manifest.jsonl"))
     stages.run(
@@ -942,9 +949,11 @@ def answer_test(
     agent,
     ingest_config,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> list[Path]:
-    """One predictions file per run, OUT/preds/NAME.jsonl (resumable: `run_batch` skips answered ids)."""
-    return answer_split(out, "test", runs, embedder, agent, ingest_config, out / "preds", progress)
+    """One predictions file per run, OUT/preds/NAME.jsonl (resumable: `run_batch` skips answered ids;
+    ``workers``: :func:`answer_split`)."""
+    return answer_split(out, "test", runs, embedder, agent, ingest_config, out / "preds", progress, workers)
 
 
 def answer_split(
@@ -956,64 +965,147 @@ def answer_split(
     ingest_config,
     preds: Path,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> list[Path]:
     """Answer OUT/SPLIT's questions once per run into PREDS/NAME.jsonl and PREDS/NAME.trace.jsonl, greedily,
     with the agent's frame budget (resumable: `run_batch` skips answered ids). ``progress(answers, runs x
-    questions)`` after each answer, answers of an earlier call counted."""
+    questions)`` as answers come in, answers of an earlier call counted.
+
+    ``workers`` > 1: that many processes answer one run each at a time, each with its share of this
+    process's torch threads (on a CPU, decoding a small controller keeps about one core busy). The videos
+    are indexed here first, so the workers read the cache and never write it.
+    """
+    from foveate.agent.records import read_manifest
+
+    rows = read_manifest(out / split / "manifest.jsonl")
+    ids = {r.id for r in rows}
+    total = len(runs) * len(rows)
+    paths = [preds / f"{name}.jsonl" for name, _, _ in runs]
+    workers = max(1, min(workers, len(runs)))
+    if workers == 1:
+        memories: dict[str, object] = {}
+        done = sum(len(_manifest_ids(p) & ids) for p in paths if p.is_file())  # a resumed run's answers
+
+        def answered(_row) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(min(done, total), total)
+
+        for run in runs:
+            _answer_run(out, split, run, embedder, agent, ingest_config, preds, memories, answered)
+        return paths
+
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    import torch
+
+    from foveate.memory.video_memory import ingest
+
+    for video in dict.fromkeys(r.video for r in rows):
+        ingest(video, cache_root=out / "cache", embedder=embedder, config=ingest_config)
+    threads = max(1, torch.get_num_threads() // workers)
+    shown = -1
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [
+            pool.submit(_answer_run, out, split, run, embedder, agent, ingest_config, preds, threads=threads)
+            for run in runs
+        ]
+        while True:
+            finished, pending = wait(futures, timeout=1.0, return_when=FIRST_EXCEPTION)
+            answers = sum(_answered_ids(p, ids) for p in paths)
+            if progress is not None and answers != shown:
+                progress(min(answers, total), total)
+                shown = answers
+            if any(f.exception() for f in finished):
+                for f in pending:
+                    f.cancel()
+                break
+            if not pending:
+                break
+        for f in futures:
+            if f.done() and not f.cancelled():
+                f.result()  # a worker's error, raised here
+    return paths
+
+
+def _answered_ids(path: Path, ids: set[str]) -> int:
+    """How many of ``ids`` have a row in ``path`` (a line still being written is not counted)."""
+    if not path.is_file():
+        return 0
+    seen = set()
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            seen.add(json.loads(line)["id"])
+    return len(seen & ids)
+
+
+def _answer_run(
+    out: Path,
+    split: str,
+    run: tuple[str, Path, str],
+    embedder: str,
+    agent,
+    ingest_config,
+    preds: Path,
+    memories: dict[str, object] | None = None,
+    on_row: Callable[[Any], None] | None = None,
+    threads: int | None = None,
+) -> Path:
+    """Answer OUT/SPLIT's questions with one run ``(name, controller, policy)`` (see :func:`answer_split`);
+    ``memories`` holds the videos indexed so far (shared by the runs of one process)."""
     from foveate.agent.backends import load_controller
     from foveate.agent.batch import run_batch
     from foveate.agent.records import read_manifest
     from foveate.memory.video_memory import ingest
 
-    rows = read_manifest(out / split / "manifest.jsonl")
-    memories: dict[str, object] = {}
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    memories = {} if memories is None else memories
 
     def load(video: str):
         if video not in memories:
             memories[video] = ingest(video, cache_root=out / "cache", embedder=embedder, config=ingest_config)
         return memories[video]
 
-    paths = []
-    total, done = len(runs) * len(rows), 0
-    ids = {r.id for r in rows}
-
-    def answered(_row) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(min(done, total), total)
-
-    for name, controller, policy in runs:
-        path = preds / f"{name}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        done += len(_manifest_ids(path) & ids) if path.is_file() else 0  # a resumed run's answers
-        ctl = load_controller(str(controller), max_new_tokens=128)  # an answer or a tool call takes < 100 tokens
-        run_batch(
-            rows,
-            path,
-            ctl,
-            load,
-            policy,
-            agent,
-            n_frames=agent.max_frames,
-            trace=preds / f"{name}.trace.jsonl",
-            on_row=answered,
-            baseline_format="episode",  # the trained controllers know only agent episodes
-        )
-        paths.append(path)
-        del ctl
-    return paths
+    name, controller, policy = run
+    path = preds / f"{name}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ctl = load_controller(str(controller), max_new_tokens=128)  # an answer or a tool call takes < 100 tokens
+    run_batch(
+        read_manifest(out / split / "manifest.jsonl"),
+        path,
+        ctl,
+        load,
+        policy,
+        agent,
+        n_frames=agent.max_frames,
+        trace=preds / f"{name}.trace.jsonl",
+        on_row=on_row,
+        baseline_format="episode",  # the trained controllers know only agent episodes
+    )
+    return path
 
 
 def select_grpo(
-    out: Path, steps: int, embedder: str, agent, ingest_config, progress: Callable[[int, int], None] | None = None
+    out: Path,
+    steps: int,
+    embedder: str,
+    agent,
+    ingest_config,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> dict:
     """Keep the GRPO snapshot with the best mean reward on the val split (ties: the later step).
 
     The snapshots are TRL's checkpoints (OUT/grpo/checkpoints/checkpoint-N) and the last step
     (OUT/grpo/controller); the SFT controller answers the same questions as a reference, not a candidate,
     so the chosen policy is always one that GRPO trained. The chosen one is written as a full controller
-    to OUT/grpo/selected, its figures and every candidate's to OUT/grpo/selection.json.
+    to OUT/grpo/selected, its figures and every candidate's to OUT/grpo/selection.json. ``workers``:
+    :func:`answer_split`.
     """
     import shutil
 
@@ -1022,7 +1114,7 @@ def select_grpo(
     candidates = [(f"step{n}", grpo / "checkpoints" / f"checkpoint-{n}") for n in found if n < steps]
     candidates.append((f"step{steps}", grpo / "controller"))
     runs = [("sft", out / "sft" / "controller", "agent")] + [(name, path, "agent") for name, path in candidates]
-    answer_split(out, "val", runs, embedder, agent, ingest_config, grpo / "val", progress)
+    answer_split(out, "val", runs, embedder, agent, ingest_config, grpo / "val", progress, workers)
     figures = {}
     for name, _, _ in runs:
         m = trace_metrics(grpo / "val" / f"{name}.trace.jsonl", agent.max_frames)

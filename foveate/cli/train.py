@@ -270,6 +270,13 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(
             False, "--json", help="Print the results as one JSON object on the last line of stdout."
         ),
+        workers: int | None = typer.Option(
+            None,
+            "--workers",
+            min=1,
+            help="Processes that answer the val and test questions, one policy each at a time "
+            "(default: one per CPU thread torch uses, 1 with a GPU). Training is not affected.",
+        ),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
     ) -> None:
         setup_logging(verbose)
@@ -296,6 +303,7 @@ def register(app: typer.Typer) -> None:
                 # on stderr, --json or not, as SFT's and GRPO's bars: stdout keeps the summary alone
                 step_progress=step_progress,
                 work_progress=work_progress,
+                workers=workers,
             )
         except ConfigError as exc:
             fail(" ".join(str(exc).split()), EXIT_USAGE)
