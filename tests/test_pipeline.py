@@ -292,6 +292,15 @@ def test_answering_in_worker_processes_gives_the_same_answers(tiny_run, tmp_path
     for name in ("sft.jsonl", "sft.trace.jsonl", "retrieval.jsonl", "retrieval.trace.jsonl"):
         assert rows(tmp_path / "two" / name) == rows(tmp_path / "one" / name), name
     assert len(rows(tmp_path / "two" / "retrieval.jsonl")) == 2
+    # A video that cannot be indexed: each of its questions gets an error row, as in one process, and no stage fails.
+    broken = tmp_path / "broken"
+    (broken / "test").mkdir(parents=True)
+    manifest = [json.loads(line) for line in (out / "test" / "manifest.jsonl").read_text().splitlines()]
+    gone = [{**row, "video": str(broken / "gone.mp4")} for row in manifest]
+    (broken / "test" / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in gone))
+    answer_split(broken, "test", runs, embedder, agent, ingest, broken / "preds", workers=2)
+    errors = [row["error"] for row in rows(broken / "preds" / "sft.jsonl")]
+    assert len(errors) == 2 and all("gone.mp4" in e for e in errors), errors
 
 
 def test_same_seed_same_weights_and_answers(tiny_run, tmp_path):

@@ -1004,7 +1004,8 @@ def answer_split(
     from foveate.memory.video_memory import ingest
 
     for video in dict.fromkeys(r.video for r in rows):
-        ingest(video, cache_root=out / "cache", embedder=embedder, config=ingest_config)
+        with contextlib.suppress(Exception):  # a video that cannot be indexed: each worker writes its error rows
+            ingest(video, cache_root=out / "cache", embedder=embedder, config=ingest_config)
     threads = max(1, torch.get_num_threads() // workers)
     shown = -1
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
