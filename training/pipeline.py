@@ -975,16 +975,21 @@ def answer_split(
     process's torch threads (on a CPU, decoding a small controller keeps about one core busy). The videos
     are indexed here first, so the workers read the cache and never write it.
     """
+    from foveate.agent.batch import final_rows
     from foveate.agent.records import read_manifest
 
     rows = read_manifest(out / split / "manifest.jsonl")
     ids = {r.id for r in rows}
     total = len(runs) * len(rows)
     paths = [preds / f"{name}.jsonl" for name, _, _ in runs]
+
+    def answered_so_far() -> int:  # ids with a row in the runs' files (a line still being written skipped)
+        return sum(len(final_rows(p).keys() & ids) for p in paths)
+
     workers = max(1, min(workers, len(runs)))
     if workers == 1:
         memories: dict[str, object] = {}
-        done = sum(len(_manifest_ids(p) & ids) for p in paths if p.is_file())  # a resumed run's answers
+        done = answered_so_far()  # a resumed run's answers
 
         def answered(_row) -> None:
             nonlocal done
@@ -993,7 +998,7 @@ def answer_split(
                 progress(min(done, total), total)
 
         for run in runs:
-            _answer_run(out, split, run, embedder, agent, ingest_config, preds, memories, answered)
+            _answer_run(out, rows, run, embedder, agent, ingest_config, preds, memories, answered)
         return paths
 
     import multiprocessing
@@ -1010,41 +1015,29 @@ def answer_split(
     shown = -1
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [
-            pool.submit(_answer_run, out, split, run, embedder, agent, ingest_config, preds, threads=threads)
+            pool.submit(_answer_run, out, rows, run, embedder, agent, ingest_config, preds, threads=threads)
             for run in runs
         ]
-        while True:
-            finished, pending = wait(futures, timeout=1.0, return_when=FIRST_EXCEPTION)
-            answers = sum(_answered_ids(p, ids) for p in paths)
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=1.0, return_when=FIRST_EXCEPTION)
+            answers = answered_so_far()
             if progress is not None and answers != shown:
                 progress(min(answers, total), total)
                 shown = answers
             if any(f.exception() for f in finished):
                 for f in pending:
-                    f.cancel()
-                break
-            if not pending:
+                    f.cancel()  # runs not started yet; a run under way finishes its question set
                 break
         for f in futures:
-            if f.done() and not f.cancelled():
+            if not f.cancelled():
                 f.result()  # a worker's error, raised here
     return paths
 
 
-def _answered_ids(path: Path, ids: set[str]) -> int:
-    """How many of ``ids`` have a row in ``path`` (a line still being written is not counted)."""
-    if not path.is_file():
-        return 0
-    seen = set()
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            seen.add(json.loads(line)["id"])
-    return len(seen & ids)
-
-
 def _answer_run(
     out: Path,
-    split: str,
+    rows: list,
     run: tuple[str, Path, str],
     embedder: str,
     agent,
@@ -1054,11 +1047,10 @@ def _answer_run(
     on_row: Callable[[Any], None] | None = None,
     threads: int | None = None,
 ) -> Path:
-    """Answer OUT/SPLIT's questions with one run ``(name, controller, policy)`` (see :func:`answer_split`);
+    """Answer the manifest ``rows`` with one run ``(name, controller, policy)`` (see :func:`answer_split`);
     ``memories`` holds the videos indexed so far (shared by the runs of one process)."""
     from foveate.agent.backends import load_controller
     from foveate.agent.batch import run_batch
-    from foveate.agent.records import read_manifest
     from foveate.memory.video_memory import ingest
 
     if threads is not None:
@@ -1077,7 +1069,7 @@ def _answer_run(
     path.parent.mkdir(parents=True, exist_ok=True)
     ctl = load_controller(str(controller), max_new_tokens=128)  # an answer or a tool call takes < 100 tokens
     run_batch(
-        read_manifest(out / split / "manifest.jsonl"),
+        rows,
         path,
         ctl,
         load,
