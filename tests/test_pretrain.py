@@ -763,3 +763,45 @@ def test_colour_episodes_keeps_an_episode_found_on_its_last_draw(monkeypatch):
     draws = iter([other] * 200)
     with pytest.raises(FoveateError, match="only 0 colour episodes in 200 draws"):
         pretrain.colour_episodes(config, 1, seed=0)
+
+
+def test_batches_drawn_by_workers_are_the_same_for_any_number_of_them_and_resume(tmp_path, controller):
+    """draw_workers: each step's batch from its own generator, so one worker and two train alike, a run
+    stopped under two workers resumes under one and ends as the uninterrupted run; the loop's own drawing
+    (draw_workers 0) gives other batches."""
+    from safetensors.torch import load_file
+
+    from foveate.training.pretrain import RESUME_FILE, run_pretrain
+
+    data = {
+        "model": {"path": str(controller), "train_vision": True},
+        "steps": 4,
+        "batch_size": 3,
+        "eval_examples": 2,
+        "checkpoint_every": 2,
+        "caption_first_steps": 1,
+    }
+
+    def config(workers: int):
+        return load_config(write_config(tmp_path / f"w{workers}.yaml", data | {"draw_workers": workers}), "pretrain")
+
+    one = run_pretrain(config(1), tmp_path / "one")
+    with pytest.raises(Interrupted):
+        run_pretrain(config(2), tmp_path / "two", _stop_at(3))
+    assert (tmp_path / "two" / RESUME_FILE).is_file()
+    resumed = run_pretrain(config(1), tmp_path / "two")
+    assert resumed.losses == one.losses and resumed.after == one.after
+    a, b = load_file(one.controller / "model.safetensors"), load_file(resumed.controller / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the loop's one generator draws other batches
+    assert run_pretrain(config(0), tmp_path / "loop").losses[1:] != one.losses[1:]
+
+
+def test_a_worker_that_cannot_draw_stops_pretraining_with_its_error():
+    from foveate.training.config import PretrainRunConfig
+    from foveate.training.prefetch import Prefetched
+
+    config = PretrainRunConfig(model={"path": "unused"}, steps=3, batch_size=2)
+    with Prefetched(config, processor=None, start=0, workers=1) as batches:  # no processor to render with
+        with pytest.raises(RuntimeError, match="drawing a pretraining batch failed: AttributeError"):
+            next(iter(batches))

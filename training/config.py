@@ -437,6 +437,14 @@ class PretrainRunConfig(Section):
         description="Score the held-out examples every this many steps too (0: before and after only).",
     )
     log_every: int = Field(default=10, ge=1, description="Log the mean training loss every this many steps.")
+    draw_workers: int = Field(
+        default=0,
+        ge=0,
+        description="Processes that draw and render training batches ahead of the optimiser, each step's batch "
+        "from a generator seeded by (seed, step): the same batches for any number of workers, and other batches "
+        "than 0 gives (0: the training loop draws every batch from one generator, on its own core). For a GPU, "
+        "which steps faster than one core draws.",
+    )
     checkpoint_every: int = Field(
         default=200,
         ge=0,

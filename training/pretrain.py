@@ -779,7 +779,9 @@ RESUME_FREE_FIELDS = {"output_dir", "checkpoint_every", "log_every"}
 
 
 def _resume_key(config: PretrainRunConfig) -> dict:
-    return config.model_dump(mode="json", exclude=RESUME_FREE_FIELDS)
+    key = config.model_dump(mode="json", exclude=RESUME_FREE_FIELDS | {"draw_workers"})
+    # how many workers draw does not change the batches; whether any do, does
+    return key | {"drawn_per_step": True} if config.draw_workers else key
 
 
 def load_resume(path: Path, config: PretrainRunConfig) -> dict | None:
@@ -802,6 +804,51 @@ def _save_resume(path: Path, state: dict) -> None:
     partial_path = path.with_suffix(".partial")
     torch.save(state, partial_path)
     partial_path.replace(path)
+
+
+class _InLoop:
+    """Every batch drawn by the training loop from one generator in turn (``draw_workers: 0``)."""
+
+    def __init__(self, renderer: Renderer, sampler: TaskSampler, config: PretrainRunConfig, rng, start: int):
+        self.renderer, self.sampler, self.config, self.rng, self.start = renderer, sampler, config, rng, start
+
+    def __iter__(self):
+        for step in range(self.start + 1, self.config.steps + 1):
+            captions_only = step <= self.config.caption_first_steps
+            items = [self.renderer(ex) for ex in self.sampler.draw(self.rng, self.config.batch_size, captions_only)]
+            yield step, items, self.rng.bit_generator.state
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class _FromWorkers:
+    """Batches drawn by ``draw_workers`` processes, each from its step's own generator (training/prefetch.py)."""
+
+    def __init__(self, renderer: Renderer, config: PretrainRunConfig, start: int):
+        from foveate.training.prefetch import Prefetched
+
+        self.batches = Prefetched(config, renderer.processor, start, config.draw_workers)
+
+    def __iter__(self):
+        for step, items in self.batches:
+            yield step, items, None  # a step's generator is a function of the step: no state to save
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.batches.close()
+
+
+def _batches(renderer: Renderer, sampler: TaskSampler, config: PretrainRunConfig, rng, start: int):
+    """``(step, items, the loop's generator state after them or None)`` for the steps after ``start``."""
+    if config.draw_workers and start < config.steps:
+        return _FromWorkers(renderer, config, start)
+    return _InLoop(renderer, sampler, config, rng, start)
 
 
 def _train(
@@ -840,49 +887,49 @@ def _train(
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         schedule.load_state_dict(resume["schedule"])
-        rng.bit_generator.state = resume["rng"]
+        if resume["rng"] is not None:
+            rng.bit_generator.state = resume["rng"]
         torch.set_rng_state(resume["torch_rng"])
         if resume.get("cuda_rng") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(resume["cuda_rng"])
         losses, curve, start = list(resume["losses"]), list(resume["curve"]), resume["step"]
         logger.info("resumed at step %d/%d", start, config.steps)
     model.train()
-    for step in range(start + 1, config.steps + 1):
-        captions_only = step <= config.caption_first_steps
-        items = [renderer(ex) for ex in sampler.draw(rng, config.batch_size, captions_only)]
-        loss, _ = batch_loss(model, items, renderer.pad_id)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        optimizer.step()
-        schedule.step()
-        losses.append(round(float(loss.detach()), 5))
-        if step % config.log_every == 0:
-            logger.info("step %d/%d: loss %.4f", step, config.steps, np.mean(losses[-config.log_every :]))
-        if config.eval_every and step % config.eval_every == 0 and step < config.steps:
-            curve.append({"step": step, **evaluate(model, heldout, config.batch_size, renderer.pad_id)})
-            logger.info("step %d held out: %s", step, curve[-1])
-        if (
-            save is not None
-            and config.checkpoint_every
-            and step % config.checkpoint_every == 0
-            and step < config.steps
-        ):
-            save(
-                {
-                    "step": step,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                    "losses": losses,
-                    "curve": curve,
-                }
-            )
-        if progress is not None:
-            progress(step, config.steps, losses[-1])
+    with _batches(renderer, sampler, config, rng, start) as batches:
+        for step, items, rng_state in batches:
+            loss, _ = batch_loss(model, items, renderer.pad_id)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            schedule.step()
+            losses.append(round(float(loss.detach()), 5))
+            if step % config.log_every == 0:
+                logger.info("step %d/%d: loss %.4f", step, config.steps, np.mean(losses[-config.log_every :]))
+            if config.eval_every and step % config.eval_every == 0 and step < config.steps:
+                curve.append({"step": step, **evaluate(model, heldout, config.batch_size, renderer.pad_id)})
+                logger.info("step %d held out: %s", step, curve[-1])
+            if (
+                save is not None
+                and config.checkpoint_every
+                and step % config.checkpoint_every == 0
+                and step < config.steps
+            ):
+                save(
+                    {
+                        "step": step,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(),
+                        "rng": rng_state,
+                        "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                        "losses": losses,
+                        "curve": curve,
+                    }
+                )
+            if progress is not None:
+                progress(step, config.steps, losses[-1])
     return losses, curve
 
 
