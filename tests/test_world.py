@@ -276,6 +276,26 @@ def test_generate_world_writes_videos_logs_and_manifest(tmp_path):
     assert not list((tmp_path / "videos").glob(".*"))
 
 
+def test_worker_processes_render_a_world_to_the_same_files(tmp_path):
+    done = []
+    for name, workers in (("one", 1), ("two", 2)):
+        generate_world(
+            tmp_path / name,
+            3,
+            0.2,
+            seed=7,
+            questions_per_video=4,
+            size=(160, 120),
+            workers=workers,
+            progress=done.append,
+        )
+    assert done[-1] == 3.0 and sorted(set(done[-3:])) == [1.0, 2.0, 3.0]  # two workers: one tick per video done
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert len(files) == 7  # 3 videos, 3 event logs, the manifest
+    assert files == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*") if p.is_file())
+    assert all((tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes() for f in files)
+
+
 def test_scene_canvases_equal_rounding_the_repeated_texture():
     """The canvases round the texture tile once and repeat it, and sum the chroma means in an explicit order:
     byte for byte what rounding the repeated float texture and numpy's 2x2 mean give, for every background

@@ -470,10 +470,11 @@ def run_pipeline(
 
     def make_world(name: str, videos: int, first: int, split: str) -> Path:
         """``OUT/name``: ``videos`` world videos of ``split`` from its ``first``-th on (kept if complete)."""
-        from foveate.evals.synthetic.world import generate_world
+        from foveate.evals.synthetic.world import cpu_count, generate_world
 
         if not (out / name / "manifest.jsonl").is_file():  # the manifest is written last
-            generate_world(out / name, videos, c.minutes, first, split, c.questions, 10, (c.width, c.height))
+            size = (c.width, c.height)
+            generate_world(out / name, videos, c.minutes, first, split, c.questions, 10, size, workers=cpu_count())
         return out / name
 
     def worlds() -> None:

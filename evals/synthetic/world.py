@@ -9,13 +9,17 @@ Layout of a world folder::
 Splits own disjoint seed ranges (train 0-9999, val 10000-19999, test 20000-29999); ``seed`` is
 the offset inside the split, so ``--split test --seed 5`` draws video seed 20005. A video whose
 file is already there with the same event log is not rendered again; files appear atomically.
+Each video is encoded on one thread, so ``workers`` processes render a world to the same bytes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from foveate.evals.synthetic.events import (
@@ -82,6 +86,11 @@ def _render_once(log: EventLog, events_path: Path, video_path: Path, progress: C
     write_atomic(events_path, text)
 
 
+def cpu_count() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def generate_world(
     out: str | Path,
     videos: int,
@@ -94,10 +103,12 @@ def generate_world(
     progress: Callable[[float], None] | None = None,
     pan: bool = True,
     config: WorldConfig | None = None,
+    workers: int = 1,
 ) -> Path:
     """Write ``videos`` world videos of ``minutes`` each into ``out``; returns the manifest path.
 
-    ``progress`` gets the number of videos done so far (fractional while one renders).
+    ``progress`` gets the number of videos done so far (fractional while one renders in this process).
+    ``workers`` > 1 renders that many videos at a time in worker processes (the same files).
     ``config`` sets the other world parameters (scene lengths, speeds, ...); ``minutes``,
     ``fps``, ``size`` and ``pan`` override its fields.
     """
@@ -107,15 +118,25 @@ def generate_world(
     out = Path(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     (out / "events").mkdir(parents=True, exist_ok=True)
+    logs = [(f"{split}-{s:06d}", make_event_log(s, minutes, fps, size, pan, config=config)) for s in seeds]
+    paths = [(out / "events" / f"{vid}.json", out / "videos" / f"{vid}.mp4") for vid, _ in logs]
+    if workers > 1 and videos > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, videos), mp_context=context) as pool:
+            futures = [pool.submit(_render_once, log, *paths[i], None) for i, (_, log) in enumerate(logs)]
+            for done, future in enumerate(as_completed(futures), 1):
+                future.result()
+                if progress is not None:
+                    progress(float(done))
+    else:
+        for i, (_, log) in enumerate(logs):
+            step = None if progress is None else (lambda f, i=i: progress(i + f))
+            _render_once(log, *paths[i], step)
+            if progress is not None:
+                progress(i + 1.0)
     rows = []
-    for i, s in enumerate(seeds):
-        vid = f"{split}-{s:06d}"
-        log = make_event_log(s, minutes, fps, size, pan, config=config)
-        step = None if progress is None else (lambda f, i=i: progress(i + f))
-        _render_once(log, out / "events" / f"{vid}.json", out / "videos" / f"{vid}.mp4", step)
+    for (vid, log), s in zip(logs, seeds):
         rows += make_questions(log, f"videos/{vid}.mp4", vid, questions_per_video, s)
-        if progress is not None:
-            progress(i + 1.0)
     manifest = out / "manifest.jsonl"
     write_atomic(manifest, "".join(json.dumps(r.model_dump(exclude_none=True)) + "\n" for r in rows))
     return manifest

@@ -33,6 +33,13 @@ def register(app: typer.Typer) -> None:
         fps: int = typer.Option(10, "--fps", help="Frames per second."),
         size: str = typer.Option("320x240", "--size", help="Frame size WIDTHxHEIGHT (even numbers)."),
         no_pan: bool = typer.Option(False, "--no-pan", help="Keep the camera still in every scene."),
+        workers: int = typer.Option(
+            0,
+            "--workers",
+            min=0,
+            help="Videos rendered at a time, each in its own process (the same files as one at a time); "
+            "0: one per CPU core.",
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
     ) -> None:
         """Generate synthetic long videos with ground-truth event logs and a multiple-choice question manifest."""
@@ -46,7 +53,7 @@ def register(app: typer.Typer) -> None:
             TimeRemainingColumn,
         )
 
-        from foveate.evals.synthetic.world import WorldConfig, generate_world, video_seed
+        from foveate.evals.synthetic.world import WorldConfig, cpu_count, generate_world, video_seed
 
         w, h = _parse_size(size)
         started = time.perf_counter()
@@ -77,6 +84,7 @@ def register(app: typer.Typer) -> None:
                     (w, h),
                     progress=lambda done: bar.update(task, completed=done),
                     pan=not no_pan,
+                    workers=workers or cpu_count(),
                 )
         except ValidationError as exc:
             err = exc.errors()[0]
