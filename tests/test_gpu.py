@@ -73,3 +73,27 @@ def test_grpo_generates_with_vllm_colocated(small_world, tmp_path: Path):
     logs = [h for h in result.log_history if "reward" in h]
     assert len(logs) == 2 and all("rewards/format/mean" in h for h in logs)
     assert (result.controller / "config.json").is_file()
+
+
+def test_pretraining_trains_on_the_gpu_from_batches_drawn_by_workers(tmp_path: Path):
+    """The pretraining stage moves the controller and each batch to the GPU (the gpu preset's workers draw)."""
+    _need_cuda()
+    import torch
+
+    from foveate.evals.synthetic.tiny_controller import build_tiny_controller
+    from foveate.training.config import PretrainRunConfig
+    from foveate.training.pretrain import run_pretrain
+
+    controller = build_tiny_controller(tmp_path / "tiny", hidden_size=64, vocab_size=2048, tool_schemas_in_vocab=True)
+    config = PretrainRunConfig(
+        model={"path": str(controller), "train_vision": True, "dtype": "float32"},
+        steps=4,
+        batch_size=4,
+        caption_first_steps=1,
+        eval_examples=2,
+        draw_workers=2,
+    )
+    torch.cuda.reset_peak_memory_stats()
+    result = run_pretrain(config, tmp_path / "out")
+    assert torch.cuda.max_memory_allocated() > 0
+    assert len(result.losses) == 4 and all(np.isfinite(result.losses))

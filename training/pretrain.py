@@ -679,6 +679,14 @@ class Renderer:
         return Rendered(example.kind, inputs, targets)
 
 
+def on_device(item: Rendered, device: torch.device) -> Rendered:
+    """``item`` with its tensors on ``device`` (itself on the CPU, where they already are)."""
+    if device.type == "cpu":
+        return item
+    inputs = {k: v.to(device, non_blocking=True) for k, v in item.inputs.items()}
+    return Rendered(item.kind, inputs, [(skill, positions.to(device)) for skill, positions in item.targets])
+
+
 def _forward(model, items: list[Rendered], pad_id: int) -> Scored:
     """The group's logits at the positions whose next token is labelled (training/prefix.py)."""
     return forward_labelled(model, [it.inputs for it in items], pad_id)
@@ -869,6 +877,8 @@ def _train(
     rng = np.random.default_rng([config.seed, 1])
     from foveate.training.checkpoint import VISION_RE
 
+    device = next(model.parameters()).device
+
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     vision_lr = config.vision_learning_rate or config.learning_rate
@@ -897,7 +907,7 @@ def _train(
     model.train()
     with _batches(renderer, sampler, config, rng, start) as batches:
         for step, items, rng_state in batches:
-            loss, _ = batch_loss(model, items, renderer.pad_id)
+            loss, _ = batch_loss(model, [on_device(it, device) for it in items], renderer.pad_id)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -951,11 +961,13 @@ def run_pretrain(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     model, processor = load_for_training(resolve_controller(config.model.path, out), config.model)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
     renderer = Renderer(processor)
 
     # data: held-out examples are rendered once; training examples are drawn every step
     sampler = TaskSampler(config)
-    heldout = [renderer(ex, score=True) for ex in sampler.heldout()]
+    heldout = [on_device(renderer(ex, score=True), device) for ex in sampler.heldout()]
     resume_path = out / RESUME_FILE
     resume = load_resume(resume_path, config)
     earlier = resume["seconds"] if resume else 0.0  # spent before this call, by the calls it resumes
