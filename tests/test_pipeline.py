@@ -367,3 +367,63 @@ def test_spread_over_seeds_and_what_it_refuses(tmp_path):
     (outs[1] / "results.json").unlink()
     unfinished = spread(outs[0], outs[1])
     assert unfinished.returncode == 2 and "no results.json" in unfinished.stderr
+
+
+STUDY = Path(__file__).resolve().parents[1] / "evals" / "gpu_study.sh"
+
+
+def _study(*args, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(STUDY), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_gpu_study_script_collects_a_run_and_stops_at_its_time_limit(tiny_run, tmp_path):
+    """evals/gpu_study.sh on a finished tiny run (every stage done: it only reports), then on a new folder
+    with a time limit it cannot meet; without a GPU it refuses unless told."""
+    import shutil
+
+    import torch
+
+    config, first, summary = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(first, run)
+    out = tmp_path / "out"
+    done = _study(out, "--preset", config, "--run", run, "--allow-cpu")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "results.json").read_text())["runs"] == summary["runs"]
+    assert json.loads((out / "stages.json").read_text()) == json.loads((run / "stages.json").read_text())
+    env = json.loads((out / "env.json").read_text())
+    assert "torch" in env["packages"] and env["cpu_threads"] >= 1 and (env["gpu"] is None) != torch.cuda.is_available()
+    for name in ("pipeline.log", "pretrain_metrics.json", "selection.json", "report.md", "grpo_reward.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert "done: " in done.stderr
+
+    stopped = _study(
+        tmp_path / "out2", "--preset", config, "--run", tmp_path / "new", "--time-limit", 3, "--allow-cpu"
+    )
+    assert stopped.returncode == 124, stopped.stderr[-2000:]
+    assert "run the same command again to resume" in stopped.stderr
+    assert not (tmp_path / "out2" / "results.json").exists()
+    if not torch.cuda.is_available():
+        refused = _study(tmp_path / "out3", "--preset", config, "--run", tmp_path / "new")
+        assert refused.returncode == 1 and "no CUDA GPU" in refused.stderr
+    bad = _study(tmp_path / "out4", "--time-limit", "soon")
+    assert bad.returncode == 2 and "whole seconds" in bad.stderr
+
+
+def test_offline_wheels_lists_what_the_other_machine_lacks(tmp_path, capsys):
+    from importlib.metadata import version
+
+    from foveate.evals.offline_wheels import closure, main, present
+
+    needed = closure("foveate", "3.12")
+    assert {"av", "faiss-cpu", "open-clip-torch", "trl", "langgraph", "pydantic", "torch"} <= set(needed)
+    assert needed["av"] == version("av")
+    have = tmp_path / "freeze.txt"
+    # pip freeze lines, a bare name, a comment: everything but av and the packages only av needs
+    have.write_text("".join(f"{n}=={v}\n" for n, v in needed.items() if n not in ("av", "torch")) + "torch\n# ok\n")
+    assert present(have) == set(needed) - {"av"}
+    main([str(have), str(tmp_path / "wheels"), "--dry-run"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["missing"] == {"av": version("av")} and result["wheels"] == []
+    main([str(have), str(tmp_path / "wheels"), "--dry-run", "--exclude", "av"])
+    assert json.loads(capsys.readouterr().out)["missing"] == {}

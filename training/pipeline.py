@@ -323,7 +323,7 @@ PRESETS: dict[str, PipelineConfig] = {
             "read": {"p_order": 0.1},
             "caption": {"p_varied": 0.75},  # as the cpu preset
             # one core draws a mixed batch of 32 in ~0.4 s, captions in ~0.2 s (pretrain_step --preset gpu
-            # --data-only): 34 minutes of the 6,000 steps, longer than a GPU takes to train on them
+            # --data-only): 34 minutes for the 6,000 steps, whatever the GPU's pace
             "draw_workers": 8,
         },
         sft_epochs=8,
