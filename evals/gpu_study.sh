@@ -41,6 +41,7 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 run="${run:-$repo/runs/$(basename "${preset%.yaml}")}"
 mkdir -p "$out"
 python="${PYTHON:-python3}"
+export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"  # the pipeline builds its models here; nothing to download
 
 site="$repo/build/offline-site"
 if [ -n "$wheels" ]; then
