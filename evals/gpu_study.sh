@@ -47,9 +47,9 @@ site="$repo/build/offline-site"
 if [ -n "$wheels" ]; then
     [ -d "$wheels" ] && compgen -G "$wheels/*.whl" > /dev/null \
         || { echo "error: $wheels holds no .whl files" >&2; exit 2; }
-    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+    "$python" -m pip install -q --root-user-action=ignore --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
         "$wheels"/*.whl
-    "$python" -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --upgrade --target "$site" \
+    "$python" -m pip install -q --root-user-action=ignore --no-index --no-deps --no-build-isolation --no-compile --upgrade --target "$site" \
         "$repo"
     echo "installed $(ls "$wheels"/*.whl | wc -l) wheels and foveate into $site" >&2
     [ "$install_only" = 1 ] && exit 0
