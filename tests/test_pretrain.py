@@ -797,6 +797,25 @@ def test_batches_drawn_by_workers_are_the_same_for_any_number_of_them_and_resume
     assert run_pretrain(config(0), tmp_path / "loop").losses[1:] != one.losses[1:]
 
 
+def test_a_killed_batch_worker_stops_pretraining_with_an_error(controller):
+    import os
+    import signal
+
+    from transformers import AutoProcessor
+
+    from foveate.training.config import PretrainRunConfig
+    from foveate.training.prefetch import Prefetched
+
+    config = PretrainRunConfig(model={"path": str(controller)}, steps=50, batch_size=2, caption_first_steps=49)
+    with Prefetched(config, AutoProcessor.from_pretrained(controller), start=0, workers=2, depth=1) as batches:
+        it = iter(batches)
+        assert next(it)[0] == 1
+        os.kill(batches._processes[1].pid, signal.SIGKILL)  # the worker of the even steps
+        with pytest.raises(RuntimeError, match=r"drawing step (2|4)'s batch stopped \(exit code -9\)"):
+            for _ in range(4):
+                next(it)
+
+
 def test_a_worker_that_cannot_draw_stops_pretraining_with_its_error():
     from foveate.training.config import PretrainRunConfig
     from foveate.training.prefetch import Prefetched

@@ -3,7 +3,7 @@
 Drawing a batch (the synthetic world's frames, episodes, the chat template and the image processor)
 is Python on one core: about 0.09 s of a caption batch of 16 and 0.14 s of a mixed one of the cpu
 preset (``python -m foveate.training.pretrain_step --data-only [--captions]``), twice that at the gpu
-preset's 32. A GPU steps a small controller faster than one core draws its batches, so with
+preset's 32: about 34 minutes for that preset's 6,000 steps on one core, whatever the GPU's pace. With
 ``draw_workers: N`` N processes draw them side by side. Each step's batch then comes from a generator
 of its own, seeded by (seed, step): the same batches for any N, and a resumed run needs only its step.
 (With ``draw_workers: 0`` the training loop draws every batch from one generator in turn, as the cpu
@@ -47,7 +47,9 @@ def _work(config, processor, steps: range, out) -> None:
                 for r in draw_batch(renderer, sampler, config, step)
             ]
             out.put((step, batch))
-    except BaseException as exc:  # noqa: BLE001 — any failure is the parent's to raise
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent stops on its own
+        return
+    except BaseException as exc:  # noqa: BLE001 — any other failure is the parent's to raise
         out.put((_FAILED, f"{type(exc).__name__}: {exc}"))
 
 
@@ -79,14 +81,15 @@ class Prefetched:
 
         waiting: dict[int, list] = {}
         for step in range(self._start + 1, self._end + 1):
+            owner = self._processes[(step - self._start - 1) % len(self._processes)]
             while step not in waiting:
+                gone = owner.exitcode is not None  # what it put before it exited is in the pipe by now
                 try:
                     got, batch = self._queue.get(timeout=1.0)
                 except queue.Empty:
-                    stopped = [p for p in self._processes if p.exitcode not in (None, 0)]
-                    if stopped:
+                    if gone:
                         raise RuntimeError(
-                            f"a batch-drawing worker stopped (exit code {stopped[0].exitcode})"
+                            f"the worker drawing step {step}'s batch stopped (exit code {owner.exitcode})"
                         ) from None
                     continue
                 if got == _FAILED:
