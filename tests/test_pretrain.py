@@ -811,8 +811,9 @@ def test_a_killed_batch_worker_stops_pretraining_with_an_error(controller):
         it = iter(batches)
         assert next(it)[0] == 1
         os.kill(batches._processes[1].pid, signal.SIGKILL)  # the worker of the even steps
-        with pytest.raises(RuntimeError, match=r"drawing step (2|4)'s batch stopped \(exit code -9\)"):
-            for _ in range(4):
+        # what it put before it died still arrives (a few batches at most), then its next step cannot
+        with pytest.raises(RuntimeError, match=r"drawing step \d*[02468]'s batch stopped \(exit code -9\)"):
+            for _ in range(20):
                 next(it)
 
 

@@ -27,10 +27,11 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng([seed, 1, step])
 
 
-def draw_batch(renderer, sampler, config, step: int) -> list:
-    """Step ``step``'s batch as the workers draw it (rendered examples)."""
-    captions_only = step <= config.caption_first_steps
-    return [renderer(ex) for ex in sampler.draw(step_rng(config.seed, step), config.batch_size, captions_only)]
+def draw_batch(renderer, sampler, config, step: int, rng: np.random.Generator | None = None) -> list:
+    """Step ``step``'s batch (rendered examples), drawn from ``rng``, or as the workers draw it: from the step's
+    own generator."""
+    rng = step_rng(config.seed, step) if rng is None else rng
+    return [renderer(ex) for ex in sampler.draw(rng, config.batch_size, step <= config.caption_first_steps)]
 
 
 def _work(config, processor, steps: range, out) -> None:

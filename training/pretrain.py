@@ -55,6 +55,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
@@ -814,49 +815,19 @@ def _save_resume(path: Path, state: dict) -> None:
     partial_path.replace(path)
 
 
-class _InLoop:
-    """Every batch drawn by the training loop from one generator in turn (``draw_workers: 0``)."""
-
-    def __init__(self, renderer: Renderer, sampler: TaskSampler, config: PretrainRunConfig, rng, start: int):
-        self.renderer, self.sampler, self.config, self.rng, self.start = renderer, sampler, config, rng, start
-
-    def __iter__(self):
-        for step in range(self.start + 1, self.config.steps + 1):
-            captions_only = step <= self.config.caption_first_steps
-            items = [self.renderer(ex) for ex in self.sampler.draw(self.rng, self.config.batch_size, captions_only)]
-            yield step, items, self.rng.bit_generator.state
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-
-class _FromWorkers:
-    """Batches drawn by ``draw_workers`` processes, each from its step's own generator (training/prefetch.py)."""
-
-    def __init__(self, renderer: Renderer, config: PretrainRunConfig, start: int):
-        from foveate.training.prefetch import Prefetched
-
-        self.batches = Prefetched(config, renderer.processor, start, config.draw_workers)
-
-    def __iter__(self):
-        for step, items in self.batches:
-            yield step, items, None  # a step's generator is a function of the step: no state to save
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.batches.close()
-
-
+@contextmanager
 def _batches(renderer: Renderer, sampler: TaskSampler, config: PretrainRunConfig, rng, start: int):
-    """``(step, items, the loop's generator state after them or None)`` for the steps after ``start``."""
+    """``(step, items, the loop's generator state after them)`` for the steps after ``start``: drawn here from
+    ``rng`` in turn, or with ``draw_workers`` by worker processes, each step from its own generator (the
+    state is then None: a step's generator is a function of the step)."""
+    from foveate.training.prefetch import Prefetched, draw_batch
+
     if config.draw_workers and start < config.steps:
-        return _FromWorkers(renderer, config, start)
-    return _InLoop(renderer, sampler, config, rng, start)
+        with Prefetched(config, renderer.processor, start, config.draw_workers) as drawn:
+            yield ((step, items, None) for step, items in drawn)
+    else:
+        steps = range(start + 1, config.steps + 1)
+        yield ((step, draw_batch(renderer, sampler, config, step, rng), rng.bit_generator.state) for step in steps)
 
 
 def _train(
