@@ -8,7 +8,8 @@
 #    index or dependencies (a machine with CUDA PyTorch and no network: `python -m
 #    foveate.evals.offline_wheels` downloads them elsewhere; README.md). What is installed there stays:
 #    wheels can come in several folders, one call each with --install-only but the last.
-# 2. Writes OUT/env.json: Python, torch, CUDA, the GPU, and the versions of Foveate's dependencies.
+# 2. Writes OUT/env.json (training/machine.py): Python, the CPU and torch's CPU kernels, CUDA, the GPU, and the versions
+#    of Foveate's dependencies.
 # 3. Runs `foveate train pipeline PRESET -o RUN --json` (RUN: runs/PRESET in this checkout) under
 #    the time limit (default: none). Stopped at the limit, it exits 124; the same command again resumes
 #    the run after its last finished stage (pretraining from its last saved step).
@@ -62,28 +63,14 @@ fi
 }
 
 "$python" - "$out/env.json" "$allow_cpu" << 'EOF'
-import json, platform, sys
-from importlib.metadata import PackageNotFoundError, version
+import json, sys
 
 import torch
 
-names = ["foveate", "torch", "transformers", "trl", "peft", "accelerate", "langgraph", "faiss-cpu", "faiss-gpu",
-         "open-clip-torch", "av", "pydantic", "vllm"]
-versions = {}
-for name in names:
-    try:
-        versions[name] = version(name)
-    except PackageNotFoundError:
-        pass
+from foveate.training.machine import machine_record
+
 cuda = torch.cuda.is_available()
-env = {
-    "python": platform.python_version(),
-    "cuda": torch.version.cuda if cuda else None,
-    "gpu": torch.cuda.get_device_name(0) if cuda else None,
-    "gpu_memory_gib": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1) if cuda else None,
-    "cpu_threads": torch.get_num_threads(),
-    "packages": versions,
-}
+env = machine_record()
 with open(sys.argv[1], "w") as f:
     json.dump(env, f, indent=1)
 print(json.dumps(env), file=sys.stderr)

@@ -200,6 +200,8 @@ def test_pipeline_runs_every_stage_and_resumes(tiny_run, tmp_path):
     assert "## Paired against agent (sft)" in (out / "report" / "report.md").read_text()
     assert tuple(summary["seconds"]) == STAGES
     assert summary["grpo"]["step"] == [1, 2] and "pretrain" in summary
+    machine = summary["machine"]  # what the figures were computed on
+    assert machine["torch_cpu_capability"] and machine["packages"]["torch"] and machine["cpu_threads"] >= 1
     # select: both steps and the SFT reference answered the val split; the chosen step's weights are kept
     selection = summary["grpo_selection"]
     assert set(selection["candidates"]) == {"sft", "step1", "step2"} and selection["questions"] == 2

@@ -671,6 +671,9 @@ def summarise(out: Path, config: PipelineConfig, names: list[str], max_frames: i
     if (out / "pretrain" / "metrics.json").is_file():
         summary["pretrain"] = json.loads((out / "pretrain" / "metrics.json").read_text())
     summary["grpo"] = grpo_curve(out / "grpo" / "train_log.json")
+    from foveate.training.machine import machine_record
+
+    summary["machine"] = machine_record()  # of the process that writes the results (a resumed run: the last)
     if (out / "grpo" / "selection.json").is_file():
         summary["grpo_selection"] = json.loads((out / "grpo" / "selection.json").read_text())
     return summary

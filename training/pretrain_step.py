@@ -91,6 +91,7 @@ def time_steps(
         "mean_seconds": round(float(np.mean(timed)), 3),
         "median_seconds": round(float(np.median(timed)), 3),
         "torch_threads": torch.get_num_threads(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "draw_workers": draw_workers,
     }
     if fingerprint:
