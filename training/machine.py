@@ -34,23 +34,27 @@ PACKAGES = (
 VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
 
 
-def _cpuinfo(key: str) -> str | None:
-    """The first /proc/cpuinfo value for ``key`` (None where there is no such file or line)."""
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's /proc/cpuinfo fields (empty where there is no such file)."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.split(":", 1)[0].strip() == key:
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the first processor's block ends; the others repeat it
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return None
+    return fields
 
 
 def machine_record() -> dict:
     """The machine, torch's kernels and the packages this process computes with (JSON-ready)."""
     import torch
 
-    flags = set((_cpuinfo("flags") or "").split())
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
     cuda = torch.cuda.is_available()
     packages = {}
     for name in PACKAGES:
@@ -60,9 +64,9 @@ def machine_record() -> dict:
             pass
     return {
         "python": platform.python_version(),
-        "cpu": _cpuinfo("model name") or platform.processor() or platform.machine(),
+        "cpu": info.get("model name") or platform.processor() or platform.machine(),
         # a virtual machine's model name can be generic ("AMD EPYC"): the family and model tell generations apart
-        "cpu_id": " ".join(f"{k} {_cpuinfo(k)}" for k in ("vendor_id", "cpu family", "model") if _cpuinfo(k)),
+        "cpu_id": " ".join(f"{k} {info[k]}" for k in ("vendor_id", "cpu family", "model") if k in info),
         "cpu_vector_flags": [f for f in VECTOR_FLAGS if f in flags],
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_threads": torch.get_num_threads(),
