@@ -207,6 +207,33 @@ def test_described_answers_name_what_the_frames_show(world, memory):
     assert seen
 
 
+def test_without_unseen_motion_a_description_names_a_direction_only_after_a_motion_line(world, memory, many_rows):
+    """The presets' looks (a zoom for a colour, a dense_sample for a direction): by default a zoomed sprite
+    is described with its direction too, which its frames do not show; with ``describe_unseen_motion``
+    off it is not, and episodes with a motion line (or a question naming the motion) keep theirs."""
+    log = event_log(world, world_rows(world)[0].video)
+    looks = {"describe": True, "look_at": "retrieved", "p_dense": 0.0, "retrieve_k": (3,)}
+
+    def sentences(unseen: bool) -> list[tuple[bool, str]]:
+        oracle = OraclePolicy(OracleConfig(**looks, describe_unseen_motion=unseen))
+        said = []
+        for n, row in enumerate(many_rows):
+            outputs = oracle.outputs(row, log, memory.duration_seconds, np.random.default_rng(n), search=memory.search)
+            if outputs is None or not outputs[-1].startswith("The frames show a "):
+                continue
+            shown = any(c["name"] == "dense_sample" for c in _calls(outputs)) or "that moved" in row.question
+            said.append((shown, outputs[-1].split("\n")[0]))
+        return said
+
+    default, off = sentences(True), sentences(False)
+    assert [shown for shown, _ in default] == [shown for shown, _ in off]  # the same episodes
+    sprites = [(shown, a, b) for (shown, a), (_, b) in zip(default, off) if "text card" not in a]
+    assert any(not shown for shown, _, _ in sprites) and any(shown for shown, _, _ in sprites)
+    for shown, a, b in sprites:
+        assert " moving " in a
+        assert b == a if shown else (" moving " not in b and a.startswith(b.rstrip(".")))
+
+
 def test_queries_name_what_the_question_counts_and_order_looks_at_the_answer(world, memory, many_rows):
     """A counting question's query names its colour and shape ("How many times did a blue cross appear?") or its
         colour ("How many blue shapes appeared?", not the "red" inside "appeared"); an order question's episode

@@ -195,6 +195,34 @@ def test_a_colour_episodes_thought_names_no_colour_but_the_answers_when_it_names
     assert colours_said(ReadTasks(thought_names_query=True)) == (episodes, 0)  # the same draws, one colour
 
 
+def test_without_unseen_motion_every_described_direction_is_the_motion_lines():
+    """By default (earlier runs' data) an episode that looked without a dense_sample still describes a
+    direction, drawn at random, which nothing in it shows. With ``describe_unseen_motion`` off a
+    description names a direction only after a motion line, and then the line's: one to copy."""
+    from foveate.training.config import ReadTasks
+    from foveate.training.pretrain import DESCRIBED, MOTION_RE, ReadEpisode
+
+    def described(tasks: ReadTasks) -> tuple[int, int, int]:
+        unseen = copied = other = 0
+        for seed in range(120):
+            episode = ReadEpisode(np.random.default_rng(seed), tasks)
+            final = episode.build("white triangle", "cite").messages[-1]["content"][0]["text"]
+            said = MOTION_RE.search(final.split("\n")[0]) if final.startswith(DESCRIBED) else None
+            if said is None:
+                continue
+            if not episode.motion_shown:
+                unseen += 1
+            elif said[0] == f" moving {episode.moving}":
+                copied += 1
+            else:
+                other += 1
+        return unseen, copied, other
+
+    unseen, copied, other = described(ReadTasks())
+    assert unseen >= 10 and copied >= 5 and other == 0
+    assert described(ReadTasks(describe_unseen_motion=False)) == (0, copied, 0)  # the same draws otherwise
+
+
 def test_a_second_search_over_a_short_video_lists_each_clip_once():
     """Two searches of five clips over a video of five clips: the second lists clips the first did, and
     never one twice (a short video used to run out of unlisted clips and fail)."""

@@ -348,6 +348,13 @@ class ReadTasks(Section):
         "colour is drawn apart from the answer's: then most colour episodes' thoughts name a colour other "
         "than the one the description and answer give. Off keeps earlier runs' data the same.",
     )
+    describe_unseen_motion: bool = Field(
+        default=True,
+        description="Without a dense_sample in the episode, the description still names a direction (a random "
+        "one: nothing shows it) and a direction question's answer is described as that guess. Off: no direction "
+        "is named unless the motion line shows it, so the word after 'moving' is always one to copy "
+        "(OracleConfig.describe_unseen_motion for the world's episodes). Drawing the same random numbers either way.",
+    )
 
 
 class CaptionTasks(Section):

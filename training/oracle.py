@@ -87,6 +87,13 @@ class OracleConfig(BaseModel):
         "captions ('The frames show a red star moving left.'), for questions about one event; the answer's "
         "words can then be read off that sentence and its letter off the options.",
     )
+    describe_unseen_motion: bool = Field(
+        default=True,
+        description="A description names the sprite's direction ('moving left') even when nothing in the episode "
+        "shows it: no dense_sample's motion line and no question naming it (one zoom's frames do not). Off: "
+        "'The frames show a red star.', so that the word after 'moving' is always one the context holds and "
+        "the direction can be copied from the motion line rather than guessed.",
+    )
     retrieve_k: tuple[int, ...] = Field(
         default=(3, 5),
         min_length=1,
@@ -164,6 +171,17 @@ def _event(log, span: Span) -> str | None:
     return None
 
 
+def _unseen_motion_dropped(event: str, question: str, calls: list[str]) -> str:
+    """``event`` ('a red star moving left') without its direction unless a dense_sample call's motion line
+    or the question ('... the star that moved left?') shows it."""
+    moving = re.search(r" moving (\w+)$", event)
+    if moving is None or re.search(rf"\bmoved {moving[1]}\b", question):
+        return event
+    if any('"name": "dense_sample"' in call for call in calls):
+        return event
+    return event[: moving.start()]
+
+
 def _query(subject: str, rng: np.random.Generator) -> str:
     """One of the ways a retrieval query names the subject."""
     return str(rng.choice([subject, f"{subject} crossing the screen", f"the {subject.removeprefix('a ')}"]))
@@ -220,6 +238,8 @@ class OraclePolicy:
         final = self._answer(row, cite, handles.as_dict(), by_letter)
         if self.config.describe and row.task in DESCRIBED_TASKS:
             event = _event(log, spans[-1] if row.task == "text" else spans[0])
+            if event is not None and not self.config.describe_unseen_motion:
+                event = _unseen_motion_dropped(event, row.question, [call for _, call in calls])
             if event is not None:
                 final = f"The frames show {event}.\n{final}"  # training.pretrain.DESCRIBED
         return [self._say(text, rng) + call for text, call in calls] + [final]

@@ -131,7 +131,8 @@ def subjects(heldout_fraction: float) -> tuple[list[str], list[str]]:
     return [pairs[i] for i in sorted(order[n:])], [pairs[i] for i in sorted(order[:n])]
 
 
-Describe = Callable[[str, str], "str | None"]  # (option, a direction for a sprite's motion) -> caption phrase
+# (option, a direction for a sprite's motion or None for none shown) -> caption phrase
+Describe = Callable[[str, "str | None"], "str | None"]
 
 
 def _question(rng: np.random.Generator, subject: str) -> tuple[str, list[str], str, Describe]:
@@ -164,7 +165,7 @@ def _question(rng: np.random.Generator, subject: str) -> tuple[str, list[str], s
         f"What colour was the {shape}?",
         colours,
         shape,
-        lambda option, direction: f"a {option} {shape} moving {direction}",
+        lambda option, direction: f"a {option} {shape}" + (f" moving {direction}" if direction else ""),
     )
 
 
@@ -370,7 +371,11 @@ class ReadEpisode:
 
         described = [i for i, option in enumerate(options) if describe(option, "left") is not None]
         text = options[int(self.rng.choice(described)) if described else int(self.rng.integers(len(options)))]
-        moving = self.moving if self.motion_shown else str(self.rng.choice(DIRECTIONS))
+        moving: str | None = self.moving if self.motion_shown else str(self.rng.choice(DIRECTIONS))
+        if not (self.motion_shown or self.tasks.describe_unseen_motion):
+            moving = None  # nothing in the episode shows the motion: the description does not name one
+            if self.asks_motion:
+                described = []  # nor guesses the direction a direction question asks for
         if self.motion_shown and self.moving in options:  # "In which direction ...?": read off the motion line
             text = self.moving
         when = all(time_span(o) for o in options)  # "When did ...?": the answer names the clip looked at
