@@ -700,6 +700,10 @@ def test_the_reading_probe_scores_every_copied_span_and_names_what_was_written(c
     by_kind = report["said_by_kind"].values()
     assert sum(k["n"] for k in by_kind) == skills["said"]["n"]
     assert sum(k["right"] for k in by_kind) == skills["said"]["right"]
+    assert report["p_gold"]  # seed 0's three episodes describe a direction
+    for key, p in report["p_gold"].items():  # the gold word's share among the words of its kind
+        assert key in ("said_colour", "said_direction", "motion_direction")
+        assert 0 < p["mean"] < 1 and p["n"] >= 1 and p["chance"] in (0.25, round(1 / 7, 3))
     with pytest.raises(SystemExit):
         main(["--help"])
     with pytest.raises(SystemExit) as exit:

@@ -10,7 +10,10 @@ model's argmax at every token given the true text before it. Prints one JSON obj
 ``right`` of ``n``, and for the answer-step skills (``said``, ``motion``, ``order``) the commonest
 ``gold -> written`` pairs, which tell a copy that fails from a prior (``down -> right`` every time), and
 ``said`` split by what its word is (a colour, a direction or a text card's word: the world writes them
-differently, and one may be copied where another is not).
+differently, and one may be copied where another is not). ``p_gold`` gives, for the colour and direction
+words of ``said`` and ``motion``, the mean probability the model puts on the gold word among the words
+of its kind (the world's colours or four directions) and what choosing blindly would give: a copy that
+is not learned at all sits at that chance level even where its argmax is sometimes right.
 For order episodes it also counts whether what was written is the letter of the first or the last
 line, or another. The episodes are drawn with the ``pretrain.read`` settings of ``--preset`` (a preset
 or the run's YAML), so a run trained with, say, ``read.thought_names_query`` is probed on episodes like
@@ -46,6 +49,7 @@ def probe(
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from foveate.evals.synthetic.events import COLOURS, DIRECTIONS
     from foveate.training.pipeline import load_pipeline_config
     from foveate.training.pretrain import ReadEpisode, Renderer, _group_loss, subjects
 
@@ -59,6 +63,13 @@ def probe(
     right, n = Counter(), Counter()
     pairs: dict[str, Counter] = {skill: Counter() for skill in ANSWER_STEP}
     lines = Counter()
+    kinds = {"colour": list(COLOURS), "direction": list(DIRECTIONS)}
+    p_gold: dict[str, list[float]] = {}
+
+    def first_tokens(words: list[str], spaced: bool) -> list[int] | None:
+        ids = [processor.tokenizer.encode((" " if spaced else "") + w, add_special_tokens=False)[0] for w in words]
+        return ids if len(set(ids)) == len(ids) else None  # words that share a first token: not scored
+
     for i in range(episodes + order):
         asks_order = i >= episodes
         tasks = read.model_copy(update={"p_order": 1.0 if asks_order else 0.0})
@@ -74,6 +85,14 @@ def probe(
             right[skill] += written == gold
             if skill in pairs:
                 pairs[skill][f"{gold} -> {written}"] += 1
+            kind = word_kind(gold)
+            if skill in ("said", "motion") and kind in kinds:
+                token = processor.tokenizer.decode(out.ids[0, positions[0] - out.offset])
+                candidates = first_tokens(kinds[kind], token.startswith(" "))
+                if candidates is not None:
+                    logits = out.logits[rows[0, positions[0] - out.offset - 1]]
+                    p = logits[candidates].float().softmax(0)
+                    p_gold.setdefault(f"{skill}_{kind}", []).append(float(p[kinds[kind].index(gold)]))
             if skill == "order":
                 result = next(m for m in episode.messages if m["role"] == "tool")["content"][0]["text"]
                 listed = [line[0] for line in result.splitlines()[1:] if line[1:3] == ". "]
@@ -88,6 +107,10 @@ def probe(
         "skills": {skill: {"right": right[skill], "n": n[skill]} for skill in sorted(n)},
         "written": {skill: dict(c.most_common(top)) for skill, c in pairs.items() if c},
         "said_by_kind": {kind: {"right": said_right[kind], "n": said_n[kind]} for kind in sorted(said_n)},
+    }
+    report["p_gold"] = {
+        key: {"mean": round(float(np.mean(v)), 3), "n": len(v), "chance": round(1 / len(kinds[key.split("_")[1]]), 3)}
+        for key, v in sorted(p_gold.items())
     }
     if lines:
         report["order_letter_is"] = dict(lines)
