@@ -366,7 +366,8 @@ class ReadEpisode:
         (text only here: the frames were dropped), then the option it names, as written, and the
         evidence; for "when" questions, the clip looked at (its handle, or its times); otherwise the answer
         alone, with a random option. After a dense_sample, the motion described is the one its result
-        reported, and a direction question's answer is that direction."""
+        reported, and a direction question's answer is that direction; without one the description names a
+        random direction, or (``describe_unseen_motion`` off) none, and a direction question is not described."""
         from foveate.agent.answer import Answer, format_answer, time_span
 
         described = [i for i, option in enumerate(options) if describe(option, "left") is not None]
