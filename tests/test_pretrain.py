@@ -704,6 +704,18 @@ def test_the_reading_probe_scores_every_copied_span_and_names_what_was_written(c
     for key, p in report["p_gold"].items():  # the gold word's share among the words of its kind
         assert key in ("said_colour", "said_direction", "motion_direction")
         assert 0 < p["mean"] < 1 and p["n"] >= 1 and p["chance"] in (0.25, round(1 / 7, 3))
+    looked = probe(controller, episodes=3, order=0, seed=0, attention=True)
+    for key, p in looked["p_gold"].items():  # the eager kernel that returns the weights scores the same
+        assert p["mean"] == pytest.approx(report["p_gold"][key]["mean"], abs=0.002)
+    config = json.loads((Path(controller) / "config.json").read_text())["text_config"]
+    shape = [config["num_hidden_layers"], config["num_attention_heads"]]
+    assert looked["attention_to_source"]
+    for key, seen in looked["attention_to_source"].items():  # a share of one head's weight at one position
+        assert key.split("_")[0] in ("said", "motion") and seen["n"] >= 1
+        assert [len(seen["per_head"]), len(seen["per_head"][0])] == shape
+        assert all(0 <= x <= 1 for row in seen["per_head"] for x in row) and seen["best"] == max(
+            map(max, seen["per_head"])
+        )
     with pytest.raises(SystemExit):
         main(["--help"])
     with pytest.raises(SystemExit) as exit:

@@ -1,7 +1,7 @@
 """What does a controller write where a reading skill copies? Teacher-forced, on held-out reading episodes.
 
     python -m foveate.training.reading_probe CONTROLLER [--preset cpu] [--episodes 80] [--order 40] [--seed 321]
-        [--top 12]
+        [--top 12] [--attention]
 
 Builds ``--episodes`` held-out pretraining reading episodes (cite stage, full prompt, subjects never
 trained on) and ``--order`` held-out order episodes ("Which appeared first (last)?", answered by the
@@ -15,7 +15,10 @@ words of ``said`` and ``motion``, the mean probability the model puts on the gol
 of its kind (the world's colours or four directions) and what choosing blindly would give: a copy that
 is not learned at all sits at that chance level even where its argmax is sometimes right.
 For order episodes it also counts whether what was written is the letter of the first or the last
-line, or another. The episodes are drawn with the ``pretrain.read`` settings of ``--preset`` (a preset
+line, or another. ``--attention`` adds, for the ``said`` and ``motion`` targets, how much of each
+attention head's weight, where the model writes the copy, lies on the copied word's latest earlier
+occurrence (the source a copy head reads), per word kind: a card word, copied, shows what a working
+copy head puts there. The episodes are drawn with the ``pretrain.read`` settings of ``--preset`` (a preset
 or the run's YAML), so a run trained with, say, ``read.thought_names_query`` is probed on episodes like
 its own.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +46,17 @@ def word_kind(word: str) -> str:
 
 
 def probe(
-    controller: str, preset: str = "cpu", episodes: int = 80, order: int = 40, seed: int = 321, top: int = 12
+    controller: str,
+    preset: str = "cpu",
+    episodes: int = 80,
+    order: int = 40,
+    seed: int = 321,
+    top: int = 12,
+    attention: bool = False,
 ) -> dict:
     """Score ``episodes`` plain and ``order`` order-question reading episodes, drawn with ``preset``'s
-    ``pretrain.read`` settings; returns the printed object."""
+    ``pretrain.read`` settings; returns the printed object (with ``attention``, also the heads' weight
+    on each copy's source: :func:`attention_to_source`)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -56,7 +67,9 @@ def probe(
     read = load_pipeline_config(preset).pretrain_config(controller).read
 
     processor = AutoProcessor.from_pretrained(controller)
-    model = AutoModelForImageTextToText.from_pretrained(controller, dtype=torch.float32).eval()
+    # eager attention returns its weights (the same logits as the default kernel, up to rounding)
+    implementation = {"attn_implementation": "eager"} if attention else {}
+    model = AutoModelForImageTextToText.from_pretrained(controller, dtype=torch.float32, **implementation).eval()
     render = Renderer(processor)
     _, held = subjects(read.heldout_fraction)
     rng = np.random.default_rng(seed)
@@ -65,8 +78,11 @@ def probe(
     lines = Counter()
     kinds = {"colour": list(COLOURS), "direction": list(DIRECTIONS)}
     p_gold: dict[str, list[float]] = {}
+    on_source: dict[str, list[torch.Tensor]] = {}
 
-    def first_tokens(words: list[str], spaced: bool) -> list[int] | None:
+    @cache
+    def first_tokens(kind: str, spaced: bool) -> list[int] | None:
+        words = kinds[kind]
         ids = [processor.tokenizer.encode((" " if spaced else "") + w, add_special_tokens=False)[0] for w in words]
         return ids if len(set(ids)) == len(ids) else None  # words that share a first token: not scored
 
@@ -78,6 +94,10 @@ def probe(
         with torch.no_grad():
             _, out = _group_loss(model, [item], render.pad_id)
         predicted, rows = out.logits.argmax(-1), out.rows()
+        weights = None
+        if attention and any(skill in ("said", "motion") for skill, _ in item.targets):
+            with torch.no_grad():
+                weights = model(input_ids=item.inputs["input_ids"][None], output_attentions=True).attentions
         for skill, positions in item.targets:
             written = processor.tokenizer.decode(predicted[rows[0, positions - out.offset - 1]]).strip()
             gold = processor.tokenizer.decode(out.ids[0, positions - out.offset]).strip()
@@ -88,11 +108,15 @@ def probe(
             kind = word_kind(gold)
             if skill in ("said", "motion") and kind in kinds:
                 token = processor.tokenizer.decode(out.ids[0, positions[0] - out.offset])
-                candidates = first_tokens(kinds[kind], token.startswith(" "))
+                candidates = first_tokens(kind, token.startswith(" "))
                 if candidates is not None:
                     logits = out.logits[rows[0, positions[0] - out.offset - 1]]
                     p = logits[candidates].float().softmax(0)
                     p_gold.setdefault(f"{skill}_{kind}", []).append(float(p[kinds[kind].index(gold)]))
+            if weights is not None and skill in ("said", "motion"):
+                shares = attention_to_source(weights, item.inputs["input_ids"], int(positions[0]), processor.tokenizer)
+                if shares is not None:
+                    on_source.setdefault(f"{skill}_{kind}", []).append(shares)
             if skill == "order":
                 result = next(m for m in episode.messages if m["role"] == "tool")["content"][0]["text"]
                 listed = [line[0] for line in result.splitlines()[1:] if line[1:3] == ". "]
@@ -114,7 +138,31 @@ def probe(
     }
     if lines:
         report["order_letter_is"] = dict(lines)
+    if attention:
+        report["attention_to_source"] = {}
+        for key, shares in sorted(on_source.items()):
+            mean = torch.stack(shares).mean(0)  # (layers, heads)
+            layer, head = divmod(int(mean.argmax()), mean.shape[1])
+            report["attention_to_source"][key] = {
+                "n": len(shares),
+                "best_head": f"L{layer}H{head}",
+                "best": round(float(mean.max()), 3),
+                "per_head": [[round(float(x), 3) for x in row] for row in mean],
+            }
     return report
+
+
+def attention_to_source(weights, ids, target: int, tokenizer):
+    """(layers, heads): the attention weight, at the position that predicts token ``target``, on the latest
+    earlier token that writes the same word (stripped of its space: a description's ``" green"`` is the
+    source of an answer's ``"green"``); None when the word was not written before."""
+    import torch
+
+    word = tokenizer.decode([int(ids[target])]).strip()
+    earlier = [i for i in range(target - 1) if tokenizer.decode([int(ids[i])]).strip() == word]
+    if not earlier:
+        return None
+    return torch.stack([layer[0, :, target - 1, earlier[-1]] for layer in weights])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -129,11 +177,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--order", type=int, default=40, help="Held-out order-question episodes.")
     parser.add_argument("--seed", type=int, default=321, help="Draws the held-out episodes.")
     parser.add_argument("--top", type=int, default=12, help="The commonest gold -> written pairs to print per skill.")
+    parser.add_argument(
+        "--attention",
+        action="store_true",
+        help="Also report each head's attention weight on the copied word's source, where said and motion copy.",
+    )
     args = parser.parse_args(argv)
     if not (Path(args.controller) / "config.json").is_file():
         parser.error(f"{args.controller}: not a saved controller folder (no config.json in it)")
     try:
-        report = probe(args.controller, args.preset, args.episodes, args.order, args.seed, args.top)
+        report = probe(args.controller, args.preset, args.episodes, args.order, args.seed, args.top, args.attention)
     except ConfigError as exc:
         parser.error(str(exc))
     print(json.dumps(report))
