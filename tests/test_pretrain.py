@@ -869,3 +869,41 @@ def test_a_worker_that_cannot_draw_stops_pretraining_with_its_error():
     with Prefetched(config, processor=None, start=0, workers=1) as batches:  # no processor to render with
         with pytest.raises(RuntimeError, match="drawing a pretraining batch failed: AttributeError"):
             next(iter(batches))
+
+
+def test_the_copy_drill_trains_only_on_episodes_that_copy_a_colour_or_a_motion_line(controller, tmp_path):
+    """The drill keeps the reading episodes whose answer copies a colour or whose description copies the motion
+    line's direction, changes the weights, and reports the probe before and after."""
+    import torch
+    from safetensors.torch import load_file
+
+    from foveate.training.copy_drill import drill, main, needs_copy
+    from foveate.training.pipeline import load_pipeline_config
+    from foveate.training.pretrain import ReadEpisode, subjects
+    from foveate.training.reading_probe import word_kind
+
+    read = load_pipeline_config("cpu").pretrain_config(controller).read.model_copy(update={"p_order": 0.0})
+    trained, _ = subjects(read.heldout_fraction)
+    rng = np.random.default_rng(0)
+    kept = 0
+    for _ in range(60):
+        ex = ReadEpisode(rng, read).build(trained[int(rng.integers(len(trained)))], "cite", trained)
+        last = ex.messages[-1]["content"][0]["text"]
+        said = [last[t.start : t.end] for t in ex.targets if t.skill == "said"]
+        colour = any(word_kind(w) == "colour" for w in said)
+        motion = any(t.skill == "motion" for t in ex.targets)
+        assert needs_copy(ex) == (colour or motion)
+        kept += needs_copy(ex)
+    assert 0 < kept < 60  # a counting or "when" question is not drilled
+
+    report = drill(controller, tmp_path, steps=2, copy_weight=5.0, episodes=3, batch_size=2, progress=False)
+    start, end = (
+        load_file(Path(controller) / "model.safetensors"),
+        load_file(tmp_path / "controller" / "model.safetensors"),
+    )
+    assert any(not torch.equal(start[k], end[k]) for k in start)
+    assert len(report["loss_every_50"]) == 1 and report["loss_every_50"][0] > 0
+    assert set(report["before"]) == set(report["after"]) == {"p_gold", "said_by_kind"}
+    with pytest.raises(SystemExit) as exit:
+        main([str(controller), "-o", str(tmp_path), "--copy-weight", "0"])
+    assert exit.value.code == 2
