@@ -154,6 +154,7 @@ vocab: 600
 schemas_in_vocab: false
 pretrain_steps: 6
 pretrain: {batch_size: 2, caption_first_steps: 2, eval_examples: 8, mix: {ground: 1, cite: 1}}
+drill_steps: 2
 sft_epochs: 1
 sft_batch: 2
 sft_warmup: 0
@@ -200,6 +201,8 @@ def test_pipeline_runs_every_stage_and_resumes(tiny_run, tmp_path):
     assert "## Paired against agent (sft)" in (out / "report" / "report.md").read_text()
     assert tuple(summary["seconds"]) == STAGES
     assert summary["grpo"]["step"] == [1, 2] and "pretrain" in summary
+    assert summary["drill"]["steps"] == 2 and summary["drill"]["after"] is None  # the stage skips the probes
+    assert (out / "drill" / "controller" / "config.json").is_file()
     machine = summary["machine"]  # what the figures were computed on
     assert machine["torch_cpu_capability"] and machine["packages"]["torch"] and machine["cpu_threads"] >= 1
     # select: both steps and the SFT reference answered the val split; the chosen step's weights are kept
@@ -429,3 +432,12 @@ def test_offline_wheels_lists_what_the_other_machine_lacks(tmp_path, capsys):
     assert result["missing"] == {"av": version("av")} and result["wheels"] == []
     main([str(have), str(tmp_path / "wheels"), "--dry-run", "--exclude", "av"])
     assert json.loads(capsys.readouterr().out)["missing"] == {}
+
+
+def test_sft_starts_from_the_drilled_controller_when_the_preset_drills():
+    cpu = load_pipeline_config("cpu")
+    assert cpu.drill_steps > 0 and cpu.sft_start(Path("o")) == Path("o/drill/controller")
+    undrilled = cpu.model_copy(update={"drill_steps": 0})
+    assert undrilled.sft_start(Path("o")) == Path("o/pretrain/controller")
+    assert undrilled.model_copy(update={"pretrain_steps": 0}).sft_start(Path("o")) == Path("o/models/controller")
+    assert cpu.sft_config(Path("o"), "tiny", {}).model.path == str(Path("o/drill/controller"))

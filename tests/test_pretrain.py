@@ -896,7 +896,19 @@ def test_the_copy_drill_trains_only_on_episodes_that_copy_a_colour_or_a_motion_l
         kept += needs_copy(ex)
     assert 0 < kept < 60  # a counting or "when" question is not drilled
 
-    report = drill(controller, tmp_path, steps=2, copy_weight=5.0, episodes=3, batch_size=2, progress=False)
+    steps = []
+    report = drill(
+        controller,
+        tmp_path,
+        read,
+        steps=2,
+        copy_weight=5.0,
+        episodes=3,
+        batch_size=2,
+        progress=lambda step, total, loss: steps.append((step, total)),
+    )
+    assert steps == [(1, 2), (2, 2)]
+    assert json.loads((tmp_path / "metrics.json").read_text())["loss_every_50"] == report["loss_every_50"]
     start, end = (
         load_file(Path(controller) / "model.safetensors"),
         load_file(tmp_path / "controller" / "model.safetensors"),

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,26 +40,29 @@ def needs_copy(example) -> bool:
 def drill(
     controller: str,
     out: str | Path,
-    preset: str = "cpu",
+    read,
     steps: int = 250,
     copy_weight: float = 1.0,
     learning_rate: float = 1e-3,
     episodes: int = 80,
     batch_size: int = 16,
     seed: int = 0,
-    progress: bool = True,
+    progress: Callable[[int, int, float], None] | None = None,
+    preset: str = "cpu",
 ) -> dict:
-    """Drill ``controller`` (see the module docstring); returns the printed object."""
+    """Drill ``controller`` on episodes drawn with ``read`` (a :class:`~foveate.training.config.ReadTasks`; see the
+    module docstring), save it to ``out/controller``, and return the printed object (also ``out/metrics.json``).
+    ``episodes`` 0 skips the probes (``before`` and ``after`` are then None); ``preset`` is what the probes draw
+    their episodes with. ``progress(step, steps, loss)`` is called after every step."""
     import torch
-    from tqdm import tqdm
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from foveate.training.pipeline import load_pipeline_config
     from foveate.training.pretrain import ReadEpisode, Renderer, _forward, subjects
     from foveate.training.reading_probe import probe
 
-    read = load_pipeline_config(preset).pretrain_config(controller).read.model_copy(update={"p_order": 0.0})
-    before = probe(controller, preset, episodes, 0)
+    started = time.perf_counter()
+    read = read.model_copy(update={"p_order": 0.0})  # an order question copies neither
+    before = probe(controller, preset, episodes, 0) if episodes else None
     processor = AutoProcessor.from_pretrained(controller)
     model = AutoModelForImageTextToText.from_pretrained(controller, dtype=torch.float32).train()
     render = Renderer(processor)
@@ -76,7 +81,7 @@ def drill(
                 return render(ex, score=True)
 
     losses = []
-    for _ in tqdm(range(steps), desc="copy drill", disable=not progress):
+    for step in range(1, steps + 1):
         items = [draw() for _i in range(batch_size)]
         loss = torch.zeros(())
         for kind in ("read", "read_bare"):
@@ -99,19 +104,28 @@ def drill(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         losses.append(float(loss.detach()))
+        if progress is not None:
+            progress(step, steps, losses[-1])
     path = Path(out) / "controller"
     model.save_pretrained(path)
     processor.save_pretrained(path)
-    after = probe(str(path), preset, episodes, 0)
-    return {
+    after = probe(str(path), preset, episodes, 0) if episodes else None
+
+    def kept(report: dict | None) -> dict | None:
+        return {"p_gold": report["p_gold"], "said_by_kind": report["said_by_kind"]} if report else None
+
+    report = {
         "controller": str(path),
         "steps": steps,
         "copy_weight": copy_weight,
         "learning_rate": learning_rate,
         "loss_every_50": [round(float(np.mean(losses[i : i + 50])), 4) for i in range(0, len(losses), 50)],
-        "before": {"p_gold": before["p_gold"], "said_by_kind": before["said_by_kind"]},
-        "after": {"p_gold": after["p_gold"], "said_by_kind": after["said_by_kind"]},
+        "before": kept(before),
+        "after": kept(after),
+        "seconds": round(time.perf_counter() - started, 1),
     }
+    (Path(out) / "metrics.json").write_text(json.dumps(report, indent=1))
+    return report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,12 +146,31 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"{args.controller}: not a saved controller folder (no config.json in it)")
     if args.steps < 1 or args.copy_weight <= 0 or args.learning_rate <= 0:
         parser.error("--steps, --copy-weight and --learning-rate must be positive")
+    from tqdm import tqdm
+
+    from foveate.training.pipeline import load_pipeline_config
+
     try:
-        report = drill(
-            args.controller, args.out, args.preset, args.steps, args.copy_weight, args.learning_rate, args.episodes
-        )
+        read = load_pipeline_config(args.preset).pretrain_config(args.controller).read
     except ConfigError as exc:
         parser.error(str(exc))
+    with tqdm(total=args.steps, desc="copy drill") as bar:
+
+        def progress(step: int, steps: int, loss: float) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}")
+
+        report = drill(
+            args.controller,
+            args.out,
+            read,
+            args.steps,
+            args.copy_weight,
+            args.learning_rate,
+            args.episodes,
+            progress=progress,
+            preset=args.preset,
+        )
     print(json.dumps(report))
 
 
