@@ -12,6 +12,9 @@ prints one JSON object: the training loss every 50 steps and the reading probe's
 ``said_by_kind``) before and after (:mod:`foveate.training.reading_probe`, ``--episodes`` held-out
 episodes). A copy that the drill lifts above chance is one the mix gives too rarely; one that stays
 at chance with every example needing it is not learned by this model in that many steps.
+
+The pipeline's ``drill`` stage (``drill_steps``, ``drill_copy_weight``, ``drill_lr`` of PipelineConfig) runs
+the same drill, without the probes, between pretraining and SFT.
 """
 
 from __future__ import annotations

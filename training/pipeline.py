@@ -1,6 +1,7 @@
 """`foveate train pipeline`: the whole learning study in one resumable command.
 
-world -> embedder -> controller (random init) -> pretraining -> SFT -> GRPO -> (the GRPO snapshot with the
+world -> embedder -> controller (random init) -> pretraining -> drill (training/copy_drill.py; skipped when
+``drill_steps`` is 0) -> SFT -> GRPO -> (the GRPO snapshot with the
 best val reward) -> the held-out test
 split answered by the untrained, pretrained-only, SFT and GRPO controllers and by the uniform and
 retrieval baselines (the SFT controller, the same frame budget) -> one ``foveate eval`` report.

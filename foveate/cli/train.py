@@ -250,14 +250,14 @@ def register(app: typer.Typer) -> None:
 
     pipeline_doc = """The whole learning study in one resumable command.
 
-        world -> embedder -> controller -> pretraining -> SFT -> GRPO -> select (the GRPO snapshot with the
-        best mean reward on the val split, when the config's grpo_select_every is set; the presets: every 5
-        steps on cpu, 25 on gpu) -> the held-out test split answered by the untrained, pretrained, SFT and
-        GRPO controllers and the uniform and retrieval baselines (the SFT model, the same frame budget, its
-        frames fetched by zoom calls in the agent's episode) -> one eval report (OUTPUT/report: every policy
-        also paired against SFT question by question, with the GRPO reward and the held-out pretraining
-        skills by step as PNGs) and OUTPUT/results.json. A finished
-        stage is skipped when the command is run again. Each long stage shows a progress bar on stderr.
+        world -> embedder -> controller -> pretraining -> drill (on cpu: the copy of a colour, 250 steps) -> SFT
+        -> GRPO -> select (the GRPO snapshot with the best mean reward on the val split, when the config's
+        grpo_select_every is set; the presets: every 5 steps on cpu, 25 on gpu) -> the held-out test split
+        answered by the untrained, pretrained, SFT and GRPO controllers and the uniform and retrieval
+        baselines (the SFT model, the same frame budget, its frames fetched by zoom calls in the agent's
+        episode) -> one eval report (OUTPUT/report: every policy also paired against SFT question by question,
+        with the GRPO reward and the held-out pretraining skills by step as PNGs) and OUTPUT/results.json. A
+        finished stage is skipped when the command is run again. Each long stage shows a progress bar on stderr.
         """
 
     @app.command("pipeline", help="\n\n".join(" ".join(par.split()) for par in pipeline_doc.split("\n\n")))
