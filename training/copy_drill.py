@@ -60,7 +60,7 @@ def drill(
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from foveate.training.pretrain import ReadEpisode, Renderer, _forward, subjects
+    from foveate.training.pretrain import ReadEpisode, Renderer, _forward, on_device, subjects
     from foveate.training.reading_probe import probe
 
     started = time.perf_counter()
@@ -68,6 +68,8 @@ def drill(
     before = probe(controller, preset, episodes, 0) if episodes else None
     processor = AutoProcessor.from_pretrained(controller)
     model = AutoModelForImageTextToText.from_pretrained(controller, dtype=torch.float32).train()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
     render = Renderer(processor)
     trained, _ = subjects(read.heldout_fraction)
     rng = np.random.default_rng(seed)
@@ -81,12 +83,12 @@ def drill(
                 trained[int(rng.integers(len(trained)))], "cite", trained
             )
             if needs_copy(ex):
-                return render(ex, score=True)
+                return on_device(render(ex, score=True), device)
 
     losses = []
     for step in range(1, steps + 1):
         items = [draw() for _i in range(batch_size)]
-        loss = torch.zeros(())
+        loss = torch.zeros((), device=device)
         for kind in ("read", "read_bare"):
             group = [it for it in items if it.kind == kind]
             if not group:

@@ -312,9 +312,10 @@ PRESETS: dict[str, PipelineConfig] = {
         # 1.0 after pretraining), and a lower SFT rate keeps it (0.33 at 1e-3, 0.90 at 3e-4; run T2). Seed 3
         # learned it too (1.00; run S3); seed 2 did not (0.15; run S2), nor does it read its zooms.
         twin_tokens=True,
-        # Pretraining's mix leaves the copy of a colour from the description into the answer at chance on
-        # seeds 0-2 of an AVX-512 machine; 250 steps of nothing but such copies, their loss weighted 5x, teach
-        # it (a head with 0.99 of its weight on the colour): seed 0's SFT 0.48 -> 0.55, GRPO 0.48 -> 0.58 (H14).
+        # Pretraining's mix leaves the copy of a colour from the description into the answer at chance (seed 0
+        # of an AVX-512 machine; seeds 1 and 2 there answer colour questions with one word too); 250 steps of
+        # nothing but such copies, their loss weighted 5x, teach it (a head with 0.99 of its weight on the
+        # colour): seed 0's SFT 0.48 -> 0.55, GRPO 0.48 -> 0.58 (runs H14, H15).
         drill_steps=250,
         drill_copy_weight=5.0,
         sft_epochs=2,
