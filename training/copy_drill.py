@@ -1,6 +1,6 @@
 """Is a copy unlearnable or only rare? Train a controller on nothing but episodes that need it, then probe.
 
-    python -m foveate.training.copy_drill CONTROLLER -o OUT [--preset cpu] [--steps 250] [--copy-weight 1]
+    python -m foveate.training.copy_drill CONTROLLER -o OUT [--preset cpu] [--steps 250] [--copy-weight 5]
         [--learning-rate 1e-3] [--episodes 80]
 
 Continues ``CONTROLLER`` on held-in pretraining reading episodes (cite stage, the ``pretrain.read``
@@ -45,7 +45,7 @@ def drill(
     out: str | Path,
     read,
     steps: int = 250,
-    copy_weight: float = 1.0,
+    copy_weight: float = 5.0,
     learning_rate: float = 1e-3,
     episodes: int = 80,
     batch_size: int = 16,
@@ -60,6 +60,7 @@ def drill(
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from foveate.training.checkpoint import save_controller
     from foveate.training.pretrain import ReadEpisode, Renderer, _forward, on_device, subjects
     from foveate.training.reading_probe import probe
 
@@ -111,9 +112,7 @@ def drill(
         losses.append(float(loss.detach()))
         if progress is not None:
             progress(step, steps, losses[-1])
-    path = Path(out) / "controller"
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
+    path = save_controller(model, processor, Path(out) / "controller")
     after = probe(str(path), preset, episodes, 0) if episodes else None
 
     def kept(report: dict | None) -> dict | None:
@@ -141,7 +140,9 @@ def main(argv: list[str] | None = None) -> None:
         "--preset", default="cpu", help="The pipeline preset (or YAML) whose pretrain.read settings draw."
     )
     parser.add_argument("--steps", type=int, default=250, help="Optimizer steps of 16 episodes.")
-    parser.add_argument("--copy-weight", type=float, default=1.0, help="Loss weight of the copied tokens (rest: 1).")
+    parser.add_argument(
+        "--copy-weight", type=float, default=5.0, help="Loss weight of the copied tokens (rest: 1); 5 is the preset's."
+    )
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW's constant learning rate.")
     parser.add_argument(
         "--episodes", type=int, default=80, help="Held-out episodes the probe scores before and after."
