@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -76,6 +77,19 @@ class Prefetched:
         ]
         for process in self._processes:
             process.start()
+        # A worker killed halfway through putting a batch leaves half a message in the queue's pipe, and a read
+        # of it never returns: the reads happen in a thread of their own, so the loop below still sees the
+        # worker gone and stops with an error.
+        self._arrived: queue.Queue = queue.Queue(maxsize=1)  # the workers' queue still bounds what waits
+        threading.Thread(target=self._forward_arrivals, name="foveate-pretrain-batches-reader", daemon=True).start()
+
+    def _forward_arrivals(self) -> None:
+        """Move what the workers put onto a queue of this process (the reader thread's loop)."""
+        while True:
+            try:
+                self._arrived.put(self._queue.get())
+            except (OSError, ValueError, EOFError):  # the queue was closed
+                return
 
     def __iter__(self) -> Iterator[tuple[int, list]]:
         from foveate.training.pretrain import Rendered
@@ -85,13 +99,19 @@ class Prefetched:
             owner = self._processes[(step - self._start - 1) % len(self._processes)]
             while step not in waiting:
                 gone = owner.exitcode is not None  # what it put before it exited is in the pipe by now
+                dead = [p for p in self._processes if p.exitcode not in (None, 0)]  # killed, or failed to start
                 try:
-                    got, batch = self._queue.get(timeout=1.0)
+                    got, batch = self._arrived.get(timeout=1.0)
                 except queue.Empty:
-                    if gone:
-                        raise RuntimeError(
-                            f"the worker drawing step {step}'s batch stopped (exit code {owner.exitcode})"
-                        ) from None
+                    for worker in [owner] if gone else dead:
+                        index = self._processes.index(worker)
+                        steps = range(step, self._end + 1)
+                        mine = [s for s in steps if (s - self._start - 1) % len(self._processes) == index]
+                        missing = [s for s in mine if s not in waiting]
+                        if missing:  # a dead worker's half-written batch may hold up the others' too
+                            raise RuntimeError(
+                                f"the worker drawing step {missing[0]}'s batch stopped (exit code {worker.exitcode})"
+                            ) from None
                     continue
                 if got == _FAILED:
                     raise RuntimeError(f"drawing a pretraining batch failed: {batch}")
