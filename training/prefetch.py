@@ -59,17 +59,18 @@ class Prefetched:
     """Iterate ``(step, items)`` for steps ``start + 1 .. config.steps`` in order, drawn by ``workers`` processes.
 
     Worker ``i`` draws steps ``start + 1 + i``, ``start + 1 + i + workers``, ...; at most ``depth`` batches
-    per worker wait to be trained on. Use as a context manager: leaving it stops the workers.
+    per worker wait to be trained on (each worker has a queue of its own, read in its steps' turn). Use as a
+    context manager: leaving it stops the workers.
     """
 
     def __init__(self, config, processor, start: int, workers: int, depth: int = 4) -> None:
         context = multiprocessing.get_context("spawn")
-        self._queue = context.Queue(maxsize=depth * workers)
+        self._queues = [context.Queue(maxsize=depth) for _ in range(workers)]
         self._start, self._end = start, config.steps
         self._processes = [
             context.Process(
                 target=_work,
-                args=(config, processor, range(start + 1 + i, config.steps + 1, workers), self._queue),
+                args=(config, processor, range(start + 1 + i, config.steps + 1, workers), self._queues[i]),
                 name=f"foveate-pretrain-batches-{i}",
                 daemon=True,
             )
@@ -77,46 +78,43 @@ class Prefetched:
         ]
         for process in self._processes:
             process.start()
-        # A worker killed halfway through putting a batch leaves half a message in the queue's pipe, and a read
-        # of it never returns: the reads happen in a thread of their own, so the loop below still sees the
+        # A worker killed halfway through putting a batch leaves half a message in its queue's pipe, and a read
+        # of it never returns: each queue is read by a thread of its own, so the loop below still sees the
         # worker gone and stops with an error.
-        self._arrived: queue.Queue = queue.Queue(maxsize=1)  # the workers' queue still bounds what waits
-        threading.Thread(target=self._forward_arrivals, name="foveate-pretrain-batches-reader", daemon=True).start()
+        self._arrived: list[queue.Queue] = [queue.Queue(maxsize=1) for _ in range(workers)]
+        for i in range(workers):
+            name = f"foveate-pretrain-batches-reader-{i}"
+            threading.Thread(target=self._forward, args=(i,), name=name, daemon=True).start()
 
-    def _forward_arrivals(self) -> None:
-        """Move what the workers put onto a queue of this process (the reader thread's loop)."""
+    def _forward(self, i: int) -> None:
+        """Move what worker ``i`` puts onto a queue of this process (its reader thread's loop)."""
         while True:
             try:
-                self._arrived.put(self._queue.get())
+                self._arrived[i].put(self._queues[i].get())
             except (OSError, ValueError, EOFError):  # the queue was closed
                 return
 
     def __iter__(self) -> Iterator[tuple[int, list]]:
         from foveate.training.pretrain import Rendered
 
-        waiting: dict[int, list] = {}
         for step in range(self._start + 1, self._end + 1):
-            owner = self._processes[(step - self._start - 1) % len(self._processes)]
-            while step not in waiting:
+            i = (step - self._start - 1) % len(self._processes)
+            owner = self._processes[i]
+            while True:
                 gone = owner.exitcode is not None  # what it put before it exited is in the pipe by now
-                dead = [p for p in self._processes if p.exitcode not in (None, 0)]  # killed, or failed to start
                 try:
-                    got, batch = self._arrived.get(timeout=1.0)
+                    got, batch = self._arrived[i].get(timeout=1.0)
                 except queue.Empty:
-                    for worker in [owner] if gone else dead:
-                        index = self._processes.index(worker)
-                        steps = range(step, self._end + 1)
-                        mine = [s for s in steps if (s - self._start - 1) % len(self._processes) == index]
-                        missing = [s for s in mine if s not in waiting]
-                        if missing:  # a dead worker's half-written batch may hold up the others' too
-                            raise RuntimeError(
-                                f"the worker drawing step {missing[0]}'s batch stopped (exit code {worker.exitcode})"
-                            ) from None
+                    if gone:
+                        raise RuntimeError(
+                            f"the worker drawing step {step}'s batch stopped (exit code {owner.exitcode})"
+                        ) from None
                     continue
                 if got == _FAILED:
                     raise RuntimeError(f"drawing a pretraining batch failed: {batch}")
-                waiting[got] = batch
-            batch = waiting.pop(step)
+                break
+            if got != step:
+                raise RuntimeError(f"worker {i} sent step {got}'s batch where step {step}'s was due")
             yield step, [Rendered(kind, {k: torch.from_numpy(v) for k, v in inputs.items()}) for kind, inputs in batch]
 
     def close(self) -> None:
@@ -125,8 +123,9 @@ class Prefetched:
                 process.terminate()
         for process in self._processes:
             process.join(timeout=10)
-        self._queue.close()
-        self._queue.cancel_join_thread()
+        for q in self._queues:
+            q.close()
+            q.cancel_join_thread()
 
     def __enter__(self) -> Prefetched:
         return self
