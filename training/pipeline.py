@@ -292,7 +292,10 @@ PRESETS: dict[str, PipelineConfig] = {
         clip_videos=256,
         clip_epochs=16,
         embedder_tower="resnet",
-        pretrain_steps=3700,  # 1,900 reading steps after the captions: held-out `said` 0.20 -> 0.73 (run L2)
+        # 1,200 reading steps after the 1,800 caption steps. 1,900 (run L2 on) took ~1,000 s of pretraining's
+        # ~1,580 here; the held-out reading skills stand at step 2,800 where they end at 3,700 (H7's curve;
+        # H1, H2: 1,100 reading steps teach what 1,900 do), and the drill below teaches the copy they lack.
+        pretrain_steps=3000,
         pretrain={
             "batch_size": 16,
             "eval_every": 400,
